@@ -1,0 +1,155 @@
+// Tracked objects: the resource-owning objects (connections, streams,
+// providers, DB handles) a daemon wants to see in snapshots and metrics.
+//
+// A `Tracked` member registers its owner under a `Kind` on construction and
+// deregisters exactly once, on `release()` or destruction, whichever comes
+// first. Each object gets an `ObjectId` that is never reused within the
+// process, a birth time, a label (a peer name — never a secret: labels are
+// written to snapshots), the bytes it retains, and optionally the fd of the
+// socket it owns, so snapshots can join objects to kernel sockets.
+//
+//   static leakscope::diag::Kind& kConn = leakscope::diag::kind("apns.connection");
+//   class Connection {
+//     leakscope::diag::Tracked tracked_{kConn, "api.push.apple.com"};
+//   };
+//
+// Thread-safety: everything here is safe to call from any thread. The hot path
+// (construct + destroy) is one atomic id increment, one clock read, a lock of
+// one of the kind's 16 shards and two relaxed counter increments; no
+// allocation unless the label is longer than the small-string buffer.
+// Snapshots copy one shard at a time, so a busy thread waits at most for the
+// copy of 1/16 of one kind's objects.
+#pragma once
+
+#include <atomic>
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace leakscope::diag {
+
+// Process-unique, never reused, increasing in creation order.
+struct ObjectId {
+  std::uint64_t value = 0;
+  auto operator<=>(const ObjectId&) const = default;
+};
+
+// A copy of one live object, as a snapshot sees it.
+struct ObjectRecord {
+  ObjectId id;
+  std::int64_t birth_unix_ns = 0;
+  std::string label;
+  std::uint64_t bytes = 0;
+  int fd = -1;
+};
+
+class Tracked;
+
+// A named class of tracked objects, e.g. "apns.connection". Interned by
+// `kind()`: one instance per name for the life of the process, never
+// destroyed, so references to it may be cached in statics.
+class Kind {
+ public:
+  Kind(const Kind&) = delete;
+  Kind& operator=(const Kind&) = delete;
+
+  const std::string& name() const { return name_; }
+  std::uint64_t createdTotal() const { return created_.load(std::memory_order_relaxed); }
+  std::uint64_t destroyedTotal() const { return destroyed_.load(std::memory_order_relaxed); }
+  // Live objects, defined as created - destroyed read in an order that can
+  // never underflow, so `live == created - destroyed` holds in every reading.
+  struct Counts {
+    std::uint64_t created = 0;
+    std::uint64_t destroyed = 0;
+    std::uint64_t live = 0;
+  };
+  Counts counts() const;
+  // Bytes retained by the live objects: the settable bytes, plus, for objects
+  // with a bytes callback, the callback's answer now (walks those objects).
+  std::uint64_t liveBytes() const;
+
+  // Copies the live objects of shard `shard` (0..kShards-1) into `out`
+  // (appending). The shard is locked for the copy only.
+  static constexpr int kShards = 16;
+  void copyShard(int shard, std::vector<ObjectRecord>& out) const;
+
+ private:
+  friend class Tracked;
+  friend Kind& kind(std::string_view name);
+  explicit Kind(std::string name) : name_(std::move(name)) {}
+
+  struct alignas(64) Shard {
+    mutable std::mutex mu;
+    Tracked* head = nullptr;  // intrusive list of live objects
+  };
+
+  std::string name_;
+  Shard shards_[kShards];
+  alignas(64) std::atomic<std::uint64_t> created_{0};
+  alignas(64) std::atomic<std::uint64_t> destroyed_{0};
+  std::atomic<std::int64_t> set_bytes_{0};
+  std::atomic<std::int64_t> callback_objects_{0};
+};
+
+// Returns the kind with this name, creating it on first use. Takes a lock;
+// call once and keep the reference.
+Kind& kind(std::string_view name);
+
+// Every kind created so far, in creation order.
+std::vector<Kind*> allKinds();
+
+// Registration handle. Not copyable or movable: it is linked into its kind's
+// list by address. Make it a member of the object it stands for.
+class Tracked {
+ public:
+  explicit Tracked(Kind& kind, std::string label = {}, std::uint64_t bytes = 0);
+  ~Tracked() { release(); }
+  Tracked(const Tracked&) = delete;
+  Tracked& operator=(const Tracked&) = delete;
+
+  // Deregisters now (e.g. the connection closed but the object lingers in a
+  // pool). Idempotent: the destroyed counter moves exactly once.
+  void release();
+  bool released() const { return released_; }
+
+  ObjectId id() const { return id_; }
+  Kind& kind() const { return *kind_; }
+  std::int64_t birthUnixNs() const { return birth_unix_ns_; }
+
+  // Retained bytes, settable at any time (e.g. buffer sizes after each read).
+  void setBytes(std::uint64_t bytes);
+  std::uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // Alternatively a callback asked at snapshot and scrape time. It runs with
+  // the object's shard locked: keep it cheap, never block in it, and never
+  // create or destroy tracked objects of the same kind from it.
+  void setBytesCallback(std::function<std::uint64_t()> fn);
+
+  // The socket fd this object owns (-1: none). Snapshots use it to name the
+  // owner of each kernel socket.
+  void setFd(int fd) { fd_.store(fd, std::memory_order_relaxed); }
+  int fd() const { return fd_.load(std::memory_order_relaxed); }
+
+  void setLabel(std::string label);
+
+ private:
+  friend class Kind;
+  Kind::Shard& shard() const;
+  ObjectRecord record() const;  // caller holds the shard lock
+
+  Kind* kind_;
+  ObjectId id_;
+  std::int64_t birth_unix_ns_;
+  std::string label_;  // guarded by the shard lock
+  std::atomic<std::uint64_t> bytes_;
+  std::atomic<int> fd_{-1};
+  std::function<std::uint64_t()> bytes_fn_;  // guarded by the shard lock
+  Tracked* prev_ = nullptr;
+  Tracked* next_ = nullptr;
+  bool released_ = false;
+};
+
+}  // namespace leakscope::diag

@@ -1,0 +1,237 @@
+#include "leakscope/diag/runtime.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <prometheus/exposer.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "leakscope/diag/metrics.h"
+
+namespace leakscope::diag {
+namespace {
+
+std::atomic<bool> g_runtime_alive{false};
+// The write end of the runtime's pipe, read by the signal handler. A
+// lock-free atomic is async-signal-safe.
+std::atomic<int> g_signal_fd{-1};
+struct sigaction g_old_action {};
+
+constexpr char kSignalByte = 's';
+constexpr char kStopByte = 'q';
+
+extern "C" void onSnapshotSignal(int) {
+  const int saved = errno;
+  const int fd = g_signal_fd.load(std::memory_order_relaxed);
+  if (fd >= 0) {
+    const char b = kSignalByte;
+    // A full pipe means snapshots are already pending: dropping is right.
+    [[maybe_unused]] const ssize_t n = ::write(fd, &b, 1);
+  }
+  errno = saved;
+}
+
+}  // namespace
+
+Status validateListenAddress(std::string_view address) {
+  const std::string a(address);
+  std::string_view host;
+  std::string_view port;
+  if (!address.empty() && address.front() == '[') {
+    const std::size_t close = address.find(']');
+    if (close == std::string_view::npos || close + 1 >= address.size() ||
+        address[close + 1] != ':') {
+      return Error{Errc::kInvalidArgument, "metrics address '" + a + "': expected [IPV6]:PORT"};
+    }
+    host = address.substr(1, close - 1);
+    port = address.substr(close + 2);
+  } else {
+    const std::size_t colon = address.rfind(':');
+    if (colon == std::string_view::npos) {
+      return Error{Errc::kInvalidArgument, "metrics address '" + a + "': expected HOST:PORT"};
+    }
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+  }
+  if (host.empty()) {
+    return Error{Errc::kInvalidArgument,
+                 "metrics address '" + a + "': empty host (use 127.0.0.1 to stay local)"};
+  }
+  unsigned value = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || p != port.data() + port.size() || value > 65535) {
+    return Error{Errc::kInvalidArgument,
+                 "metrics address '" + a + "': port '" + std::string(port) + "' is not 0-65535"};
+  }
+  return Ok{};
+}
+
+Runtime::Runtime(Config config) : config_(std::move(config)) {
+  if (g_runtime_alive.exchange(true)) {
+    throw std::logic_error("leakscope::diag::Runtime: only one may exist at a time");
+  }
+  collector_ = std::make_shared<DiagCollector>(config_.peer_names);
+
+  if (!config_.metrics_address.empty()) {
+    if (Status v = validateListenAddress(config_.metrics_address); !v.ok()) {
+      metrics_status_ = v;
+    } else {
+      try {
+        exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics_address);
+        exposer_->RegisterCollectable(collector_);
+        const auto ports = exposer_->GetListeningPorts();
+        const std::string host =
+            config_.metrics_address.substr(0, config_.metrics_address.rfind(':'));
+        metrics_bound_ = host + ":" + std::to_string(ports.empty() ? 0 : ports.front());
+      } catch (const std::exception& e) {
+        exposer_.reset();
+        metrics_status_ = Error{Errc::kIo, "metrics address '" + config_.metrics_address +
+                                               "': cannot listen (" + e.what() + ")"};
+      }
+    }
+    if (!metrics_status_.ok()) {
+      log(metrics_status_.error().message + "; carrying on without /metrics");
+    }
+  }
+
+  if (!config_.snapshot_dir.empty()) {
+    SnapshotOptions o;
+    o.dir = config_.snapshot_dir;
+    o.name = config_.snapshot_name;
+    o.keep = config_.snapshot_keep;
+    o.max_bytes = config_.snapshot_max_bytes;
+    o.heap_mode = config_.heap_mode;
+    o.peer_names = config_.peer_names;
+    writer_ = std::make_unique<SnapshotWriter>(std::move(o));
+    if (Status s = writer_->prepareDir(); !s.ok()) {
+      log(s.error().message + "; snapshots will fail until this is fixed");
+    }
+    if (config_.heap_mode == HeapMode::kSampled && activeSamplePeriod() == 0) {
+      log("heap mode 'sampled' but TCMALLOC_SAMPLE_PARAMETER is not set: snapshots will have "
+          "no heap sites (set it in the environment, or call ensureHeapSampling in main)");
+    }
+  }
+
+  if (writer_ != nullptr) {
+    if (pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
+      log(std::string("snapshot thread: pipe: ") + std::strerror(errno) +
+          "; SIGUSR2 and interval snapshots are off");
+      return;
+    }
+    // The thread starts with every signal blocked, so no signal is ever
+    // delivered to it; it only reads the pipe.
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    thread_ = std::thread([this] { threadMain(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+
+    if (config_.snapshot_on_sigusr2) {
+      g_signal_fd.store(pipe_[1]);
+      struct sigaction sa {};
+      sa.sa_handler = onSnapshotSignal;
+      sigemptyset(&sa.sa_mask);
+      sa.sa_flags = SA_RESTART;
+      if (sigaction(SIGUSR2, &sa, &g_old_action) == 0) {
+        handler_installed_ = true;
+      } else {
+        log(std::string("sigaction(SIGUSR2): ") + std::strerror(errno));
+      }
+    }
+  }
+}
+
+Runtime::~Runtime() {
+  if (handler_installed_) sigaction(SIGUSR2, &g_old_action, nullptr);
+  g_signal_fd.store(-1);
+  if (thread_.joinable()) {
+    const char b = kStopByte;
+    while (::write(pipe_[1], &b, 1) < 0 && errno == EINTR) {
+    }
+    thread_.join();
+  }
+  for (int fd : pipe_) {
+    if (fd >= 0) ::close(fd);
+  }
+  exposer_.reset();
+  g_runtime_alive.store(false);
+}
+
+void Runtime::log(const std::string& line) const {
+  if (config_.log) {
+    config_.log(line);
+  } else {
+    std::fprintf(stderr, "leakscope: %s\n", line.c_str());
+  }
+}
+
+void Runtime::record(const Result<SnapshotInfo>& r, Trigger trigger) {
+  if (r.ok()) {
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    collector_->recordSnapshot(trigger, r->duration_seconds, now);
+  } else {
+    collector_->recordSnapshotFailure();
+    log("snapshot failed: " + r.error().message);
+  }
+}
+
+Result<SnapshotInfo> Runtime::snapshot(std::string_view detail) {
+  if (writer_ == nullptr) return Error{Errc::kUnavailable, "snapshots are off (no snapshot_dir)"};
+  auto r = writer_->write(Trigger::kApi, detail);
+  record(r, Trigger::kApi);
+  return r;
+}
+
+void Runtime::registerCollectable(const std::weak_ptr<prometheus::Collectable>& c) {
+  if (exposer_ != nullptr) exposer_->RegisterCollectable(c);
+}
+
+void Runtime::threadMain() {
+  using Clock = std::chrono::steady_clock;
+  const auto interval = config_.snapshot_interval;
+  auto next_interval = Clock::now() + interval;
+  for (;;) {
+    int timeout = -1;
+    if (interval.count() > 0) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_interval - Clock::now());
+      timeout = static_cast<int>(std::max<std::int64_t>(0, left.count()));
+    }
+    pollfd p{pipe_[0], POLLIN, 0};
+    const int n = poll(&p, 1, timeout);
+    if (n < 0 && errno != EINTR) {
+      log(std::string("snapshot thread: poll: ") + std::strerror(errno));
+      return;
+    }
+    if (n == 0) {
+      record(writer_->write(Trigger::kInterval, "interval"), Trigger::kInterval);
+      next_interval = Clock::now() + interval;
+      continue;
+    }
+    // Drain: a burst of signals becomes one snapshot.
+    bool stop = false;
+    std::uint64_t signals = 0;
+    char buf[256];
+    for (;;) {
+      const ssize_t got = ::read(pipe_[0], buf, sizeof buf);
+      if (got <= 0) break;
+      for (ssize_t i = 0; i < got; ++i) {
+        if (buf[i] == kStopByte) stop = true;
+        if (buf[i] == kSignalByte) ++signals;
+      }
+    }
+    if (stop) return;
+    if (signals > 0) record(writer_->write(Trigger::kSignal, "SIGUSR2"), Trigger::kSignal);
+  }
+}
+
+}  // namespace leakscope::diag

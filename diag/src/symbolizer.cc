@@ -1,0 +1,87 @@
+#include "symbolizer.h"
+
+#include <cxxabi.h>
+#include <elfutils/libdwfl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace leakscope::diag {
+
+std::string demangle(const char* name) {
+  if (name == nullptr) return {};
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (status != 0 || d == nullptr) return name;
+  std::string out(d);
+  std::free(d);
+  return out;
+}
+
+struct Symbolizer::Impl {
+  Dwfl* dwfl = nullptr;
+  char* debuginfo_path = nullptr;
+  Dwfl_Callbacks callbacks{};
+  std::unordered_map<std::uint64_t, Frame> cache;
+
+  Impl() {
+    callbacks.find_elf = dwfl_linux_proc_find_elf;
+    callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+    callbacks.debuginfo_path = &debuginfo_path;
+    dwfl = dwfl_begin(&callbacks);
+    report();
+  }
+  ~Impl() {
+    if (dwfl != nullptr) dwfl_end(dwfl);
+  }
+  // (Re)reads /proc/self/maps: modules loaded with dlopen after the last
+  // report are found on the next miss.
+  void report() {
+    if (dwfl == nullptr) return;
+    dwfl_report_begin(dwfl);
+    dwfl_linux_proc_report(dwfl, getpid());
+    dwfl_report_end(dwfl, nullptr, nullptr);
+  }
+  Dwfl_Module* module(Dwarf_Addr pc) {
+    if (dwfl == nullptr) return nullptr;
+    Dwfl_Module* m = dwfl_addrmodule(dwfl, pc);
+    if (m == nullptr) {
+      report();
+      m = dwfl_addrmodule(dwfl, pc);
+    }
+    return m;
+  }
+};
+
+Symbolizer::Symbolizer() : impl_(std::make_unique<Impl>()) {}
+Symbolizer::~Symbolizer() = default;
+
+const Frame& Symbolizer::lookup(std::uint64_t address, bool is_return_address) {
+  const std::uint64_t key = address * 2 + (is_return_address ? 1 : 0);
+  if (auto it = impl_->cache.find(key); it != impl_->cache.end()) return it->second;
+  Frame f;
+  f.address = address;
+  const Dwarf_Addr pc = is_return_address && address > 0 ? address - 1 : address;
+  if (Dwfl_Module* m = impl_->module(pc)) {
+    Dwarf_Addr start = 0;
+    const char* name =
+        dwfl_module_info(m, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr);
+    if (name != nullptr) f.module = name;
+    f.module_offset = address - start;
+    GElf_Off offset = 0;
+    GElf_Sym sym{};
+    const char* fn = dwfl_module_addrinfo(m, pc, &offset, &sym, nullptr, nullptr, nullptr);
+    f.function = demangle(fn);
+    if (Dwfl_Line* line = dwfl_module_getsrc(m, pc)) {
+      int lineno = 0;
+      const char* src = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
+      if (src != nullptr) {
+        f.file = src;
+        f.line = lineno;
+      }
+    }
+  }
+  return impl_->cache.emplace(key, std::move(f)).first->second;
+}
+
+}  // namespace leakscope::diag

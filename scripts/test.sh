@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds leakscope and runs the whole test suite, from a fresh machine:
+#   1. installs what is missing (scripts/setup.sh),
+#   2. builds the unit tests with ASan + UBSan (LeakSanitizer on) and runs them,
+#   3. builds everything (RelWithDebInfo, -Werror) and runs the full ctest suite
+#      (unit, integration, lint) — last, so the run ends with ctest's summary.
+# Build dirs: build-asan/ and build/. Exit status: non-zero if anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="${LEAKSCOPE_JOBS:-2}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+
+step "sanitizer build (ASan + UBSan + LSan) of the unit tests"
+cmake -S . -B build-asan -DLEAKSCOPE_SANITIZE=ON -DLEAKSCOPE_BUILD_BENCH=OFF \
+  -DCMAKE_BUILD_TYPE=Debug > build-asan.configure.log || { cat build-asan.configure.log; exit 1; }
+cmake --build build-asan -j"$jobs"
+# detect_leaks: LeakSanitizer reports any leak at exit as a failure.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan -L unit -LE lint --output-on-failure
+
+step "build"
+cmake -S . -B build > build.configure.log || { cat build.configure.log; exit 1; }
+cmake --build build -j"$jobs"
+
+step "full test suite"
+ctest --test-dir build --output-on-failure

@@ -1,0 +1,130 @@
+#include "leakscope/diag/heap_profile.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace leakscope::diag {
+namespace {
+
+std::string readData(const std::string& name) {
+  std::ifstream in(std::string(LEAKSCOPE_TEST_DATA) + "/" + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(HeapProfileParser, ReadsSampledHeapV2) {
+  auto p = parseHeapProfile(readData("heap_v2.heap"));
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->format, "heap_v2");
+  EXPECT_EQ(p->sample_period, 524288);
+  EXPECT_EQ(p->totals.inuse_objects, 7);
+  EXPECT_EQ(p->totals.inuse_bytes, 655512);
+  ASSERT_EQ(p->records.size(), 2u);
+  EXPECT_EQ(p->records[0].inuse_objects, 5);
+  EXPECT_EQ(p->records[0].inuse_bytes, 655360);
+  ASSERT_EQ(p->records[0].stack.size(), 3u);
+  EXPECT_EQ(p->records[0].stack[0], 0x7f0000001000u);
+  EXPECT_EQ(p->records[0].stack[2], 0x555500005678u);
+  EXPECT_NE(p->mapped_libraries.find("/usr/bin/leaky"), std::string::npos);
+}
+
+TEST(HeapProfileParser, ReadsFullProfileWithAllocTotalsAndSkipsRemarks) {
+  auto p = parseHeapProfile(readData("heapprofile.heap"));
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->format, "heapprofile");
+  EXPECT_EQ(p->sample_period, 0);
+  EXPECT_EQ(p->totals.alloc_objects, 123);
+  EXPECT_EQ(p->totals.alloc_bytes, 56789);
+  ASSERT_EQ(p->records.size(), 2u);
+  EXPECT_EQ(p->records[1].alloc_objects, 23);
+  EXPECT_EQ(p->records[1].inuse_bytes, 848);
+}
+
+TEST(HeapProfileParser, ErrorsNameTheLineAndWhatWasExpected) {
+  auto empty = parseHeapProfile("");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.error().message.find("empty input"), std::string::npos);
+
+  auto garbage = parseHeapProfile(
+      "\x7f"
+      "ELF\x02\x01\x01");
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_NE(garbage.error().message.find("line 1"), std::string::npos);
+  EXPECT_NE(garbage.error().message.find("heap profile:"), std::string::npos);
+
+  auto bad_type = parseHeapProfile("heap profile: 1: 2 [ 3: 4] @ growthz\n");
+  ASSERT_FALSE(bad_type.ok());
+  EXPECT_NE(bad_type.error().message.find("growthz"), std::string::npos);
+
+  auto truncated = parseHeapProfile(
+      "heap profile: 1: 2 [ 1: 2] @ heap_v2/4096\n   1:  2 [ 1: 2] @ 0x1 0x2\n   1:  2 [ 1:");
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.error().message.find("line 3"), std::string::npos);
+
+  auto bad_addr =
+      parseHeapProfile("heap profile: 1: 2 [ 1: 2] @ heapprofile\n 1: 2 [1: 2] @ 0xZZ\n");
+  ASSERT_FALSE(bad_addr.ok());
+  EXPECT_NE(bad_addr.error().message.find("line 2: malformed stack address"), std::string::npos);
+}
+
+TEST(Unsample, MatchesPprofFormula) {
+  // One sampled 512 KiB object at R = 512 KiB stands for 1/(1-e^-1) objects.
+  const Estimate e = unsample(1, 524288, 524288);
+  EXPECT_NEAR(e.objects, 1.0 / (1.0 - std::exp(-1.0)), 1e-9);
+  EXPECT_NEAR(e.bytes, 524288.0 / (1.0 - std::exp(-1.0)), 1e-6);
+  // Huge objects are always sampled: the estimate equals the sample.
+  EXPECT_NEAR(unsample(1, 1 << 30, 524288).objects, 1.0, 1e-9);
+  // Period 0 (full profile): unchanged.
+  EXPECT_EQ(unsample(3, 30, 0).bytes, 30.0);
+}
+
+TEST(HeapModes, ParseAndName) {
+  EXPECT_EQ(*parseHeapMode("sampled"), HeapMode::kSampled);
+  EXPECT_EQ(*parseHeapMode("full"), HeapMode::kFull);
+  EXPECT_EQ(*parseHeapMode("off"), HeapMode::kOff);
+  auto bad = parseHeapMode("always");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("always"), std::string::npos);
+  EXPECT_STREQ(heapModeName(HeapMode::kFull), "full");
+}
+
+// Runs with TCMALLOC_SAMPLE_PARAMETER set by ctest (see tests/CMakeLists.txt).
+TEST(HeapProfiler, SampledCaptureSeesALiveAllocationSite) {
+#ifndef LEAKSCOPE_WITH_TCMALLOC
+  GTEST_SKIP() << "this build does not use tcmalloc";
+#else
+  ASSERT_GT(activeSamplePeriod(), 0) << "ctest sets TCMALLOC_SAMPLE_PARAMETER for this test";
+  primeHeapSampler();
+  HeapProfiler heap(HeapMode::kSampled, "");
+  std::vector<std::unique_ptr<char[]> > held;
+  for (int i = 0; i < 64; ++i) held.emplace_back(new char[256 * 1024]);
+  auto text = heap.captureText();
+  ASSERT_TRUE(text.ok()) << text.error().message;
+  auto p = parseHeapProfile(*text);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->format, "heap_v2");
+  // 64 x 256 KiB held; every 256 KiB object is sampled with p = 1-e^-(256K/R).
+  double estimated = 0;
+  for (const auto& r : p->records) {
+    if (r.inuse_bytes >= 256 * 1024)
+      estimated += unsample(r.inuse_objects, r.inuse_bytes, p->sample_period).bytes;
+  }
+  EXPECT_GT(estimated, 0.5 * 64 * 256 * 1024);
+  EXPECT_LT(estimated, 2.0 * 64 * 256 * 1024);
+#endif
+}
+
+TEST(HeapProfiler, OffModeIsUnavailableWithAReason) {
+  HeapProfiler heap(HeapMode::kOff, "");
+  auto text = heap.captureText();
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.error().code, Errc::kUnavailable);
+}
+
+}  // namespace
+}  // namespace leakscope::diag

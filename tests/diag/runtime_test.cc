@@ -1,0 +1,239 @@
+#include "leakscope/diag/runtime.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "leakscope/diag/metrics.h"
+#include "leakscope/diag/tracked.h"
+#include "test_support.h"
+
+namespace leakscope::diag {
+namespace {
+
+namespace fs = std::filesystem;
+using leakscope::testing::eventually;
+using leakscope::testing::httpGet;
+using leakscope::testing::metricValue;
+using leakscope::testing::TempDir;
+
+std::vector<std::string> snapshotFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+struct Captured {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  std::function<void(std::string_view)> sink() {
+    return [this](std::string_view s) {
+      std::lock_guard lock(mu);
+      lines.emplace_back(s);
+    };
+  }
+  std::string all() {
+    std::lock_guard lock(mu);
+    std::string out;
+    for (auto& l : lines) out += l + "\n";
+    return out;
+  }
+};
+
+TEST(ValidateListenAddress, AcceptsHostPortAndRejectsWithAReason) {
+  EXPECT_TRUE(validateListenAddress("127.0.0.1:0").ok());
+  EXPECT_TRUE(validateListenAddress("127.0.0.1:9477").ok());
+  EXPECT_TRUE(validateListenAddress("[::1]:9477").ok());
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:", ":9477", "127.0.0.1:99999", "127.0.0.1:http",
+                          "[::1]9477", "[::1"}) {
+    auto r = validateListenAddress(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find(bad), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(Runtime, Sigusr2WritesASnapshotFromTheSnapshotThread) {
+  TempDir tmp;
+  Config c;
+  c.snapshot_dir = tmp.path() + "/snaps";
+  c.snapshot_name = "rt";
+  c.heap_mode = HeapMode::kOff;
+  c.metrics_address = "";
+  Tracked t(kind("rt.connection"), "peer");
+  Runtime rt(c);
+  ASSERT_EQ(raise(SIGUSR2), 0);
+  ASSERT_TRUE(eventually([&] { return snapshotFiles(c.snapshot_dir).size() == 1; }));
+  std::ifstream in(snapshotFiles(c.snapshot_dir)[0]);
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["trigger"]["reason"], "signal");
+  EXPECT_EQ(j["trigger"]["detail"], "SIGUSR2");
+}
+
+TEST(Runtime, ABurstOfSignalsLeavesOnlyCompleteFiles) {
+  TempDir tmp;
+  Config c;
+  c.snapshot_dir = tmp.path() + "/snaps";
+  c.snapshot_name = "burst";
+  c.heap_mode = HeapMode::kOff;
+  c.metrics_address = "";
+  Runtime rt(c);
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(raise(SIGUSR2), 0);
+  // Wait until the writer settles: no temp file, count stable.
+  std::size_t last = 0;
+  ASSERT_TRUE(eventually([&] {
+    const auto files = snapshotFiles(c.snapshot_dir);
+    const bool stable = !files.empty() && files.size() == last;
+    last = files.size();
+    return stable;
+  }));
+  for (const auto& f : snapshotFiles(c.snapshot_dir)) {
+    EXPECT_EQ(f.find(".tmp"), std::string::npos) << f;
+    std::ifstream in(f);
+    const auto j = nlohmann::json::parse(in);  // throws on a torn file
+    EXPECT_EQ(j["format"], "leakscope-snapshot");
+  }
+}
+
+TEST(Runtime, ApiAndIntervalSnapshotsAreCountedInMetrics) {
+  TempDir tmp;
+  Config c;
+  c.snapshot_dir = tmp.path() + "/snaps";
+  c.snapshot_name = "api";
+  c.heap_mode = HeapMode::kOff;
+  c.metrics_address = "127.0.0.1:0";
+  c.snapshot_interval = std::chrono::milliseconds(100);
+  Runtime rt(c);
+  auto r = rt.snapshot("from test");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_FALSE(rt.metricsAddress().empty());
+  ASSERT_TRUE(eventually([&] {
+    auto body = httpGet(rt.metricsAddress(), "/metrics");
+    if (!body) return false;
+    auto api = metricValue(*body, "leakscope_snapshots_total{trigger=\"api\"}");
+    auto interval = metricValue(*body, "leakscope_snapshots_total{trigger=\"interval\"}");
+    return api == 1.0 && interval.value_or(0) >= 2.0;
+  }));
+}
+
+TEST(Runtime, UnwritableSnapshotDirIsLoggedAndEverythingElseRuns) {
+  TempDir tmp;
+  std::ofstream(tmp.path() + "/file") << "x";
+  Captured log;
+  Config c;
+  c.snapshot_dir = tmp.path() + "/file/snaps";
+  c.heap_mode = HeapMode::kOff;
+  c.metrics_address = "127.0.0.1:0";
+  c.log = log.sink();
+  Runtime rt(c);
+  EXPECT_NE(log.all().find(c.snapshot_dir), std::string::npos) << log.all();
+  ASSERT_EQ(raise(SIGUSR2), 0);  // must not kill us
+  ASSERT_TRUE(eventually([&] { return log.all().find("snapshot failed") != std::string::npos; }));
+  auto body = httpGet(rt.metricsAddress(), "/metrics");
+  ASSERT_TRUE(body.has_value());
+  EXPECT_EQ(metricValue(*body, "leakscope_snapshot_failures_total"), 1.0);
+  auto r = rt.snapshot();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("Not a directory"), std::string::npos);
+}
+
+TEST(Runtime, InvalidOrBusyMetricsAddressIsLoggedAndSnapshotsStillWork) {
+  TempDir tmp;
+  for (const char* address : {"127.0.0.1:99999", "not-an-address", "256.1.1.1:9477"}) {
+    Captured log;
+    Config c;
+    c.snapshot_dir = tmp.path() + "/snaps";
+    c.heap_mode = HeapMode::kOff;
+    c.metrics_address = address;
+    c.log = log.sink();
+    Runtime rt(c);
+    EXPECT_FALSE(rt.metricsStatus().ok()) << address;
+    EXPECT_TRUE(rt.metricsAddress().empty());
+    EXPECT_NE(log.all().find(address), std::string::npos) << log.all();
+    EXPECT_TRUE(rt.snapshot().ok());
+  }
+  // A port already taken.
+  Config first;
+  first.metrics_address = "127.0.0.1:0";
+  auto holder = std::make_unique<Runtime>(first);
+  const std::string taken = holder->metricsAddress();
+  ASSERT_FALSE(taken.empty());
+  // Only one Runtime may live at a time: borrow the port with a plain socket.
+  holder.reset();
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  Captured log;
+  Config c;
+  c.metrics_address = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  c.log = log.sink();
+  Runtime rt(c);
+  EXPECT_FALSE(rt.metricsStatus().ok());
+  EXPECT_NE(log.all().find("cannot listen"), std::string::npos) << log.all();
+  close(fd);
+}
+
+TEST(Runtime, OnlyOneMayExist) {
+  Config c;
+  c.metrics_address = "";
+  Runtime rt(c);
+  EXPECT_THROW(Runtime second(c), std::logic_error);
+}
+
+TEST(DiagCollector, ExportsPerKindCountersWithTheInvariant) {
+  Kind& k = kind("collector.connection");
+  DiagCollector collector;
+  auto value = [&](const std::string& name) -> double {
+    for (const auto& f : collector.Collect()) {
+      if (f.name != name) continue;
+      for (const auto& m : f.metric) {
+        if (!m.label.empty() && m.label[0].value == "collector.connection") {
+          return f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+        }
+      }
+    }
+    return -1;
+  };
+  auto a = std::make_unique<Tracked>(k, "x", 100);
+  auto b = std::make_unique<Tracked>(k, "y", 200);
+  EXPECT_EQ(value("leakscope_tracked_objects"), 2);
+  EXPECT_EQ(value("leakscope_tracked_created_total"), 2);
+  EXPECT_EQ(value("leakscope_tracked_destroyed_total"), 0);
+  EXPECT_EQ(value("leakscope_tracked_bytes"), 300);
+  a.reset();
+  EXPECT_EQ(value("leakscope_tracked_objects"), 1);
+  EXPECT_EQ(value("leakscope_tracked_destroyed_total"), 1);
+  EXPECT_EQ(value("leakscope_tracked_bytes"), 200);
+  EXPECT_EQ(value("leakscope_tracked_objects"),
+            value("leakscope_tracked_created_total") - value("leakscope_tracked_destroyed_total"));
+}
+
+TEST(DiagCollector, EveryFamilyFollowsPrometheusNaming) {
+  DiagCollector collector;
+  for (const auto& f : collector.Collect()) {
+    const bool total = f.name.size() > 6 && f.name.compare(f.name.size() - 6, 6, "_total") == 0;
+    if (f.type == prometheus::MetricType::Counter) {
+      EXPECT_TRUE(total) << f.name;
+    } else {
+      EXPECT_FALSE(total) << f.name;
+    }
+    EXPECT_FALSE(f.help.empty()) << f.name;
+  }
+}
+
+}  // namespace
+}  // namespace leakscope::diag

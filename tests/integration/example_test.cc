@@ -1,0 +1,282 @@
+// End-to-end tests of leakscope::diag through the real example program: a
+// child process, real loopback sockets, real signals, real HTTP scrapes.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "test_support.h"
+
+namespace leakscope {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::Child;
+using testing::eventually;
+using testing::httpGet;
+using testing::metricValue;
+using testing::TempDir;
+
+const std::string kExample = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope-example";
+
+// "leakscope-example pid=1 listen=127.0.0.1:5 metrics=... " -> {pid: 1, ...}
+std::map<std::string, std::string> startFields(const std::string& line) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(line);
+  std::string word;
+  while (in >> word) {
+    const std::size_t eq = word.find('=');
+    if (eq != std::string::npos) out[word.substr(0, eq)] = word.substr(eq + 1);
+  }
+  return out;
+}
+
+std::vector<std::string> snapshots(const std::string& dir) {
+  std::vector<std::string> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".lsnap") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+json load(const std::string& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+const json& kindOf(const json& snap, const std::string& kind) {
+  for (const auto& t : snap["tracked"]) {
+    if (t["kind"] == kind) return t;
+  }
+  static const json kNone;
+  return kNone;
+}
+
+// Runs the example until its rounds are done; the fixture owns the child.
+struct Example {
+  TempDir tmp;
+  std::string snap_dir = tmp.path() + "/snaps";
+  std::unique_ptr<Child> child;
+  std::map<std::string, std::string> fields;
+
+  explicit Example(std::vector<std::string> extra) {
+    // A 16 KiB period samples each 64 KiB buffer with p = 1 - e^-4 = 0.98,
+    // so heap assertions hold on every run, not on most.
+    std::vector<std::string> argv = {kExample, "--snapshot-dir", snap_dir, "--sample-period",
+                                     "16384"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    child = std::make_unique<Child>(argv);
+    auto line = child->waitForLine("leakscope-example ");
+    if (line) fields = startFields(*line);
+  }
+  bool roundsDone() { return child->waitForLine("rounds done:", 20000).has_value(); }
+  // Sends SIGUSR2 and waits for snapshot number `n` to appear.
+  std::string snapshot(std::size_t n) {
+    kill(child->pid(), SIGUSR2);
+    eventually([&] { return snapshots(snap_dir).size() >= n; });
+    auto files = snapshots(snap_dir);
+    return files.size() >= n ? files[n - 1] : std::string();
+  }
+};
+
+TEST(ExampleProgram, Sigusr2SnapshotShowsLeakedObjectsTheirSocketsAndHeapSite) {
+  Example ex({"--leak-every", "3", "--connections", "4", "--rounds", "6", "--interval-ms", "10"});
+  ASSERT_FALSE(ex.fields.empty()) << ex.child->err();
+  ASSERT_TRUE(ex.roundsDone()) << ex.child->err();
+  const std::string path = ex.snapshot(1);
+  ASSERT_FALSE(path.empty()) << ex.child->err();
+  const json snap = load(path);
+
+  // 6 rounds x 4 connections = 24 opened; every 3rd kept: 8 leaked.
+  const json& conns = kindOf(snap, "example.connection");
+  ASSERT_FALSE(conns.is_null());
+  EXPECT_EQ(conns["created_total"], 24);
+  EXPECT_EQ(conns["destroyed_total"], 16);
+  EXPECT_EQ(conns["live"], 8);
+  EXPECT_EQ(conns["objects"].size(), 8u);
+  EXPECT_EQ(conns["live_bytes"], 8 * 65536);
+  // The server side holds the other end of each leaked connection.
+  EXPECT_EQ(kindOf(snap, "example.session")["live"], 8);
+
+  // Every leaked connection owns an ESTABLISHED socket to the listener.
+  std::map<std::uint64_t, const json*> by_owner;
+  for (const auto& s : snap["sockets"]) {
+    if (!s["owner"].is_null()) by_owner[s["owner"].get<std::uint64_t>()] = &s;
+  }
+  for (const auto& o : conns["objects"]) {
+    EXPECT_EQ(o["label"], "example-server");
+    ASSERT_FALSE(o["fd"].is_null());
+    const auto it = by_owner.find(o["id"].get<std::uint64_t>());
+    ASSERT_NE(it, by_owner.end()) << "no socket owned by object " << o["id"];
+    const json& s = *it->second;
+    EXPECT_EQ(s["fd"], o["fd"]);
+    EXPECT_EQ(s["state"], "ESTABLISHED");
+    EXPECT_EQ(s["remote"], ex.fields["listen"]);
+    EXPECT_EQ(s["peer"], "example-server");
+  }
+
+  // The heap profile names the function that allocated the leaked buffers.
+  const json& heap = snap["heap"];
+  ASSERT_TRUE(heap["available"].get<bool>()) << heap.dump();
+  EXPECT_EQ(heap["format"], "heap_v2");
+  EXPECT_EQ(heap["sample_period"], 16384);
+  bool found = false;
+  double estimated = 0;
+  for (const auto& site : heap["sites"]) {
+    const json& top = heap["frames"][site["stack"][0].get<std::size_t>()];
+    if (top["function"].get<std::string>().find("allocateReceiveBuffer") == std::string::npos) {
+      continue;
+    }
+    found = true;
+    estimated += site["estimated_inuse_bytes"].get<double>();
+    EXPECT_NE(top["module"].get<std::string>().find("leakscope-example"), std::string::npos);
+    bool has_caller = false;
+    for (const auto& id : site["stack"]) {
+      const json& f = heap["frames"][id.get<std::size_t>()];
+      if (f["function"].get<std::string>().find("example::Connection::open") != std::string::npos) {
+        has_caller = true;
+        EXPECT_NE(f["file"].get<std::string>().find("example.cc"), std::string::npos);
+        EXPECT_GT(f["line"].get<int>(), 0);
+      }
+    }
+    EXPECT_TRUE(has_caller) << site.dump();
+  }
+  EXPECT_TRUE(found) << "no heap site in allocateReceiveBuffer";
+  // 8 leaked 64 KiB buffers; the unsampled estimate is within 2x of the truth.
+  EXPECT_GT(estimated, 0.5 * 8 * 65536);
+  EXPECT_LT(estimated, 2.0 * 8 * 65536);
+  EXPECT_EQ(ex.child->terminate(), 0);
+}
+
+TEST(ExampleProgram, FiftySignalsInABurstLeaveItAliveAndEveryFileValid) {
+  Example ex({"--leak-every", "2", "--rounds", "3", "--interval-ms", "10"});
+  ASSERT_TRUE(ex.roundsDone()) << ex.child->err();
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(kill(ex.child->pid(), SIGUSR2), 0);
+  std::size_t last = 0;
+  ASSERT_TRUE(eventually([&] {
+    const std::size_t n = snapshots(ex.snap_dir).size();
+    const bool stable = n > 0 && n == last;
+    last = n;
+    return stable;
+  }));
+  EXPECT_TRUE(ex.child->alive());
+  ASSERT_TRUE(httpGet(ex.fields["metrics"], "/metrics").has_value()) << "not serving";
+  for (const auto& e : fs::directory_iterator(ex.snap_dir)) {
+    EXPECT_EQ(e.path().extension(), ".lsnap") << "left behind: " << e.path();
+    struct stat st {};
+    ASSERT_EQ(stat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    const json j = load(e.path());  // throws on a torn or partial file
+    EXPECT_EQ(j["format"], "leakscope-snapshot");
+    EXPECT_EQ(kindOf(j, "example.connection")["live"], 6);
+  }
+  EXPECT_EQ(ex.child->terminate(), 0);
+}
+
+TEST(ExampleProgram, MetricsCountersMoveAndActiveEqualsCreatedMinusDestroyed) {
+  Example ex({"--leak-every", "5", "--connections", "2", "--interval-ms", "50"});
+  ASSERT_FALSE(ex.fields["metrics"].empty());
+  const std::string conn = "{kind=\"example.connection\"}";
+  double first_created = -1;
+  double last_created = -1;
+  double last_destroyed = -1;
+  int scrapes = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto body = httpGet(ex.fields["metrics"], "/metrics");
+        if (!body) return false;
+        ++scrapes;
+        const auto created = metricValue(*body, "leakscope_tracked_created_total" + conn);
+        const auto destroyed = metricValue(*body, "leakscope_tracked_destroyed_total" + conn);
+        const auto live = metricValue(*body, "leakscope_tracked_objects" + conn);
+        const auto bytes = metricValue(*body, "leakscope_tracked_bytes" + conn);
+        if (!created || !destroyed || !live || !bytes) return false;
+        EXPECT_EQ(*live, *created - *destroyed) << *body;
+        EXPECT_EQ(*bytes, *live * 65536);
+        EXPECT_GE(*created, last_created);  // counters never go back
+        EXPECT_GE(*destroyed, last_destroyed);
+        if (first_created < 0) first_created = *created;
+        last_created = *created;
+        last_destroyed = *destroyed;
+        return last_created >= first_created + 10 && last_destroyed > 0;
+      },
+      20000));
+  EXPECT_GT(scrapes, 1);
+  auto body = httpGet(ex.fields["metrics"], "/metrics");
+  ASSERT_TRUE(body.has_value());
+  // Leaked connections to the listener show as ESTABLISHED to a named peer.
+  EXPECT_GT(metricValue(
+                *body,
+                "leakscope_sockets{peer=\"example-server\",protocol=\"tcp\",state=\"ESTABLISHED\"}")
+                .value_or(0),
+            0);
+  EXPECT_GT(metricValue(*body, "process_open_fds").value_or(0), 0);
+  EXPECT_GT(metricValue(*body, "process_resident_memory_bytes").value_or(0), 0);
+  EXPECT_GT(metricValue(*body, "leakscope_allocator_allocated_bytes").value_or(0), 0);
+  EXPECT_EQ(ex.child->terminate(), 0);
+}
+
+TEST(ExampleProgram, UnwritableSnapshotDirIsAClearErrorAndItKeepsRunning) {
+  TempDir tmp;
+  std::ofstream(tmp.path() + "/file") << "x";
+  const std::string bad = tmp.path() + "/file/snaps";
+  Child child({kExample, "--snapshot-dir", bad, "--rounds", "2", "--interval-ms", "10"});
+  auto line = child.waitForLine("leakscope-example ");
+  ASSERT_TRUE(line.has_value()) << child.err();
+  const auto f = startFields(*line);
+  EXPECT_TRUE(eventually([&] { return child.err().find(bad) != std::string::npos; }))
+      << child.err();
+  EXPECT_NE(child.err().find("Not a directory"), std::string::npos) << child.err();
+  kill(child.pid(), SIGUSR2);
+  EXPECT_TRUE(eventually([&] { return child.err().find("snapshot failed") != std::string::npos; }));
+  EXPECT_TRUE(child.alive());
+  auto body = httpGet(f.at("metrics"), "/metrics");
+  ASSERT_TRUE(body.has_value());
+  EXPECT_EQ(metricValue(*body, "leakscope_snapshot_failures_total"), 1.0);
+  EXPECT_EQ(child.terminate(), 0);
+}
+
+TEST(ExampleProgram, FullByteBudgetIsAClearErrorAndItKeepsRunning) {
+  Example ex({"--snapshot-max-bytes", "512", "--rounds", "2", "--interval-ms", "10"});
+  ASSERT_TRUE(ex.roundsDone());
+  kill(ex.child->pid(), SIGUSR2);
+  EXPECT_TRUE(eventually([&] {
+    return ex.child->err().find("byte budget (512)") != std::string::npos;
+  })) << ex.child->err();
+  EXPECT_TRUE(ex.child->alive());
+  EXPECT_TRUE(snapshots(ex.snap_dir).empty());
+  EXPECT_EQ(ex.child->terminate(), 0);
+}
+
+TEST(ExampleProgram, InvalidMetricsAddressIsAClearErrorAndSnapshotsStillWork) {
+  Example ex({"--metrics-address", "127.0.0.1:70000", "--rounds", "2", "--interval-ms", "10"});
+  ASSERT_FALSE(ex.fields.empty()) << ex.child->err();
+  EXPECT_EQ(ex.fields["metrics"], "off");
+  EXPECT_NE(ex.child->err().find("'127.0.0.1:70000'"), std::string::npos) << ex.child->err();
+  EXPECT_NE(ex.child->err().find("not 0-65535"), std::string::npos) << ex.child->err();
+  ASSERT_TRUE(ex.roundsDone());
+  EXPECT_FALSE(ex.snapshot(1).empty());
+  EXPECT_TRUE(ex.child->alive());
+  EXPECT_EQ(ex.child->terminate(), 0);
+}
+
+TEST(ExampleProgram, BadFlagsExitTwoWithTheFlagNamed) {
+  Child child({kExample, "--leak-every", "many"});
+  int status = 0;
+  ASSERT_TRUE(eventually([&] { return waitpid(child.pid(), &status, WNOHANG) == child.pid(); }));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_NE(child.err().find("--leak-every: 'many'"), std::string::npos) << child.err();
+}
+
+}  // namespace
+}  // namespace leakscope

@@ -1,0 +1,70 @@
+// Helpers shared by leakscope's tests: a minimal HTTP GET over a real socket,
+// Prometheus text look-ups, and a child process with captured stdout/stderr.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace leakscope::testing {
+
+// GET http://HOST:PORT/PATH (HTTP/1.0). Returns the body, or nullopt on any
+// failure (connect, timeout, non-200).
+std::optional<std::string> httpGet(const std::string& host_port, const std::string& path);
+
+// The value of the sample whose series is exactly `series`
+// (e.g. `leakscope_tracked_objects{kind="x"}`) in Prometheus text, or nullopt.
+std::optional<double> metricValue(const std::string& text, const std::string& series);
+
+// A child process. Stdout and stderr go to files in a temp dir; the child is
+// killed (SIGKILL) and reaped on destruction, whatever happened in the test.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> argv, std::vector<std::string> env = {});
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  int pid() const { return pid_; }
+  bool alive() const;
+  // Waits until stdout has a line starting with `prefix`; returns it.
+  std::optional<std::string> waitForLine(const std::string& prefix, int timeout_ms = 10000) const;
+  std::string out() const;
+  std::string err() const;
+  // SIGTERM, then wait; returns the exit status (or -1).
+  int terminate(int timeout_ms = 10000);
+
+ private:
+  int pid_ = -1;
+  std::string dir_;
+};
+
+// A fresh temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Polls `pred` every 20 ms until true or timeout; returns the last result.
+template <class Pred>
+bool eventually(Pred pred, int timeout_ms = 10000);
+
+}  // namespace leakscope::testing
+
+#include <chrono>
+#include <thread>
+
+template <class Pred>
+bool leakscope::testing::eventually(Pred pred, int timeout_ms) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
