@@ -12,7 +12,9 @@ packages=(
   nlohmann-json3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  curl jq python3 procps iproute2
+  curl jq bc python3 procps iproute2
+  # promtool (checks metric names on a real scrape) and the server for later tests
+  prometheus
   # sanitizer and fuzzing runtime (clang's LSan/ASan/libFuzzer)
   clang libclang-rt-14-dev
   # wired in by the transport and daemon issues

@@ -18,6 +18,20 @@ std::string demangle(const char* name) {
   return out;
 }
 
+namespace {
+
+// Separate debug files (/usr/lib/debug, e.g. libc6-dbg) are never read: their
+// DWARF is compressed, and looking up one libc line decompresses ~12 MB into
+// the heap of a process that may be near its memory limit. Modules that carry
+// their own debug sections (the daemon, built with -g) still get file:line;
+// the others get function names from their symbol tables.
+int noSeparateDebuginfo(Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*, const char*,
+                        GElf_Word, char**) {
+  return -1;
+}
+
+}  // namespace
+
 struct Symbolizer::Impl {
   Dwfl* dwfl = nullptr;
   char* debuginfo_path = nullptr;
@@ -26,7 +40,7 @@ struct Symbolizer::Impl {
 
   Impl() {
     callbacks.find_elf = dwfl_linux_proc_find_elf;
-    callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+    callbacks.find_debuginfo = noSeparateDebuginfo;
     callbacks.debuginfo_path = &debuginfo_path;
     dwfl = dwfl_begin(&callbacks);
     report();
@@ -71,7 +85,10 @@ const Frame& Symbolizer::lookup(std::uint64_t address, bool is_return_address) {
     GElf_Off offset = 0;
     GElf_Sym sym{};
     const char* fn = dwfl_module_addrinfo(m, pc, &offset, &sym, nullptr, nullptr, nullptr);
-    f.function = demangle(fn);
+    // Stripped libraries keep only exported symbols; an address past the end
+    // of the nearest one belongs to an unnamed internal function. Naming it
+    // after its neighbour would send a reader to the wrong code.
+    if (fn != nullptr && (sym.st_size == 0 || offset < sym.st_size)) f.function = demangle(fn);
     if (Dwfl_Line* line = dwfl_module_getsrc(m, pc)) {
       int lineno = 0;
       const char* src = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);

@@ -112,16 +112,23 @@ int main(int argc, char** argv) {
   });
 
   const std::uint64_t heap_before = diag::readAllocatorStats().allocated_bytes;
-  std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM to the current RSS
-  const std::uint64_t rss_before = statusKb("VmRSS:") * 1024;
-  peak_heap = heap_before;
-  polling = true;
   std::vector<double> times;
+  std::vector<std::uint64_t> extra_heap_per;
+  std::vector<std::uint64_t> extra_rss_per;
   std::uint64_t file_bytes = 0;
   for (int round = 0; round < 6; ++round) {
+    const std::uint64_t h0 = diag::readAllocatorStats().allocated_bytes;
+    std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM to the current RSS
+    const std::uint64_t r0 = statusKb("VmRSS:") * 1024;
+    peak_heap = h0;
+    polling = true;
     const auto t0 = Clock::now();
     auto info = writer.write(diag::Trigger::kApi, "bench");
     times.push_back(ms(Clock::now() - t0));
+    polling = false;
+    const std::uint64_t hwm = statusKb("VmHWM:") * 1024;
+    extra_heap_per.push_back(peak_heap > h0 ? peak_heap - h0 : 0);
+    extra_rss_per.push_back(hwm > r0 ? hwm - r0 : 0);
     if (!info.ok()) {
       std::fprintf(stderr, "snapshot_bench: %s\n", info.error().message.c_str());
       return 1;
@@ -133,8 +140,6 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  polling = false;
-  const std::uint64_t hwm = statusKb("VmHWM:") * 1024;
   const double stall = max_gap_ms.load();
   stop = true;
   busy.join();
@@ -143,8 +148,13 @@ int main(int argc, char** argv) {
 
   std::vector<double> steady(times.begin() + 1, times.end());
   std::sort(steady.begin(), steady.end());
-  const std::uint64_t extra_heap = peak_heap > heap_before ? peak_heap - heap_before : 0;
-  const std::uint64_t extra_rss = hwm > rss_before ? hwm - rss_before : 0;
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    std::fprintf(stderr, "snapshot %zu: %.1f ms, extra heap %llu, extra rss %llu\n", i + 1,
+                 times[i], static_cast<unsigned long long>(extra_heap_per[i]),
+                 static_cast<unsigned long long>(extra_rss_per[i]));
+  }
+  const std::uint64_t extra_heap = *std::max_element(extra_heap_per.begin(), extra_heap_per.end());
+  const std::uint64_t extra_rss = *std::max_element(extra_rss_per.begin(), extra_rss_per.end());
   std::printf("objects=%d\n", objects);
   std::printf("heap_bytes=%llu\n", static_cast<unsigned long long>(heap_before));
   std::printf("snapshot_file_bytes=%llu\n", static_cast<unsigned long long>(file_bytes));

@@ -158,6 +158,55 @@ TEST(ExampleProgram, Sigusr2SnapshotShowsLeakedObjectsTheirSocketsAndHeapSite) {
   EXPECT_EQ(ex.child->terminate(), 0);
 }
 
+TEST(ExampleProgram, FullHeapModeGivesExactInUseAndAllocatedCounts) {
+  Example ex({"--heap-mode", "full", "--leak-every", "3", "--connections", "4", "--rounds", "6",
+              "--interval-ms", "10"});
+  ASSERT_TRUE(ex.roundsDone()) << ex.child->err();
+  const json snap = load(ex.snapshot(1));
+  const json& heap = snap["heap"];
+  ASSERT_TRUE(heap["available"].get<bool>()) << heap.dump();
+  EXPECT_EQ(heap["mode"], "full");
+  EXPECT_EQ(heap["format"], "heapprofile");
+  EXPECT_GE(heap["totals"]["alloc_bytes"].get<std::int64_t>(),
+            heap["totals"]["inuse_bytes"].get<std::int64_t>());
+  std::int64_t inuse = 0;
+  std::int64_t allocated = 0;
+  for (const auto& site : heap["sites"]) {
+    const json& top = heap["frames"][site["stack"][0].get<std::size_t>()];
+    if (top["function"].get<std::string>().find("allocateReceiveBuffer") == std::string::npos) {
+      continue;
+    }
+    inuse += site["inuse_objects"].get<std::int64_t>();
+    allocated += site["alloc_objects"].get<std::int64_t>();
+    EXPECT_FALSE(site.contains("estimated_inuse_bytes"));  // exact: nothing to estimate
+  }
+  // 24 buffers allocated, 8 of them (the leaked connections') still in use.
+  EXPECT_EQ(inuse, 8);
+  EXPECT_EQ(allocated, 24);
+  EXPECT_EQ(ex.child->terminate(), 0);
+}
+
+TEST(ExampleProgram, ARealScrapePassesPromtoolCheckMetrics) {
+  Example ex({"--leak-every", "2", "--rounds", "2", "--interval-ms", "10"});
+  ASSERT_TRUE(ex.roundsDone()) << ex.child->err();
+  auto body = httpGet(ex.fields["metrics"], "/metrics");
+  ASSERT_TRUE(body.has_value());
+  const std::string file = ex.tmp.path() + "/scrape.txt";
+  std::ofstream(file) << *body;
+  const std::string out_file = ex.tmp.path() + "/promtool.out";
+  const std::string cmd = "promtool check metrics < " + file + " > " + out_file + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  std::ifstream in(out_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string out = ss.str();
+  ASSERT_TRUE(WIFEXITED(rc)) << cmd;
+  ASSERT_NE(WEXITSTATUS(rc), 127) << "promtool not installed (scripts/setup.sh installs it)";
+  EXPECT_EQ(WEXITSTATUS(rc), 0) << out;
+  EXPECT_EQ(out, "") << "promtool lint findings:\n" << out;
+  EXPECT_EQ(ex.child->terminate(), 0);
+}
+
 TEST(ExampleProgram, FiftySignalsInABurstLeaveItAliveAndEveryFileValid) {
   Example ex({"--leak-every", "2", "--rounds", "3", "--interval-ms", "10"});
   ASSERT_TRUE(ex.roundsDone()) << ex.child->err();
