@@ -76,6 +76,9 @@ class Connection {
   static std::unique_ptr<Connection> open(const sockaddr_in& server, std::size_t buffer_bytes) {
     UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (fd.get() < 0) return nullptr;
+    // A reply that never comes must not hang the worker (or its shutdown).
+    timeval timeout{2, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&server), sizeof server) != 0) {
       return nullptr;
     }
@@ -339,7 +342,7 @@ int run(int argc, char** argv) {
       continue;
     }
     std::vector<std::unique_ptr<Connection>> batch;
-    for (std::uint64_t i = 0; i < o.connections; ++i) {
+    for (std::uint64_t i = 0; i < o.connections && !g_stop.load(); ++i) {
       auto c = Connection::open(server.address(), o.buffer_bytes);
       if (c == nullptr || !c->ping()) {
         ++failed;

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 
 #include "leakscope/diag/metrics.h"
 
@@ -22,6 +23,10 @@ std::atomic<bool> g_runtime_alive{false};
 // The write end of the runtime's pipe, read by the signal handler. A
 // lock-free atomic is async-signal-safe.
 std::atomic<int> g_signal_fd{-1};
+// Handlers between loading g_signal_fd and finishing their write: ~Runtime
+// waits for zero before closing the pipe, so a late handler can never write
+// into an fd number that has since been reused.
+std::atomic<int> g_handlers_in_flight{0};
 struct sigaction g_old_action {};
 
 constexpr char kSignalByte = 's';
@@ -29,12 +34,14 @@ constexpr char kStopByte = 'q';
 
 extern "C" void onSnapshotSignal(int) {
   const int saved = errno;
-  const int fd = g_signal_fd.load(std::memory_order_relaxed);
+  g_handlers_in_flight.fetch_add(1);
+  const int fd = g_signal_fd.load();
   if (fd >= 0) {
     const char b = kSignalByte;
     // A full pipe means snapshots are already pending: dropping is right.
     [[maybe_unused]] const ssize_t n = ::write(fd, &b, 1);
   }
+  g_handlers_in_flight.fetch_sub(1);
   errno = saved;
 }
 
@@ -77,6 +84,13 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
   if (g_runtime_alive.exchange(true)) {
     throw std::logic_error("leakscope::diag::Runtime: only one may exist at a time");
   }
+  // If anything below throws (bad_alloc), let the next Runtime be created.
+  struct AliveGuard {
+    bool armed = true;
+    ~AliveGuard() {
+      if (armed) g_runtime_alive.store(false);
+    }
+  } alive_guard;
   collector_ = std::make_shared<DiagCollector>(config_.peer_names);
 
   if (!config_.metrics_address.empty()) {
@@ -119,6 +133,8 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
     }
   }
 
+  alive_guard.armed = false;  // nothing below throws
+
   if (writer_ != nullptr) {
     if (pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
       log(std::string("snapshot thread: pipe: ") + std::strerror(errno) +
@@ -131,8 +147,13 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
     sigset_t old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    thread_ = std::thread([this] { threadMain(); });
+    try {
+      thread_ = std::thread([this] { threadMain(); });
+    } catch (const std::system_error& e) {
+      log(std::string("snapshot thread: ") + e.what() + "; SIGUSR2 and interval snapshots are off");
+    }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (!thread_.joinable()) return;
 
     if (config_.snapshot_on_sigusr2) {
       g_signal_fd.store(pipe_[1]);
@@ -150,9 +171,23 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
 }
 
 Runtime::~Runtime() {
-  if (handler_installed_) sigaction(SIGUSR2, &g_old_action, nullptr);
+  if (handler_installed_) {
+    // Put back what was there before, except the default action, which for
+    // SIGUSR2 is to terminate: a `kill -USR2` that lands during shutdown must
+    // not turn a clean exit into a crash.
+    struct sigaction restore = g_old_action;
+    if (restore.sa_handler == SIG_DFL && (restore.sa_flags & SA_SIGINFO) == 0) {
+      restore.sa_handler = SIG_IGN;
+    }
+    sigaction(SIGUSR2, &restore, nullptr);
+  }
   g_signal_fd.store(-1);
+  while (g_handlers_in_flight.load() != 0) std::this_thread::yield();
   if (thread_.joinable()) {
+    // The flag, not the byte, is what stops the thread: the pipe may be full
+    // after a burst of signals, and then the byte cannot be written — but a
+    // full pipe wakes the thread anyway.
+    stop_.store(true);
     const char b = kStopByte;
     while (::write(pipe_[1], &b, 1) < 0 && errno == EINTR) {
     }
@@ -175,6 +210,7 @@ void Runtime::log(const std::string& line) const {
 
 void Runtime::record(const Result<SnapshotInfo>& r, Trigger trigger) {
   if (r.ok()) {
+    if (!r->warning.empty()) log("snapshot " + r->path + " written, but: " + r->warning);
     const double now =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     collector_->recordSnapshot(trigger, r->duration_seconds, now);
@@ -212,6 +248,7 @@ void Runtime::threadMain() {
       log(std::string("snapshot thread: poll: ") + std::strerror(errno));
       return;
     }
+    if (stop_.load()) return;
     if (n == 0) {
       record(writer_->write(Trigger::kInterval, "interval"), Trigger::kInterval);
       next_interval = Clock::now() + interval;
@@ -229,7 +266,7 @@ void Runtime::threadMain() {
         if (buf[i] == kSignalByte) ++signals;
       }
     }
-    if (stop) return;
+    if (stop || stop_.load()) return;
     if (signals > 0) record(writer_->write(Trigger::kSignal, "SIGUSR2"), Trigger::kSignal);
   }
 }

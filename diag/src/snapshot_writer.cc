@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -95,8 +97,78 @@ std::uint64_t sequenceOf(const std::string& file, const std::string& name) {
   if (file.compare(file.size() - suffix.size(), suffix.size(), suffix) != 0) return 0;
   const std::string digits =
       file.substr(name.size() + 1, file.size() - name.size() - 1 - suffix.size());
-  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return 0;
-  return std::stoull(digits);
+  std::uint64_t seq = 0;
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+  if (digits.empty() || ec != std::errc() || p != digits.data() + digits.size()) return 0;
+  return seq;
+}
+
+// The temp file of a snapshot being written: closed and removed unless
+// release()d after a successful rename, on every path including exceptions.
+class TempFile {
+ public:
+  TempFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  int fd() const { return fd_; }
+  // Closes the fd; returns errno of close, or 0.
+  int close() {
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    return rc == 0 ? 0 : errno;
+  }
+  void release() { path_.clear(); }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+// "." + name + "." + seq + "." + pid + ".tmp": a temp file of this writer's
+// name; returns its pid or 0.
+int tempPidOf(const std::string& file, const std::string& name) {
+  const std::string prefix = "." + name + ".";
+  const std::string suffix = ".tmp";
+  if (file.size() <= prefix.size() + suffix.size() || file.compare(0, prefix.size(), prefix) != 0 ||
+      file.compare(file.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return 0;
+  }
+  const std::string middle =
+      file.substr(prefix.size(), file.size() - prefix.size() - suffix.size());
+  const std::size_t dot = middle.rfind('.');
+  if (dot == std::string::npos) return 0;
+  int pid = 0;
+  auto [p, ec] = std::from_chars(middle.data() + dot + 1, middle.data() + middle.size(), pid);
+  return ec == std::errc() && p == middle.data() + middle.size() ? pid : 0;
+}
+
+// Removes temp files left by writers that died mid-snapshot (their pid is gone).
+void removeStaleTemps(const std::string& dir, const std::string& name) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> stale;
+  while (dirent* e = readdir(d)) {
+    const int pid = tempPidOf(e->d_name, name);
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(dir + "/" + e->d_name);
+  }
+  closedir(d);
+  for (const auto& f : stale) ::unlink(f.c_str());
+}
+
+// Removes every file in `dir` (gperftools' own interval dumps in full mode).
+void emptyDir(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> files;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') files.push_back(dir + "/" + e->d_name);
+  }
+  closedir(d);
+  for (const auto& f : files) ::unlink(f.c_str());
 }
 
 struct SnapFile {
@@ -347,8 +419,14 @@ const char* triggerName(Trigger t) {
 
 SnapshotWriter::SnapshotWriter(SnapshotOptions options) : options_(std::move(options)) {
   if (options_.name.empty()) options_.name = defaultName();
-  heap_ = std::make_unique<HeapProfiler>(options_.heap_mode,
-                                         options_.dir + "/." + options_.name + ".gperftools");
+  // Full mode: gperftools writes its own interval dumps next to its prefix.
+  // They are of no use to us; they go to a scratch directory emptied after
+  // every snapshot, so a long drill cannot fill the disk with them.
+  if (options_.heap_mode == HeapMode::kFull && !options_.dir.empty()) {
+    gperftools_dir_ = options_.dir + "/.gperftools";
+    if (prepareDir().ok()) mkdir(gperftools_dir_.c_str(), 0700);
+  }
+  heap_ = std::make_unique<HeapProfiler>(options_.heap_mode, gperftools_dir_ + "/heap");
 }
 
 SnapshotWriter::~SnapshotWriter() = default;
@@ -379,6 +457,7 @@ Status SnapshotWriter::prepareDir() {
 
 std::uint64_t SnapshotWriter::nextSequence() {
   if (next_seq_ == 0) {
+    removeStaleTemps(options_.dir, options_.name);
     const auto existing = listSnapshots(options_.dir, options_.name);
     next_seq_ = existing.empty() ? 1 : existing.back().seq + 1;
   }
@@ -387,6 +466,19 @@ std::uint64_t SnapshotWriter::nextSequence() {
 
 Result<SnapshotInfo> SnapshotWriter::write(Trigger trigger, std::string_view detail) {
   std::lock_guard lock(mu_);
+  // Nothing may escape into the snapshot thread: an exception there would
+  // terminate the daemon, and memory is tightest exactly when someone asks for
+  // a snapshot. The temp file is removed on every path (TempFile).
+  try {
+    return writeLocked(trigger, detail);
+  } catch (const std::bad_alloc&) {
+    return Error{Errc::kNoSpace, "snapshot in " + options_.dir + ": out of memory"};
+  } catch (const std::exception& e) {
+    return Error{Errc::kIo, "snapshot in " + options_.dir + ": " + e.what()};
+  }
+}
+
+Result<SnapshotInfo> SnapshotWriter::writeLocked(Trigger trigger, std::string_view detail) {
   const auto t0 = std::chrono::steady_clock::now();
   if (Status s = prepareDir(); !s.ok()) return s.error();
 
@@ -395,10 +487,13 @@ Result<SnapshotInfo> SnapshotWriter::write(Trigger trigger, std::string_view det
   char seq[32];
   snprintf(seq, sizeof seq, "%06llu", static_cast<unsigned long long>(info.sequence));
   info.path = options_.dir + "/" + options_.name + "." + seq + ".lsnap";
-  const std::string tmp = options_.dir + "/." + options_.name + "." + seq + ".lsnap.tmp";
-
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return sysError("snapshot " + tmp + ": cannot create", errno);
+  // The pid keeps two processes that share a directory and a name apart.
+  const std::string tmp =
+      options_.dir + "/." + options_.name + "." + seq + "." + std::to_string(getpid()) + ".tmp";
+  const int raw_fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (raw_fd < 0) return sysError("snapshot " + tmp + ": cannot create", errno);
+  TempFile file(tmp, raw_fd);
+  const int fd = file.fd();
   if (!symbolizer_) symbolizer_ = std::make_unique<Symbolizer>();
 
   const std::int64_t unix_ns = clockNs(CLOCK_REALTIME);
@@ -437,28 +532,33 @@ Result<SnapshotInfo> SnapshotWriter::write(Trigger trigger, std::string_view det
 
   int err = w.error();
   if (err == 0 && fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err != 0) {
-    unlink(tmp.c_str());
-    return sysError("snapshot " + tmp + ": write failed", err);
-  }
+  if (const int close_err = file.close(); err == 0) err = close_err;
+  if (err != 0) return sysError("snapshot " + tmp + ": write failed", err);
   info.bytes = w.bytesWritten();
   if (options_.max_bytes != 0 && info.bytes > options_.max_bytes) {
-    unlink(tmp.c_str());
     return Error{Errc::kNoSpace, "snapshot " + info.path + " is " + std::to_string(info.bytes) +
                                      " bytes, more than the whole byte budget (" +
                                      std::to_string(options_.max_bytes) + "); not kept"};
   }
-  if (rename(tmp.c_str(), info.path.c_str()) != 0) {
-    const int e = errno;
-    unlink(tmp.c_str());
-    return sysError("snapshot " + info.path + ": rename failed", e);
+  // Never replace a file: another process with the same name may have taken
+  // this sequence number; then take the next free one.
+  for (int attempt = 0;; ++attempt) {
+    if (renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, info.path.c_str(), RENAME_NOREPLACE) == 0) break;
+    if (errno != EEXIST || attempt == 1000) {
+      return sysError("snapshot " + info.path + ": rename failed", errno);
+    }
+    info.sequence = nextSequence();
+    snprintf(seq, sizeof seq, "%06llu", static_cast<unsigned long long>(info.sequence));
+    info.path = options_.dir + "/" + options_.name + "." + seq + ".lsnap";
   }
+  file.release();
   if (const int dfd = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
     fsync(dfd);  // make the rename durable
     ::close(dfd);
   }
-  if (Status s = rotate(info.path); !s.ok()) return s.error();
+  // The snapshot is written; a rotation problem is reported beside it.
+  if (Status s = rotate(info.path); !s.ok()) info.warning = s.error().message;
+  if (!gperftools_dir_.empty()) emptyDir(gperftools_dir_);
   info.duration_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return info;
@@ -470,16 +570,24 @@ Status SnapshotWriter::rotate(const std::string& just_written) {
   std::uint64_t total = 0;
   for (const SnapFile& f : files) total += f.bytes;
   std::size_t count = files.size();
+  std::string first_error;
   for (const SnapFile& f : files) {
     const bool over_count = options_.keep != 0 && count > options_.keep;
     const bool over_bytes = options_.max_bytes != 0 && total > options_.max_bytes;
     if (!over_count && !over_bytes) break;
     if (f.path == just_written) continue;
-    if (unlink(f.path.c_str()) != 0)
-      return sysError("snapshot rotation: cannot remove " + f.path, errno);
+    if (unlink(f.path.c_str()) != 0 && errno != ENOENT) {
+      // Skip it and go on with the next oldest: one stuck file must not stop
+      // the count and byte limits from being enforced.
+      if (first_error.empty()) {
+        first_error = "snapshot rotation: cannot remove " + f.path + ": " + std::strerror(errno);
+      }
+      continue;
+    }
     --count;
     total -= f.bytes;
   }
+  if (!first_error.empty()) return Error{Errc::kIo, first_error};
   return Ok{};
 }
 

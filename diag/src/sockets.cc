@@ -138,9 +138,8 @@ std::optional<UnixRow> parseProcNetUnixLine(std::string_view line) {
   if (!parseDec(f[6], row.inode)) return std::nullopt;
   row.listening = (flags & 0x10000u) != 0;  // __SO_ACCEPTCON
   if (f.size() >= 8) {
-    // The path may contain spaces: take the rest of the line after the inode.
-    const std::size_t at = line.find(f[7], static_cast<std::size_t>(f[6].data() - line.data()));
-    std::string_view rest = line.substr(at);
+    // The path may contain spaces: take the rest of the line from its start.
+    std::string_view rest = line.substr(static_cast<std::size_t>(f[7].data() - line.data()));
     while (!rest.empty() && (rest.back() == '\n' || rest.back() == ' ')) rest.remove_suffix(1);
     row.path = std::string(rest);
   }

@@ -53,15 +53,18 @@ std::vector<Kind*> allKinds() {
 Kind::Counts Kind::counts() const {
   // destroyed first: whatever happens between the two loads can only make
   // created larger, so live never underflows.
+  // Per shard destroyed <= created at every instant, so summing all destroyed
+  // counters before any created counter can only overstate created.
   Counts c;
-  c.destroyed = destroyed_.load(std::memory_order_acquire);
-  c.created = created_.load(std::memory_order_acquire);
+  for (const Shard& s : shards_) c.destroyed += s.destroyed.load(std::memory_order_acquire);
+  for (const Shard& s : shards_) c.created += s.created.load(std::memory_order_acquire);
   c.live = c.created - c.destroyed;
   return c;
 }
 
 std::uint64_t Kind::liveBytes() const {
-  std::int64_t total = set_bytes_.load(std::memory_order_relaxed);
+  std::int64_t total = 0;
+  for (const Shard& s : shards_) total += s.set_bytes.load(std::memory_order_relaxed);
   if (callback_objects_.load(std::memory_order_relaxed) > 0) {
     for (const Shard& s : shards_) {
       std::lock_guard lock(s.mu);
@@ -89,26 +92,27 @@ Tracked::Tracked(Kind& k, std::string label, std::uint64_t bytes)
       birth_unix_ns_(nowUnixNs()),
       label_(std::move(label)),
       bytes_(bytes) {
-  {
-    Kind::Shard& s = shard();
-    std::lock_guard lock(s.mu);
-    next_ = s.head;
-    if (s.head != nullptr) s.head->prev_ = this;
-    s.head = this;
-  }
-  if (bytes != 0) kind_->set_bytes_.fetch_add(static_cast<std::int64_t>(bytes));
-  kind_->created_.fetch_add(1, std::memory_order_release);
+  Kind::Shard& s = shard();
+  std::lock_guard lock(s.mu);
+  next_ = s.head;
+  if (s.head != nullptr) s.head->prev_ = this;
+  s.head = this;
+  if (bytes != 0)
+    s.set_bytes.fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+  s.created.fetch_add(1, std::memory_order_release);
 }
 
 Kind::Shard& Tracked::shard() const { return kind_->shards_[id_.value % Kind::kShards]; }
 
 void Tracked::release() {
-  if (released_) return;
-  released_ = true;
+  Kind::Shard& s = shard();
   bool had_callback = false;
   {
-    Kind::Shard& s = shard();
+    // Everything under the shard lock: release() may race setBytes() or a
+    // second release() from another thread, and must count exactly once.
     std::lock_guard lock(s.mu);
+    if (released_.load(std::memory_order_relaxed)) return;
+    released_.store(true, std::memory_order_relaxed);
     if (prev_ != nullptr) {
       prev_->next_ = next_;
     } else {
@@ -118,32 +122,35 @@ void Tracked::release() {
     prev_ = next_ = nullptr;
     had_callback = static_cast<bool>(bytes_fn_);
     bytes_fn_ = nullptr;
+    const std::uint64_t b = bytes_.exchange(0, std::memory_order_relaxed);
+    if (b != 0) s.set_bytes.fetch_sub(static_cast<std::int64_t>(b), std::memory_order_relaxed);
+    s.destroyed.fetch_add(1, std::memory_order_release);
   }
   if (had_callback) kind_->callback_objects_.fetch_sub(1);
-  const std::uint64_t b = bytes_.exchange(0);
-  if (b != 0) kind_->set_bytes_.fetch_sub(static_cast<std::int64_t>(b));
-  kind_->destroyed_.fetch_add(1, std::memory_order_release);
 }
 
 void Tracked::setBytes(std::uint64_t bytes) {
-  if (released_) return;
+  Kind::Shard& s = shard();
+  std::lock_guard lock(s.mu);
+  if (released_.load(std::memory_order_relaxed)) return;
   const std::uint64_t old = bytes_.exchange(bytes, std::memory_order_relaxed);
   const auto delta = static_cast<std::int64_t>(bytes) - static_cast<std::int64_t>(old);
-  if (delta != 0) kind_->set_bytes_.fetch_add(delta, std::memory_order_relaxed);
+  if (delta != 0) s.set_bytes.fetch_add(delta, std::memory_order_relaxed);
 }
 
 void Tracked::setBytesCallback(std::function<std::uint64_t()> fn) {
-  if (released_) return;
-  bool had = false;
   const bool has = static_cast<bool>(fn);
+  bool had = false;
   {
     Kind::Shard& s = shard();
     std::lock_guard lock(s.mu);
+    if (released_.load(std::memory_order_relaxed)) return;
     had = static_cast<bool>(bytes_fn_);
     bytes_fn_ = std::move(fn);
+    // Inside the lock, so release() cannot slip between the swap and the count.
+    if (has && !had) kind_->callback_objects_.fetch_add(1);
+    if (!has && had) kind_->callback_objects_.fetch_sub(1);
   }
-  if (has && !had) kind_->callback_objects_.fetch_add(1);
-  if (!has && had) kind_->callback_objects_.fetch_sub(1);
 }
 
 void Tracked::setLabel(std::string label) {

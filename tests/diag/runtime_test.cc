@@ -187,6 +187,22 @@ TEST(Runtime, InvalidOrBusyMetricsAddressIsLoggedAndSnapshotsStillWork) {
   close(fd);
 }
 
+TEST(Runtime, Sigusr2AfterShutdownDoesNotKillTheProcess) {
+  TempDir tmp;
+  {
+    Config c;
+    c.snapshot_dir = tmp.path() + "/snaps";
+    c.heap_mode = HeapMode::kOff;
+    c.metrics_address = "";
+    Runtime rt(c);
+  }
+  // The default action of SIGUSR2 is to terminate; after a Runtime it is ignored.
+  ASSERT_EQ(raise(SIGUSR2), 0);
+  struct sigaction now {};
+  sigaction(SIGUSR2, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, SIG_IGN);
+}
+
 TEST(Runtime, OnlyOneMayExist) {
   Config c;
   c.metrics_address = "";

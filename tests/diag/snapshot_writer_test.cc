@@ -222,5 +222,63 @@ TEST_F(SnapshotWriterTest, WritesLabelsThatAreNotUtf8AsValidJson) {
   EXPECT_NO_THROW(load(info->path));
 }
 
+TEST_F(SnapshotWriterTest, StrayFilesInTheDirectoryAreIgnoredNotFatal) {
+  ASSERT_EQ(mkdir(dir_.c_str(), 0700), 0);
+  // A sequence too large for 64 bits, and names that only look similar.
+  for (const char* f : {"unit.123456789012345678901234.lsnap", "unit..lsnap", "unit.12x.lsnap",
+                        ".unit.000009.notapid.tmp", "unit.000007.lsnap.bak"}) {
+    std::ofstream(dir_ + "/" + f) << "x";
+  }
+  SnapshotWriter w(options());
+  auto info = w.write(Trigger::kApi);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->sequence, 1u);
+}
+
+TEST_F(SnapshotWriterTest, TempFilesOfDeadWritersAreRemovedAndLiveOnesKept) {
+  ASSERT_EQ(mkdir(dir_.c_str(), 0700), 0);
+  // pid 2^22+1 is above Linux's pid_max limit: certainly not running.
+  const std::string dead = dir_ + "/.unit.000001.4194305.tmp";
+  const std::string live = dir_ + "/.unit.000001." + std::to_string(getppid()) + ".tmp";
+  std::ofstream(dead) << "{";
+  std::ofstream(live) << "{";
+  SnapshotWriter w(options());
+  ASSERT_TRUE(w.write(Trigger::kApi).ok());
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(live));  // another process may be writing it
+}
+
+TEST_F(SnapshotWriterTest, TwoWritersSharingDirAndNameNeverOverwriteEachOther) {
+  SnapshotWriter a(options());
+  SnapshotWriter b(options());  // like a second process: its own sequence cache
+  auto ra = a.write(Trigger::kApi, "from a");
+  auto rb = b.write(Trigger::kApi, "from b");
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  EXPECT_NE(ra->path, rb->path);
+  EXPECT_EQ(load(ra->path)["trigger"]["detail"], "from a");
+  EXPECT_EQ(load(rb->path)["trigger"]["detail"], "from b");
+  EXPECT_EQ(files().size(), 2u);
+}
+
+TEST_F(SnapshotWriterTest, ARotationFailureIsAWarningAndDoesNotStopRotation) {
+  SnapshotOptions o = options();
+  o.keep = 2;
+  SnapshotWriter w(o);
+  ASSERT_TRUE(w.write(Trigger::kApi).ok());
+  // Something that cannot be unlinked where the oldest snapshot was.
+  fs::remove(dir_ + "/unit.000001.lsnap");
+  fs::create_directory(dir_ + "/unit.000001.lsnap");
+  std::ofstream(dir_ + "/unit.000001.lsnap/keep") << "x";
+  for (int i = 0; i < 3; ++i) {
+    auto r = w.write(Trigger::kApi);
+    ASSERT_TRUE(r.ok()) << r.error().message;  // written, whatever rotation says
+  }
+  auto r = w.write(Trigger::kApi);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->warning.find("unit.000001.lsnap"), std::string::npos) << r->warning;
+  // The stuck entry stays; the real files beyond it are still rotated.
+  EXPECT_EQ(files(), (std::vector<std::string>{"unit.000001.lsnap", "unit.000005.lsnap"}));
+}
+
 }  // namespace
 }  // namespace leakscope::diag

@@ -93,6 +93,13 @@ TEST(ProcNetUnix, DecodesLinesFromGoldenData) {
   EXPECT_EQ(abstract->path, "@leakscope-abstract");
 }
 
+TEST(ProcNetUnix, APathMadeOfDigitsOfTheInodeIsReadWhole) {
+  auto row = parseProcNetUnixLine("0000000000000000: 00000002 00000000 00010000 0001 01 12345 45");
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->inode, 12345u);
+  EXPECT_EQ(row->path, "45");
+}
+
 TEST(ProcNetTcp, RejectsMalformedLines) {
   EXPECT_FALSE(parseProcNetInetLine("", false).has_value());
   EXPECT_FALSE(parseProcNetInetLine("   0: 0100007F:1F90", false).has_value());

@@ -12,6 +12,7 @@
 // Thread-safety: all methods may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -87,6 +88,7 @@ class Runtime {
   std::string metrics_bound_;
   Status metrics_status_ = Ok{};
   int pipe_[2] = {-1, -1};  // [0] read by the thread, [1] written by handler/stop
+  std::atomic<bool> stop_{false};
   bool handler_installed_ = false;
   std::thread thread_;  // last: started after everything it uses exists
 };

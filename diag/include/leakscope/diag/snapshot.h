@@ -4,8 +4,9 @@
 // profile symbolized in-process.
 //
 // Files are DIR/<name>.<seq>.lsnap (seq zero-padded, continuing after the
-// highest already in DIR), written to a temp file in DIR, fsynced and renamed
-// into place, mode 0600; DIR is created 0700. After each write, the oldest
+// highest already in DIR), written to DIR/.<name>.<seq>.<pid>.tmp, fsynced and
+// renamed into place without replacing any file, mode 0600; DIR is created
+// 0700. Temp files of dead writers are removed. After each write, the oldest
 // files beyond `keep` or beyond `max_bytes` in total are removed.
 //
 // Memory: the document is streamed to disk; the extra memory is one shard of
@@ -50,6 +51,9 @@ struct SnapshotInfo {
   std::uint64_t objects = 0;
   std::uint64_t sockets = 0;
   std::uint64_t heap_sites = 0;
+  // Set when the snapshot was written but something around it failed
+  // (e.g. rotation could not remove an old file).
+  std::string warning;
 };
 
 class Symbolizer;
@@ -73,12 +77,14 @@ class SnapshotWriter {
   const SnapshotOptions& options() const { return options_; }
 
  private:
+  Result<SnapshotInfo> writeLocked(Trigger trigger, std::string_view detail);
   Status rotate(const std::string& just_written);
   std::uint64_t nextSequence();
 
   SnapshotOptions options_;
   std::mutex mu_;
   std::uint64_t next_seq_ = 0;  // 0 = not yet scanned
+  std::string gperftools_dir_;  // full mode: gperftools' own dumps, emptied
   std::unique_ptr<HeapProfiler> heap_;
   std::unique_ptr<Symbolizer> symbolizer_;
 };

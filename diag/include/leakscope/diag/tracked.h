@@ -14,9 +14,9 @@
 //   };
 //
 // Thread-safety: everything here is safe to call from any thread. The hot path
-// (construct + destroy) is one atomic id increment, one clock read, a lock of
-// one of the kind's 16 shards and two relaxed counter increments; no
-// allocation unless the label is longer than the small-string buffer.
+// (construct + destroy) is one atomic id increment, one clock read, and a lock
+// of one of the kind's 16 shards, whose counters it updates; no allocation
+// unless the label is longer than the small-string buffer.
 // Snapshots copy one shard at a time, so a busy thread waits at most for the
 // copy of 1/16 of one kind's objects.
 #pragma once
@@ -58,8 +58,6 @@ class Kind {
   Kind& operator=(const Kind&) = delete;
 
   const std::string& name() const { return name_; }
-  std::uint64_t createdTotal() const { return created_.load(std::memory_order_relaxed); }
-  std::uint64_t destroyedTotal() const { return destroyed_.load(std::memory_order_relaxed); }
   // Live objects, defined as created - destroyed read in an order that can
   // never underflow, so `live == created - destroyed` holds in every reading.
   struct Counts {
@@ -82,16 +80,20 @@ class Kind {
   friend Kind& kind(std::string_view name);
   explicit Kind(std::string name) : name_(std::move(name)) {}
 
+  // Counters live in the shard, next to its mutex: the thread that links an
+  // object already owns that cache line, so two threads tracking objects of
+  // one kind do not bounce a shared counter between cores. Readers sum the
+  // shards. Written under `mu`, read without it (hence atomics).
   struct alignas(64) Shard {
     mutable std::mutex mu;
     Tracked* head = nullptr;  // intrusive list of live objects
+    std::atomic<std::uint64_t> created{0};
+    std::atomic<std::uint64_t> destroyed{0};
+    std::atomic<std::int64_t> set_bytes{0};  // settable bytes of live objects
   };
 
   std::string name_;
   Shard shards_[kShards];
-  alignas(64) std::atomic<std::uint64_t> created_{0};
-  alignas(64) std::atomic<std::uint64_t> destroyed_{0};
-  std::atomic<std::int64_t> set_bytes_{0};
   std::atomic<std::int64_t> callback_objects_{0};
 };
 
@@ -114,7 +116,7 @@ class Tracked {
   // Deregisters now (e.g. the connection closed but the object lingers in a
   // pool). Idempotent: the destroyed counter moves exactly once.
   void release();
-  bool released() const { return released_; }
+  bool released() const { return released_.load(std::memory_order_relaxed); }
 
   ObjectId id() const { return id_; }
   Kind& kind() const { return *kind_; }
@@ -149,7 +151,7 @@ class Tracked {
   std::function<std::uint64_t()> bytes_fn_;  // guarded by the shard lock
   Tracked* prev_ = nullptr;
   Tracked* next_ = nullptr;
-  bool released_ = false;
+  std::atomic<bool> released_{false};  // written under the shard lock
 };
 
 }  // namespace leakscope::diag
