@@ -524,6 +524,7 @@ Result<SnapshotInfo> SnapshotWriter::writeLocked(Trigger trigger, std::string_vi
   info.objects = writeTracked(w, owners);
   info.sockets = writeSockets(w, options_.peer_names, owners);
   info.heap_sites = writeHeap(w, heap_.get(), heap_text, *symbolizer_);
+  symbolizer_->releaseDebugData();
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   w.key("writer").beginObject().field("duration_seconds", elapsed).endObject();

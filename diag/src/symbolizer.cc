@@ -42,11 +42,16 @@ struct Symbolizer::Impl {
     callbacks.find_elf = dwfl_linux_proc_find_elf;
     callbacks.find_debuginfo = noSeparateDebuginfo;
     callbacks.debuginfo_path = &debuginfo_path;
+  }
+  ~Impl() { close(); }
+  void open() {
+    if (dwfl != nullptr) return;
     dwfl = dwfl_begin(&callbacks);
     report();
   }
-  ~Impl() {
+  void close() {
     if (dwfl != nullptr) dwfl_end(dwfl);
+    dwfl = nullptr;
   }
   // (Re)reads /proc/self/maps: modules loaded with dlopen after the last
   // report are found on the next miss.
@@ -57,6 +62,7 @@ struct Symbolizer::Impl {
     dwfl_report_end(dwfl, nullptr, nullptr);
   }
   Dwfl_Module* module(Dwarf_Addr pc) {
+    open();
     if (dwfl == nullptr) return nullptr;
     Dwfl_Module* m = dwfl_addrmodule(dwfl, pc);
     if (m == nullptr) {
@@ -69,6 +75,8 @@ struct Symbolizer::Impl {
 
 Symbolizer::Symbolizer() : impl_(std::make_unique<Impl>()) {}
 Symbolizer::~Symbolizer() = default;
+
+void Symbolizer::releaseDebugData() { impl_->close(); }
 
 const Frame& Symbolizer::lookup(std::uint64_t address, bool is_return_address) {
   const std::uint64_t key = address * 2 + (is_return_address ? 1 : 0);
