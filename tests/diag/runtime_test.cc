@@ -162,29 +162,16 @@ TEST(Runtime, InvalidOrBusyMetricsAddressIsLoggedAndSnapshotsStillWork) {
     EXPECT_TRUE(rt.snapshot().ok());
   }
   // A port already taken.
-  Config first;
-  first.metrics_address = "127.0.0.1:0";
-  auto holder = std::make_unique<Runtime>(first);
-  const std::string taken = holder->metricsAddress();
-  ASSERT_FALSE(taken.empty());
-  // Only one Runtime may live at a time: borrow the port with a plain socket.
-  holder.reset();
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  // A port already taken by another listener.
+  leakscope::testing::LoopbackConnection busy;
+  ASSERT_TRUE(busy.ok());
   Captured log;
   Config c;
-  c.metrics_address = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  c.metrics_address = busy.address();
   c.log = log.sink();
   Runtime rt(c);
   EXPECT_FALSE(rt.metricsStatus().ok());
   EXPECT_NE(log.all().find("cannot listen"), std::string::npos) << log.all();
-  close(fd);
 }
 
 TEST(Runtime, Sigusr2AfterShutdownDoesNotKillTheProcess) {

@@ -1,9 +1,6 @@
 #include "leakscope/diag/snapshot.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "leakscope/diag/tracked.h"
+#include "test_support.h"
 
 namespace leakscope::diag {
 namespace {
@@ -107,18 +105,10 @@ TEST_F(SnapshotWriterTest, FilesAre0600InA0700DirectoryAndNoTempFileRemains) {
 }
 
 TEST_F(SnapshotWriterTest, JoinsSocketsToTheirOwningObjects) {
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  socklen_t len = sizeof a;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-  const int client = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  const int server = accept(listener, nullptr, nullptr);
-  const std::string remote = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  leakscope::testing::LoopbackConnection tcp;
+  ASSERT_TRUE(tcp.ok());
+  const int client = tcp.client;
+  const std::string remote = tcp.address();
 
   Tracked conn(kind("snaptest.owner"), "apns");
   conn.setFd(client);
@@ -138,9 +128,6 @@ TEST_F(SnapshotWriterTest, JoinsSocketsToTheirOwningObjects) {
     EXPECT_EQ(s["owner"], conn.id().value);
   }
   EXPECT_TRUE(found);
-  close(server);
-  close(client);
-  close(listener);
 }
 
 TEST_F(SnapshotWriterTest, SequenceContinuesAfterExistingFiles) {

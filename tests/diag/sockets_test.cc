@@ -1,10 +1,8 @@
 #include "leakscope/diag/sockets.h"
 
-#include <arpa/inet.h>
+#include "test_support.h"
+
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -141,43 +139,35 @@ TEST(ListSockets, MissingFdDirectoryIsAnErrorNamingIt) {
 }
 
 TEST(ListOwnSockets, SeesARealEstablishedConnection) {
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const int client = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  const int server = accept(listener, nullptr, nullptr);
-  ASSERT_GE(server, 0);
-
+  leakscope::testing::LoopbackConnection conn;
+  ASSERT_TRUE(conn.ok());
   auto sockets = listOwnSockets();
   ASSERT_TRUE(sockets.ok()) << sockets.error().message;
-  const std::string port = std::to_string(ntohs(a.sin_port));
   bool found_client = false;
   bool found_listener = false;
+  bool found_server = false;
   for (const OwnSocket& s : *sockets) {
-    if (s.fd == client) {
+    if (s.fd == conn.client) {
       found_client = true;
       EXPECT_EQ(s.protocol, "tcp");
       EXPECT_EQ(s.state, "ESTABLISHED");
-      EXPECT_EQ(s.remote.str(), "127.0.0.1:" + port);
+      EXPECT_EQ(s.remote.str(), conn.address());
     }
-    if (s.fd == listener) {
+    if (s.fd == conn.server) {
+      found_server = true;
+      EXPECT_EQ(s.state, "ESTABLISHED");
+      EXPECT_EQ(s.local.str(), conn.address());
+    }
+    if (s.fd == conn.listener) {
       found_listener = true;
       EXPECT_EQ(s.state, "LISTEN");
-      EXPECT_EQ(s.local.str(), "127.0.0.1:" + port);
+      EXPECT_EQ(s.local.str(), conn.address());
+      EXPECT_EQ(s.remote.str(), "");
     }
   }
   EXPECT_TRUE(found_client);
+  EXPECT_TRUE(found_server);
   EXPECT_TRUE(found_listener);
-  close(server);
-  close(client);
-  close(listener);
 }
 
 TEST(PeerNames, MapsEndpointsToLowCardinalityNames) {

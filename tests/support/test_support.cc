@@ -142,6 +142,29 @@ int Child::terminate(int timeout_ms) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+LoopbackConnection::LoopbackConnection() {
+  listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listener < 0) return;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener, 4) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return;
+  }
+  port = ntohs(a.sin_port);
+  client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (client < 0 || connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
+  server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+}
+
+LoopbackConnection::~LoopbackConnection() {
+  for (int fd : {server, client, listener}) {
+    if (fd >= 0) close(fd);
+  }
+}
+
 TempDir::TempDir() {
   char tmpl[] = "/tmp/leakscope-test-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) std::abort();

@@ -39,6 +39,27 @@ class Child {
   std::string dir_;
 };
 
+// A real TCP connection on 127.0.0.1: a listener on a free port, a client
+// connected to it and the accepted server end. All three fds are closed by the
+// destructor, also when an assertion ends the test early. `ok()` is false if
+// any step failed.
+class LoopbackConnection {
+ public:
+  LoopbackConnection();
+  ~LoopbackConnection();
+  LoopbackConnection(const LoopbackConnection&) = delete;
+  LoopbackConnection& operator=(const LoopbackConnection&) = delete;
+
+  bool ok() const { return listener >= 0 && client >= 0 && server >= 0; }
+  // "127.0.0.1:PORT" of the listener.
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+
+  int listener = -1;
+  int client = -1;
+  int server = -1;
+  int port = 0;
+};
+
 // A fresh temp dir, removed by the destructor.
 class TempDir {
  public:
