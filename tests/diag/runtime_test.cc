@@ -161,7 +161,6 @@ TEST(Runtime, InvalidOrBusyMetricsAddressIsLoggedAndSnapshotsStillWork) {
     EXPECT_NE(log.all().find(address), std::string::npos) << log.all();
     EXPECT_TRUE(rt.snapshot().ok());
   }
-  // A port already taken.
   // A port already taken by another listener.
   leakscope::testing::LoopbackConnection busy;
   ASSERT_TRUE(busy.ok());
