@@ -15,7 +15,7 @@ packages=(
   curl jq bc python3 procps iproute2
   # promtool (checks metric names on a real scrape) and the server for later tests
   prometheus
-  # sanitizer and fuzzing runtime (clang's LSan/ASan/libFuzzer)
+  # clang with libFuzzer, for the CLI's parser fuzzers (issue #3)
   clang libclang-rt-14-dev
   # wired in by the transport and daemon issues
   libnghttp2-dev nghttp2-client libssl-dev libevent-dev
@@ -38,8 +38,18 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "setup: installing ${#missing[@]} package(s): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# mariadb-server and prometheus would start system services on install. Tests
+# and the demo run their own instances in temp dirs on 127.0.0.1, so keep the
+# packages' services from starting (policy-rc.d, only while we install).
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" > /dev/null
+  $sudo chmod 755 "$policy"
+  own_policy=1
+fi
+remove_policy() { [ "$own_policy" = 1 ] && $sudo rm -f "$policy"; return 0; }
+trap remove_policy EXIT
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
-# mariadb-server's package starts a system instance; tests run their own in a
-# temp dir, so the system one is not needed (and may not start in a container).
 echo "setup: done"

@@ -127,9 +127,13 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
     if (Status s = writer_->prepareDir(); !s.ok()) {
       log(s.error().message + "; snapshots will fail until this is fixed");
     }
-    if (config_.heap_mode == HeapMode::kSampled && activeSamplePeriod() == 0) {
-      log("heap mode 'sampled' but TCMALLOC_SAMPLE_PARAMETER is not set: snapshots will have "
-          "no heap sites (set it in the environment, or call ensureHeapSampling in main)");
+    if (config_.heap_mode == HeapMode::kSampled) {
+      if (activeSamplePeriod() == 0) {
+        log("heap mode 'sampled' but TCMALLOC_SAMPLE_PARAMETER is not set: snapshots will have "
+            "no heap sites (set it in the environment, or call ensureHeapSampling in main)");
+      } else {
+        primeHeapSampler();  // for the thread that constructs the Runtime (usually main)
+      }
     }
   }
 

@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
   std::vector<std::uint64_t> extra_heap_per;
   std::vector<std::uint64_t> extra_rss_per;
   std::uint64_t file_bytes = 0;
+  bool failed = false;
   for (int round = 0; round < 6; ++round) {
     const std::uint64_t h0 = diag::readAllocatorStats().allocated_bytes;
     std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM to the current RSS
@@ -131,13 +132,15 @@ int main(int argc, char** argv) {
     extra_rss_per.push_back(hwm > r0 ? hwm - r0 : 0);
     if (!info.ok()) {
       std::fprintf(stderr, "snapshot_bench: %s\n", info.error().message.c_str());
-      return 1;
+      failed = true;
+      break;
     }
     file_bytes = info->bytes;
     if (info->objects < static_cast<std::uint64_t>(objects)) {
       std::fprintf(stderr, "snapshot_bench: snapshot listed %llu objects, expected >= %d\n",
                    static_cast<unsigned long long>(info->objects), objects);
-      return 1;
+      failed = true;
+      break;
     }
   }
   const double stall = max_gap_ms.load();
@@ -145,6 +148,7 @@ int main(int argc, char** argv) {
   busy.join();
   poller.join();
   std::filesystem::remove_all(dir);
+  if (failed) return 1;
 
   std::vector<double> steady(times.begin() + 1, times.end());
   std::sort(steady.begin(), steady.end());

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -93,6 +94,12 @@ TEST(ExampleProgram, Sigusr2SnapshotShowsLeakedObjectsTheirSocketsAndHeapSite) {
   Example ex({"--leak-every", "3", "--connections", "4", "--rounds", "6", "--interval-ms", "10"});
   ASSERT_FALSE(ex.fields.empty()) << ex.child->err();
   ASSERT_TRUE(ex.roundsDone()) << ex.child->err();
+  // The server thread closes its ends of the closed connections on EOF; wait
+  // until it has, so the snapshot sees the settled state.
+  ASSERT_TRUE(eventually([&] {
+    auto body = httpGet(ex.fields["metrics"], "/metrics");
+    return body && metricValue(*body, "leakscope_tracked_objects{kind=\"example.session\"}") == 8.0;
+  }));
   const std::string path = ex.snapshot(1);
   ASSERT_FALSE(path.empty()) << ex.child->err();
   const json snap = load(path);
@@ -211,15 +218,12 @@ TEST(ExampleProgram, FiftySignalsInABurstLeaveItAliveAndEveryFileValid) {
   Example ex({"--leak-every", "2", "--rounds", "3", "--interval-ms", "10"});
   ASSERT_TRUE(ex.roundsDone()) << ex.child->err();
   for (int i = 0; i < 50; ++i) ASSERT_EQ(kill(ex.child->pid(), SIGUSR2), 0);
-  std::size_t last = 0;
-  ASSERT_TRUE(eventually([&] {
-    const std::size_t n = snapshots(ex.snap_dir).size();
-    const bool stable = n > 0 && n == last;
-    last = n;
-    return stable;
-  }));
+  ASSERT_TRUE(eventually([&] { return !snapshots(ex.snap_dir).empty(); }));
   EXPECT_TRUE(ex.child->alive());
   ASSERT_TRUE(httpGet(ex.fields["metrics"], "/metrics").has_value()) << "not serving";
+  // A clean exit waits for a snapshot in progress; after it, every file in the
+  // directory must be a complete snapshot (no temp file, no torn JSON).
+  EXPECT_EQ(ex.child->terminate(), 0);
   for (const auto& e : fs::directory_iterator(ex.snap_dir)) {
     EXPECT_EQ(e.path().extension(), ".lsnap") << "left behind: " << e.path();
     struct stat st {};
@@ -229,49 +233,74 @@ TEST(ExampleProgram, FiftySignalsInABurstLeaveItAliveAndEveryFileValid) {
     EXPECT_EQ(j["format"], "leakscope-snapshot");
     EXPECT_EQ(kindOf(j, "example.connection")["live"], 6);
   }
-  EXPECT_EQ(ex.child->terminate(), 0);
 }
 
 TEST(ExampleProgram, MetricsCountersMoveAndActiveEqualsCreatedMinusDestroyed) {
-  Example ex({"--leak-every", "5", "--connections", "2", "--interval-ms", "50"});
+  // 40 rounds x 2 connections, every 5th kept: the example reports how many
+  // it opened and kept, an independent count to check the gauges against.
+  Example ex({"--leak-every", "5", "--connections", "2", "--interval-ms", "50", "--rounds", "40"});
   ASSERT_FALSE(ex.fields["metrics"].empty());
   const std::string conn = "{kind=\"example.connection\"}";
-  double first_created = -1;
-  double last_created = -1;
-  double last_destroyed = -1;
+  struct Reading {
+    double created, destroyed, live, bytes;
+  };
+  auto read = [&]() -> std::optional<Reading> {
+    auto body = httpGet(ex.fields["metrics"], "/metrics");
+    if (!body) return std::nullopt;
+    const auto c = metricValue(*body, "leakscope_tracked_created_total" + conn);
+    const auto d = metricValue(*body, "leakscope_tracked_destroyed_total" + conn);
+    const auto l = metricValue(*body, "leakscope_tracked_objects" + conn);
+    const auto b = metricValue(*body, "leakscope_tracked_bytes" + conn);
+    if (!c || !d || !l || !b) return std::nullopt;
+    return Reading{*c, *d, *l, *b};
+  };
+  // While rounds run: counters only ever move forward, and they do move.
+  std::optional<Reading> first;
+  std::optional<Reading> last;
   int scrapes = 0;
   ASSERT_TRUE(eventually(
       [&] {
-        auto body = httpGet(ex.fields["metrics"], "/metrics");
-        if (!body) return false;
+        auto r = read();
+        if (!r) return false;
         ++scrapes;
-        const auto created = metricValue(*body, "leakscope_tracked_created_total" + conn);
-        const auto destroyed = metricValue(*body, "leakscope_tracked_destroyed_total" + conn);
-        const auto live = metricValue(*body, "leakscope_tracked_objects" + conn);
-        const auto bytes = metricValue(*body, "leakscope_tracked_bytes" + conn);
-        if (!created || !destroyed || !live || !bytes) return false;
-        EXPECT_EQ(*live, *created - *destroyed) << *body;
-        EXPECT_EQ(*bytes, *live * 65536);
-        EXPECT_GE(*created, last_created);  // counters never go back
-        EXPECT_GE(*destroyed, last_destroyed);
-        if (first_created < 0) first_created = *created;
-        last_created = *created;
-        last_destroyed = *destroyed;
-        return last_created >= first_created + 10 && last_destroyed > 0;
+        EXPECT_EQ(r->live, r->created - r->destroyed);
+        if (last) {
+          EXPECT_GE(r->created, last->created);
+          EXPECT_GE(r->destroyed, last->destroyed);
+        }
+        if (!first) first = r;
+        last = r;
+        return last->created >= first->created + 10 && last->destroyed > first->destroyed;
       },
       20000));
   EXPECT_GT(scrapes, 1);
+
+  // Idle after the rounds: the gauges equal what the program itself counted.
+  auto done = ex.child->waitForLine("rounds done:", 20000);
+  ASSERT_TRUE(done.has_value()) << ex.child->err();
+  const auto f = startFields(*done);
+  const double opened = std::stod(f.at("opened"));
+  const double leaked = std::stod(f.at("leaked"));
+  EXPECT_EQ(opened, 80);
+  EXPECT_EQ(leaked, 16);
+  auto idle = read();
+  ASSERT_TRUE(idle.has_value());
+  EXPECT_EQ(idle->created, opened);
+  EXPECT_EQ(idle->destroyed, opened - leaked);
+  EXPECT_EQ(idle->live, leaked);
+  EXPECT_EQ(idle->bytes, leaked * 65536);
+
   auto body = httpGet(ex.fields["metrics"], "/metrics");
   ASSERT_TRUE(body.has_value());
-  // Leaked connections to the listener show as ESTABLISHED to a named peer.
-  EXPECT_GT(metricValue(
-                *body,
-                "leakscope_sockets{peer=\"example-server\",protocol=\"tcp\",state=\"ESTABLISHED\"}")
-                .value_or(0),
-            0);
-  EXPECT_GT(metricValue(*body, "process_open_fds").value_or(0), 0);
+  // Each kept connection is an ESTABLISHED socket to the named peer.
+  EXPECT_EQ(
+      metricValue(
+          *body,
+          "leakscope_sockets{peer=\"example-server\",protocol=\"tcp\",state=\"ESTABLISHED\"}"),
+      leaked);
+  EXPECT_GT(metricValue(*body, "process_open_fds").value_or(0), 2 * leaked);
   EXPECT_GT(metricValue(*body, "process_resident_memory_bytes").value_or(0), 0);
-  EXPECT_GT(metricValue(*body, "leakscope_allocator_allocated_bytes").value_or(0), 0);
+  EXPECT_GT(metricValue(*body, "leakscope_allocator_allocated_bytes").value_or(0), leaked * 65536);
   EXPECT_EQ(ex.child->terminate(), 0);
 }
 
@@ -321,9 +350,7 @@ TEST(ExampleProgram, InvalidMetricsAddressIsAClearErrorAndSnapshotsStillWork) {
 
 TEST(ExampleProgram, BadFlagsExitTwoWithTheFlagNamed) {
   Child child({kExample, "--leak-every", "many"});
-  int status = 0;
-  ASSERT_TRUE(eventually([&] { return waitpid(child.pid(), &status, WNOHANG) == child.pid(); }));
-  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_EQ(child.wait(), 2);
   EXPECT_NE(child.err().find("--leak-every: 'many'"), std::string::npos) << child.err();
 }
 

@@ -135,6 +135,11 @@ std::optional<std::string> Child::waitForLine(const std::string& prefix, int tim
 int Child::terminate(int timeout_ms) {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
+  return wait(timeout_ms);
+}
+
+int Child::wait(int timeout_ms) {
+  if (pid_ <= 0) return -1;
   int status = 0;
   const bool done = eventually([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout_ms);
   if (!done) return -1;

@@ -33,6 +33,9 @@ class Child {
   std::string err() const;
   // SIGTERM, then wait; returns the exit status (or -1).
   int terminate(int timeout_ms = 10000);
+  // Waits for the child to exit by itself; returns its exit status (or -1 on
+  // timeout). Either way the pid is not signalled again afterwards.
+  int wait(int timeout_ms = 10000);
 
  private:
   int pid_ = -1;
