@@ -308,10 +308,6 @@ std::uint64_t writeSockets(JsonWriter& w, const PeerNames& names,
   return n;
 }
 
-struct Site {
-  HeapRecord counts;
-};
-
 std::uint64_t writeHeap(JsonWriter& w, const HeapProfiler* heap, Result<std::string>& text,
                         Symbolizer& sym) {
   w.key("heap").beginObject().field("mode", heapModeName(heap ? heap->mode() : HeapMode::kOff));

@@ -21,8 +21,6 @@ enum class Errc {
   kUnavailable,      // the feature is not available in this build or process
 };
 
-const char* errcName(Errc code);
-
 struct Error {
   Errc code;
   std::string message;
