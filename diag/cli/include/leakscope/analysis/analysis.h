@@ -1,0 +1,226 @@
+// The analyses behind `leakscope diff`, `trend` and `sockets`, over the model
+// of model.h. Pure functions of their inputs (no I/O), so tests call them
+// directly and the CLI only loads files and renders results.
+//
+// Groups are what the views count: a tracked kind (its objects), a heap site
+// (a symbolic allocation stack), or a socket group (remote name + state).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "leakscope/analysis/model.h"
+
+namespace leakscope::analysis {
+
+enum class Group { kTracked, kHeap, kSocket };
+const char* groupName(Group g);
+
+// The name a socket is grouped under: the configured peer name; for unnamed
+// remotes the remote endpoint (outbound) or "inbound :PORT" when the local
+// port is one this process listens on; for sockets without a remote, the
+// protocol and local end. `listening_ports` are the snapshot's LISTEN ports.
+std::string socketGroupName(const Socket& s, const std::set<std::string>& listening_ports);
+std::set<std::string> listeningPorts(const Snapshot& s);
+
+// Thresholds shared by diff and trend: growth below them is noise.
+struct Thresholds {
+  std::int64_t min_objects = 1;                // tracked objects, sockets
+  double min_heap_bytes = 1024.0 * 1024.0;     // heap sites
+  double min_tracked_bytes = 1024.0 * 1024.0;  // tracked kinds whose bytes grow, not count
+};
+
+// ---- diff ---------------------------------------------------------------
+
+// One row of the Comparison view between BASE and TARGET.
+struct CompareRow {
+  Group group = Group::kTracked;
+  std::string name;
+  std::optional<StackId> stack;  // heap sites
+  double base_count = 0, target_count = 0;
+  double base_bytes = 0, target_bytes = 0;
+  double new_count = 0;      // # New
+  double deleted_count = 0;  // # Deleted
+  double delta_count = 0;    // # Delta
+  double alloc_bytes = 0;    // Alloc. Size
+  double freed_bytes = 0;    // Freed Size
+  double delta_bytes = 0;    // Size Delta
+  // How # New / # Deleted were counted: "ids" (tracked objects, exact),
+  // "inodes" (sockets), "counters" (full heap profile: allocations and frees
+  // in between), "net" (sampled heap: only the net change is known).
+  std::string basis;
+  std::int64_t created = 0, destroyed = 0;  // tracked: the kind's counters in between
+};
+
+struct Suspect {
+  Group group = Group::kTracked;
+  std::string name;
+  std::string reason;
+  double delta_count = 0;
+  double delta_bytes = 0;
+  std::optional<StackId> stack;
+};
+
+struct Comparison {
+  std::string base, target;
+  double interval_seconds = 0;
+  bool same_process = true;
+  std::vector<CompareRow> rows;  // tracked, heap, socket rows; each group sorted by growth
+  std::vector<Suspect> suspects;
+  std::vector<std::string> notes;
+};
+
+Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTable& symbols,
+                   const Thresholds& t);
+
+// ---- trend --------------------------------------------------------------
+
+enum class Verdict {
+  kSteady,     // grows across the series: a suspect
+  kTransient,  // rose and was freed later
+  kRecent,     // grew only in the last interval: too early to tell
+  kBounded,    // grew early, then levelled off
+  kFlat,       // no meaningful growth
+};
+const char* verdictName(Verdict v);
+
+struct Survivor {
+  std::uint64_t id = 0;
+  double age_seconds = 0;  // at the last snapshot
+  std::string label;
+  std::int64_t bytes = 0;
+  std::int32_t fd = -1;
+  std::string socket;  // "tcp 127.0.0.1:5000 -> 17.188.1.1:443 ESTABLISHED" in the last snapshot
+};
+
+struct TrendGroup {
+  Group group = Group::kTracked;
+  std::string name;
+  std::optional<StackId> stack;
+  std::vector<double> counts;  // per snapshot, in time order
+  std::vector<double> bytes;
+  Verdict verdict = Verdict::kFlat;
+  std::string reason;
+  // For steady growth (of counts for sockets and kinds, bytes for heap):
+  double growth_count_per_interval = 0;
+  double growth_bytes_per_interval = 0;
+  double growth_count_per_hour = 0;
+  double growth_bytes_per_hour = 0;
+  bool accelerating = false;
+  std::optional<double> hours_to_limit;
+  std::size_t growing_intervals = 0;
+  // Transient: where the peak was.
+  std::size_t peak_index = 0;
+  // Tracked kinds: ids alive in every snapshot.
+  std::size_t survivor_count = 0;
+  std::vector<Survivor> survivors;  // oldest first, at most TrendOptions::max_survivors
+};
+
+struct TrendOptions {
+  Thresholds thresholds;
+  std::optional<double> memory_limit_bytes;
+  std::size_t max_survivors = 20;
+};
+
+struct SeriesPoint {
+  std::string path;
+  std::int64_t sequence = 0;
+  std::int64_t taken_unix_ns = 0;
+  std::string utc;
+  std::int64_t pid = 0;
+  std::int64_t rss_bytes = 0;
+  double heap_inuse_bytes = 0;
+  std::int64_t open_fds = 0;
+};
+
+struct TrendResult {
+  std::vector<SeriesPoint> points;
+  std::vector<TrendGroup> groups;  // every group, suspects first
+  std::vector<Suspect> suspects;   // the steady ones, most growth (bytes/h) first
+  std::vector<std::string> notes;
+  double span_seconds = 0;
+  // Projection of the process' memory when a limit is given.
+  std::optional<double> rss_growth_bytes_per_hour;
+  std::optional<double> hours_to_limit;
+};
+
+// Feeds snapshots one at a time, in time order; keeps per-group series and the
+// survivor candidates only, so a long series of big files fits in memory.
+class TrendBuilder {
+ public:
+  TrendBuilder(const SymbolTable& symbols, TrendOptions options);
+  void add(const Snapshot& s);
+  TrendResult finish();
+
+ private:
+  struct Series {
+    Group group;
+    std::string name;
+    std::optional<StackId> stack;
+    std::vector<double> counts, bytes;
+  };
+  struct Candidate {
+    TrackedObject object;
+    std::string socket;
+  };
+  Series& series(Group g, const std::string& name, std::optional<StackId> stack);
+
+  const SymbolTable& symbols_;
+  TrendOptions options_;
+  std::vector<SeriesPoint> points_;
+  std::map<std::string, Series> series_;  // key: group + name
+  // Tracked kind → ids alive in every snapshot so far.
+  std::map<std::string, std::vector<Candidate>> survivors_;
+  bool survivors_valid_ = true;
+  std::vector<std::string> notes_;
+};
+
+// ---- sockets ------------------------------------------------------------
+
+struct SocketRow {
+  std::string name;   // group name
+  std::string state;  // TCP state ("" for none)
+  std::string protocol;
+  std::vector<std::int64_t> counts;  // per snapshot
+  std::int64_t owned = 0;            // in the last snapshot
+  std::int64_t unowned = 0;
+  std::vector<std::string> owners;  // "kind#id label" of the last snapshot's owners (up to 5)
+};
+
+struct SocketDetail {  // one socket of the last snapshot
+  Socket socket;
+  std::string group;
+  std::string owner;  // "kind#id (label)" or ""
+};
+
+struct SocketFlag {
+  std::string what;  // "unowned" | "owner-without-socket" | "close-wait"
+  std::string name;
+  std::string reason;
+};
+
+struct SocketsResult {
+  std::vector<SeriesPoint> points;
+  std::vector<SocketRow> rows;
+  std::vector<SocketDetail> last;  // the last snapshot's sockets
+  std::vector<SocketFlag> flags;
+  std::vector<Suspect> suspects;
+};
+
+// `snaps` in time order.
+SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const SymbolTable& symbols,
+                             const Thresholds& t);
+
+// ---- shared helpers -----------------------------------------------------
+
+// "operator new ← foo::bar (src/x.cc:12) ← main", innermost first, at most
+// `depth` frames.
+std::string describeStack(const SymbolTable& symbols, StackId stack, std::size_t depth = 4);
+// The first frame's function (or module+offset).
+std::string siteName(const SymbolTable& symbols, StackId stack);
+
+}  // namespace leakscope::analysis

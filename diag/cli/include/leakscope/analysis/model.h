@@ -1,0 +1,150 @@
+// The in-memory model the CLI analyses: one `Snapshot` per input file, read
+// from a leakscope snapshot or a raw gperftools heap profile. It keeps what
+// the analyses need and no more — per-object records are compact (labels are
+// interned) and the heap keeps one record per symbolic stack — so a series of
+// large snapshots can be analysed one file at a time.
+//
+// Strings shared by the snapshots of one analysis (object labels, frame keys,
+// stacks) live in a `SymbolTable` owned by the caller and passed to every
+// reader: stacks are matched across files by symbols, never by address.
+// Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace leakscope::analysis {
+
+using StringId = std::uint32_t;
+using StackId = std::uint32_t;
+
+// One code location, as the CLI shows it.
+struct FrameInfo {
+  std::string function;  // demangled; "" when unknown
+  std::string file;
+  int line = 0;
+  std::string module;  // base name of the ELF file
+  std::uint64_t module_offset = 0;
+};
+
+// Interned strings and stacks. A frame's key is its function name (or
+// module+offset when unnamed); a stack's key is its frames' keys, innermost
+// first.
+class SymbolTable {
+ public:
+  StringId intern(std::string_view s);
+  const std::string& str(StringId id) const { return strings_[id]; }
+
+  // Interns a frame by its key; the first description seen is kept for display.
+  StringId internFrame(const FrameInfo& f);
+  const FrameInfo& frame(StringId key) const;
+
+  StackId internStack(const std::vector<StringId>& frames);
+  const std::vector<StringId>& stack(StackId id) const { return stacks_[id]; }
+  std::size_t stackCount() const { return stacks_.size(); }
+
+  static std::string frameKey(const FrameInfo& f);
+
+ private:
+  struct VecHash {
+    std::size_t operator()(const std::vector<StringId>& v) const noexcept;
+  };
+  std::deque<std::string> strings_;  // deque: ids stay valid, views stay valid
+  std::unordered_map<std::string_view, StringId> string_ids_;
+  std::unordered_map<StringId, FrameInfo> frames_;
+  std::vector<std::vector<StringId>> stacks_;
+  std::unordered_map<std::vector<StringId>, StackId, VecHash> stack_ids_;
+};
+
+struct TrackedObject {
+  std::uint64_t id = 0;
+  std::int64_t birth_unix_ns = 0;
+  std::int64_t bytes = 0;
+  StringId label = 0;
+  std::int32_t fd = -1;  // -1: none declared
+};
+
+struct TrackedKind {
+  std::string name;
+  std::int64_t live = 0;
+  std::int64_t live_bytes = 0;
+  std::int64_t created_total = 0;
+  std::int64_t destroyed_total = 0;
+  std::vector<TrackedObject> objects;  // sorted by id
+  const TrackedObject* find(std::uint64_t id) const;
+};
+
+struct Socket {
+  std::int32_t fd = -1;
+  std::uint64_t inode = 0;
+  std::string protocol;
+  std::string local;
+  std::string remote;
+  std::string state;
+  std::string path;
+  std::string peer;
+  std::optional<std::uint64_t> owner;
+};
+
+// One allocation stack. Figures are estimates for sampled profiles (already
+// unsampled) and exact for full ones; `alloc_*` only mean something for full
+// profiles (sampled ones carry live objects only).
+struct HeapSite {
+  StackId stack = 0;
+  double inuse_objects = 0;
+  double inuse_bytes = 0;
+  double alloc_objects = 0;
+  double alloc_bytes = 0;
+};
+
+struct Heap {
+  bool available = false;
+  std::string reason;  // why not available
+  std::string mode;    // "sampled" | "full"
+  std::string format;  // "heap_v2" | "heapprofile"
+  std::int64_t sample_period = 0;
+  double inuse_bytes = 0;  // sum of sites (estimated when sampled)
+  double alloc_bytes = 0;
+  std::vector<HeapSite> sites;  // one per stack, sorted by inuse_bytes descending
+  bool exact() const { return mode == "full"; }
+};
+
+struct ProcessInfo {
+  std::int64_t pid = 0;
+  std::string exe;
+  std::string build_id;
+  std::int64_t rss_bytes = 0;
+  std::int64_t virtual_bytes = 0;
+  std::int64_t open_fds = 0;
+  std::int64_t max_fds = 0;
+  std::int64_t threads = 0;
+};
+
+enum class SourceKind { kSnapshot, kHeapProfile };
+
+struct Snapshot {
+  std::string path;
+  SourceKind source = SourceKind::kSnapshot;
+  std::int64_t sequence = 0;
+  std::string name;
+  std::int64_t taken_unix_ns = 0;  // raw profiles: the file's mtime
+  std::string utc;
+  std::string trigger;
+  ProcessInfo process;
+  bool allocator_available = false;
+  std::int64_t allocated_bytes = 0;
+  std::int64_t heap_bytes = 0;
+  std::vector<TrackedKind> kinds;  // sorted by name
+  std::vector<Socket> sockets;
+  std::string sockets_error;
+  Heap heap;
+
+  const TrackedKind* kind(std::string_view name) const;
+};
+
+}  // namespace leakscope::analysis

@@ -1,0 +1,46 @@
+// Output of the CLI's analyses: readable tables for people, JSON for
+// machines (schema in docs/cli.md), and the self-contained HTML report.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "leakscope/analysis/analysis.h"
+#include "leakscope/analysis/model.h"
+
+namespace leakscope::analysis {
+
+struct RenderOptions {
+  std::size_t top = 20;  // rows per table
+};
+
+void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                const SymbolTable& symbols, const RenderOptions& o);
+nlohmann::json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable& symbols,
+                        const RenderOptions& o);
+
+void renderCompare(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
+                   const RenderOptions& o);
+nlohmann::json compareJson(const Comparison& c, const SymbolTable& symbols, const RenderOptions& o);
+
+void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
+                 const RenderOptions& o);
+nlohmann::json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o);
+
+void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOptions& o);
+nlohmann::json socketsJson(const SocketsResult& s, const RenderOptions& o);
+
+// One HTML page, no external resources: the trend's suspects with charts of
+// their growth, the comparison of the first and last input, the socket view.
+std::string renderHtmlReport(const TrendResult& trend, const Comparison& comparison,
+                             const SocketsResult& sockets, const SymbolTable& symbols,
+                             const RenderOptions& o);
+
+// "1.5 MiB", "-320 B".
+std::string formatBytes(double bytes);
+// "3h 12m", "45s", "2d 4h".
+std::string formatDuration(double seconds);
+
+}  // namespace leakscope::analysis

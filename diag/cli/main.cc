@@ -1,0 +1,486 @@
+// leakscope — the offline snapshot analyser. A thin main: parse the command
+// line, load inputs, run one analysis, render it. Exit codes like diff(1):
+// 0 nothing flagged, 1 leak suspected, 2 usage or input error.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "leakscope/analysis/analysis.h"
+#include "leakscope/analysis/input.h"
+#include "leakscope/analysis/render.h"
+
+namespace la = leakscope::analysis;
+
+namespace {
+
+constexpr int kExitClean = 0;
+constexpr int kExitSuspect = 1;
+constexpr int kExitError = 2;
+
+struct UsageError {
+  std::string message;
+};
+
+const char* kMainHelp = R"(leakscope — find what grows in a long-running process, from its snapshots
+
+Usage: leakscope COMMAND [OPTIONS] INPUT...
+
+Commands:
+  show     one snapshot: totals, top tracked kinds, top heap sites, sockets
+  diff     Comparison view of two inputs: # New, # Deleted, # Delta, sizes
+  trend    three or more inputs: steady growth (leaks) vs transient spikes
+  sockets  netstat-like view of sockets across inputs, with their owners
+  report   one self-contained HTML page with charts (--html OUT.html)
+
+Inputs are leakscope snapshots (.lsnap, written on kill -USR2) or raw
+gperftools heap profiles (heapprofile or heap_v2), recognised by content.
+
+Exit status: 0 nothing flagged, 1 leak suspected, 2 usage or input error.
+Run 'leakscope COMMAND --help' for a command's options and an example.
+)";
+
+const char* kCommonOptions = R"(
+Common options:
+  --json            machine-readable output (schema: docs/cli.md); always has
+                    a top-level "suspects" array
+  --top N           rows per table (default 20)
+  --binary PATH     for raw profiles whose mapped files are not on this
+                    machine: the executable to symbolize with
+  -h, --help        this help
+)";
+
+const char* kShowHelp = R"(Usage: leakscope show [OPTIONS] INPUT
+
+Summarises one snapshot or heap profile: process figures, tracked kinds by
+live bytes, the top heap allocation sites, and sockets grouped by remote name
+and state with their owners. Flags CLOSE_WAIT sockets, connections no tracked
+object owns and objects whose socket is gone (exit 1 when any is found).
+
+Example:
+  leakscope show /var/lib/pushdaemon/snapshots/pushdaemon.000012.lsnap
+)";
+
+const char* kDiffHelp = R"(Usage: leakscope diff [OPTIONS] BASE TARGET
+
+The Comparison view between two inputs, per group — a tracked kind, a heap
+site (symbolic stack), a socket group (remote name + state):
+  # New, # Deleted   objects in TARGET not in BASE and the reverse (tracked
+                     kinds: exact, by object id; heap: the profile's counters,
+                     or the net change for sampled profiles; sockets: inodes)
+  # Delta            change in live count
+  Alloc. Size, Freed Size, Size Delta
+Rows are sorted by growth. A group that grew past the thresholds is a
+suspect (exit 1); two points cannot tell a leak from a spike: use trend.
+
+Options:
+  --min-objects N   growth in objects/sockets that counts (default 1)
+  --min-bytes SIZE  heap or retained-bytes growth that counts (default 1MiB)
+
+Example:
+  leakscope diff app.000003.lsnap app.000007.lsnap --top 10
+)";
+
+const char* kTrendHelp = R"(Usage: leakscope trend [OPTIONS] INPUT INPUT INPUT...
+
+Reads three or more inputs, in the order they were taken (not argument
+order), one at a time. A group is a suspect when it grows across the series:
+its floor (the lowest value from each point on) rises in most intervals and
+still at the end. A spike freed later is reported as transient, growth that
+levels off as bounded, growth in the last interval only as recent — none of
+them are suspects. For each suspect: growth per interval and per hour,
+whether it accelerates, the time to the memory limit (with --memory-limit),
+and for tracked kinds the survivors: object ids alive in every snapshot,
+with age, label and socket.
+
+Options:
+  --memory-limit SIZE  project when the process reaches SIZE (e.g. 2GiB)
+  --min-objects N      total growth in objects/sockets that counts (default 1)
+  --min-bytes SIZE     total heap/retained growth that counts (default 1MiB)
+  --survivors N        survivors listed per kind (default 20)
+
+Example:
+  leakscope trend snapshots/pushdaemon.*.lsnap --memory-limit 2GiB
+)";
+
+const char* kSocketsHelp = R"(Usage: leakscope sockets [OPTIONS] INPUT...
+
+netstat for snapshots: sockets grouped by remote name and TCP state, with the
+count in each input and the tracked objects that own them. Flags connected
+TCP sockets with no owner (in programs that declare owners), owners whose
+socket is gone, CLOSE_WAIT accumulation, and connected groups that keep
+growing across three or more inputs (exit 1 when any is flagged).
+
+Example:
+  leakscope sockets app.000001.lsnap app.000005.lsnap app.000009.lsnap
+)";
+
+const char* kReportHelp = R"(Usage: leakscope report --html OUT.html [OPTIONS] INPUT INPUT...
+
+Writes one self-contained HTML page (no network, no CDN): the verdict, a
+chart of each suspect's growth across the series, the process' memory, the
+comparison of the first and last input, and the socket view. Takes trend's
+options (--memory-limit, --min-objects, --min-bytes, --survivors). Exit
+status as for trend.
+
+Example:
+  leakscope report --html leak.html snapshots/*.lsnap
+)";
+
+double parseSize(const std::string& flag, const std::string& v) {
+  std::size_t pos = 0;
+  double n = 0;
+  try {
+    n = std::stod(v, &pos);
+  } catch (...) {
+    throw UsageError{flag + ": '" + v + "' is not a size (e.g. 512MiB, 2GiB, 1048576)"};
+  }
+  std::string unit = v.substr(pos);
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  double mult = 1;
+  if (unit.empty() || unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib")
+    mult = 1024.0;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    mult = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "t" || unit == "tb" || unit == "tib")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  else
+    throw UsageError{flag + ": unknown unit '" + unit + "' in '" + v +
+                     "' (use B, KiB, MiB, GiB, TiB)"};
+  if (n < 0 || !std::isfinite(n)) throw UsageError{flag + ": '" + v + "' must be a positive size"};
+  return n * mult;
+}
+
+long long parseCount(const std::string& flag, const std::string& v, long long min) {
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0 || n < min) {
+    throw UsageError{flag + ": '" + v + "' is not a whole number >= " + std::to_string(min)};
+  }
+  return n;
+}
+
+struct Args {
+  std::string command;
+  bool json = false;
+  bool help = false;
+  std::string html;
+  std::string binary;
+  la::RenderOptions render;
+  la::TrendOptions trend;
+  std::vector<std::string> inputs;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  if (argc < 2)
+    throw UsageError{"no command given (show, diff, trend, sockets, report); see --help"};
+  a.command = argv[1];
+  auto value = [&](int& i, const std::string& flag) -> std::string {
+    if (i + 1 >= argc) throw UsageError{flag + " needs a value"};
+    return argv[++i];
+  };
+  bool options_done = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string inline_value;
+    bool has_inline = false;
+    if (!options_done && arg.rfind("--", 0) == 0) {
+      if (auto eq = arg.find('='); eq != std::string::npos) {
+        inline_value = arg.substr(eq + 1);
+        arg = arg.substr(0, eq);
+        has_inline = true;
+      }
+    }
+    auto val = [&](const std::string& flag) { return has_inline ? inline_value : value(i, flag); };
+    if (options_done || arg.empty() || arg[0] != '-' || arg == "-") {
+      a.inputs.push_back(arg);
+    } else if (arg == "--") {
+      options_done = true;
+    } else if (arg == "-h" || arg == "--help") {
+      a.help = true;
+    } else if (arg == "--json") {
+      a.json = true;
+    } else if (arg == "--top") {
+      a.render.top = static_cast<std::size_t>(parseCount(arg, val(arg), 1));
+    } else if (arg == "--binary") {
+      a.binary = val(arg);
+    } else if (arg == "--html" && a.command == "report") {
+      a.html = val(arg);
+    } else if (arg == "--min-objects" && a.command != "show") {
+      a.trend.thresholds.min_objects = parseCount(arg, val(arg), 1);
+    } else if (arg == "--min-bytes" && a.command != "show") {
+      const double b = parseSize(arg, val(arg));
+      a.trend.thresholds.min_heap_bytes = b;
+      a.trend.thresholds.min_tracked_bytes = b;
+    } else if (arg == "--memory-limit" && (a.command == "trend" || a.command == "report")) {
+      a.trend.memory_limit_bytes = parseSize(arg, val(arg));
+    } else if (arg == "--survivors" && (a.command == "trend" || a.command == "report")) {
+      a.trend.max_survivors = static_cast<std::size_t>(parseCount(arg, val(arg), 0));
+    } else {
+      throw UsageError{"unknown option '" + arg + "' for '" + a.command + "'; see leakscope " +
+                       a.command + " --help"};
+    }
+  }
+  return a;
+}
+
+// Progress on stderr, only when it is a terminal and a file takes more than
+// a second.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled) {}
+  ~Progress() { clear(); }
+  std::function<void(std::uint64_t, std::uint64_t)> forFile(const std::string& path,
+                                                            std::size_t index, std::size_t count) {
+    if (!enabled_) return nullptr;
+    clear();
+    start_ = std::chrono::steady_clock::now();
+    name_ = path;
+    index_ = index;
+    count_ = count;
+    return [this](std::uint64_t done, std::uint64_t total) { update(done, total); };
+  }
+  void clear() {
+    if (shown_) std::fprintf(stderr, "\r\033[K");
+    shown_ = false;
+  }
+
+ private:
+  void update(std::uint64_t done, std::uint64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - start_ < std::chrono::seconds(1)) return;
+    const int pct =
+        total > 0 ? static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total))
+                  : 0;
+    std::fprintf(stderr, "\r\033[Kleakscope: reading %zu/%zu %s %d%% (%.0f/%.0f MB)", index_ + 1,
+                 count_, name_.c_str(), pct, static_cast<double>(done) / 1e6,
+                 static_cast<double>(total) / 1e6);
+    shown_ = true;
+  }
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point start_;
+  std::string name_;
+  std::size_t index_ = 0, count_ = 0;
+};
+
+struct InputFailure {
+  std::string message;
+};
+
+la::Snapshot loadOrThrow(const std::string& path, la::SymbolTable& symbols, const Args& a,
+                         Progress& progress, std::size_t index, std::size_t count) {
+  la::LoadOptions lo;
+  lo.binary = a.binary;
+  lo.progress = progress.forFile(path, index, count);
+  auto s = la::load(path, symbols, lo);
+  progress.clear();
+  if (!s) throw InputFailure{s.error().message};
+  return std::move(*s);
+}
+
+std::vector<std::string> timeOrder(const std::vector<std::string>& inputs) {
+  std::vector<la::InputHeader> headers;
+  for (const auto& p : inputs) {
+    auto h = la::readHeader(p);
+    if (!h) throw InputFailure{h.error().message};
+    headers.push_back(*h);
+  }
+  std::stable_sort(headers.begin(), headers.end(),
+                   [](const la::InputHeader& x, const la::InputHeader& y) {
+                     if (x.taken_unix_ns != y.taken_unix_ns)
+                       return x.taken_unix_ns < y.taken_unix_ns;
+                     if (x.sequence != y.sequence) return x.sequence < y.sequence;
+                     return x.path < y.path;
+                   });
+  std::vector<std::string> out;
+  for (const auto& h : headers) out.push_back(h.path);
+  return out;
+}
+
+void needInputs(const Args& a, std::size_t min, std::size_t max, const char* what) {
+  if (a.inputs.size() < min || a.inputs.size() > max) {
+    throw UsageError{std::string("'") + a.command + "' takes " + what + " (got " +
+                     std::to_string(a.inputs.size()) + "); see leakscope " + a.command + " --help"};
+  }
+}
+
+// Keeps what the socket view needs of a snapshot other than the last.
+la::Snapshot socketsOnly(la::Snapshot&& s) {
+  la::Snapshot k;
+  k.path = std::move(s.path);
+  k.sequence = s.sequence;
+  k.taken_unix_ns = s.taken_unix_ns;
+  k.utc = std::move(s.utc);
+  k.process = s.process;
+  k.sockets = std::move(s.sockets);
+  return k;
+}
+
+int run(const Args& a) {
+  const bool progress_enabled = ::isatty(STDERR_FILENO) != 0;
+  Progress progress(progress_enabled);
+  la::SymbolTable symbols;
+  const auto& th = a.trend.thresholds;
+
+  if (a.command == "show") {
+    needInputs(a, 1, 1, "one input");
+    const la::Snapshot s = loadOrThrow(a.inputs[0], symbols, a, progress, 0, 1);
+    const la::SocketsResult sockets = la::analyseSockets({&s}, symbols, th);
+    if (a.json) {
+      std::cout << la::showJson(s, sockets, symbols, a.render).dump(2) << "\n";
+    } else {
+      la::renderShow(std::cout, s, sockets, symbols, a.render);
+    }
+    return sockets.suspects.empty() ? kExitClean : kExitSuspect;
+  }
+  if (a.command == "diff") {
+    needInputs(a, 2, 2, "two inputs, BASE and TARGET");
+    const la::Snapshot base = loadOrThrow(a.inputs[0], symbols, a, progress, 0, 2);
+    const la::Snapshot target = loadOrThrow(a.inputs[1], symbols, a, progress, 1, 2);
+    const la::Comparison c = la::compare(base, target, symbols, th);
+    if (a.json) {
+      std::cout << la::compareJson(c, symbols, a.render).dump(2) << "\n";
+    } else {
+      la::renderCompare(std::cout, c, symbols, a.render);
+    }
+    return c.suspects.empty() ? kExitClean : kExitSuspect;
+  }
+  if (a.command == "trend" || a.command == "report") {
+    if (a.command == "trend") {
+      needInputs(a, 3, SIZE_MAX, "three or more inputs");
+    } else {
+      if (a.html.empty()) throw UsageError{"report needs --html OUT.html"};
+      needInputs(a, 2, SIZE_MAX, "two or more inputs");
+    }
+    const std::vector<std::string> ordered = timeOrder(a.inputs);
+    la::TrendBuilder builder(symbols, a.trend);
+    const bool report = a.command == "report";
+    la::Snapshot first, last;
+    std::vector<la::Snapshot> socket_views;
+    for (std::size_t i = 0; i < ordered.size(); ++i) {
+      la::Snapshot s = loadOrThrow(ordered[i], symbols, a, progress, i, ordered.size());
+      builder.add(s);
+      if (!report) continue;
+      if (i == 0) first = s;
+      if (i + 1 == ordered.size()) {
+        last = std::move(s);
+      } else {
+        socket_views.push_back(socketsOnly(std::move(s)));
+      }
+    }
+    const la::TrendResult t = builder.finish();
+    if (report) {
+      const la::Comparison c = la::compare(first, last, symbols, th);
+      std::vector<const la::Snapshot*> views;
+      for (const auto& v : socket_views) views.push_back(&v);
+      views.push_back(&last);
+      const la::SocketsResult sockets = la::analyseSockets(views, symbols, th);
+      const std::string html = la::renderHtmlReport(t, c, sockets, symbols, a.render);
+      const std::string tmp = a.html + ".tmp";
+      {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        f << html;
+        f.flush();
+        if (!f) throw InputFailure{a.html + ": cannot write: " + std::strerror(errno)};
+      }
+      if (std::rename(tmp.c_str(), a.html.c_str()) != 0) {
+        throw InputFailure{a.html + ": cannot write: " + std::strerror(errno)};
+      }
+      if (a.json) {
+        auto j = la::trendJson(t, symbols, a.render);
+        j["command"] = "report";
+        j["html"] = a.html;
+        std::cout << j.dump(2) << "\n";
+      } else {
+        std::cout << "wrote " << a.html << ": " << t.suspects.size() << " suspect(s) over "
+                  << t.points.size() << " inputs\n";
+      }
+    } else if (a.json) {
+      std::cout << la::trendJson(t, symbols, a.render).dump(2) << "\n";
+    } else {
+      la::renderTrend(std::cout, t, symbols, a.render);
+    }
+    return t.suspects.empty() ? kExitClean : kExitSuspect;
+  }
+  if (a.command == "sockets") {
+    needInputs(a, 1, SIZE_MAX, "one or more inputs");
+    const std::vector<std::string> ordered = timeOrder(a.inputs);
+    std::vector<la::Snapshot> snaps;
+    for (std::size_t i = 0; i < ordered.size(); ++i) {
+      la::Snapshot s = loadOrThrow(ordered[i], symbols, a, progress, i, ordered.size());
+      snaps.push_back(i + 1 == ordered.size() ? std::move(s) : socketsOnly(std::move(s)));
+    }
+    std::vector<const la::Snapshot*> views;
+    for (const auto& s : snaps) views.push_back(&s);
+    const la::SocketsResult r = la::analyseSockets(views, symbols, th);
+    if (a.json) {
+      std::cout << la::socketsJson(r, a.render).dump(2) << "\n";
+    } else {
+      la::renderSockets(std::cout, r, a.render);
+    }
+    return r.suspects.empty() ? kExitClean : kExitSuspect;
+  }
+  throw UsageError{"unknown command '" + a.command +
+                   "' (show, diff, trend, sockets, report); see --help"};
+}
+
+const char* helpFor(const std::string& command) {
+  if (command == "show") return kShowHelp;
+  if (command == "diff") return kDiffHelp;
+  if (command == "trend") return kTrendHelp;
+  if (command == "sockets") return kSocketsHelp;
+  if (command == "report") return kReportHelp;
+  return nullptr;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
+                      std::strcmp(argv[1], "help") == 0)) {
+      const char* h = argc >= 3 ? helpFor(argv[2]) : nullptr;
+      std::cout << (h != nullptr ? h : kMainHelp);
+      if (h != nullptr) std::cout << kCommonOptions;
+      return kExitClean;
+    }
+    if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) {
+      std::cout << "leakscope " << LEAKSCOPE_VERSION << " (reads snapshot format version "
+                << la::kSnapshotVersion << ")\n";
+      return kExitClean;
+    }
+    const Args a = parse(argc, argv);
+    if (a.help) {
+      const char* h = helpFor(a.command);
+      if (h == nullptr)
+        throw UsageError{"unknown command '" + a.command + "'; see leakscope --help"};
+      std::cout << h << kCommonOptions;
+      return kExitClean;
+    }
+    return run(a);
+  } catch (const UsageError& e) {
+    std::cerr << "leakscope: " << e.message << "\n";
+    return kExitError;
+  } catch (const InputFailure& e) {
+    std::cerr << "leakscope: " << e.message << "\n";
+    return kExitError;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "leakscope: out of memory\n";
+    return kExitError;
+  }
+}

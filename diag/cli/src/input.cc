@@ -1,0 +1,145 @@
+#include "leakscope/analysis/input.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "char_source.h"
+#include "readers.h"
+
+namespace leakscope::analysis {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+enum class Detected { kSnapshot, kProfile };
+
+// Reads the first bytes: '{' opens a snapshot, "heap profile:" a gperftools
+// profile. Anything else is named in the error.
+Result<Detected> detect(std::string_view head, const std::string& path) {
+  std::size_t i = 0;
+  while (i < head.size() &&
+         (head[i] == ' ' || head[i] == '\n' || head[i] == '\r' || head[i] == '\t'))
+    ++i;
+  if (head.empty()) return Error{Errc::kParse, path + ": byte 0: empty file"};
+  if (i == head.size())
+    return Error{Errc::kParse, path + ": byte " + std::to_string(i) + ": only whitespace"};
+  if (head[i] == '{') return Detected::kSnapshot;
+  if (head.substr(i, 13) == "heap profile:") return Detected::kProfile;
+  std::string shown;
+  for (std::size_t k = i; k < head.size() && shown.size() < 24; ++k) {
+    const auto c = static_cast<unsigned char>(head[k]);
+    if (c >= 0x20 && c < 0x7f) {
+      shown += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      shown += hex;
+    }
+  }
+  return Error{Errc::kParse, path + ": byte " + std::to_string(i) +
+                                 ": not a leakscope snapshot or a gperftools heap profile "
+                                 "(starts with \"" +
+                                 shown + "\")"};
+}
+
+struct Opened {
+  std::unique_ptr<Fd> fd;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::string head;
+};
+
+Result<Opened> open(const std::string& path) {
+  Opened o;
+  o.fd = std::make_unique<Fd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (o.fd->get() < 0) return Error{Errc::kIo, path + ": " + std::strerror(errno)};
+  struct stat st {};
+  if (::fstat(o.fd->get(), &st) != 0) return Error{Errc::kIo, path + ": " + std::strerror(errno)};
+  if (S_ISDIR(st.st_mode)) return Error{Errc::kInvalidArgument, path + ": is a directory"};
+  o.size = static_cast<std::uint64_t>(st.st_size);
+  o.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  char buf[64];
+  const ssize_t n = ::pread(o.fd->get(), buf, sizeof buf, 0);
+  if (n < 0) return Error{Errc::kIo, path + ": " + std::strerror(errno)};
+  o.head.assign(buf, static_cast<std::size_t>(n));
+  return o;
+}
+
+Result<std::string> readAll(int fd, const std::string& path, const LoadOptions& options,
+                            std::uint64_t size) {
+  std::string text;
+  text.reserve(size);
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error{Errc::kIo, path + ": " + std::strerror(errno)};
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (options.progress) options.progress(text.size(), size);
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<InputHeader> readHeader(const std::string& path) {
+  auto o = open(path);
+  if (!o) return o.error();
+  auto d = detect(o->head, path);
+  if (!d) return d.error();
+  if (*d == Detected::kProfile) {
+    InputHeader h;
+    h.path = path;
+    h.source = SourceKind::kHeapProfile;
+    h.taken_unix_ns = o->mtime_ns;
+    return h;
+  }
+  CharSource src(o->fd->get(), o->size, nullptr);
+  return readSnapshotHeader(src, path);
+}
+
+Result<Snapshot> load(const std::string& path, SymbolTable& symbols, const LoadOptions& options) {
+  auto o = open(path);
+  if (!o) return o.error();
+  auto d = detect(o->head, path);
+  if (!d) return d.error();
+  if (*d == Detected::kProfile) {
+    auto text = readAll(o->fd->get(), path, options, o->size);
+    if (!text) return text.error();
+    auto s = parseProfileText(*text, path, symbols, options);
+    if (s) s->taken_unix_ns = o->mtime_ns;
+    return s;
+  }
+  CharSource src(o->fd->get(), o->size, options.progress);
+  return readSnapshot(src, path, symbols);
+}
+
+Result<Snapshot> parseSnapshotText(std::string_view text, const std::string& path,
+                                   SymbolTable& symbols) {
+  auto d = detect(text.substr(0, 64), path);
+  if (!d) return d.error();
+  if (*d != Detected::kSnapshot) return Error{Errc::kParse, path + ": not a snapshot"};
+  CharSource src(text);
+  return readSnapshot(src, path, symbols);
+}
+
+}  // namespace leakscope::analysis

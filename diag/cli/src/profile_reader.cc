@@ -1,0 +1,260 @@
+// Raw gperftools heap profiles: `heap profile: ... @ heapprofile` (the full
+// profiler's dumps) and `@ heap_v2/R` (tcmalloc's sampled heap). Addresses are
+// symbolized offline from the profile's MAPPED_LIBRARIES section (the
+// /proc/PID/maps of the profiled process) with libdwfl, so stacks compare by
+// function name across files and restarts.
+#include <cxxabi.h>
+#include <elfutils/libdwfl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "leakscope/diag/heap_profile.h"
+#include "readers.h"
+
+namespace leakscope::analysis {
+namespace {
+
+std::string baseName(std::string_view path) {
+  const auto slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (status != 0 || d == nullptr) return name;
+  std::string out(d);
+  std::free(d);
+  return out;
+}
+
+struct Mapping {
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;
+  std::uint64_t offset = 0;
+  bool executable = false;
+  std::string path;
+};
+
+bool parseHex(std::string_view s, std::uint64_t& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out, 16);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+// /proc/PID/maps lines: "start-end perms offset dev inode [path]".
+std::vector<Mapping> parseMappings(std::string_view text) {
+  std::vector<Mapping> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    std::vector<std::string_view> f;
+    std::size_t i = 0;
+    while (f.size() < 5 && i < line.size()) {
+      while (i < line.size() && line[i] == ' ') ++i;
+      const std::size_t b = i;
+      while (i < line.size() && line[i] != ' ') ++i;
+      if (i > b) f.push_back(line.substr(b, i - b));
+    }
+    while (i < line.size() && line[i] == ' ') ++i;
+    if (f.size() < 5) continue;
+    Mapping m;
+    const auto dash = f[0].find('-');
+    if (dash == std::string_view::npos || !parseHex(f[0].substr(0, dash), m.start) ||
+        !parseHex(f[0].substr(dash + 1), m.end) || !parseHex(f[2], m.offset)) {
+      continue;
+    }
+    m.executable = f[1].size() >= 3 && f[1][2] == 'x';
+    m.path = std::string(line.substr(i));
+    if (m.path.empty() || m.path.front() != '/') continue;  // [heap], anonymous, ...
+    if (auto d = m.path.find(" (deleted)"); d != std::string::npos) m.path.resize(d);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+int noDebuginfo(Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*, const char*, GElf_Word,
+                char**) {
+  return -1;
+}
+
+// libdwfl over the files a profile's process had mapped, at the addresses
+// they had. Files that do not exist here leave their frames unnamed
+// (module+offset), which still match across profiles of the same build.
+class OfflineSymbolizer {
+ public:
+  OfflineSymbolizer(const std::vector<Mapping>& maps, const std::string& binary) {
+    callbacks_.find_elf = dwfl_build_id_find_elf;
+    callbacks_.find_debuginfo = noDebuginfo;
+    callbacks_.section_address = dwfl_offline_section_address;
+    callbacks_.debuginfo_path = &debuginfo_path_;
+    dwfl_.reset(dwfl_begin(&callbacks_));
+    // One module per file, loaded where its offset-0 page was mapped.
+    std::map<std::string, std::uint64_t> base;
+    std::string main_path;
+    for (const Mapping& m : maps) {
+      if (main_path.empty()) main_path = m.path;
+      auto [it, added] = base.emplace(m.path, m.start - m.offset);
+      if (!added && m.offset == 0) it->second = m.start;
+      modules_.push_back({m.start, m.end, m.path});
+    }
+    if (dwfl_ == nullptr) return;
+    dwfl_report_begin(dwfl_.get());
+    for (const auto& [path, b] : base) {
+      std::string file = path;
+      if (!binary.empty() && (baseName(path) == baseName(binary) ||
+                              (path == main_path && ::access(path.c_str(), R_OK) != 0))) {
+        file = binary;
+      }
+      if (::access(file.c_str(), R_OK) != 0) continue;
+      dwfl_report_elf(dwfl_.get(), path.c_str(), file.c_str(), -1, b, false);
+    }
+    dwfl_report_end(dwfl_.get(), nullptr, nullptr);
+    std::sort(modules_.begin(), modules_.end(),
+              [](const Module& a, const Module& b) { return a.start < b.start; });
+  }
+
+  FrameInfo lookup(std::uint64_t address, bool is_return_address) {
+    const std::uint64_t key = address * 2 + (is_return_address ? 1 : 0);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    FrameInfo f;
+    const std::uint64_t pc = is_return_address && address > 0 ? address - 1 : address;
+    auto m = std::upper_bound(modules_.begin(), modules_.end(), pc,
+                              [](std::uint64_t v, const Module& mm) { return v < mm.start; });
+    if (m != modules_.begin() && pc < std::prev(m)->end) {
+      const std::string& path = std::prev(m)->path;
+      f.module = baseName(path);
+    }
+    Dwfl_Module* dm = dwfl_ == nullptr ? nullptr : dwfl_addrmodule(dwfl_.get(), pc);
+    if (dm != nullptr) {
+      Dwarf_Addr start = 0;
+      const char* name =
+          dwfl_module_info(dm, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr);
+      if (name != nullptr) f.module = baseName(name);
+      f.module_offset = address - start;
+      GElf_Off off = 0;
+      GElf_Sym sym{};
+      const char* fn = dwfl_module_addrinfo(dm, pc, &off, &sym, nullptr, nullptr, nullptr);
+      if (fn != nullptr && (sym.st_size == 0 || off < sym.st_size)) f.function = demangle(fn);
+      if (Dwfl_Line* line = dwfl_module_getsrc(dm, pc)) {
+        int lineno = 0;
+        const char* src = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
+        if (src != nullptr) {
+          f.file = src;
+          f.line = lineno;
+        }
+      }
+    } else if (m != modules_.begin() && pc < std::prev(m)->end) {
+      // Not readable here: name the frame by module and offset from the
+      // module's lowest mapping, which is stable for one build.
+      std::uint64_t low = std::prev(m)->start;
+      for (const Module& mm : modules_) {
+        if (mm.path == std::prev(m)->path) low = std::min(low, mm.start);
+      }
+      f.module_offset = address - low;
+    } else {
+      f.module_offset = address;
+    }
+    cache_.emplace(key, f);
+    return f;
+  }
+
+ private:
+  struct DwflDeleter {
+    void operator()(Dwfl* d) const { dwfl_end(d); }
+  };
+  struct Module {
+    std::uint64_t start, end;
+    std::string path;
+  };
+  char* debuginfo_path_ = nullptr;
+  Dwfl_Callbacks callbacks_{};
+  std::unique_ptr<Dwfl, DwflDeleter> dwfl_;
+  std::vector<Module> modules_;
+  std::unordered_map<std::uint64_t, FrameInfo> cache_;
+};
+
+bool isAllocatorFrame(const FrameInfo& f) {
+  if (f.module.rfind("libtcmalloc", 0) == 0) return true;
+  static const char* const kFunctions[] = {"malloc",         "calloc",        "realloc", "memalign",
+                                           "posix_memalign", "aligned_alloc", "valloc",  "pvalloc"};
+  for (const char* fn : kFunctions) {
+    if (f.function == fn) return true;
+  }
+  return f.function.rfind("operator new", 0) == 0;
+}
+
+std::size_t countLines(std::string_view text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) +
+         (text.empty() || text.back() == '\n' ? 0 : 1);
+}
+
+}  // namespace
+
+Result<Snapshot> parseProfileText(std::string_view text, const std::string& path,
+                                  SymbolTable& symbols, const LoadOptions& options) {
+  auto parsed = diag::parseHeapProfile(text);
+  if (!parsed) return Error{Errc::kParse, path + ": " + parsed.error().message};
+  const diag::RawHeapProfile& p = *parsed;
+  const std::vector<Mapping> maps = parseMappings(p.mapped_libraries);
+  if (maps.empty()) {
+    return Error{Errc::kParse,
+                 path + ": line " + std::to_string(countLines(text)) +
+                     ": no MAPPED_LIBRARIES section (or no file mappings in it): the addresses "
+                     "cannot be symbolized; the profile was cut or not written by gperftools"};
+  }
+  OfflineSymbolizer sym(maps, options.binary);
+
+  Snapshot s;
+  s.path = path;
+  s.source = SourceKind::kHeapProfile;
+  s.name = baseName(path);
+  s.heap.available = true;
+  s.heap.format = p.format;
+  s.heap.mode = p.format == "heap_v2" ? "sampled" : "full";
+  s.heap.sample_period = p.sample_period;
+  std::unordered_map<StackId, std::size_t> index;
+  std::vector<StringId> keys;
+  std::vector<FrameInfo> frames;
+  for (const diag::HeapRecord& r : p.records) {
+    frames.clear();
+    for (std::size_t i = 0; i < r.stack.size(); ++i)
+      frames.push_back(sym.lookup(r.stack[i], i > 0));
+    std::size_t first = 0;
+    while (first < frames.size() && isAllocatorFrame(frames[first])) ++first;
+    if (first == frames.size()) first = 0;
+    keys.clear();
+    for (std::size_t i = first; i < frames.size(); ++i)
+      keys.push_back(symbols.internFrame(frames[i]));
+    const StackId stack = symbols.internStack(keys);
+    auto [it, added] = index.emplace(stack, s.heap.sites.size());
+    if (added) s.heap.sites.push_back(HeapSite{stack, 0, 0, 0, 0});
+    HeapSite& site = s.heap.sites[it->second];
+    if (p.format == "heap_v2") {
+      const diag::Estimate in = diag::unsample(r.inuse_objects, r.inuse_bytes, p.sample_period);
+      const diag::Estimate al = diag::unsample(r.alloc_objects, r.alloc_bytes, p.sample_period);
+      site.inuse_objects += in.objects;
+      site.inuse_bytes += in.bytes;
+      site.alloc_objects += al.objects;
+      site.alloc_bytes += al.bytes;
+    } else {
+      site.inuse_objects += static_cast<double>(r.inuse_objects);
+      site.inuse_bytes += static_cast<double>(r.inuse_bytes);
+      site.alloc_objects += static_cast<double>(r.alloc_objects);
+      site.alloc_bytes += static_cast<double>(r.alloc_bytes);
+    }
+  }
+  finishHeap(s.heap);
+  return s;
+}
+
+}  // namespace leakscope::analysis

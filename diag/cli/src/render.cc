@@ -1,0 +1,591 @@
+#include "leakscope/analysis/render.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace leakscope::analysis {
+namespace {
+
+using json = nlohmann::json;
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+std::string signedNum(double v) { return (v > 0 ? "+" : "") + num(v); }
+std::string signedBytes(double v) { return (v > 0 ? "+" : "") + formatBytes(v); }
+
+// A plain text table: the first column left-aligned, the others right-aligned.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  bool empty() const { return rows_.size() == 1; }
+  void print(std::ostream& out, const std::string& indent = "  ") const {
+    std::vector<std::size_t> width;
+    for (const auto& r : rows_) {
+      if (width.size() < r.size()) width.resize(r.size(), 0);
+      for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    }
+    for (const auto& r : rows_) {
+      std::string line = indent;
+      for (std::size_t i = 0; i < r.size(); ++i) {
+        const std::string pad(width[i] - r[i].size(), ' ');
+        if (i == 0 || (i + 1 == r.size() && last_left_)) {
+          line += r[i] + (i + 1 == r.size() ? "" : pad);
+        } else {
+          line += pad + r[i];
+        }
+        if (i + 1 < r.size()) line += "  ";
+      }
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      out << line << '\n';
+    }
+  }
+  void lastColumnLeft() { last_left_ = true; }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+  bool last_left_ = false;
+};
+
+json stackJson(const SymbolTable& symbols, StackId stack) {
+  json frames = json::array();
+  for (StringId f : symbols.stack(stack)) {
+    const FrameInfo& fi = symbols.frame(f);
+    json j = {{"function", symbols.str(f)}, {"module", fi.module}};
+    if (!fi.file.empty()) {
+      j["file"] = fi.file;
+      j["line"] = fi.line;
+    }
+    frames.push_back(std::move(j));
+  }
+  return frames;
+}
+
+json suspectJson(const Suspect& s, const SymbolTable& symbols) {
+  json j = {{"group", groupName(s.group)},
+            {"name", s.name},
+            {"reason", s.reason},
+            {"delta_objects", s.delta_count},
+            {"delta_bytes", s.delta_bytes}};
+  if (s.stack) j["stack"] = stackJson(symbols, *s.stack);
+  return j;
+}
+
+std::string shortPath(const std::string& p) {
+  const auto slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
+                   const SymbolTable& symbols) {
+  if (suspects.empty()) {
+    out << "No leak suspected.\n";
+    return;
+  }
+  out << "Leak suspects (" << suspects.size() << "):\n";
+  for (std::size_t i = 0; i < suspects.size(); ++i) {
+    const Suspect& s = suspects[i];
+    out << "  " << i + 1 << ". [" << groupName(s.group) << "] " << s.name << "\n     " << s.reason
+        << "\n";
+    if (s.stack) out << "     at " << describeStack(symbols, *s.stack, 6) << "\n";
+  }
+}
+
+}  // namespace
+
+std::string formatBytes(double v) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double a = std::fabs(v);
+  int u = 0;
+  while (a >= 1024 && u < 4) {
+    a /= 1024;
+    ++u;
+  }
+  char buf[48];
+  if (u == 0) {
+    std::snprintf(buf, sizeof buf, "%s%.0f B", v < 0 ? "-" : "", a);
+  } else {
+    std::snprintf(buf, sizeof buf, "%s%.1f %s", v < 0 ? "-" : "", a, units[u]);
+  }
+  return buf;
+}
+
+std::string formatDuration(double seconds) {
+  if (!std::isfinite(seconds)) return "never";
+  const auto s = static_cast<long long>(std::llround(std::max(0.0, seconds)));
+  char buf[48];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%llds", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%lldm %llds", s / 60, s % 60);
+  } else if (s < 86400) {
+    std::snprintf(buf, sizeof buf, "%lldh %lldm", s / 3600, (s % 3600) / 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldd %lldh", s / 86400, (s % 86400) / 3600);
+  }
+  return buf;
+}
+
+// ---- show ---------------------------------------------------------------
+
+void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                const SymbolTable& symbols, const RenderOptions& o) {
+  out << s.path << "\n";
+  if (s.source == SourceKind::kSnapshot) {
+    out << "  snapshot " << s.name << " #" << s.sequence << ", taken " << s.utc << " (" << s.trigger
+        << ")\n";
+    out << "  process pid " << s.process.pid << " " << s.process.exe << ": RSS "
+        << formatBytes(static_cast<double>(s.process.rss_bytes)) << ", " << s.process.open_fds
+        << "/" << s.process.max_fds << " fds, " << s.process.threads << " threads\n";
+    if (s.allocator_available) {
+      out << "  tcmalloc: " << formatBytes(static_cast<double>(s.allocated_bytes))
+          << " allocated, heap " << formatBytes(static_cast<double>(s.heap_bytes)) << "\n";
+    }
+  } else {
+    out << "  gperftools heap profile (" << s.heap.format << ")\n";
+  }
+
+  if (!s.kinds.empty()) {
+    std::vector<const TrackedKind*> kinds;
+    for (const auto& k : s.kinds) kinds.push_back(&k);
+    std::stable_sort(kinds.begin(), kinds.end(), [](const TrackedKind* a, const TrackedKind* b) {
+      return a->live_bytes != b->live_bytes ? a->live_bytes > b->live_bytes : a->live > b->live;
+    });
+    out << "\nTracked objects by live bytes:\n";
+    Table t({"kind", "live", "live bytes", "created", "destroyed", "oldest age"});
+    for (std::size_t i = 0; i < kinds.size() && i < o.top; ++i) {
+      const TrackedKind& k = *kinds[i];
+      std::int64_t oldest = 0;
+      for (const auto& obj : k.objects) {
+        if (oldest == 0 || obj.birth_unix_ns < oldest) oldest = obj.birth_unix_ns;
+      }
+      t.add({k.name, std::to_string(k.objects.size()),
+             formatBytes(static_cast<double>(k.live_bytes)), std::to_string(k.created_total),
+             std::to_string(k.destroyed_total),
+             oldest == 0 ? "-"
+                         : formatDuration(static_cast<double>(s.taken_unix_ns - oldest) / 1e9)});
+    }
+    t.print(out);
+  }
+
+  out << "\nHeap";
+  if (!s.heap.available) {
+    out << ": not available (" << s.heap.reason << ")\n";
+  } else {
+    out << " (" << s.heap.mode
+        << (s.heap.mode == "sampled" ? ", estimated from a 1-in-" +
+                                           std::to_string(s.heap.sample_period) + "-bytes sample"
+                                     : "")
+        << "): " << formatBytes(s.heap.inuse_bytes) << " in use at " << s.heap.sites.size()
+        << " sites; top sites:\n";
+    Table t({"in use", "objects", "site"});
+    t.lastColumnLeft();
+    for (std::size_t i = 0; i < s.heap.sites.size() && i < o.top; ++i) {
+      const HeapSite& h = s.heap.sites[i];
+      t.add({formatBytes(h.inuse_bytes), num(h.inuse_objects), describeStack(symbols, h.stack, 3)});
+    }
+    t.print(out);
+  }
+
+  if (s.source == SourceKind::kSnapshot) {
+    out << "\nSockets (" << s.sockets.size() << "):\n";
+    if (!s.sockets_error.empty()) out << "  not read: " << s.sockets_error << "\n";
+    Table t({"remote / group", "state", "proto", "count", "owned"});
+    for (std::size_t i = 0; i < sockets.rows.size() && i < o.top; ++i) {
+      const SocketRow& r = sockets.rows[i];
+      t.add(
+          {r.name, r.state, r.protocol, std::to_string(r.counts.back()), std::to_string(r.owned)});
+    }
+    if (!t.empty()) t.print(out);
+    out << "\n";
+    printSuspects(out, sockets.suspects, symbols);
+  }
+}
+
+json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable& symbols,
+              const RenderOptions& o) {
+  json j;
+  j["command"] = "show";
+  j["input"] = s.path;
+  j["source"] = s.source == SourceKind::kSnapshot ? "snapshot" : "heap-profile";
+  j["sequence"] = s.sequence;
+  j["taken_unix_ns"] = s.taken_unix_ns;
+  j["utc"] = s.utc;
+  j["process"] = {{"pid", s.process.pid},
+                  {"exe", s.process.exe},
+                  {"rss_bytes", s.process.rss_bytes},
+                  {"open_fds", s.process.open_fds},
+                  {"max_fds", s.process.max_fds},
+                  {"threads", s.process.threads}};
+  json kinds = json::array();
+  for (const auto& k : s.kinds) {
+    kinds.push_back({{"kind", k.name},
+                     {"live", k.objects.size()},
+                     {"live_bytes", k.live_bytes},
+                     {"created_total", k.created_total},
+                     {"destroyed_total", k.destroyed_total}});
+  }
+  j["tracked"] = kinds;
+  json heap = {{"available", s.heap.available}};
+  if (s.heap.available) {
+    heap["mode"] = s.heap.mode;
+    heap["sample_period"] = s.heap.sample_period;
+    heap["inuse_bytes"] = s.heap.inuse_bytes;
+    heap["site_count"] = s.heap.sites.size();
+    json sites = json::array();
+    for (std::size_t i = 0; i < s.heap.sites.size() && i < o.top; ++i) {
+      const HeapSite& h = s.heap.sites[i];
+      sites.push_back({{"name", siteName(symbols, h.stack)},
+                       {"inuse_bytes", h.inuse_bytes},
+                       {"inuse_objects", h.inuse_objects},
+                       {"stack", stackJson(symbols, h.stack)}});
+    }
+    heap["top_sites"] = sites;
+  } else {
+    heap["reason"] = s.heap.reason;
+  }
+  j["heap"] = heap;
+  j["sockets"] = socketsJson(sockets, o)["groups"];
+  json suspects = json::array();
+  for (const auto& x : sockets.suspects) suspects.push_back(suspectJson(x, symbols));
+  j["suspects"] = suspects;
+  return j;
+}
+
+// ---- diff ---------------------------------------------------------------
+
+void renderCompare(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
+                   const RenderOptions& o) {
+  out << "Comparison " << shortPath(c.base) << " -> " << shortPath(c.target) << " ("
+      << formatDuration(c.interval_seconds) << " apart)\n";
+  for (const auto& n : c.notes) out << "  note: " << n << "\n";
+  for (Group g : {Group::kTracked, Group::kHeap, Group::kSocket}) {
+    Table t({g == Group::kTracked ? "tracked kind"
+             : g == Group::kHeap  ? "heap site"
+                                  : "socket group",
+             "# New", "# Deleted", "# Delta", "Alloc. Size", "Freed Size", "Size Delta"});
+    std::size_t shown = 0, total = 0;
+    for (const CompareRow& r : c.rows) {
+      if (r.group != g) continue;
+      ++total;
+      if (shown >= o.top) continue;
+      ++shown;
+      const bool sized = g != Group::kSocket;
+      t.add({r.name, num(r.new_count), num(r.deleted_count), signedNum(r.delta_count),
+             sized ? formatBytes(r.alloc_bytes) : "-", sized ? formatBytes(r.freed_bytes) : "-",
+             sized ? signedBytes(r.delta_bytes) : "-"});
+    }
+    if (t.empty()) continue;
+    out << "\n";
+    t.print(out);
+    if (total > shown) out << "  ... " << total - shown << " more (--top N)\n";
+    if (g == Group::kHeap) {
+      for (const CompareRow& r : c.rows) {
+        if (r.group == g && r.basis == "net") {
+          out << "  (sampled profile: # New/# Deleted are net changes)\n";
+          break;
+        }
+      }
+    }
+  }
+  out << "\n";
+  printSuspects(out, c.suspects, symbols);
+}
+
+json compareJson(const Comparison& c, const SymbolTable& symbols, const RenderOptions& o) {
+  json j;
+  j["command"] = "diff";
+  j["base"] = c.base;
+  j["target"] = c.target;
+  j["interval_seconds"] = c.interval_seconds;
+  j["same_process"] = c.same_process;
+  j["notes"] = c.notes;
+  json rows = json::array();
+  std::map<Group, std::size_t> shown;
+  for (const CompareRow& r : c.rows) {
+    if (shown[r.group]++ >= o.top) continue;
+    json row = {{"group", groupName(r.group)},
+                {"name", r.name},
+                {"new", r.new_count},
+                {"deleted", r.deleted_count},
+                {"delta", r.delta_count},
+                {"alloc_bytes", r.alloc_bytes},
+                {"freed_bytes", r.freed_bytes},
+                {"delta_bytes", r.delta_bytes},
+                {"base_objects", r.base_count},
+                {"target_objects", r.target_count},
+                {"base_bytes", r.base_bytes},
+                {"target_bytes", r.target_bytes},
+                {"basis", r.basis}};
+    if (r.group == Group::kTracked && r.basis == "ids") {
+      row["created"] = r.created;
+      row["destroyed"] = r.destroyed;
+    }
+    if (r.stack) row["stack"] = stackJson(symbols, *r.stack);
+    rows.push_back(std::move(row));
+  }
+  j["rows"] = rows;
+  json suspects = json::array();
+  for (const auto& s : c.suspects) suspects.push_back(suspectJson(s, symbols));
+  j["suspects"] = suspects;
+  return j;
+}
+
+// ---- trend --------------------------------------------------------------
+
+namespace {
+
+std::string rateText(const TrendGroup& g, bool timed) {
+  const bool bytes = g.group == Group::kHeap || (g.group == Group::kTracked && g.bytes.back() != 0);
+  std::string out;
+  if (g.group != Group::kHeap) out += signedNum(g.growth_count_per_interval) + "/interval";
+  if (bytes) {
+    if (!out.empty()) out += ", ";
+    out += signedBytes(g.growth_bytes_per_interval) + "/interval";
+  }
+  if (timed) {
+    out += "; ";
+    if (g.group != Group::kHeap) out += signedNum(g.growth_count_per_hour) + "/h";
+    if (bytes) {
+      if (g.group != Group::kHeap) out += ", ";
+      out += signedBytes(g.growth_bytes_per_hour) + "/h";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
+                 const RenderOptions& o) {
+  const bool timed = t.span_seconds > 0;
+  out << "Trend over " << t.points.size() << " inputs, " << formatDuration(t.span_seconds)
+      << " (in time order):\n";
+  for (std::size_t i = 0; i < t.points.size(); ++i) {
+    const auto& p = t.points[i];
+    out << "  " << i + 1 << ". " << shortPath(p.path);
+    if (!p.utc.empty()) out << "  " << p.utc;
+    if (p.rss_bytes > 0) out << "  RSS " << formatBytes(static_cast<double>(p.rss_bytes));
+    if (p.heap_inuse_bytes > 0) out << "  heap " << formatBytes(p.heap_inuse_bytes);
+    out << "\n";
+  }
+  for (const auto& n : t.notes) out << "  note: " << n << "\n";
+  if (t.rss_growth_bytes_per_hour) {
+    out << "  RSS trend: " << signedBytes(*t.rss_growth_bytes_per_hour) << "/h";
+    if (t.hours_to_limit)
+      out << "; memory limit reached in ~" << formatDuration(*t.hours_to_limit * 3600);
+    out << "\n";
+  }
+  out << "\n";
+  std::size_t index = 0;
+  if (t.suspects.empty()) {
+    out << "No steady growth: no leak suspected.\n";
+  } else {
+    out << "Leak suspects — steady growth (" << t.suspects.size() << "):\n";
+  }
+  for (const TrendGroup& g : t.groups) {
+    if (g.verdict != Verdict::kSteady) continue;
+    ++index;
+    out << "  " << index << ". [" << groupName(g.group) << "] " << g.name << "\n";
+    out << "     " << g.reason << "\n";
+    out << "     growth " << rateText(g, timed) << "\n";
+    if (g.stack) out << "     at " << describeStack(symbols, *g.stack, 6) << "\n";
+    if (g.hours_to_limit) {
+      out << "     at this rate the memory limit is reached in ~"
+          << formatDuration(*g.hours_to_limit * 3600) << "\n";
+    }
+    if (g.survivor_count > 0) {
+      out << "     survivors (alive in every snapshot): " << g.survivor_count << "\n";
+      Table st({"id", "age", "label", "bytes", "socket"});
+      st.lastColumnLeft();
+      for (const Survivor& s : g.survivors) {
+        st.add({"#" + std::to_string(s.id), formatDuration(s.age_seconds), s.label,
+                formatBytes(static_cast<double>(s.bytes)), s.socket.empty() ? "-" : s.socket});
+      }
+      st.print(out, "       ");
+      if (g.survivor_count > g.survivors.size()) {
+        out << "       ... " << g.survivor_count - g.survivors.size() << " more\n";
+      }
+    }
+  }
+  std::size_t others = 0;
+  for (const TrendGroup& g : t.groups) {
+    if (g.verdict == Verdict::kTransient || g.verdict == Verdict::kRecent ||
+        g.verdict == Verdict::kBounded)
+      ++others;
+  }
+  if (others > 0) {
+    out << "\nNot leaks (growth that did not persist):\n";
+    std::size_t shown = 0;
+    for (const TrendGroup& g : t.groups) {
+      if (g.verdict != Verdict::kTransient && g.verdict != Verdict::kRecent &&
+          g.verdict != Verdict::kBounded)
+        continue;
+      if (shown++ >= o.top) {
+        out << "  ... " << others - o.top << " more\n";
+        break;
+      }
+      out << "  - " << verdictName(g.verdict) << " [" << groupName(g.group) << "] " << g.name
+          << ": " << g.reason << "\n";
+    }
+  }
+}
+
+json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {
+  json j;
+  j["command"] = "trend";
+  json inputs = json::array();
+  for (const auto& p : t.points) {
+    inputs.push_back({{"path", p.path},
+                      {"sequence", p.sequence},
+                      {"taken_unix_ns", p.taken_unix_ns},
+                      {"utc", p.utc},
+                      {"pid", p.pid},
+                      {"rss_bytes", p.rss_bytes},
+                      {"heap_inuse_bytes", p.heap_inuse_bytes},
+                      {"open_fds", p.open_fds}});
+  }
+  j["inputs"] = inputs;
+  j["span_seconds"] = t.span_seconds;
+  j["notes"] = t.notes;
+  if (t.rss_growth_bytes_per_hour) j["rss_growth_bytes_per_hour"] = *t.rss_growth_bytes_per_hour;
+  if (t.hours_to_limit) j["hours_to_memory_limit"] = *t.hours_to_limit;
+  auto groupJson = [&](const TrendGroup& g) {
+    json x = {{"group", groupName(g.group)},
+              {"name", g.name},
+              {"verdict", verdictName(g.verdict)},
+              {"reason", g.reason},
+              {"objects", g.counts},
+              {"bytes", g.bytes},
+              {"delta_objects", g.counts.back() - g.counts.front()},
+              {"delta_bytes", g.bytes.back() - g.bytes.front()},
+              {"growing_intervals", g.growing_intervals},
+              {"growth_objects_per_interval", g.growth_count_per_interval},
+              {"growth_bytes_per_interval", g.growth_bytes_per_interval},
+              {"growth_objects_per_hour", g.growth_count_per_hour},
+              {"growth_bytes_per_hour", g.growth_bytes_per_hour},
+              {"accelerating", g.accelerating}};
+    if (g.hours_to_limit) x["hours_to_memory_limit"] = *g.hours_to_limit;
+    if (g.stack) x["stack"] = stackJson(symbols, *g.stack);
+    if (g.verdict == Verdict::kTransient) x["peak_input"] = t.points[g.peak_index].path;
+    if (g.group == Group::kTracked) {
+      x["survivor_count"] = g.survivor_count;
+      json sv = json::array();
+      for (const Survivor& s : g.survivors) {
+        json e = {
+            {"id", s.id}, {"age_seconds", s.age_seconds}, {"label", s.label}, {"bytes", s.bytes}};
+        e["fd"] = s.fd >= 0 ? json(s.fd) : json(nullptr);
+        if (!s.socket.empty()) e["socket"] = s.socket;
+        sv.push_back(std::move(e));
+      }
+      x["survivors"] = sv;
+    }
+    return x;
+  };
+  json suspects = json::array();
+  json others = json::array();
+  std::size_t shown = 0;
+  for (const TrendGroup& g : t.groups) {
+    if (g.verdict == Verdict::kSteady) {
+      suspects.push_back(groupJson(g));
+    } else if (g.verdict != Verdict::kFlat && shown++ < std::max<std::size_t>(o.top, 50)) {
+      others.push_back(groupJson(g));
+    }
+  }
+  j["suspects"] = suspects;
+  j["not_suspects"] = others;
+  return j;
+}
+
+// ---- sockets ------------------------------------------------------------
+
+void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOptions& o) {
+  out << "Sockets in " << s.points.size() << " input(s)";
+  if (!s.points.empty()) out << "; last: " << shortPath(s.points.back().path);
+  out << "\n\n";
+  std::vector<std::string> header = {"remote / group", "state", "proto"};
+  for (std::size_t i = 0; i < s.points.size(); ++i) header.push_back("#" + std::to_string(i + 1));
+  header.push_back("owned");
+  header.push_back("unowned");
+  header.push_back("owners");
+  Table t(header);
+  t.lastColumnLeft();
+  for (std::size_t i = 0; i < s.rows.size() && i < o.top; ++i) {
+    const SocketRow& r = s.rows[i];
+    std::vector<std::string> row = {r.name, r.state, r.protocol};
+    for (auto c : r.counts) row.push_back(std::to_string(c));
+    row.push_back(std::to_string(r.owned));
+    row.push_back(std::to_string(r.unowned));
+    std::string owners;
+    for (std::size_t k = 0; k < r.owners.size() && k < 2; ++k)
+      owners += (k ? ", " : "") + r.owners[k];
+    if (r.owned > 2) owners += ", ...";
+    row.push_back(owners.empty() ? "-" : owners);
+    t.add(row);
+  }
+  t.print(out);
+  if (s.rows.size() > o.top) out << "  ... " << s.rows.size() - o.top << " more groups (--top N)\n";
+  out << "\n";
+  if (s.flags.empty()) {
+    out << "No unowned connections, orphaned owners or CLOSE_WAIT accumulation.\n";
+  } else {
+    out << "Flags:\n";
+    for (const auto& f : s.flags)
+      out << "  - " << f.what << " " << f.name << ": " << f.reason << "\n";
+  }
+  if (!s.suspects.empty()) out << "\n" << s.suspects.size() << " leak suspect(s).\n";
+}
+
+json socketsJson(const SocketsResult& s, const RenderOptions& o) {
+  json j;
+  j["command"] = "sockets";
+  json inputs = json::array();
+  for (const auto& p : s.points)
+    inputs.push_back({{"path", p.path}, {"taken_unix_ns", p.taken_unix_ns}});
+  j["inputs"] = inputs;
+  json groups = json::array();
+  for (const SocketRow& r : s.rows) {
+    groups.push_back({{"name", r.name},
+                      {"state", r.state},
+                      {"protocol", r.protocol},
+                      {"counts", r.counts},
+                      {"owned", r.owned},
+                      {"unowned", r.unowned},
+                      {"owners", r.owners}});
+  }
+  j["groups"] = groups;
+  json last = json::array();
+  std::size_t shown = 0;
+  for (const SocketDetail& d : s.last) {
+    if (shown++ >= std::max<std::size_t>(o.top, 1000)) break;
+    last.push_back({{"fd", d.socket.fd},
+                    {"protocol", d.socket.protocol},
+                    {"local", d.socket.local},
+                    {"remote", d.socket.remote},
+                    {"state", d.socket.state},
+                    {"group", d.group},
+                    {"owner", d.owner.empty() ? json(nullptr) : json(d.owner)}});
+  }
+  j["sockets"] = last;
+  json flags = json::array();
+  for (const auto& f : s.flags)
+    flags.push_back({{"flag", f.what}, {"name", f.name}, {"reason", f.reason}});
+  j["flags"] = flags;
+  json suspects = json::array();
+  SymbolTable none;
+  for (const auto& x : s.suspects) {
+    suspects.push_back({{"group", groupName(x.group)},
+                        {"name", x.name},
+                        {"reason", x.reason},
+                        {"delta_objects", x.delta_count},
+                        {"delta_bytes", x.delta_bytes}});
+  }
+  j["suspects"] = suspects;
+  return j;
+}
+
+}  // namespace leakscope::analysis
