@@ -84,17 +84,17 @@ Classification classify(const std::vector<double>& v, double threshold) {
   for (std::size_t i = n - 1; i-- > 0;) floor[i] = std::min(v[i], floor[i + 1]);
   const std::size_t intervals = n - 1;
   const double step = std::max(threshold * 0.05, 1e-9);
-  bool late = false;
   for (std::size_t i = 1; i < n; ++i) {
-    if (floor[i] - floor[i - 1] >= step) {
-      ++c.growing;
-      if (2 * i > intervals) late = true;
-    }
+    if (floor[i] - floor[i - 1] >= step) ++c.growing;
   }
   const double total = floor[n - 1] - floor[0];
+  // Still growing in the second half, by more than sampling noise: a cache
+  // that filled early and then wobbles does not qualify.
+  const double late = floor[n - 1] - floor[intervals / 2];
+  const bool late_growth = late >= std::max(threshold * 0.5, total * 0.25);
   const std::size_t needed = std::max<std::size_t>(2, (intervals + 1) / 2);
   c.peak = static_cast<std::size_t>(std::max_element(v.begin(), v.end()) - v.begin());
-  if (total >= threshold && c.growing >= needed && late) {
+  if (total >= threshold && c.growing >= needed && late_growth) {
     c.verdict = Verdict::kSteady;
   } else if (v[n - 1] - floor[n - 2] >= threshold && c.growing <= 1 &&
              floor[n - 2] - floor[0] < threshold) {

@@ -37,6 +37,7 @@ class CharSource {
   std::uint64_t offset() const { return consumed_ + pos_; }
   std::uint64_t line() const { return lines_ + 1; }
   int readError() const { return read_errno_; }
+  std::uint64_t total() const { return total_; }
 
   class Iterator {
    public:

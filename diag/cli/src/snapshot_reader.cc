@@ -381,7 +381,11 @@ class Sax : public nlohmann::json_sax<json> {
       what = what.substr(colon);
     else if (auto p = what.find("] "); p != std::string::npos)
       what = what.substr(p + 2);
-    if (src_.readError() != 0) what = std::string("read error: ") + std::strerror(src_.readError());
+    if (src_.readError() != 0) {
+      what = std::string("read error: ") + std::strerror(src_.readError());
+    } else if (position >= src_.total()) {
+      what = "the file ends early (truncated?): " + what;
+    }
     syntax_error =
         "byte " + std::to_string(position) + " (line " + std::to_string(src_.line()) + "): " + what;
     return false;

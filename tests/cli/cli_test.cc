@@ -1,0 +1,458 @@
+// The leakscope CLI as users run it: golden snapshots from the example
+// program, real gperftools profiles from tests/cli/heap_fixture.cc, bad
+// inputs, usage errors and help.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "test_support.h"
+
+namespace {
+
+using json = nlohmann::json;
+using leakscope::testing::Child;
+using leakscope::testing::TempDir;
+
+const std::string kBin = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope";
+const std::string kData = std::string(LEAKSCOPE_TEST_DATA) + "/snapshots";
+
+struct CliRun {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs leakscope with `args` in `cwd` (so paths in its output are relative).
+CliRun leakscope(std::vector<std::string> args, const std::string& cwd = kData) {
+  std::vector<std::string> argv = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd, kBin};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Child c(argv);
+  CliRun r;
+  r.status = c.wait(60000);
+  r.out = c.out();
+  r.err = c.err();
+  return r;
+}
+
+std::vector<std::string> series(const std::string& dir, std::vector<int> order = {1, 2, 3, 4}) {
+  std::vector<std::string> out;
+  for (int i : order) {
+    char name[64];
+    std::snprintf(name, sizeof name, "/leakscope-example.%06d.lsnap", i);
+    out.push_back(dir + name);
+  }
+  return out;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void writeFile(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+}
+
+const json* findSuspect(const json& j, const std::string& group, const std::string& name) {
+  for (const auto& s : j["suspects"]) {
+    if (s["group"] == group && s["name"] == name) return &s;
+  }
+  return nullptr;
+}
+
+// ---- golden snapshots ------------------------------------------------------
+
+TEST(GoldenSnapshots, TrendFlagsTheLeakingConnectionKindItsSocketsAndSurvivors) {
+  auto args = series("leak");
+  args.insert(args.begin(), {"trend", "--json"});
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  const json* kind = findSuspect(j, "tracked", "example.connection");
+  ASSERT_NE(kind, nullptr) << r.out;
+  // --leak-every 3 with 6 connections per round: live objects only ever grow.
+  EXPECT_EQ((*kind)["objects"], json({30, 50, 70, 88}));
+  EXPECT_EQ((*kind)["verdict"], "steady");
+  EXPECT_EQ((*kind)["growing_intervals"], 3);
+  EXPECT_DOUBLE_EQ((*kind)["growth_objects_per_interval"].get<double>(), 58.0 / 3);
+  EXPECT_EQ((*kind)["survivor_count"], 30);
+  // Survivors: oldest first, each with its ESTABLISHED socket to the server.
+  const json& sv = (*kind)["survivors"];
+  ASSERT_EQ(sv.size(), 20u);
+  EXPECT_EQ(sv[0]["id"], 6);
+  EXPECT_EQ(sv[0]["label"], "example-server");
+  EXPECT_EQ(sv[0]["bytes"], 65536);
+  for (const auto& s : sv) {
+    EXPECT_NE(s["socket"].get<std::string>().find("ESTABLISHED"), std::string::npos) << s;
+  }
+  // Its sockets: the client side by peer name and the server side.
+  const json* sock = findSuspect(j, "socket", "example-server ESTABLISHED");
+  ASSERT_NE(sock, nullptr) << r.out;
+  EXPECT_EQ((*sock)["objects"], json({30, 50, 70, 88}));
+  EXPECT_NE(findSuspect(j, "heap", "example::allocateReceiveBuffer(unsigned long)"), nullptr);
+  // The listening sockets did not grow and are not suspects.
+  for (const auto& s : j["suspects"]) {
+    EXPECT_EQ(s["name"].get<std::string>().find("LISTEN"), std::string::npos) << s;
+  }
+}
+
+TEST(GoldenSnapshots, TrendFlagsNothingWithoutTheLeak) {
+  auto args = series("clean");
+  args.insert(args.begin(), {"trend", "--json"});
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_TRUE(j["suspects"].is_array());
+  EXPECT_TRUE(j["suspects"].empty());
+  EXPECT_EQ(j["inputs"].size(), 4u);
+}
+
+TEST(GoldenSnapshots, TrendTextMatchesTheGoldenFiles) {
+  for (const std::string name : {"leak", "clean"}) {
+    auto args = series(name);
+    args.insert(args.begin(), "trend");
+    const CliRun r = leakscope(args);
+    EXPECT_EQ(r.status, name == "leak" ? 1 : 0);
+    EXPECT_EQ(r.out, readFile(kData + "/" + name + ".trend.txt")) << "golden: " << name;
+  }
+}
+
+TEST(GoldenSnapshots, TrendOrdersBySnapshotTimeNotArgumentOrder) {
+  auto forward = series("leak");
+  auto backward = series("leak", {3, 1, 4, 2});
+  forward.insert(forward.begin(), "trend");
+  backward.insert(backward.begin(), "trend");
+  const CliRun a = leakscope(forward);
+  const CliRun b = leakscope(backward);
+  EXPECT_EQ(a.status, 1);
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST(GoldenSnapshots, DiffCountsNewAndDeletedObjectsById) {
+  const CliRun r = leakscope({"diff", "--json", "leak/leakscope-example.000001.lsnap",
+                              "leak/leakscope-example.000004.lsnap"});
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  bool seen = false;
+  for (const auto& row : j["rows"]) {
+    if (row["group"] != "tracked" || row["name"] != "example.connection") continue;
+    seen = true;
+    EXPECT_EQ(row["basis"], "ids");
+    EXPECT_EQ(row["new"], 58);
+    EXPECT_EQ(row["deleted"], 0);
+    EXPECT_EQ(row["delta"], 58);
+    EXPECT_EQ(row["alloc_bytes"], 58 * 65536);
+    EXPECT_EQ(row["delta_bytes"], 58 * 65536);
+    // 150 connections opened in between, 92 of them closed again.
+    EXPECT_GT(row["created"].get<int>(), row["new"].get<int>());
+    EXPECT_EQ(row["created"].get<int>() - row["destroyed"].get<int>(), 58);
+  }
+  EXPECT_TRUE(seen);
+  ASSERT_FALSE(j["suspects"].empty());
+  EXPECT_NE(findSuspect(j, "tracked", "example.connection"), nullptr);
+}
+
+TEST(GoldenSnapshots, DiffOfTheCleanRunFlagsNothing) {
+  const CliRun r = leakscope(
+      {"diff", "clean/leakscope-example.000001.lsnap", "clean/leakscope-example.000004.lsnap"});
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("No leak suspected."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("# New"), std::string::npos);
+}
+
+TEST(GoldenSnapshots, SocketsShowsOwnersAndFlagsGrowingGroups) {
+  auto args = series("leak");
+  args.insert(args.begin(), {"sockets", "--json"});
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  bool client_side = false;
+  for (const auto& g : j["groups"]) {
+    if (g["name"] == "example-server" && g["state"] == "ESTABLISHED") {
+      client_side = true;
+      EXPECT_EQ(g["counts"], json({30, 50, 70, 88}));
+      EXPECT_EQ(g["owned"], 88);
+      EXPECT_EQ(g["unowned"], 0);
+    }
+  }
+  EXPECT_TRUE(client_side);
+  std::size_t owned_by_connection = 0;
+  for (const auto& s : j["sockets"]) {
+    if (s["owner"].is_string() &&
+        s["owner"].get<std::string>().rfind("example.connection#", 0) == 0) {
+      ++owned_by_connection;
+    }
+  }
+  EXPECT_EQ(owned_by_connection, 88u);
+  EXPECT_NE(findSuspect(j, "socket", "example-server ESTABLISHED"), nullptr);
+
+  auto clean = series("clean");
+  clean.insert(clean.begin(), "sockets");
+  EXPECT_EQ(leakscope(clean).status, 0);
+}
+
+TEST(GoldenSnapshots, ShowSummarisesOneSnapshot) {
+  const CliRun r = leakscope({"show", "--json", "leak/leakscope-example.000004.lsnap"});
+  ASSERT_EQ(r.status, 0) << r.err;  // one snapshot: nothing is CLOSE_WAIT or unowned
+  const json j = json::parse(r.out);
+  EXPECT_TRUE(j["suspects"].empty());
+  bool found = false;
+  for (const auto& k : j["tracked"]) {
+    if (k["kind"] == "example.connection") {
+      found = true;
+      EXPECT_EQ(k["live"], 88);
+      EXPECT_EQ(k["live_bytes"], 88 * 65536);
+    }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(j["heap"]["top_sites"][0]["name"], "example::allocateReceiveBuffer(unsigned long)");
+}
+
+// ---- real gperftools profiles ----------------------------------------------
+
+struct FixtureRun {
+  std::vector<std::string> profiles;
+  double leaked_bytes = 0;
+};
+
+FixtureRun runFixture(const std::string& mode, const std::string& dir) {
+  Child c(
+      {std::string(LEAKSCOPE_BIN_DIR) + "/leakscope-heap-fixture", "--mode", mode, "--out", dir});
+  EXPECT_EQ(c.wait(60000), 0) << c.err();
+  const json j = json::parse(c.out());
+  FixtureRun f;
+  f.leaked_bytes = j["leaked_bytes"].get<double>();
+  for (const auto& p : j["profiles"]) f.profiles.push_back(p.get<std::string>());
+  return f;
+}
+
+void expectOnlyTheLeakIsASuspect(const std::string& mode, double tolerance) {
+  TempDir dir;
+  const FixtureRun f = runFixture(mode, dir.path());
+  ASSERT_EQ(f.profiles.size(), 6u);
+  std::vector<std::string> args = {"trend", "--json"};
+  args.insert(args.end(), f.profiles.begin(), f.profiles.end());
+  const CliRun r = leakscope(args, dir.path());
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_FALSE(j["suspects"].empty()) << r.out;
+  const json& top = j["suspects"][0];
+  EXPECT_EQ(top["group"], "heap");
+  EXPECT_EQ(top["name"], "(anonymous namespace)::leakyRemember()");
+  const double estimated = top["bytes"].back().get<double>();
+  EXPECT_NEAR(estimated, f.leaked_bytes, tolerance * f.leaked_bytes)
+      << mode << ": estimated " << estimated << " of " << f.leaked_bytes;
+  for (const auto& s : j["suspects"]) {
+    const std::string name = s["name"];
+    EXPECT_EQ(name.find("transientSpike"), std::string::npos) << "spike flagged: " << s;
+    EXPECT_EQ(name.find("boundedCache"), std::string::npos) << "cache flagged: " << s;
+  }
+  std::map<std::string, std::string> verdicts;
+  for (const auto& g : j["not_suspects"]) verdicts[g["name"]] = g["verdict"];
+  EXPECT_EQ(verdicts["(anonymous namespace)::transientSpike(int)"], "transient") << r.out;
+  EXPECT_EQ(verdicts["(anonymous namespace)::boundedCache()"], "bounded") << r.out;
+}
+
+TEST(HeapProfiles, FullProfilesNameTheLeakingFunctionExactly) {
+  expectOnlyTheLeakIsASuspect("full", 0.0);
+}
+
+TEST(HeapProfiles, SampledProfilesEstimateTheLeakWithin30Percent) {
+  expectOnlyTheLeakIsASuspect("sampled", 0.30);
+}
+
+TEST(HeapProfiles, DiffOfFullProfilesCountsAllocationsAndFrees) {
+  TempDir dir;
+  const FixtureRun f = runFixture("full", dir.path());
+  const CliRun r = leakscope({"diff", "--json", f.profiles[2], f.profiles[5]}, dir.path());
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  std::map<std::string, json> rows;
+  for (const auto& row : j["rows"]) rows[row["name"]] = row;
+  const json& leak = rows["(anonymous namespace)::leakyRemember()"];
+  EXPECT_EQ(leak["basis"], "counters");
+  EXPECT_EQ(leak["new"], 3 * 64);  // three rounds of 64 blocks
+  EXPECT_EQ(leak["deleted"], 0);
+  EXPECT_EQ(leak["delta_bytes"], 3 * 64 * 16384);
+  // The cache churns: 300 entries allocated, as many freed, no net change.
+  const json& cache = rows["(anonymous namespace)::boundedCache()"];
+  EXPECT_EQ(cache["new"], 300);
+  EXPECT_EQ(cache["deleted"], 300);
+  EXPECT_EQ(cache["delta_bytes"], 0);
+  EXPECT_EQ(j["suspects"][0]["name"], "(anonymous namespace)::leakyRemember()");
+  EXPECT_EQ(j["suspects"].size(), 1u);
+}
+
+TEST(HeapProfiles, BinaryFlagSymbolizesProfilesFromAnotherMachine) {
+  TempDir dir;
+  const FixtureRun f = runFixture("full", dir.path());
+  // Pretend the profiles came from elsewhere: the executable's path in
+  // MAPPED_LIBRARIES does not exist here.
+  const std::string fixture = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope-heap-fixture";
+  std::vector<std::string> moved;
+  for (const auto& p : f.profiles) {
+    std::string text = readFile(p);
+    std::size_t at = 0;
+    while ((at = text.find(fixture, at)) != std::string::npos) {
+      text.replace(at, fixture.size(), "/opt/elsewhere/leakscope-heap-fixture");
+    }
+    writeFile(p + ".moved", text);
+    moved.push_back(p + ".moved");
+  }
+  std::vector<std::string> args = {"trend", "--json"};
+  args.insert(args.end(), moved.begin(), moved.end());
+  const CliRun without = leakscope(args, dir.path());
+  ASSERT_EQ(without.status, 1) << without.err;
+  const std::string unnamed = json::parse(without.out)["suspects"][0]["name"];
+  EXPECT_EQ(unnamed.rfind("leakscope-heap-fixture+0x", 0), 0u) << unnamed;
+
+  args.insert(args.begin() + 2, {"--binary", fixture});
+  const CliRun with = leakscope(args, dir.path());
+  ASSERT_EQ(with.status, 1) << with.err;
+  EXPECT_EQ(json::parse(with.out)["suspects"][0]["name"], "(anonymous namespace)::leakyRemember()");
+}
+
+// ---- bad input -------------------------------------------------------------
+
+// Exit 2, one line on stderr naming the file and a position, nothing on stdout.
+void expectInputError(const std::string& file, const std::string& position_pattern,
+                      const std::string& command = "show") {
+  const CliRun r = leakscope({command, file}, "/");
+  EXPECT_EQ(r.status, 2) << file << ": " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("leakscope: " + file + ": ", 0), 0u) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex(position_pattern))) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(BadInput, TruncatedSnapshot) {
+  TempDir dir;
+  const std::string text = readFile(kData + "/leak/leakscope-example.000002.lsnap");
+  for (std::size_t cut : {text.size() / 3, text.size() - 2}) {
+    const std::string path = dir.path() + "/cut" + std::to_string(cut) + ".lsnap";
+    writeFile(path, text.substr(0, cut));
+    expectInputError(path, "byte [0-9]+ \\(line [0-9]+\\): the file ends early \\(truncated\\?\\)");
+  }
+}
+
+TEST(BadInput, EmptyFile) {
+  TempDir dir;
+  writeFile(dir.path() + "/empty.lsnap", "");
+  expectInputError(dir.path() + "/empty.lsnap", "byte 0: empty file");
+}
+
+TEST(BadInput, BinaryGarbage) {
+  TempDir dir;
+  std::string junk;
+  for (int i = 0; i < 4096; ++i) junk.push_back(static_cast<char>((i * 7919 + 13) % 256));
+  writeFile(dir.path() + "/junk.bin", junk);
+  expectInputError(dir.path() + "/junk.bin",
+                   "byte [0-9]+: not a leakscope snapshot or a gperftools heap profile");
+  // Garbage after a valid start.
+  writeFile(dir.path() + "/junk.lsnap", "{\"format\":\"leakscope-snapshot\",\"version\":1," + junk);
+  expectInputError(dir.path() + "/junk.lsnap", "byte 4[0-9] \\(line 1\\)");
+}
+
+TEST(BadInput, NewerSnapshotVersionIsRefusedNamingBothVersions) {
+  TempDir dir;
+  std::string text = readFile(kData + "/clean/leakscope-example.000001.lsnap");
+  const auto at = text.find("\"version\":1");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 11, "\"version\":2");
+  writeFile(dir.path() + "/v2.lsnap", text);
+  expectInputError(dir.path() + "/v2.lsnap",
+                   "snapshot version 2 is newer than this leakscope reads \\(version 1\\)");
+}
+
+TEST(BadInput, WrongTypesAreNamedByJsonPath) {
+  TempDir dir;
+  std::string text = readFile(kData + "/leak/leakscope-example.000001.lsnap");
+  const auto at = text.find("\"live\":");
+  ASSERT_NE(at, std::string::npos);
+  text.insert(at + 7, "\"many\",\"x\":");
+  writeFile(dir.path() + "/types.lsnap", text);
+  expectInputError(dir.path() + "/types.lsnap", "tracked\\[[0-9]+\\]\\.live: expected an integer");
+  writeFile(dir.path() + "/other.json", "{\"format\":\"something-else\"}");
+  expectInputError(dir.path() + "/other.json",
+                   "not a leakscope snapshot \\(format is \"something-else\"\\)");
+}
+
+TEST(BadInput, ProfileWithoutMappings) {
+  TempDir dir;
+  const FixtureRun f = runFixture("full", dir.path());
+  std::string text = readFile(f.profiles[0]);
+  text.resize(text.find("MAPPED_LIBRARIES:"));
+  writeFile(dir.path() + "/nomaps.heap", text);
+  expectInputError(dir.path() + "/nomaps.heap", "line [0-9]+: no MAPPED_LIBRARIES section");
+}
+
+TEST(BadInput, MalformedProfileLine) {
+  TempDir dir;
+  writeFile(dir.path() + "/bad.heap",
+            "heap profile:    1:   100 [     1:   100] @ heapprofile\n"
+            "     1:   100 [     1:   100] @ 0x401000 0xzz\n");
+  expectInputError(dir.path() + "/bad.heap", "line 2: malformed stack address");
+}
+
+TEST(BadInput, MissingFileAndDirectory) {
+  expectInputError("/nonexistent/x.lsnap", "No such file or directory");
+  expectInputError("/tmp", "is a directory");
+}
+
+TEST(BadInput, TrendStopsAtTheFirstBadInputWithExit2) {
+  TempDir dir;
+  writeFile(dir.path() + "/empty.lsnap", "");
+  auto args = series(kData + "/leak");
+  args.insert(args.begin(), "trend");
+  args.push_back(dir.path() + "/empty.lsnap");
+  const CliRun r = leakscope(args);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("empty.lsnap: byte 0: empty file"), std::string::npos) << r.err;
+}
+
+// ---- usage -----------------------------------------------------------------
+
+TEST(Usage, ErrorsExitWith2AndSayWhatIsWrong) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{}, "no command given"},
+      {{"frobnicate", "x"}, "unknown command 'frobnicate'"},
+      {{"trend", "a", "b"}, "'trend' takes three or more inputs (got 2)"},
+      {{"diff", "a"}, "'diff' takes two inputs"},
+      {{"show", "--top", "zero", "a"}, "--top: 'zero' is not a whole number"},
+      {{"trend", "--memory-limit", "2XB", "a", "b", "c"}, "unknown unit 'xb'"},
+      {{"report", "a", "b"}, "report needs --html OUT.html"},
+      {{"show", "--bogus", "a"}, "unknown option '--bogus' for 'show'"},
+  };
+  for (const auto& c : cases) {
+    const CliRun r = leakscope(c.args);
+    EXPECT_EQ(r.status, 2) << c.message;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+  }
+}
+
+TEST(Usage, EveryCommandHasHelpWithAnExample) {
+  for (const std::string cmd : {"show", "diff", "trend", "sockets", "report"}) {
+    const CliRun r = leakscope({cmd, "--help"});
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_NE(r.out.find("Usage: leakscope " + cmd), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Example:\n  leakscope " + cmd), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--json"), std::string::npos) << r.out;
+  }
+  const CliRun top = leakscope({"--help"});
+  EXPECT_EQ(top.status, 0);
+  EXPECT_NE(top.out.find("Exit status: 0 nothing flagged, 1 leak suspected, 2 usage"),
+            std::string::npos);
+}
+
+}  // namespace
