@@ -15,8 +15,10 @@ packages=(
   curl jq bc python3 procps iproute2
   # promtool (checks metric names on a real scrape) and the server for later tests
   prometheus
-  # clang with libFuzzer, for the CLI's parser fuzzers (issue #3)
+  # clang with libFuzzer, for the CLI's parser fuzzers
   clang libclang-rt-14-dev
+  # headless browser that renders the HTML report in a test
+  chromium
   # wired in by the transport and daemon issues
   libnghttp2-dev nghttp2-client libssl-dev libevent-dev
   default-libmysqlclient-dev mariadb-server

@@ -18,7 +18,7 @@ std::string readData(const std::string& name) {
 }
 
 TEST(HeapProfileParser, ReadsSampledHeapV2) {
-  auto p = parseHeapProfile(readData("heap_v2.heap"));
+  auto p = parseHeapProfile(readData("profiles/heap_v2.heap"));
   ASSERT_TRUE(p.ok()) << p.error().message;
   EXPECT_EQ(p->format, "heap_v2");
   EXPECT_EQ(p->sample_period, 524288);
@@ -34,7 +34,7 @@ TEST(HeapProfileParser, ReadsSampledHeapV2) {
 }
 
 TEST(HeapProfileParser, ReadsFullProfileWithAllocTotalsAndSkipsRemarks) {
-  auto p = parseHeapProfile(readData("heapprofile.heap"));
+  auto p = parseHeapProfile(readData("profiles/heapprofile.heap"));
   ASSERT_TRUE(p.ok()) << p.error().message;
   EXPECT_EQ(p->format, "heapprofile");
   EXPECT_EQ(p->sample_period, 0);

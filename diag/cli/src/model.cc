@@ -31,6 +31,11 @@ StringId SymbolTable::internFrame(const FrameInfo& f) {
   return key;
 }
 
+bool SymbolTable::hasFrame(std::string_view key) const {
+  auto it = string_ids_.find(key);
+  return it != string_ids_.end() && frames_.count(it->second) != 0;
+}
+
 const FrameInfo& SymbolTable::frame(StringId key) const {
   static const FrameInfo kUnknown;
   auto it = frames_.find(key);

@@ -123,9 +123,9 @@ class OfflineSymbolizer {
               [](const Module& a, const Module& b) { return a.start < b.start; });
   }
 
-  FrameInfo lookup(std::uint64_t address, bool is_return_address) {
-    const std::uint64_t key = address * 2 + (is_return_address ? 1 : 0);
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  // `with_line`: also look up file:line (the costly part; callers ask only
+  // for the first address of each function, which is what gets displayed).
+  FrameInfo lookup(std::uint64_t address, bool is_return_address, bool with_line) {
     FrameInfo f;
     const std::uint64_t pc = is_return_address && address > 0 ? address - 1 : address;
     auto m = std::upper_bound(modules_.begin(), modules_.end(), pc,
@@ -141,11 +141,10 @@ class OfflineSymbolizer {
           dwfl_module_info(dm, nullptr, &start, nullptr, nullptr, nullptr, nullptr, nullptr);
       if (name != nullptr) f.module = baseName(name);
       f.module_offset = address - start;
-      GElf_Off off = 0;
-      GElf_Sym sym{};
-      const char* fn = dwfl_module_addrinfo(dm, pc, &off, &sym, nullptr, nullptr, nullptr);
-      if (fn != nullptr && (sym.st_size == 0 || off < sym.st_size)) f.function = demangle(fn);
-      if (Dwfl_Line* line = dwfl_module_getsrc(dm, pc)) {
+      if (const std::string* fn = functionAt(dm, pc)) f.function = *fn;
+      if (!with_line) {
+        // file:line left empty
+      } else if (Dwfl_Line* line = dwfl_module_getsrc(dm, pc)) {
         int lineno = 0;
         const char* src = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
         if (src != nullptr) {
@@ -164,7 +163,6 @@ class OfflineSymbolizer {
     } else {
       f.module_offset = address;
     }
-    cache_.emplace(key, f);
     return f;
   }
 
@@ -180,7 +178,47 @@ class OfflineSymbolizer {
   Dwfl_Callbacks callbacks_{};
   std::unique_ptr<Dwfl, DwflDeleter> dwfl_;
   std::vector<Module> modules_;
-  std::unordered_map<std::uint64_t, FrameInfo> cache_;
+  struct Symbol {
+    std::uint64_t start = 0;
+    std::uint64_t size = 0;
+    const char* name = nullptr;  // libdw's string, alive as long as dwfl_
+    std::string demangled;       // filled on first use
+  };
+
+  // The function symbol covering `pc`: libdwfl's own lookup scans the symbol
+  // table on every call, so each module's function symbols are read once,
+  // sorted, and searched here.
+  const std::string* functionAt(Dwfl_Module* dm, std::uint64_t pc) {
+    auto [it, added] = symbols_.try_emplace(dm);
+    std::vector<Symbol>& table = it->second;
+    if (added) {
+      const int n = dwfl_module_getsymtab(dm);
+      for (int i = 1; i < n; ++i) {
+        GElf_Sym sym{};
+        GElf_Addr addr = 0;
+        GElf_Word shndx = 0;
+        const char* name = dwfl_module_getsym_info(dm, i, &sym, &addr, &shndx, nullptr, nullptr);
+        const int type = GELF_ST_TYPE(sym.st_info);
+        if (name == nullptr || *name == '\0' || shndx == SHN_UNDEF ||
+            (type != STT_FUNC && type != STT_GNU_IFUNC)) {
+          continue;
+        }
+        table.push_back({addr, sym.st_size, name, {}});
+      }
+      std::sort(table.begin(), table.end(),
+                [](const Symbol& a, const Symbol& b) { return a.start < b.start; });
+    }
+    auto s = std::upper_bound(table.begin(), table.end(), pc,
+                              [](std::uint64_t v, const Symbol& x) { return v < x.start; });
+    if (s == table.begin()) return nullptr;
+    Symbol& sym = *std::prev(s);
+    // An address past the end of the nearest symbol belongs to an unnamed
+    // function; naming it after its neighbour would mislead.
+    if (sym.size != 0 && pc >= sym.start + sym.size) return nullptr;
+    if (sym.demangled.empty()) sym.demangled = demangle(sym.name);
+    return &sym.demangled;
+  }
+  std::unordered_map<Dwfl_Module*, std::vector<Symbol>> symbols_;
 };
 
 bool isAllocatorFrame(const FrameInfo& f) {
@@ -223,18 +261,27 @@ Result<Snapshot> parseProfileText(std::string_view text, const std::string& path
   s.heap.mode = p.format == "heap_v2" ? "sampled" : "full";
   s.heap.sample_period = p.sample_period;
   std::unordered_map<StackId, std::size_t> index;
+  // Each distinct address is symbolized once and becomes a frame key.
+  std::unordered_map<std::uint64_t, StringId> address_keys;
+  std::unordered_map<StringId, bool> allocator_frame;
+  auto keyOf = [&](std::uint64_t address, bool is_return) {
+    auto [it, added] = address_keys.try_emplace(address * 2 + (is_return ? 1 : 0));
+    if (!added) return it->second;
+    FrameInfo f = sym.lookup(address, is_return, false);
+    if (!symbols.hasFrame(SymbolTable::frameKey(f))) f = sym.lookup(address, is_return, true);
+    it->second = symbols.internFrame(f);
+    allocator_frame.try_emplace(it->second, isAllocatorFrame(f));
+    return it->second;
+  };
+  std::vector<StringId> frames;
   std::vector<StringId> keys;
-  std::vector<FrameInfo> frames;
   for (const diag::HeapRecord& r : p.records) {
     frames.clear();
-    for (std::size_t i = 0; i < r.stack.size(); ++i)
-      frames.push_back(sym.lookup(r.stack[i], i > 0));
+    for (std::size_t i = 0; i < r.stack.size(); ++i) frames.push_back(keyOf(r.stack[i], i > 0));
     std::size_t first = 0;
-    while (first < frames.size() && isAllocatorFrame(frames[first])) ++first;
+    while (first < frames.size() && allocator_frame[frames[first]]) ++first;
     if (first == frames.size()) first = 0;
-    keys.clear();
-    for (std::size_t i = first; i < frames.size(); ++i)
-      keys.push_back(symbols.internFrame(frames[i]));
+    keys.assign(frames.begin() + static_cast<std::ptrdiff_t>(first), frames.end());
     const StackId stack = symbols.internStack(keys);
     auto [it, added] = index.emplace(stack, s.heap.sites.size());
     if (added) s.heap.sites.push_back(HeapSite{stack, 0, 0, 0, 0});

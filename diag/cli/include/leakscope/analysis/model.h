@@ -43,6 +43,8 @@ class SymbolTable {
   // Interns a frame by its key; the first description seen is kept for display.
   StringId internFrame(const FrameInfo& f);
   const FrameInfo& frame(StringId key) const;
+  // Whether a frame with this key has been interned already.
+  bool hasFrame(std::string_view key) const;
 
   StackId internStack(const std::vector<StringId>& frames);
   const std::vector<StringId>& stack(StackId id) const { return stacks_[id]; }

@@ -1,0 +1,30 @@
+// libFuzzer target: the streaming snapshot reader, then every analysis over
+// what it accepted. Any crash, sanitizer report or hang is a bug.
+#include <cstddef>
+#include <cstdint>
+#include <sstream>
+#include <string_view>
+
+#include "leakscope/analysis/analysis.h"
+#include "leakscope/analysis/input.h"
+#include "leakscope/analysis/render.h"
+
+namespace la = leakscope::analysis;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  la::SymbolTable symbols;
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto s = la::parseSnapshotText(text, "fuzz", symbols);
+  if (!s) return 0;
+  const la::Comparison c = la::compare(*s, *s, symbols, {});
+  la::TrendBuilder b(symbols, {});
+  for (int i = 0; i < 3; ++i) b.add(*s);
+  const la::TrendResult t = b.finish();
+  const la::SocketsResult k = la::analyseSockets({&*s, &*s}, symbols, {});
+  std::ostringstream out;
+  la::renderShow(out, *s, k, symbols, {});
+  la::renderTrend(out, t, symbols, {});
+  out << la::compareJson(c, symbols, {}).dump() << la::trendJson(t, symbols, {}).dump()
+      << la::renderHtmlReport(t, c, k, symbols, {});
+  return 0;
+}
