@@ -12,7 +12,7 @@ packages=(
   nlohmann-json3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  curl jq bc python3 procps iproute2
+  curl jq bc python3 procps iproute2 time binutils
   # promtool (checks metric names on a real scrape) and the server for later tests
   prometheus
   # clang with libFuzzer, for the CLI's parser fuzzers

@@ -2,9 +2,12 @@
 # Builds leakscope and runs the whole test suite, from a fresh machine:
 #   1. installs what is missing (scripts/setup.sh),
 #   2. builds the unit tests with ASan + UBSan (LeakSanitizer on) and runs them,
-#   3. builds everything (RelWithDebInfo, -Werror) and runs the full ctest suite
+#   3. builds the parsers' libFuzzer targets with clang and runs each for
+#      LEAKSCOPE_FUZZ_SECONDS (default 30),
+#   4. builds everything (RelWithDebInfo, -Werror) and runs the full ctest suite
 #      (unit, integration, lint) — last, so the run ends with ctest's summary.
-# Build dirs: build-asan/ and build/. Exit status: non-zero if anything failed.
+# Build dirs: build-asan/, build-fuzz/ and build/. Exit status: non-zero if
+# anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="${LEAKSCOPE_JOBS:-2}"
@@ -21,6 +24,13 @@ cmake --build build-asan -j"$jobs"
 # detect_leaks: LeakSanitizer reports any leak at exit as a failure.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -L unit -LE lint --output-on-failure
+
+step "fuzzers (libFuzzer + ASan + UBSan, ${LEAKSCOPE_FUZZ_SECONDS:-30} s each)"
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DLEAKSCOPE_FUZZ=ON \
+  -DLEAKSCOPE_FUZZ_SECONDS="${LEAKSCOPE_FUZZ_SECONDS:-30}" > build-fuzz.configure.log \
+  || { cat build-fuzz.configure.log; exit 1; }
+cmake --build build-fuzz -j"$jobs"
+ctest --test-dir build-fuzz -L fuzz --output-on-failure
 
 step "build"
 cmake -S . -B build > build.configure.log || { cat build.configure.log; exit 1; }
