@@ -2,8 +2,9 @@
 # The leakscope demo, end to end on a fresh machine:
 #   1. installs what is missing and builds (scripts/setup.sh, cmake),
 #   2. runs leakscope-example with a leak (every 3rd connection kept open),
-#      takes a snapshot with `kill -USR2` every second, and summarises them:
-#      what grows, the survivors, and the sockets they hold,
+#      takes a snapshot with `kill -USR2` every second, and runs
+#      `leakscope trend` on them: what grows, the survivors, the sockets they
+#      hold (and writes the HTML report beside the snapshots),
 #   3. does the same without the leak, and shows that nothing grows.
 # Everything it starts is stopped at the end, also on Ctrl-C.
 #
@@ -35,8 +36,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "setup and build"
 bash scripts/setup.sh
 cmake -S . -B build > /dev/null
-cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope-example > /dev/null
-say "built build/bin/leakscope-example"
+cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope-example leakscope > /dev/null
+say "built build/bin/leakscope-example and build/bin/leakscope"
 
 # run NAME LEAK_EVERY: runs the example, snapshots it every second, prints a
 # summary; sets VERDICT.
@@ -89,40 +90,23 @@ run() {
     ' "$f"
   done
 
-  # Growth and survivors: objects alive in every snapshot, from object ids.
-  local summary
-  summary=$(jq -s '
-    def conns: [.tracked[] | select(.kind == "example.connection")][0];
-    (first | conns) as $a | (last | conns) as $b
-    | [.[] | [conns.objects[].id]] as $idsets
-    | [$idsets[0][] | . as $x | select(all($idsets[]; any(.[]; . == $x)))] as $survivors
-    | (last | [.sockets[] | select(.state == "ESTABLISHED" and .peer == "example-server") | .owner])
-        as $established
-    | { first: $a.live, last: $b.live,
-        created: ($b.created_total - $a.created_total),
-        destroyed: ($b.destroyed_total - $a.destroyed_total),
-        survivors: ($survivors | length),
-        held: ([$survivors[] | . as $x | select(any($established[]; . == $x))] | length),
-        bytes_first: $a.live_bytes, bytes_last: $b.live_bytes,
-        sample: ([$b.objects[] | . as $o | select(any($survivors[]; . == $o.id))
-                  | {id: .id, label: .label, fd: .fd}] | .[0:3]) }' \
-    "$dir"/*.lsnap)
   say ""
-  say "example.connection across the series (from object ids):"
-  jq -r '"  live \(.first) -> \(.last); created \(.created), destroyed \(.destroyed) in between; retained bytes \(.bytes_first) -> \(.bytes_last)",
-         "  survivors (alive in every snapshot): \(.survivors), \(.held) of them owning an ESTABLISHED socket to example-server",
-         (.sample[] | "    id \(.id) label \(.label) fd \(.fd)")' <<< "$summary"
-  local first last survivors held
-  first=$(jq .first <<< "$summary")
-  last=$(jq .last <<< "$summary")
-  survivors=$(jq .survivors <<< "$summary")
-  held=$(jq .held <<< "$summary")
-  # Survivors, not a rising count, are the evidence: a snapshot taken in the
-  # middle of a round also sees connections that are about to close.
-  if [ "$survivors" -gt 0 ] && [ "$last" -gt "$first" ]; then
-    VERDICT="example.connection grew from $first to $last live objects over $snapshots snapshots; $survivors survived every snapshot, $held of them holding an ESTABLISHED socket to example-server"
+  say "\$ leakscope trend --survivors 3 $dir/*.lsnap"
+  local status=0
+  build/bin/leakscope trend --survivors 3 "$dir"/*.lsnap | sed 's/^/  /' || status=${PIPESTATUS[0]}
+  build/bin/leakscope trend --json "$dir"/*.lsnap > "$DEMO_DIR/$name.trend.json" || true
+  build/bin/leakscope report --html "$DEMO_DIR/$name.html" "$dir"/*.lsnap > /dev/null || true
+  [ "$keep_dir" = 1 ] && say "  report: $DEMO_DIR/$name.html"
+  if [ "$status" = 1 ]; then
+    VERDICT=$(jq -r '.suspects as $s
+      | [$s[] | select(.group == "tracked")][0] as $k
+      | "leakscope trend exit 1: \($s | length) suspects; \($k.name) grew \($k.objects | map(tostring) | join(" -> ")) live objects, \($k.survivor_count) survived every snapshot; sockets: \([$s[] | select(.group == "socket") | .name] | join(", "))"' \
+      "$DEMO_DIR/$name.trend.json")
+  elif [ "$status" = 0 ]; then
+    VERDICT="leakscope trend exit 0: no steady growth over $snapshots snapshots"
   else
-    VERDICT="no leak: no example.connection survived the series (live $first -> $last over $snapshots snapshots)"
+    say "demo: leakscope trend failed (exit $status)"
+    exit 1
   fi
 }
 
@@ -131,6 +115,6 @@ drill_verdict=$VERDICT
 run normal 0
 normal_verdict=$VERDICT
 
-step "verdicts (the leakscope CLI will compute these: issue #3)"
+step "verdicts (leakscope trend)"
 say "verdict drill: $drill_verdict"
 say "verdict normal: $normal_verdict"
