@@ -75,7 +75,12 @@ struct Classification {
 // Steady growth is growth of the series' floor (the lowest value from each
 // point on): a spike that is freed later does not raise it, a leak raises it
 // in most intervals and still at the end.
-Classification classify(const std::vector<double>& v, double threshold) {
+//
+// `sd` (optional, per point) is the standard error of sampled estimates:
+// growth must then also exceed twice the error of the difference, so a
+// sampled cache that wobbles around its size is not a leak.
+Classification classify(const std::vector<double>& v, double threshold,
+                        const std::vector<double>* sd = nullptr) {
   Classification c;
   const std::size_t n = v.size();
   if (n < 2) return c;
@@ -91,10 +96,21 @@ Classification classify(const std::vector<double>& v, double threshold) {
   // Still growing in the second half, by more than sampling noise: a cache
   // that filled early and then wobbles does not qualify.
   const double late = floor[n - 1] - floor[intervals / 2];
-  const bool late_growth = late >= std::max(threshold * 0.5, total * 0.25);
+  auto noise = [&](std::size_t a, std::size_t b) {
+    if (sd == nullptr || sd->size() != n) return 0.0;
+    return 2.0 * std::sqrt((*sd)[a] * (*sd)[a] + (*sd)[b] * (*sd)[b]);
+  };
+  // The floor's points: where the minimum from each point on was reached.
+  auto argFloor = [&](std::size_t from) {
+    return static_cast<std::size_t>(
+        std::min_element(v.begin() + static_cast<std::ptrdiff_t>(from), v.end()) - v.begin());
+  };
+  const bool late_growth =
+      late >= std::max({threshold * 0.5, total * 0.25, noise(argFloor(intervals / 2), n - 1)});
+  const bool above_noise = total >= noise(argFloor(0), n - 1);
   const std::size_t needed = std::max<std::size_t>(2, (intervals + 1) / 2);
   c.peak = static_cast<std::size_t>(std::max_element(v.begin(), v.end()) - v.begin());
-  if (total >= threshold && c.growing >= needed && late_growth) {
+  if (total >= threshold && c.growing >= needed && late_growth && above_noise) {
     c.verdict = Verdict::kSteady;
   } else if (v[n - 1] - floor[n - 2] >= threshold && c.growing <= 1 &&
              floor[n - 2] - floor[0] < threshold) {
@@ -427,6 +443,16 @@ void TrendBuilder::add(const Snapshot& s) {
       // Two snapshot sites never share a stack (the reader merges them).
       se.counts.push_back(h.inuse_objects);
       se.bytes.push_back(h.inuse_bytes);
+      // A sampled estimate stands on k sampled objects: relative error 1/sqrt(k).
+      double sd = 0;
+      if (!s.heap.exact() && s.heap.sample_period > 0 && h.inuse_objects > 0) {
+        const double avg = h.inuse_bytes / h.inuse_objects;
+        const double k =
+            h.inuse_objects * (1 - std::exp(-avg / static_cast<double>(s.heap.sample_period)));
+        if (k > 0) sd = h.inuse_bytes / std::sqrt(k);
+      }
+      se.bytes_sd.resize(n - 1, 0.0);
+      se.bytes_sd.push_back(sd);
     }
   }
   const auto listening = listeningPorts(s);
@@ -443,6 +469,7 @@ void TrendBuilder::add(const Snapshot& s) {
   for (auto& [key, se] : series_) {
     if (se.counts.size() < n) se.counts.push_back(0);
     if (se.bytes.size() < n) se.bytes.push_back(0);
+    if (se.group == Group::kHeap) se.bytes_sd.resize(n, 0.0);
   }
 
   // Survivors: the ids of the first snapshot still alive in this one.
@@ -521,7 +548,7 @@ TrendResult TrendBuilder::finish() {
     Classification c;
     bool by_bytes = false;
     if (se.group == Group::kHeap) {
-      c = classify(se.bytes, th.min_heap_bytes);
+      c = classify(se.bytes, th.min_heap_bytes, &se.bytes_sd);
       by_bytes = true;
     } else {
       c = classify(se.counts, static_cast<double>(th.min_objects));

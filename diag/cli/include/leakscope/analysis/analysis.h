@@ -162,6 +162,9 @@ class TrendBuilder {
     std::string name;
     std::optional<StackId> stack;
     std::vector<double> counts, bytes;
+    // Standard error of each bytes estimate (sampled heap profiles; 0 when
+    // the figure is exact).
+    std::vector<double> bytes_sd;
   };
   struct Candidate {
     TrackedObject object;
