@@ -1,5 +1,7 @@
 #include "leakscope/analysis/analysis.h"
 
+#include "leakscope/analysis/render.h"
+
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
@@ -30,22 +32,7 @@ std::string fmtCount(double v) {
   return buf;
 }
 
-std::string fmtBytes(double v) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double a = std::fabs(v);
-  int u = 0;
-  while (a >= 1024 && u < 4) {
-    a /= 1024;
-    ++u;
-  }
-  char buf[48];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%s%.0f B", v < 0 ? "-" : "", a);
-  } else {
-    std::snprintf(buf, sizeof buf, "%s%.1f %s", v < 0 ? "-" : "", a, units[u]);
-  }
-  return buf;
-}
+std::string fmtBytes(double v) { return formatBytes(v); }
 
 std::string signedCount(double v) { return (v >= 0 ? "+" : "") + fmtCount(v); }
 std::string signedBytes(double v) { return (v >= 0 ? "+" : "") + fmtBytes(v); }
