@@ -1,7 +1,10 @@
 // gperftools' text heap profile format: the parser and unsampling, with no
 // dependency on tcmalloc itself (the CLI and the fuzzers link only this).
+#include <cxxabi.h>
+
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "leakscope/diag/heap_profile.h"
@@ -134,6 +137,29 @@ Result<RawHeapProfile> parseHeapProfile(std::string_view text) {
   }
   if (!header) return lineError(line_no, "empty input: no 'heap profile:' header");
   return p;
+}
+
+bool isAllocatorFrame(std::string_view module, std::string_view function) {
+  const auto slash = module.rfind('/');
+  const std::string_view base = slash == std::string_view::npos ? module : module.substr(slash + 1);
+  if (base.substr(0, 11) == "libtcmalloc") return true;
+  static constexpr std::string_view kFunctions[] = {"malloc",   "calloc",         "realloc",
+                                                    "memalign", "posix_memalign", "aligned_alloc",
+                                                    "valloc",   "pvalloc"};
+  for (std::string_view fn : kFunctions) {
+    if (function == fn) return true;
+  }
+  return function.substr(0, 12) == "operator new";
+}
+
+std::string demangleSymbol(const char* name) {
+  if (name == nullptr) return {};
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (status != 0 || d == nullptr) return name;
+  std::string out(d);
+  std::free(d);
+  return out;
 }
 
 Estimate unsample(std::int64_t objects, std::int64_t bytes, std::int64_t period) {

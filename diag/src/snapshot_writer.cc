@@ -78,17 +78,6 @@ std::string defaultName() {
   return name.empty() ? "process" : name;
 }
 
-// Frames that belong to the allocator rather than the allocation site.
-bool isAllocatorFrame(const Frame& f) {
-  if (baseName(f.module).rfind("libtcmalloc", 0) == 0) return true;
-  static const char* const kFunctions[] = {"malloc",         "calloc",        "realloc", "memalign",
-                                           "posix_memalign", "aligned_alloc", "valloc",  "pvalloc"};
-  for (const char* fn : kFunctions) {
-    if (f.function == fn) return true;
-  }
-  return f.function.rfind("operator new", 0) == 0;
-}
-
 // Matches "<name>.<digits>.lsnap"; returns the sequence or 0.
 std::uint64_t sequenceOf(const std::string& file, const std::string& name) {
   const std::string suffix = ".lsnap";
@@ -335,7 +324,8 @@ std::uint64_t writeHeap(JsonWriter& w, const HeapProfiler* heap, Result<std::str
     for (std::size_t i = 0; i < r.stack.size(); ++i)
       stack.push_back(&sym.lookup(r.stack[i], i > 0));
     std::size_t first = 0;
-    while (first < stack.size() && isAllocatorFrame(*stack[first])) ++first;
+    while (first < stack.size() && isAllocatorFrame(stack[first]->module, stack[first]->function))
+      ++first;
     if (first == stack.size()) first = 0;
     std::vector<std::uint32_t> ids;
     for (std::size_t i = first; i < stack.size(); ++i) {

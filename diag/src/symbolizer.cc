@@ -1,22 +1,13 @@
 #include "symbolizer.h"
 
-#include <cxxabi.h>
+#include "leakscope/diag/heap_profile.h"
+
 #include <elfutils/libdwfl.h>
 #include <unistd.h>
 
 #include <cstdlib>
 
 namespace leakscope::diag {
-
-std::string demangle(const char* name) {
-  if (name == nullptr) return {};
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  if (status != 0 || d == nullptr) return name;
-  std::string out(d);
-  std::free(d);
-  return out;
-}
 
 namespace {
 
@@ -96,7 +87,8 @@ const Frame& Symbolizer::lookup(std::uint64_t address, bool is_return_address) {
     // Stripped libraries keep only exported symbols; an address past the end
     // of the nearest one belongs to an unnamed internal function. Naming it
     // after its neighbour would send a reader to the wrong code.
-    if (fn != nullptr && (sym.st_size == 0 || offset < sym.st_size)) f.function = demangle(fn);
+    if (fn != nullptr && (sym.st_size == 0 || offset < sym.st_size))
+      f.function = demangleSymbol(fn);
     if (Dwfl_Line* line = dwfl_module_getsrc(m, pc)) {
       int lineno = 0;
       const char* src = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);

@@ -44,6 +44,4 @@ class Symbolizer {
   std::unique_ptr<Impl> impl_;
 };
 
-std::string demangle(const char* name);
-
 }  // namespace leakscope::diag

@@ -3,7 +3,6 @@
 // symbolized offline from the profile's MAPPED_LIBRARIES section (the
 // /proc/PID/maps of the profiled process) with libdwfl, so stacks compare by
 // function name across files and restarts.
-#include <cxxabi.h>
 #include <elfutils/libdwfl.h>
 #include <sys/stat.h>
 
@@ -23,15 +22,6 @@ namespace {
 std::string baseName(std::string_view path) {
   const auto slash = path.rfind('/');
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
-}
-
-std::string demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  if (status != 0 || d == nullptr) return name;
-  std::string out(d);
-  std::free(d);
-  return out;
 }
 
 struct Mapping {
@@ -215,21 +205,11 @@ class OfflineSymbolizer {
     // An address past the end of the nearest symbol belongs to an unnamed
     // function; naming it after its neighbour would mislead.
     if (sym.size != 0 && pc >= sym.start + sym.size) return nullptr;
-    if (sym.demangled.empty()) sym.demangled = demangle(sym.name);
+    if (sym.demangled.empty()) sym.demangled = diag::demangleSymbol(sym.name);
     return &sym.demangled;
   }
   std::unordered_map<Dwfl_Module*, std::vector<Symbol>> symbols_;
 };
-
-bool isAllocatorFrame(const FrameInfo& f) {
-  if (f.module.rfind("libtcmalloc", 0) == 0) return true;
-  static const char* const kFunctions[] = {"malloc",         "calloc",        "realloc", "memalign",
-                                           "posix_memalign", "aligned_alloc", "valloc",  "pvalloc"};
-  for (const char* fn : kFunctions) {
-    if (f.function == fn) return true;
-  }
-  return f.function.rfind("operator new", 0) == 0;
-}
 
 std::size_t countLines(std::string_view text) {
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) +
@@ -270,7 +250,7 @@ Result<Snapshot> parseProfileText(std::string_view text, const std::string& path
     FrameInfo f = sym.lookup(address, is_return, false);
     if (!symbols.hasFrame(SymbolTable::frameKey(f))) f = sym.lookup(address, is_return, true);
     it->second = symbols.internFrame(f);
-    allocator_frame.try_emplace(it->second, isAllocatorFrame(f));
+    allocator_frame.try_emplace(it->second, diag::isAllocatorFrame(f.module, f.function));
     return it->second;
   };
   std::vector<StringId> frames;

@@ -48,6 +48,14 @@ struct RawHeapProfile {
 // was expected there.
 Result<RawHeapProfile> parseHeapProfile(std::string_view text);
 
+// Whether a stack frame lies inside the allocator (libtcmalloc, malloc and
+// its siblings, operator new) rather than at the allocation site. Stacks are
+// reported from the first frame outside it. `module` may be a path.
+bool isAllocatorFrame(std::string_view module, std::string_view function);
+
+// The demangled form of a C++ symbol; the name itself when it is not mangled.
+std::string demangleSymbol(const char* name);
+
 // heap_v2 unsampling, as pprof does: each sampled object of average size s
 // stands for 1/(1-exp(-s/R)) objects. Returns {objects, bytes} estimates.
 struct Estimate {
