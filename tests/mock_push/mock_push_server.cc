@@ -142,7 +142,8 @@ class Server {
   std::uint32_t maxStreams() const { return max_streams_; }
   bool stalled() const { return logic_.faults().stall; }
 
-  void applyFaults(const nlohmann::json& j);
+  // Applies faults (logic and server side); an error text or "".
+  std::string setFaults(const nlohmann::json& j);
   void connClosed(Conn& c);
   void noteStreams(std::size_t open) { peak_streams_ = std::max(peak_streams_, open); }
   void settingsAcked() { ++settings_acks_; }
@@ -618,9 +619,11 @@ void Server::onReap(int, short, void* arg) {
   }
 }
 
-void Server::applyFaults(const nlohmann::json& j) {
+std::string Server::setFaults(const nlohmann::json& j) {
   const bool was_stalled = stalled();
   const bool was_refusing = logic_.faults().refuse_connections;
+  const std::string err = logic_.setFaults(j);
+  if (!err.empty()) return err;
   if (j.contains("max_concurrent_streams")) {
     max_streams_ = j["max_concurrent_streams"].get<std::uint32_t>();
     for (auto& [id, c] : conns_) c->submitSettings(max_streams_);
@@ -634,6 +637,7 @@ void Server::applyFaults(const nlohmann::json& j) {
   const bool refuse = logic_.faults().refuse_connections;
   if (refuse && !was_refusing) stopListening();
   if (!refuse && was_refusing) listen(port_);
+  return "";
 }
 
 nlohmann::json Server::stats() const {
@@ -695,8 +699,7 @@ void onControl(evhttp_request* req, void* arg) {
   } else if (method == EVHTTP_REQ_GET && path == "/control/received") {
     reply(req, 200, c->logic->received().dump());
   } else if (method == EVHTTP_REQ_POST && path == "/control/faults") {
-    const std::string err = c->logic->setFaults(json);
-    if (err.empty()) c->server->applyFaults(json);
+    const std::string err = c->server->setFaults(json);
     reply(req, err.empty() ? 200 : 400, nlohmann::json{{"error", err}}.dump());
   } else if (method == EVHTTP_REQ_POST && path == "/control/rules") {
     const std::string err = c->logic->setRules(json);
@@ -826,13 +829,11 @@ int main(int argc, char** argv) {
     usage(e.what());
   }
   Server server(base, ctx, *logic, max_streams);
+  if (!server.listen(port)) return 1;
   for (const auto& f : fault_flags) {
-    const auto j = nlohmann::json::parse(f, nullptr, false);
-    const std::string err = logic->setFaults(j);
+    const std::string err = server.setFaults(nlohmann::json::parse(f, nullptr, false));
     if (!err.empty()) usage("--fault: " + err);
   }
-  if (!server.listen(port)) return 1;
-  if (logic->faults().refuse_connections) server.applyFaults(nlohmann::json::object());
 
   evhttp* http = evhttp_new(base);
   Control control{&server, logic.get()};

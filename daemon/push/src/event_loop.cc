@@ -17,7 +17,13 @@ EventLoop::EventLoop() {
   // post() may wake the loop from other threads.
   std::call_once(threads_once, [] { threads_rc = evthread_use_pthreads(); });
   if (threads_rc != 0) throw std::runtime_error("libevent: evthread_use_pthreads failed");
-  base_ = event_base_new();
+  // Precise timers: libevent's default monotonic clock is the coarse one
+  // (a few ms of resolution), which would fire a Retry-After wait early.
+  event_config* cfg = event_config_new();
+  if (cfg == nullptr) throw std::runtime_error("libevent: event_config_new failed");
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+  base_ = event_base_new_with_config(cfg);
+  event_config_free(cfg);
   if (base_ == nullptr) throw std::runtime_error("libevent: event_base_new failed");
   // Nameservers from /etc/resolv.conf; /etc/hosts and numeric hosts work even
   // when there is no resolver configured.
