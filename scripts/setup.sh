@@ -20,6 +20,10 @@ packages=(
   # wired in by the transport and daemon issues
   libnghttp2-dev nghttp2-client libssl-dev libevent-dev
   default-libmysqlclient-dev mariadb-server
+  # push transport: test keys and certificates (openssl CLI), and Node.js for
+  # the node-apn benchmark peer (npm comes with NodeSource's nodejs; on
+  # Debian's own nodejs without npm, bench.sh skips that comparison)
+  openssl nodejs
   # formatting
   clang-format
 )

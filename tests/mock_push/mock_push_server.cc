@@ -22,6 +22,7 @@
 // (repeatable), --fcm-key FILE --fcm-client-email E --fcm-project P,
 // --token-lifetime S, --rule PREFIX=STATUS:REASON (repeatable),
 // --max-concurrent-streams N, --alpn h2|none, --max-records N,
+// --allow-unauthenticated (benchmarks: serve APNs requests without a JWT),
 // --fault JSON (as POST /control/faults).
 // SIGTERM/SIGINT: closes every connection and exits 0.
 #include <arpa/inet.h>
@@ -452,6 +453,7 @@ void Conn::closeNow() {
   ssl_.reset();
   ::close(fd_);
   fd_ = -1;
+  server_.logic().connectionClosed(id_);
   server_.connClosed(*this);
 }
 
@@ -780,6 +782,8 @@ int main(int argc, char** argv) {
       config.token_lifetime_s = std::stoi(next());
     } else if (a == "--max-concurrent-streams") {
       max_streams = static_cast<std::uint32_t>(std::stoul(next()));
+    } else if (a == "--allow-unauthenticated") {
+      config.allow_unauthenticated = true;
     } else if (a == "--max-records") {
       config.max_records = std::stoul(next());
     } else if (a == "--alpn") {

@@ -274,7 +274,8 @@ Reply Logic::handle(const Request& r) {
   return reply;
 }
 
-std::string Logic::checkProviderToken(const std::string& jwt, std::int64_t& iat, int& status) {
+std::string Logic::checkProviderToken(const std::string& jwt, std::uint64_t connection,
+                                      std::int64_t& iat, int& status) {
   status = 403;
   auto known = good_jwts_.find(jwt);
   if (known == good_jwts_.end()) {
@@ -288,32 +289,42 @@ std::string Logic::checkProviderToken(const std::string& jwt, std::int64_t& iat,
       return "InvalidProviderToken";
     }
     if (!verifySignature(apns_key_.get(), *j, true)) return "InvalidProviderToken";
-    const std::int64_t t = j->claims["iat"].get<std::int64_t>();
-    // Apple refuses token updates more often than every 20 minutes.
-    if (newest_iat_ != 0 && t > newest_iat_ && t - newest_iat_ < 20 * 60) {
+    known = good_jwts_.emplace(jwt, j->claims["iat"].get<std::int64_t>()).first;
+  }
+  iat = known->second;
+  // A connection may move to a newer token at most every 20 minutes.
+  const auto used = connection_iat_.find(connection);
+  if (used == connection_iat_.end()) {
+    connection_iat_[connection] = iat;
+  } else if (iat > used->second) {
+    if (iat - used->second < 20 * 60) {
       status = 429;
       return "TooManyProviderTokenUpdates";
     }
-    newest_iat_ = std::max(newest_iat_, t);
-    known = good_jwts_.emplace(jwt, t).first;
+    used->second = iat;
   }
-  iat = known->second;
   if (now() - iat > 3600) return "ExpiredProviderToken";
   return "";
 }
 
 Reply Logic::apns(const Request& r, const std::string& token) {
   ++requests_["apns"];
-  nlohmann::json rec = {{"endpoint", "apns"},
-                        {"token", token},
-                        {"connection", r.connection},
-                        {"stream", r.stream},
-                        {"payload_bytes", r.body.size()}};
-  for (const char* h : {"apns-topic", "apns-push-type", "apns-priority", "apns-expiration",
-                        "apns-collapse-id", "apns-id"}) {
-    if (const std::string* v = r.header(h)) rec[h] = *v;
+  // Building the record costs more than answering; skip it when not kept.
+  const bool record = received_.size() < config_.max_records;
+  nlohmann::json rec;
+  if (record) {
+    rec = {{"endpoint", "apns"},
+           {"token", token},
+           {"connection", r.connection},
+           {"stream", r.stream},
+           {"payload_bytes", r.body.size()}};
+    for (const char* h : {"apns-topic", "apns-push-type", "apns-priority", "apns-expiration",
+                          "apns-collapse-id", "apns-id"}) {
+      if (const std::string* v = r.header(h)) rec[h] = *v;
+    }
   }
   auto finish = [&](Reply reply) {
+    if (!record) return reply;
     rec["status"] = reply.action == Reply::Action::kRespond ? reply.status : 0;
     rec["action"] = reply.action == Reply::Action::kRespond ? "respond"
                     : reply.action == Reply::Action::kReset ? "reset"
@@ -321,7 +332,7 @@ Reply Logic::apns(const Request& r, const std::string& token) {
     if (reply.action == Reply::Action::kRespond && reply.status != 200) {
       rec["reason"] = nlohmann::json::parse(reply.body, nullptr, false).value("reason", "");
     }
-    if (received_.size() < config_.max_records) received_.push_back(std::move(rec));
+    received_.push_back(std::move(rec));
     return reply;
   };
 
@@ -358,16 +369,33 @@ Reply Logic::apns(const Request& r, const std::string& token) {
   const std::string* auth = r.header("authorization");
   if (auth != nullptr) {
     if (auth->rfind("bearer ", 0) != 0) return error(403, "InvalidProviderToken");
-    const std::string jwt = auth->substr(7);
-    distinct_jwts_.insert(jwt);
     std::int64_t iat = 0;
     int status = 403;
-    const std::string why = checkProviderToken(jwt, iat, status);
+    std::string why;
+    if (*auth == last_auth_ && r.connection == last_auth_connection_) {
+      // The same token as the previous request on this connection (the
+      // common case): already verified; only its age can have changed.
+      iat = last_auth_iat_;
+      if (now() - iat > 3600) why = "ExpiredProviderToken";
+    } else {
+      const std::string jwt = auth->substr(7);
+      distinct_jwts_.insert(jwt);
+      why = checkProviderToken(jwt, r.connection, iat, status);
+      if (why.empty()) {
+        last_auth_ = *auth;
+        last_auth_connection_ = r.connection;
+        last_auth_iat_ = iat;
+      }
+    }
     if (!why.empty()) return error(status, why);
-    rec["auth"] = "jwt";
-    rec["jwt_iat"] = iat;
+    if (record) {
+      rec["auth"] = "jwt";
+      rec["jwt_iat"] = iat;
+    }
   } else if (r.client_cert_verified) {
-    rec["auth"] = "cert";
+    if (record) rec["auth"] = "cert";
+  } else if (config_.allow_unauthenticated) {
+    if (record) rec["auth"] = "none";
   } else {
     return error(403, "MissingProviderToken");
   }
@@ -561,6 +589,7 @@ std::string Logic::setRules(const nlohmann::json& j) {
 }
 
 void Logic::reset() {
+  last_auth_.clear();
   received_ = nlohmann::json::array();
   requests_.clear();
   responses_.clear();

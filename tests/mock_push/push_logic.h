@@ -90,6 +90,9 @@ struct Config {
   Faults faults;
   // Requests kept for GET /control/received (the benchmark sets 0).
   std::size_t max_records = 200000;
+  // Benchmark only: APNs requests without credentials are served (h2load
+  // cannot send a JWT without putting it on its command line).
+  bool allow_unauthenticated = false;
 };
 
 class Logic {
@@ -103,6 +106,7 @@ class Logic {
   // A request the server will never answer (above a GOAWAY's last stream, or
   // the connection went away): counted, not recorded as received.
   void unprocessed() { ++unprocessed_; }
+  void connectionClosed(std::uint64_t id) { connection_iat_.erase(id); }
 
   Faults& faults() { return config_.faults; }
   // Applies a JSON object of fault fields; returns an error text or "".
@@ -119,7 +123,8 @@ class Logic {
   Reply fcm(const Request& r);
   Reply oauth(const Request& r);
   // "" when the provider token is acceptable, else Apple's reason.
-  std::string checkProviderToken(const std::string& jwt, std::int64_t& iat, int& status);
+  std::string checkProviderToken(const std::string& jwt, std::uint64_t connection,
+                                 std::int64_t& iat, int& status);
   std::int64_t now() const;
 
   Config config_;
@@ -130,9 +135,13 @@ class Logic {
   std::unique_ptr<EVP_PKEY, PkeyFree> fcm_key_;
   std::chrono::seconds clock_offset_{0};
 
-  // Verified provider tokens -> iat; the newest iat accepted so far.
+  // Verified provider tokens -> iat; per connection, the iat of the token
+  // it uses (Apple refuses a connection's token updates within 20 minutes).
   std::map<std::string, std::int64_t> good_jwts_;
-  std::int64_t newest_iat_ = 0;
+  std::map<std::uint64_t, std::int64_t> connection_iat_;
+  std::string last_auth_;  // the last accepted authorization header, and where
+  std::uint64_t last_auth_connection_ = 0;
+  std::int64_t last_auth_iat_ = 0;
   // Access tokens we issued -> expiry (mock clock, Unix seconds).
   std::map<std::string, std::int64_t> access_tokens_;
   std::uint64_t next_access_token_ = 1;

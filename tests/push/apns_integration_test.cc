@@ -560,3 +560,39 @@ TEST(ApnsIntegration, LogsNameNoSecrets) {
   EXPECT_EQ(text.find("PRIVATE KEY"), std::string::npos);
   EXPECT_EQ(text.find("bearer"), std::string::npos);
 }
+
+TEST(ApnsIntegration, SendManyIsAllOrNothingAndAnswersEachIndexOnce) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  ASSERT_TRUE(mock.rules({{{"prefix", "dead"}, {"status", 410}, {"reason", "Unregistered"}}}));
+  auto config = apnsConfig(mock);
+  config.max_outstanding = 10;
+  push::EventLoop loop;
+  auto client = makeClient(loop, config);
+  ASSERT_TRUE(client);
+  std::mutex mu;
+  std::map<std::size_t, std::vector<push::Outcome>> got;
+  auto done = [&](std::size_t i, const push::Outcome& o) {
+    const std::lock_guard lock(mu);
+    got[i].push_back(o);
+  };
+  std::vector<push::ApnsNotification> eleven;
+  for (int i = 0; i < 11; ++i)
+    eleven.push_back(notification(deviceToken(static_cast<std::uint64_t>(i))));
+  // More than max_outstanding: refused as a whole, nothing sent.
+  EXPECT_EQ(client->sendMany(eleven, done), push::Admission::kQueueFull);
+  std::vector<push::ApnsNotification> ten(eleven.begin(), eleven.end() - 1);
+  ten[3] = notification(deviceToken(3, "dead"));
+  ASSERT_EQ(client->sendMany(ten, done), push::Admission::kAccepted);
+  ASSERT_TRUE(eventually([&] {
+    const std::lock_guard lock(mu);
+    return got.size() == 10;
+  }));
+  const std::lock_guard lock(mu);
+  for (std::size_t i = 0; i < 10; ++i) {
+    ASSERT_EQ(got[i].size(), 1u) << i;
+    EXPECT_EQ(got[i][0].kind, i == 3 ? OutcomeKind::kInvalidToken : OutcomeKind::kSuccess) << i;
+  }
+  EXPECT_EQ(mock.received().size(), 10u);
+  ASSERT_TRUE(client->shutdown());
+}

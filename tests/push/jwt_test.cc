@@ -212,38 +212,41 @@ class ProviderTokenCacheTest : public ::testing::Test {
 
 TEST_F(ProviderTokenCacheTest, ReusesTheTokenUntilRefreshAgeThenMakesANewOne) {
   auto cache = make(minutes(50));
-  auto first = cache.current();
+  auto first = cache.refresh();
   ASSERT_TRUE(first);
-  EXPECT_EQ(first->refreshed, push::TokenRefresh::kInitial);
+  EXPECT_EQ(*first, push::TokenRefresh::kInitial);
+  const std::string first_jwt = cache.jwt();
   for (int m : {0, 1, 19, 20, 49}) {
     now_ = std::chrono::system_clock::time_point(seconds(1700000000)) + minutes(m);
-    auto t = cache.current();
+    auto t = cache.refresh();
     ASSERT_TRUE(t);
-    EXPECT_EQ(t->jwt, first->jwt) << "minute " << m;  // never per request
-    EXPECT_EQ(t->refreshed, push::TokenRefresh::kNone);
+    EXPECT_EQ(*t, push::TokenRefresh::kNone);
+    EXPECT_EQ(cache.jwt(), first_jwt) << "minute " << m;  // never per request
   }
   now_ = std::chrono::system_clock::time_point(seconds(1700000000)) + minutes(50);
-  auto second = cache.current();
+  auto second = cache.refresh();
   ASSERT_TRUE(second);
-  EXPECT_EQ(second->refreshed, push::TokenRefresh::kAge);
-  EXPECT_NE(second->jwt, first->jwt);
-  EXPECT_EQ(part(second->jwt, 1)["iat"], 1700000000 + 50 * 60);
-  EXPECT_TRUE(verify(ec_.get(), second->jwt, true));
+  EXPECT_EQ(*second, push::TokenRefresh::kAge);
+  EXPECT_NE(cache.jwt(), first_jwt);
+  EXPECT_EQ(part(cache.jwt(), 1)["iat"], 1700000000 + 50 * 60);
+  EXPECT_TRUE(verify(ec_.get(), cache.jwt(), true));
 }
 
 TEST_F(ProviderTokenCacheTest, RejectionOfTheCurrentTokenMakesOneNewTokenOnly) {
   auto cache = make(minutes(50));
-  const std::string first = cache.current()->jwt;
+  ASSERT_TRUE(cache.refresh());
+  const std::string first = cache.jwt();
   now_ += minutes(10);
   cache.reject("an older token");  // answers about other tokens change nothing
-  EXPECT_EQ(cache.current()->refreshed, push::TokenRefresh::kNone);
+  EXPECT_EQ(*cache.refresh(), push::TokenRefresh::kNone);
   cache.reject(first);
   cache.reject(first);  // a burst of rejections of the same token
-  auto second = cache.current();
-  EXPECT_EQ(second->refreshed, push::TokenRefresh::kRejected);
-  EXPECT_NE(second->jwt, first);
+  EXPECT_EQ(*cache.refresh(), push::TokenRefresh::kRejected);
+  const std::string second = cache.jwt();
+  EXPECT_NE(second, first);
   cache.reject(first);  // late answer for the old token: no third token
-  EXPECT_EQ(cache.current()->jwt, second->jwt);
+  EXPECT_EQ(*cache.refresh(), push::TokenRefresh::kNone);
+  EXPECT_EQ(cache.jwt(), second);
 }
 
 TEST_F(ProviderTokenCacheTest, RefreshIntervalMustLieInApplesWindow) {
@@ -264,9 +267,9 @@ TEST_F(ProviderTokenCacheTest, RefreshIntervalMustLieInApplesWindow) {
 
 TEST_F(ProviderTokenCacheTest, AClockThatJumpsBackMakesANewToken) {
   auto cache = make(minutes(50));
-  const std::string first = cache.current()->jwt;
+  ASSERT_TRUE(cache.refresh());
+  const std::string first = cache.jwt();
   now_ -= minutes(30);
-  auto t = cache.current();
-  EXPECT_EQ(t->refreshed, push::TokenRefresh::kAge);
-  EXPECT_NE(t->jwt, first);
+  EXPECT_EQ(*cache.refresh(), push::TokenRefresh::kAge);
+  EXPECT_NE(cache.jwt(), first);
 }

@@ -90,7 +90,7 @@ class ApnsClient::Impl final : public detail::ClientCore {
     if (job->precheck) return job;
     auto& r = job->request;
     r.path = "/3/device/" + n.device_token;
-    r.headers.reserve(7);
+    r.headers.reserve(6);
     if (!n.topic.empty()) r.headers.push_back({"apns-topic", std::move(n.topic)});
     r.headers.push_back({"apns-push-type", n.push_type});
     if (n.priority) r.headers.push_back({"apns-priority", std::to_string(*n.priority)});
@@ -104,8 +104,8 @@ class ApnsClient::Impl final : public detail::ClientCore {
  protected:
   void dispatch(std::unique_ptr<Job> job) override {
     if (tokens_) {
-      auto token = tokens_->current();
-      if (!token) {
+      auto refreshed = tokens_->refresh();
+      if (!refreshed) {
         // Signing failed (OpenSSL out of memory): nothing was sent.
         Outcome o;
         o.kind = OutcomeKind::kRetryable;
@@ -114,23 +114,11 @@ class ApnsClient::Impl final : public detail::ClientCore {
         finish(std::move(job), std::move(o));
         return;
       }
-      if (token->refreshed != TokenRefresh::kNone && upstream()) {
-        upstream()->jwtRefreshed(token->refreshed);
+      if (*refreshed != TokenRefresh::kNone || !bearer_) {
+        if (upstream() && *refreshed != TokenRefresh::kNone) upstream()->jwtRefreshed(*refreshed);
+        bearer_ = std::make_shared<const std::string>("bearer " + tokens_->jwt());
       }
-      if (bearer_jwt_ != token->jwt) {
-        bearer_jwt_ = token->jwt;
-        bearer_ = "bearer " + token->jwt;
-      }
-      job->credential = bearer_jwt_;
-      auto& headers = job->request.headers;
-      const auto it = std::find_if(headers.begin(), headers.end(), [](const detail::Header& h) {
-        return h.name == "authorization";
-      });
-      if (it != headers.end()) {
-        it->value = bearer_;
-      } else {
-        headers.push_back({"authorization", bearer_});
-      }
+      job->request.authorization = bearer_;
     }
     pool_->submit(std::move(job));
   }
@@ -162,7 +150,8 @@ class ApnsClient::Impl final : public detail::ClientCore {
 
   bool refreshCredential(Job& job, const Outcome& o) override {
     if (!tokens_ || !apnsNeedsNewProviderToken(o.reason)) return false;
-    tokens_->reject(job.credential);
+    const auto& auth = job.request.authorization;
+    if (auth && auth->size() > 7) tokens_->reject(std::string_view(*auth).substr(7));
     return true;
   }
 
@@ -174,9 +163,8 @@ class ApnsClient::Impl final : public detail::ClientCore {
   std::size_t peakConnections() const override { return pool_->peakConnections(); }
 
  private:
-  std::optional<ProviderTokenCache> tokens_;  // token auth; loop thread only
-  std::string bearer_jwt_;                    // the JWT `bearer_` was built from
-  std::string bearer_;                        // "bearer <jwt>", shared by every request
+  std::optional<ProviderTokenCache> tokens_;   // token auth; loop thread only
+  std::shared_ptr<const std::string> bearer_;  // "bearer <jwt>", shared by requests
   std::unique_ptr<detail::Pool> pool_;
 };
 
@@ -230,6 +218,18 @@ ApnsClient::~ApnsClient() {
 Admission ApnsClient::send(ApnsNotification n, OutcomeCallback done) {
   auto job = impl_->makeJob(std::move(n), std::move(done));
   return impl_->enqueue(job);
+}
+
+Admission ApnsClient::sendMany(std::vector<ApnsNotification> batch, BatchCallback done) {
+  auto shared = std::make_shared<const BatchCallback>(std::move(done));
+  std::vector<std::unique_ptr<Job>> jobs;
+  jobs.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    jobs.push_back(impl_->makeJob(std::move(batch[i]), nullptr));
+    jobs.back()->batch_done = shared;
+    jobs.back()->batch_index = i;
+  }
+  return impl_->enqueueMany(jobs);
 }
 
 std::vector<Outcome> ApnsClient::sendBatch(std::vector<ApnsNotification> batch) {

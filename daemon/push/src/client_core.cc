@@ -20,23 +20,38 @@ ClientCore::ClientCore(EventLoop& loop, Settings settings)
 ClientCore::~ClientCore() = default;
 
 Admission ClientCore::enqueue(std::unique_ptr<Job>& job) {
-  // Reserve a slot first; give it back if the client is closed.
+  std::vector<std::unique_ptr<Job>> one;
+  one.push_back(std::move(job));
+  const Admission a = enqueueMany(one);
+  if (a != Admission::kAccepted) job = std::move(one.front());
+  return a;
+}
+
+Admission ClientCore::enqueueMany(std::vector<std::unique_ptr<Job>>& jobs) {
+  const std::size_t n = jobs.size();
+  if (n == 0) return Admission::kAccepted;
+  // Reserve the slots first; give them back if the client is closed.
   std::size_t cur = outstanding_.load(std::memory_order_relaxed);
   do {
-    if (cur >= settings_.max_outstanding) {
+    if (cur + n > settings_.max_outstanding) {
       if (upstream_) upstream_->rqPendingOverflow();
       return Admission::kQueueFull;
     }
-  } while (!outstanding_.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed));
+  } while (!outstanding_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
   bool wake = false;
   {
     const std::lock_guard lock(inbox_mu_);
     if (inbox_closed_) {
-      outstanding_.fetch_sub(1, std::memory_order_relaxed);
+      outstanding_.fetch_sub(n, std::memory_order_relaxed);
       return Admission::kShutDown;
     }
     wake = inbox_.empty();
-    inbox_.push_back(std::move(job));
+    if (inbox_.empty()) {
+      inbox_.swap(jobs);
+    } else {
+      for (auto& j : jobs) inbox_.push_back(std::move(j));
+    }
+    jobs.clear();
   }
   // One post per burst: while the loop has not drained the inbox, later
   // sends ride on the wake-up already queued.
@@ -135,6 +150,8 @@ void ClientCore::onRetryTimer(int, short, void* arg) {
 void ClientCore::finish(std::unique_ptr<Job> job, Outcome outcome) {
   if (upstream_) upstream_->notificationDone(outcome.kind);
   OutcomeCallback done = std::move(job->done);
+  std::shared_ptr<const BatchCallback> batch_done = std::move(job->batch_done);
+  const std::size_t index = job->batch_index;
   job.reset();  // its memory is gone before the caller hears back
   // The slot is free before the callback runs, so it may send again.
   outstanding_.fetch_sub(1, std::memory_order_relaxed);
@@ -142,7 +159,11 @@ void ClientCore::finish(std::unique_ptr<Job> job, Outcome outcome) {
     const std::lock_guard lock(room_mu_);
     room_cv_.notify_all();
   }
-  if (done) done(outcome);
+  if (batch_done) {
+    (*batch_done)(index, outcome);
+  } else if (done) {
+    done(outcome);
+  }
 }
 
 std::vector<Outcome> ClientCore::runBatch(std::vector<std::unique_ptr<Job>> jobs) {
@@ -161,30 +182,45 @@ std::vector<Outcome> ClientCore::runBatch(std::vector<std::unique_ptr<Job>> jobs
       if (--batch.remaining == 0) batch.cv.notify_all();
     };
   }
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    for (;;) {
-      const Admission a = enqueue(jobs[i]);
-      if (a == Admission::kAccepted) break;
-      if (a == Admission::kShutDown) {
-        Outcome o;
-        o.kind = OutcomeKind::kRetryable;
-        o.reason = std::string(reason::kShutdown);
-        const std::lock_guard lock(batch.mu);
-        batch.results[i] = o;
-        --batch.remaining;
-        break;
+  // Hand over as much as fits at once (one lock, one wake-up per chunk);
+  // when full, wait for room (back-pressure).
+  std::size_t next = 0;
+  while (next < jobs.size()) {
+    const std::size_t used = outstanding_.load(std::memory_order_relaxed);
+    const std::size_t room =
+        used < settings_.max_outstanding ? settings_.max_outstanding - used : 0;
+    const std::size_t k = std::min({room, jobs.size() - next, std::size_t{1024}});
+    Admission a = Admission::kQueueFull;
+    if (k > 0) {
+      std::vector<std::unique_ptr<Job>> chunk;
+      chunk.reserve(k);
+      for (std::size_t i = next; i < next + k; ++i) chunk.push_back(std::move(jobs[i]));
+      a = enqueueMany(chunk);
+      if (a == Admission::kAccepted) {
+        next += k;
+        continue;
       }
-      // Full: wait for a slot (back-pressure), re-checking now and then in
-      // case a notify slipped between the check and the wait.
-      room_waiters_.fetch_add(1);
-      {
-        std::unique_lock lock(room_mu_);
-        room_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] {
-          return outstanding_.load(std::memory_order_relaxed) < settings_.max_outstanding;
-        });
-      }
-      room_waiters_.fetch_sub(1);
+      for (std::size_t i = 0; i < chunk.size(); ++i) jobs[next + i] = std::move(chunk[i]);
     }
+    if (a == Admission::kShutDown) {
+      Outcome o;
+      o.kind = OutcomeKind::kRetryable;
+      o.reason = std::string(reason::kShutdown);
+      const std::lock_guard lock(batch.mu);
+      for (std::size_t i = next; i < jobs.size(); ++i) batch.results[i] = o;
+      batch.remaining -= jobs.size() - next;
+      break;
+    }
+    // Full: wait for a slot, re-checking now and then in case a notify
+    // slipped between the check and the wait.
+    room_waiters_.fetch_add(1);
+    {
+      std::unique_lock lock(room_mu_);
+      room_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] {
+        return outstanding_.load(std::memory_order_relaxed) < settings_.max_outstanding;
+      });
+    }
+    room_waiters_.fetch_sub(1);
   }
   std::unique_lock lock(batch.mu);
   batch.cv.wait(lock, [&] { return batch.remaining == 0; });

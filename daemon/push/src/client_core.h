@@ -42,10 +42,11 @@ class ClientCore;
 struct Job : Exchange {
   ClientCore* core = nullptr;  // for the retry timer's callback
   OutcomeCallback done;
+  std::shared_ptr<const BatchCallback> batch_done;  // sendMany(): instead of `done`
+  std::size_t batch_index = 0;
   std::optional<Outcome> precheck;  // set: refused before sending, finish at once
   int attempts = 0;                 // requests handed to the pool
   bool reauthorized = false;        // the one free resend after a credential refresh
-  std::string credential;           // what authorised this attempt (to reject it later)
   Outcome last;                     // the outcome that led to waiting for a retry
   EventPtr retry_timer;
 };
@@ -65,8 +66,10 @@ class ClientCore : public ExchangeHandler {
   ClientCore(EventLoop& loop, Settings settings);
   ~ClientCore() override;
 
-  // Any thread. Takes the job only when accepted.
+  // Any thread. Takes the job(s) only when accepted; enqueueMany takes all
+  // of `jobs` or none.
   Admission enqueue(std::unique_ptr<Job>& job);
+  Admission enqueueMany(std::vector<std::unique_ptr<Job>>& jobs);
   std::vector<Outcome> runBatch(std::vector<std::unique_ptr<Job>> jobs);
   diag::Status shutdown(std::chrono::milliseconds grace);
   bool shutDown() const;

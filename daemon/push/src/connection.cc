@@ -103,6 +103,13 @@ constexpr int kMaxReadsPerEvent = 32;
 constexpr std::size_t kMaxResponseBody = 64 * 1024;
 constexpr std::size_t kMaxResponseHeaders = 64;
 
+// The answer headers anyone reads (Response::header); the rest are dropped
+// instead of copied.
+bool wanted(std::string_view name) {
+  return name == "apns-id" || name == "apns-unique-id" || name == "retry-after" ||
+         name == "content-type";
+}
+
 timeval toTimeval(std::chrono::milliseconds ms) {
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
@@ -152,7 +159,7 @@ struct Callbacks {
       }
       // 1xx are interim answers; the final status comes later.
       if (status >= 200) ex->response.status = status;
-    } else if (ex->response.headers.size() < kMaxResponseHeaders) {
+    } else if (ex->response.headers.size() < kMaxResponseHeaders && wanted(n)) {
       ex->response.headers.push_back(Header{std::string(n), std::string(v)});
     }
     return 0;
@@ -267,11 +274,17 @@ std::uint64_t Connection::retainedBytes() const {
 }
 
 void Connection::updateBytes() {
-  std::size_t bytes = wbuf_.capacity();
-  for (const auto& [id, ex] : streams_) {
-    bytes += sizeof(Exchange) + ex->request.body.capacity() + ex->response.body.capacity();
-  }
+  // O(1): the streams' share is kept up to date as they come and go.
+  const std::size_t bytes = wbuf_.capacity() + stream_bytes_;
   buffer_bytes_.store(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+}
+
+std::unique_ptr<Exchange> Connection::takeStream(
+    std::map<std::int32_t, std::unique_ptr<Exchange>>::iterator it) {
+  std::unique_ptr<Exchange> ex = std::move(it->second);
+  streams_.erase(it);
+  stream_bytes_ -= std::min(stream_bytes_, ex->accounted_bytes);
+  return ex;
 }
 
 void Connection::log(const std::string& line) const {
@@ -700,15 +713,18 @@ void Connection::updateState() {
 }
 
 void Connection::submit(std::unique_ptr<Exchange> ex) {
-  const Endpoint& ep = pool_.endpoint();
-  const std::string authority = ep.port == 443 ? ep.host : ep.host + ":" + std::to_string(ep.port);
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(4 + ex->request.headers.size());
+  if (authority_.empty()) {
+    const Endpoint& ep = pool_.endpoint();
+    authority_ = ep.port == 443 ? ep.host : ep.host + ":" + std::to_string(ep.port);
+  }
+  std::vector<nghttp2_nv>& nva = nva_;  // reused: no allocation per request
+  nva.clear();
   nva.push_back(nv(":method", ex->request.method));
   nva.push_back(nv(":scheme", "https"));
-  nva.push_back(nv(":authority", authority));
+  nva.push_back(nv(":authority", authority_));
   nva.push_back(nv(":path", ex->request.path));
   for (const auto& h : ex->request.headers) nva.push_back(nv(h.name, h.value));
+  if (ex->request.authorization) nva.push_back(nv("authorization", *ex->request.authorization));
   nghttp2_data_provider body{};
   body.source.ptr = ex.get();
   body.read_callback = &Callbacks::readBody;
@@ -726,6 +742,9 @@ void Connection::submit(std::unique_ptr<Exchange> ex) {
   }
   ex->stream_id = id;
   ex->sent_at = std::chrono::steady_clock::now();
+  ex->accounted_bytes =
+      sizeof(Exchange) + ex->request.path.capacity() + ex->request.body.capacity();
+  stream_bytes_ += ex->accounted_bytes;
   streams_.emplace(id, std::move(ex));
   if (UpstreamStats* s = pool_.stats()) s->rqStarted();
   updateState();
@@ -734,8 +753,7 @@ void Connection::submit(std::unique_ptr<Exchange> ex) {
 void Connection::onStreamClose(std::int32_t stream_id, std::uint32_t error_code) {
   const auto it = streams_.find(stream_id);
   if (it == streams_.end()) return;  // already handed back (timed out, aborted)
-  std::unique_ptr<Exchange> ex = std::move(it->second);
-  streams_.erase(it);
+  std::unique_ptr<Exchange> ex = takeStream(it);
   nghttp2_session_set_stream_user_data(session_.get(), stream_id, nullptr);
   if (UpstreamStats* s = pool_.stats()) s->rqFinished();
   Failure f = Failure::kNone;
@@ -823,8 +841,9 @@ int Connection::expire(SteadyTime now) {
     }
     nghttp2_session_set_stream_user_data(session_.get(), it->first, nullptr);
     nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, it->first, NGHTTP2_CANCEL);
-    expired.push_back(std::move(it->second));
-    it = streams_.erase(it);
+    const auto next = std::next(it);
+    expired.push_back(takeStream(it));
+    it = next;
   }
   if (expired.empty()) return 0;
   for (auto& ex : expired) {
@@ -845,6 +864,7 @@ void Connection::abortStreams(Failure why) {
   if (state_ == State::kClosed || streams_.empty()) return;
   auto streams = std::move(streams_);
   streams_.clear();
+  stream_bytes_ = 0;
   for (auto& [id, ex] : streams) {
     nghttp2_session_set_stream_user_data(session_.get(), id, nullptr);
     nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
@@ -912,6 +932,7 @@ void Connection::closeNow(CloseSide side, Failure why) {
   // nghttp2 was not seen by the server: safe to send elsewhere.
   auto streams = std::move(streams_);
   streams_.clear();
+  stream_bytes_ = 0;
   std::vector<std::pair<std::unique_ptr<Exchange>, ExchangeResult>> back;
   for (auto& [id, ex] : streams) {
     if (session_) nghttp2_session_set_stream_user_data(session_.get(), id, nullptr);

@@ -132,6 +132,9 @@ class Connection {
   void fail(CloseSide side, Failure why, const std::string& detail);
   void log(const std::string& line) const;
   void updateBytes();
+  // Removes a stream from streams_ and from the byte count; returns it.
+  std::unique_ptr<Exchange> takeStream(
+      std::map<std::int32_t, std::unique_ptr<Exchange>>::iterator it);
 
   // nghttp2 callbacks, forwarded from static trampolines.
   void onStreamClose(std::int32_t stream_id, std::uint32_t error_code);
@@ -168,6 +171,8 @@ class Connection {
   std::map<std::int32_t, std::unique_ptr<Exchange>> streams_;
   std::vector<std::uint8_t> wbuf_;
   std::size_t woff_ = 0;
+  std::string authority_;        // ":authority", built once
+  std::vector<nghttp2_nv> nva_;  // header list of the request being submitted
 
   // Teardown order (reverse of declaration): tracked object released first
   // (its bytes callback reads the counters below), then timers and I/O
@@ -178,6 +183,7 @@ class Connection {
   SslPtr ssl_;
   CountingAllocator mem_;
   std::atomic<std::int64_t> buffer_bytes_{0};
+  std::size_t stream_bytes_ = 0;  // sum of accounted_bytes of streams_ (loop thread)
   struct SessionFree {
     void operator()(nghttp2_session* s) const { nghttp2_session_del(s); }
   };

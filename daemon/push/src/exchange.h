@@ -23,6 +23,10 @@ struct Request {
   std::string method = "POST";
   std::string path;
   std::vector<Header> headers;  // besides the pseudo-headers
+  // The authorization header's value, shared by every request made with the
+  // same credential (a JWT is ~200 bytes: not copied per request). Also how
+  // a rejected credential is recognised.
+  std::shared_ptr<const std::string> authorization;
   std::string body;
 };
 
@@ -68,6 +72,7 @@ struct Exchange {
   bool headers_sent = false;  // our HEADERS frame left nghttp2
   bool complete = false;      // the answer ended with END_STREAM
   std::size_t body_offset = 0;
+  std::size_t accounted_bytes = 0;  // what the connection counts for it while open
   Response response;
 
   void resetAttempt() {

@@ -157,7 +157,12 @@ class FcmClient::Impl final : public detail::ClientCore {
 
   bool refreshCredential(Job& job, const Outcome& o) override {
     if (!fcmNeedsNewAccessToken(o.status, o.reason)) return false;
-    if (token_ && *token_ == job.credential) token_.reset();
+    // Only if the rejected token is still the current one: a burst of 401s
+    // for one token makes one new token.
+    if (bearer_ && job.request.authorization == bearer_) {
+      token_.reset();
+      bearer_.reset();
+    }
     return true;
   }
 
@@ -194,12 +199,8 @@ class FcmClient::Impl final : public detail::ClientCore {
   bool tokenValid() const { return token_.has_value() && now() < token_refresh_at_; }
 
   void authorize(Job& job) {
-    job.credential = *token_;
-    job.request.headers.erase(
-        std::remove_if(job.request.headers.begin(), job.request.headers.end(),
-                       [](const detail::Header& h) { return h.name == "authorization"; }),
-        job.request.headers.end());
-    job.request.headers.push_back({"authorization", "Bearer " + *token_});
+    if (!bearer_) bearer_ = std::make_shared<const std::string>("Bearer " + *token_);
+    job.request.authorization = bearer_;
   }
 
   void fetchToken() {
@@ -237,6 +238,7 @@ class FcmClient::Impl final : public detail::ClientCore {
         // so no request goes out with a token about to lapse.
         const auto margin = std::min<std::chrono::seconds>(std::chrono::minutes(5), lifetime / 2);
         token_ = body["access_token"].get<std::string>();
+        bearer_.reset();
         token_refresh_at_ = now() + lifetime - margin;
         if (UpstreamStats* s = upstream()) s->accessTokenFetched(true);
         auto jobs = std::move(parked_);
@@ -272,7 +274,8 @@ class FcmClient::Impl final : public detail::ClientCore {
   ServiceAccount sa_;
   SigningKey key_;
   std::string path_;
-  std::optional<std::string> token_;  // the access token (loop thread only)
+  std::optional<std::string> token_;           // the access token (loop thread only)
+  std::shared_ptr<const std::string> bearer_;  // "Bearer <token>", shared by requests
   std::chrono::system_clock::time_point token_refresh_at_{};
   bool fetching_ = false;
   bool ever_fetched_ = false;
@@ -366,6 +369,18 @@ FcmClient::~FcmClient() {
 Admission FcmClient::send(FcmNotification n, OutcomeCallback done) {
   auto job = impl_->makeJob(std::move(n), std::move(done));
   return impl_->enqueue(job);
+}
+
+Admission FcmClient::sendMany(std::vector<FcmNotification> batch, BatchCallback done) {
+  auto shared = std::make_shared<const BatchCallback>(std::move(done));
+  std::vector<std::unique_ptr<Job>> jobs;
+  jobs.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    jobs.push_back(impl_->makeJob(std::move(batch[i]), nullptr));
+    jobs.back()->batch_done = shared;
+    jobs.back()->batch_index = i;
+  }
+  return impl_->enqueueMany(jobs);
 }
 
 std::vector<Outcome> FcmClient::sendBatch(std::vector<FcmNotification> batch) {

@@ -283,7 +283,7 @@ Result<ProviderTokenCache> ProviderTokenCache::create(SigningKey key, Options op
   return ProviderTokenCache(std::move(key), std::move(options));
 }
 
-Result<ProviderTokenCache::Token> ProviderTokenCache::current() {
+Result<TokenRefresh> ProviderTokenCache::refresh() {
   const auto now = options_.clock();
   TokenRefresh why = TokenRefresh::kNone;
   if (!issued_at_) {
@@ -296,13 +296,13 @@ Result<ProviderTokenCache::Token> ProviderTokenCache::current() {
     // meaningless: start over rather than keep a token from the "future".
     if (age >= options_.refresh_after || age < -std::chrono::minutes(5)) why = TokenRefresh::kAge;
   }
-  if (why == TokenRefresh::kNone) return Token{jwt_, TokenRefresh::kNone};
+  if (why == TokenRefresh::kNone) return why;
   auto jwt = makeApnsProviderToken(key_, options_.key_id, options_.team_id, now);
   if (!jwt) return jwt.error();
   jwt_ = std::move(*jwt);
   issued_at_ = now;
   rejected_ = false;
-  return Token{jwt_, why};
+  return why;
 }
 
 void ProviderTokenCache::reject(std::string_view jwt) {

@@ -55,13 +55,17 @@ void UpstreamStats::cxDestroyed(CloseSide side, bool with_active_rq) {
 
 void UpstreamStats::rqCompleted(int status, std::string_view why, OutcomeKind kind,
                                 double seconds) {
-  const std::lock_guard lock(mu_);
-  ++by_status_[{status, std::string(reasonLabel(why)), static_cast<int>(kind)}];
   if (seconds >= 0) {
     const auto it = std::lower_bound(kBuckets.begin(), kBuckets.end(), seconds);
-    ++duration_counts_[static_cast<std::size_t>(it - kBuckets.begin())];
-    duration_sum_ += seconds;
+    duration_counts_[static_cast<std::size_t>(it - kBuckets.begin())].fetch_add(1, kRelaxed);
+    duration_sum_ns_.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), kRelaxed);
   }
+  if (status == 200 && why.empty() && kind == OutcomeKind::kSuccess) {
+    rq_200_.fetch_add(1, kRelaxed);
+    return;
+  }
+  const std::lock_guard lock(mu_);
+  ++by_status_[{status, std::string(reasonLabel(why)), static_cast<int>(kind)}];
 }
 
 UpstreamStats::Counts UpstreamStats::counts() const {
@@ -145,20 +149,26 @@ void UpstreamStats::collect(std::vector<MetricFamily>& out) const {
              "Requests finished, by HTTP status (none: no answer), reason and outcome.",
              MetricType::Counter);
   {
-    const std::lock_guard lock(mu_);
     ClientMetric m;
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < duration_counts_.size(); ++i) {
-      cumulative += duration_counts_[i];
+      cumulative += duration_counts_[i].load(kRelaxed);
       ClientMetric::Bucket b;
       b.cumulative_count = cumulative;
       b.upper_bound = i < kBuckets.size() ? kBuckets[i] : std::numeric_limits<double>::infinity();
       m.histogram.bucket.push_back(b);
     }
     m.histogram.sample_count = cumulative;
-    m.histogram.sample_sum = duration_sum_;
+    m.histogram.sample_sum = static_cast<double>(duration_sum_ns_.load(kRelaxed)) / 1e9;
     hist.metric.push_back(std::move(m));
-    for (const auto& [key, n] : by_status_) {
+    std::map<std::tuple<int, std::string, int>, std::uint64_t> table;
+    {
+      const std::lock_guard lock(mu_);
+      table = by_status_;
+    }
+    const std::uint64_t ok = rq_200_.load(kRelaxed);
+    if (ok > 0) table[{200, "", static_cast<int>(OutcomeKind::kSuccess)}] += ok;
+    for (const auto& [key, n] : table) {
       const auto& [status, why, kind] = key;
       Families::sample(by_status, d(n),
                        {{"outcome", outcomeKindName(static_cast<OutcomeKind>(kind))},

@@ -90,6 +90,12 @@ class ApnsClient {
   ApnsClient& operator=(const ApnsClient&) = delete;
 
   Admission send(ApnsNotification n, OutcomeCallback done);
+  // The fast way to feed the client: the whole batch with one lock and one
+  // wake-up of the loop. All or nothing: kQueueFull unless every notification
+  // fits under max_outstanding (so batches larger than that never fit: use
+  // sendBatch()). `done(i, outcome)` runs once per notification, on the loop
+  // thread.
+  Admission sendMany(std::vector<ApnsNotification> batch, BatchCallback done);
   // Sends all and waits for every outcome (in input order), waiting for room
   // whenever the client is full. Not from the loop thread.
   std::vector<Outcome> sendBatch(std::vector<ApnsNotification> batch);

@@ -21,6 +21,8 @@ enum class Admission {
 // Runs on the client's event-loop thread. It may call send() again; it must
 // not block, call shutdown() or destroy the client.
 using OutcomeCallback = std::function<void(const Outcome&)>;
+// For sendMany(): the index of the notification in its batch, and its outcome.
+using BatchCallback = std::function<void(std::size_t index, const Outcome&)>;
 
 struct ClientStats {
   std::size_t open_connections = 0;  // sockets the pool holds now

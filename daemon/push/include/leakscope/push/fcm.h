@@ -64,6 +64,12 @@ class FcmClient {
   FcmClient& operator=(const FcmClient&) = delete;
 
   Admission send(FcmNotification n, OutcomeCallback done);
+  // The fast way to feed the client: the whole batch with one lock and one
+  // wake-up of the loop. All or nothing: kQueueFull unless every notification
+  // fits under max_outstanding (so batches larger than that never fit: use
+  // sendBatch()). `done(i, outcome)` runs once per notification, on the loop
+  // thread.
+  Admission sendMany(std::vector<FcmNotification> batch, BatchCallback done);
   std::vector<Outcome> sendBatch(std::vector<FcmNotification> batch);
   diag::Status shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
   ClientStats stats() const;

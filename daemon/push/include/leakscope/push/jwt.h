@@ -96,13 +96,12 @@ class ProviderTokenCache {
   // Validates the options (error names the setting).
   static diag::Result<ProviderTokenCache> create(SigningKey key, Options options);
 
-  struct Token {
-    std::string jwt;
-    TokenRefresh refreshed = TokenRefresh::kNone;  // kNone: the cached one
-  };
-  // The token to send now: the cached one unless it is missing, too old, or
-  // was rejected since. Fails only if signing fails.
-  diag::Result<Token> current();
+  // Makes sure the cached token may be sent now: keeps it unless it is
+  // missing, too old, or was rejected since. Returns why a new one was made
+  // (kNone: the cached one is still good). Fails only if signing fails.
+  diag::Result<TokenRefresh> refresh();
+  // The current token (valid after a successful refresh()).
+  const std::string& jwt() const { return jwt_; }
 
   // APNs said ExpiredProviderToken for `jwt`. If it is still the current
   // token, the next current() makes a new one; answers for older tokens

@@ -12,8 +12,9 @@
 // (summed over `side`) and `rq_active == started - finished`; the gauges are
 // computed from the counters, read in an order that cannot underflow.
 //
-// Thread-safety: every method may be called from any thread. The counters are
-// relaxed atomics; the per-status table takes a mutex once per answer.
+// Thread-safety: every method may be called from any thread. The counters and
+// the histogram are relaxed atomics; only answers other than 200 take a mutex
+// (for the per-status/reason table).
 #pragma once
 
 #include <prometheus/collectable.h>
@@ -122,11 +123,12 @@ class UpstreamStats {
   std::atomic<std::uint64_t> token_fetch_ok_{0};
   std::atomic<std::uint64_t> token_fetch_error_{0};
 
-  mutable std::mutex mu_;  // guards the two below
-  // (status, reason label, outcome) -> requests
+  std::atomic<std::uint64_t> rq_200_{0};  // the common case, without the table
+  std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> duration_counts_{};  // last: +Inf
+  std::atomic<std::uint64_t> duration_sum_ns_{0};
+  mutable std::mutex mu_;  // guards by_status_
+  // (status, reason label, outcome) -> requests, for answers other than 200
   std::map<std::tuple<int, std::string, int>, std::uint64_t> by_status_;
-  std::array<std::uint64_t, kBuckets.size() + 1> duration_counts_{};  // last: +Inf
-  double duration_sum_ = 0;
 };
 
 class PushMetrics : public prometheus::Collectable {
