@@ -7,9 +7,13 @@
 
 #include <prometheus/text_serializer.h>
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 
+#include "leakscope/diag/runtime.h"
 #include "leakscope/diag/sockets.h"
 #include "leakscope/diag/tracked.h"
 #include "leakscope/push/apns.h"
@@ -595,4 +599,52 @@ TEST(ApnsIntegration, SendManyIsAllOrNothingAndAnswersEachIndexOnce) {
   }
   EXPECT_EQ(mock.received().size(), 10u);
   ASSERT_TRUE(client->shutdown());
+}
+
+TEST(ApnsIntegration, MetricsOnTheDiagEndpointPassPromtool) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  ASSERT_TRUE(mock.rules({{{"prefix", "dead"}, {"status", 410}, {"reason", "Unregistered"}}}));
+  TempDir tmp;
+  diag::Config dc;
+  dc.metrics_address = "127.0.0.1:0";
+  diag::Runtime runtime(dc);
+  ASSERT_TRUE(runtime.metricsStatus());
+  auto metrics = std::make_shared<push::PushMetrics>();
+  runtime.registerCollectable(metrics);
+  push::EventLoop loop;
+  auto config = apnsConfig(mock);
+  config.metrics = metrics;
+  config.retry.max_attempts = 1;
+  auto client = makeClient(loop, config);
+  ASSERT_TRUE(client);
+  client->sendBatch({notification(deviceToken(1)), notification(deviceToken(2, "dead"))});
+  const auto body = httpGet(runtime.metricsAddress(), "/metrics");
+  ASSERT_TRUE(body);
+  // The push series sit beside diag's own: the connection the pool holds is
+  // the tracked object diag reports.
+  EXPECT_EQ(metricValue(*body, "pushdaemon_apns_upstream_cx_active"), 1);
+  EXPECT_EQ(metricValue(*body, R"(leakscope_tracked_objects{kind="apns.connection"})"), 1);
+  EXPECT_EQ(
+      metricValue(
+          *body,
+          R"(pushdaemon_apns_upstream_rq_total{outcome="invalid_token",reason="Unregistered",status="410"})"),
+      1);
+  const std::string file = tmp.path() + "/scrape.txt";
+  std::ofstream(file) << *body;
+  const std::string out_file = tmp.path() + "/promtool.out";
+  const std::string cmd = "promtool check metrics < " + file + " > " + out_file + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  std::ifstream in(out_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  ASSERT_TRUE(WIFEXITED(rc)) << cmd;
+  ASSERT_NE(WEXITSTATUS(rc), 127) << "promtool not installed (scripts/setup.sh installs it)";
+  EXPECT_EQ(WEXITSTATUS(rc), 0) << ss.str();
+  EXPECT_EQ(ss.str(), "") << "promtool lint findings:\n" << ss.str();
+  ASSERT_TRUE(client->shutdown());
+  const auto after = httpGet(runtime.metricsAddress(), "/metrics");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(metricValue(*after, "pushdaemon_apns_upstream_cx_active"), 0);
+  EXPECT_EQ(metricValue(*after, R"(leakscope_tracked_objects{kind="apns.connection"})"), 0);
 }
