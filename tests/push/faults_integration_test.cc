@@ -196,6 +196,26 @@ TEST(Faults, RefusedStreamsAreSentAgainInvisibly) {
   ASSERT_TRUE(client->shutdown());
 }
 
+TEST(Faults, RefusedBeyondTheRetryBudgetIsReportedRetryable) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  ASSERT_TRUE(mock.faults({{"rst", {{"count", 3}, {"error_code", 7}}}}));  // REFUSED_STREAM
+  auto config = apnsConfig(mock);
+  config.pool.max_unprocessed_retries = 2;  // 3 tries in all
+  push::EventLoop loop;
+  auto client = makeClient(loop, config);
+  ASSERT_TRUE(client);
+  const auto o = client->sendBatch({notification(deviceToken(1))})[0];
+  EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
+  EXPECT_EQ(o.reason, "RefusedStream");
+  EXPECT_EQ(o.status, 0);
+  EXPECT_EQ(mock.stats()["resets"], 3);
+  EXPECT_EQ(receivedCounts(mock.received(), 200).count(deviceToken(1)), 0u);  // never delivered
+  // The next one goes through: the refusals were the server's, not the pool's.
+  EXPECT_EQ(client->sendBatch({notification(deviceToken(2))})[0].kind, OutcomeKind::kSuccess);
+  ASSERT_TRUE(client->shutdown());
+}
+
 TEST(Faults, OtherStreamResetsAreReportedOnceNotResent) {
   MockPushServer mock;
   ASSERT_TRUE(mock.ok());
