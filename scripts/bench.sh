@@ -2,20 +2,23 @@
 # Runs a benchmark suite and prints its results as key=value lines, with
 # ratios against anchors measured in the same run.
 #
-#   scripts/bench.sh diag    track/untrack cost; snapshot time, stall and
-#                            extra memory with 100,000 live tracked objects
-#   scripts/bench.sh diff    leakscope diff vs google-pprof --text --base on
-#                            two 30,000-stack gperftools profiles; trend over
-#                            ten ~92 MB snapshots: time and peak memory
+#   scripts/bench.sh diag       track/untrack cost; snapshot time, stall and
+#                               extra memory with 100,000 live tracked objects
+#   scripts/bench.sh diff       leakscope diff vs google-pprof --text --base on
+#                               two 30,000-stack gperftools profiles; trend over
+#                               ten ~92 MB snapshots: time and peak memory
+#   scripts/bench.sh transport  APNs notifications/s of leakscope::push against
+#                               mock-push-server: vs h2load, instrumentation on
+#                               vs off, vs node-apn (@parse/node-apn via npm)
 #
 # Builds build/ (RelWithDebInfo) first. Results go to stdout; progress to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 suite="${1:-}"
 case "$suite" in
-  diag|diff) ;;
+  diag|diff|transport) ;;
   -h|--help) usage; exit 0 ;;
   *) usage >&2; echo "bench.sh: unknown suite '${suite}'" >&2; exit 2 ;;
 esac
@@ -24,8 +27,10 @@ bash scripts/setup.sh >&2
 cmake -S . -B build -DLEAKSCOPE_BUILD_BENCH=ON > /dev/null
 if [ "$suite" = diag ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target diag_bench snapshot_bench >&2
-else
+elif [ "$suite" = diff ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope snapshot_gen >&2
+else
+  cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target push_bench mock-push-server >&2
 fi
 
 # seconds, best of N runs of a command (output discarded)
@@ -51,16 +56,11 @@ if [ "$suite" = diff ]; then
   ours=$(best_of 3 build/bin/leakscope diff --json "$work/base.heap" "$work/target.heap")
   echo "bench: google-pprof --text --base (the anchor; takes a while)" >&2
   theirs=$(best_of 1 google-pprof --text --base="$work/base.heap" build/bin/leakscope "$work/target.heap")
-  printf 'diff_stacks=%d
-' "$stacks"
-  printf 'diff_profile_mb=%.1f
-' "$(echo "$(stat -c %s "$work/target.heap") / 1000000" | bc -l)"
-  printf 'leakscope_diff_seconds=%.3f
-' "$ours"
-  printf 'pprof_diff_seconds=%.3f
-' "$theirs"
-  printf 'ratio_vs_pprof=%.1f
-' "$(echo "$theirs / $ours" | bc -l)"
+  printf 'diff_stacks=%d\n' "$stacks"
+  printf 'diff_profile_mb=%.1f\n' "$(echo "$(stat -c %s "$work/target.heap") / 1000000" | bc -l)"
+  printf 'leakscope_diff_seconds=%.3f\n' "$ours"
+  printf 'pprof_diff_seconds=%.3f\n' "$theirs"
+  printf 'ratio_vs_pprof=%.1f\n' "$(echo "$theirs / $ours" | bc -l)"
 
   echo "bench: ten synthetic snapshots of ~92 MB (about a million tracked objects each)" >&2
   for i in $(seq 10); do
@@ -70,18 +70,12 @@ if [ "$suite" = diff ]; then
   /usr/bin/time -f '%e %M' -o "$work/time" build/bin/leakscope trend --json "$work"/*.lsnap > /dev/null || true
   # GNU time adds a "Command exited with non-zero status 1" line first.
   read -r secs rss_kb < <(tail -1 "$work/time")
-  printf 'trend_inputs=10
-'
-  printf 'trend_input_mb=%.0f
-' "$(echo "$input / 1000000" | bc -l)"
-  printf 'trend_seconds=%.2f
-' "$secs"
-  printf 'trend_mb_per_second=%.0f
-' "$(echo "$input / 1000000 / $secs" | bc -l)"
-  printf 'trend_peak_rss_mb=%.0f
-' "$(echo "$rss_kb * 1024 / 1000000" | bc -l)"
-  printf 'trend_peak_rss_vs_input=%.3f
-' "$(echo "$rss_kb * 1024 / $input" | bc -l)"
+  printf 'trend_inputs=10\n'
+  printf 'trend_input_mb=%.0f\n' "$(echo "$input / 1000000" | bc -l)"
+  printf 'trend_seconds=%.2f\n' "$secs"
+  printf 'trend_mb_per_second=%.0f\n' "$(echo "$input / 1000000 / $secs" | bc -l)"
+  printf 'trend_peak_rss_mb=%.0f\n' "$(echo "$rss_kb * 1024 / 1000000" | bc -l)"
+  printf 'trend_peak_rss_vs_input=%.3f\n' "$(echo "$rss_kb * 1024 / $input" | bc -l)"
 fi
 
 if [ "$suite" = diag ]; then
@@ -113,4 +107,113 @@ if [ "$suite" = diag ]; then
   printf 'snapshot_extra_mem_vs_goal_10pct=%.3f\n' "$(echo "$ratio / 0.10" | bc -l)"
   # node-heapdump's anchor: a heap snapshot needs a copy of the whole heap (ratio 1.0).
   printf 'snapshot_extra_mem_vs_full_copy=%.4f\n' "$ratio"
+fi
+
+if [ "$suite" = transport ]; then
+  # Same mock, same payload, same connections (C) and concurrent streams (M:
+  # the mock's SETTINGS_MAX_CONCURRENT_STREAMS, and our pool's cap) for every
+  # client. Each figure is the median of ROUNDS runs, alternating the
+  # contenders so drift on a shared machine hits them alike.
+  C="${LEAKSCOPE_BENCH_CONNECTIONS:-4}"
+  M="${LEAKSCOPE_BENCH_STREAMS:-100}"
+  N="${LEAKSCOPE_BENCH_REQUESTS:-200000}"
+  NODE_N="${LEAKSCOPE_BENCH_NODE_REQUESTS:-50000}"
+  ROUNDS="${LEAKSCOPE_BENCH_ROUNDS:-3}"
+  work=$(mktemp -d)
+  mock_pid=""
+  cleanup() {
+    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  bash tests/mock_push/make-test-pki.sh "$work/pki" >&2
+  pki="$work/pki"
+  # --allow-unauthenticated: h2load cannot send a JWT without putting it on
+  # its command line, so for the h2load round our client uses certificate
+  # auth (--client-ca): both then post identical requests. With token auth
+  # every request carries the ~200-byte JWT as a never-indexed HPACK literal
+  # (nghttp2 never indexes authorization), which costs both ends; that case
+  # is measured too (ratio_vs_h2load_token_auth) and used for the node-apn
+  # and instrumentation rounds.
+  build/bin/mock-push-server --cert "$pki/server.pem" --key "$pki/server.key" \
+    --apns-key "$pki/apns.pub.pem" --apns-key-id ABC123DEFG --apns-team-id DEF123GHIJ \
+    --client-ca "$pki/ca.pem" --max-concurrent-streams "$M" --max-records 0 \
+    --allow-unauthenticated > "$work/mock.out" 2>&2 &
+  mock_pid=$!
+  for _ in $(seq 100); do grep -q '^control_port=' "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
+  port=$(sed -n 's/^port=//p' "$work/mock.out")
+  [ -n "$port" ] || { echo "bench: mock-push-server did not start" >&2; exit 1; }
+  token=$(printf 'a%.0s' $(seq 64))
+  printf '{"aps":{"alert":{"title":"leakscope","body":"benchmark"}}}' > "$work/payload.json"
+
+  median() { sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+  ours() {  # AUTH (token|cert) CONNECTIONS [extra flags...]
+    local auth=$1 c=$2; shift 2
+    local creds=(--apns-key "$pki/apns.p8")
+    [ "$auth" = cert ] && creds=(--client-cert "$pki/client.pem" --client-key "$pki/client.key")
+    build/bin/push_bench --port "$port" --ca "$pki/ca.pem" "${creds[@]}" \
+      --connections "$c" --streams "$M" --requests "$N" --payload "$work/payload.json" "$@" \
+      | sed -n 's/^notifications_per_second=//p'
+  }
+  h2() {
+    # h2load does not verify the certificate; the request is the same POST.
+    h2load -n "$N" -c "$C" -m "$M" -d "$work/payload.json" -H 'apns-topic: com.example.app' \
+      -H 'apns-push-type: alert' "https://127.0.0.1:$port/3/device/$token" > "$work/h2load.out"
+    grep -q "$N succeeded" "$work/h2load.out" || { cat "$work/h2load.out" >&2; echo 0; return; }
+    sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$work/h2load.out"
+  }
+
+  echo "bench: ours vs h2load ($C connections x $M streams, $N notifications, $ROUNDS rounds)" >&2
+  : > "$work/ours"; : > "$work/h2load"; : > "$work/ours_token"
+  for _ in $(seq "$ROUNDS"); do
+    ours cert "$C" >> "$work/ours"; h2 >> "$work/h2load"; ours token "$C" >> "$work/ours_token"
+  done
+  ours_rps=$(median < "$work/ours")
+  h2_rps=$(median < "$work/h2load")
+  ours_token_rps=$(median < "$work/ours_token")
+
+  echo "bench: instrumentation on vs off ($((ROUNDS * 2 - 1)) rounds each)" >&2
+  : > "$work/on"; : > "$work/off"
+  for _ in $(seq $((ROUNDS * 2 - 1))); do
+    ours token "$C" >> "$work/on"; ours token "$C" --no-instrument >> "$work/off"
+  done
+  on_rps=$(median < "$work/on")
+  off_rps=$(median < "$work/off")
+
+  printf 'transport_connections=%s\ntransport_streams=%s\ntransport_requests=%s\n' "$C" "$M" "$N"
+  printf 'h2load_rps=%.0f\nours_rps=%.0f\n' "$h2_rps" "$ours_rps"
+  printf 'ratio_vs_h2load=%.2f\n' "$(echo "$ours_rps / $h2_rps" | bc -l)"
+  printf 'ours_token_auth_rps=%.0f\n' "$ours_token_rps"
+  printf 'ratio_vs_h2load_token_auth=%.2f\n' "$(echo "$ours_token_rps / $h2_rps" | bc -l)"
+  printf 'ours_instrumented_rps=%.0f\nours_uninstrumented_rps=%.0f\n' "$on_rps" "$off_rps"
+  printf 'ratio_instrumented=%.3f\n' "$(echo "$on_rps / $off_rps" | bc -l)"
+
+  # node-apn, the seed's own client: one provider is one connection, so
+  # both sides get 1 connection x M streams here. Installed with npm into the
+  # build tree (not vendored), once.
+  node_dir=build/bench-node
+  if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+    echo "bench: node/npm not found; node-apn comparison skipped" >&2
+    echo "ratio_vs_node_apn=unavailable"
+    exit 0
+  fi
+  if [ ! -d "$node_dir/node_modules/@parse/node-apn" ]; then
+    echo "bench: npm install @parse/node-apn into $node_dir" >&2
+    mkdir -p "$node_dir"
+    npm install --prefix "$node_dir" --no-audit --no-fund --loglevel=error @parse/node-apn >&2 \
+      || { echo "ratio_vs_node_apn=unavailable"; exit 0; }
+  fi
+  echo "bench: ours vs node-apn (1 connection x $M streams, $NODE_N notifications)" >&2
+  : > "$work/node"; : > "$work/ours1"
+  for _ in $(seq "$ROUNDS"); do
+    NODE_PATH="$node_dir/node_modules" node tests/bench/node_apn_bench.js "$port" "$pki/ca.pem" \
+      "$pki/apns.p8" ABC123DEFG DEF123GHIJ "$NODE_N" 1000 "$M" \
+      | sed -n 's/^notifications_per_second=//p' >> "$work/node"
+    N="$NODE_N" ours token 1 >> "$work/ours1"
+  done
+  node_rps=$(median < "$work/node")
+  ours1_rps=$(median < "$work/ours1")
+  printf 'node_apn_version=%s\n' "$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$node_dir/node_modules/@parse/node-apn/package.json")"
+  printf 'node_apn_rps=%.0f\nours_1conn_rps=%.0f\n' "$node_rps" "$ours1_rps"
+  printf 'ratio_vs_node_apn=%.2f\n' "$(echo "$ours1_rps / $node_rps" | bc -l)"
 fi

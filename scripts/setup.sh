@@ -22,6 +22,10 @@ packages=(
   # wired in by the transport and daemon issues
   libnghttp2-dev nghttp2-client libssl-dev libevent-dev
   default-libmysqlclient-dev mariadb-server
+  # push transport: test keys and certificates (openssl CLI). Node.js for the
+  # node-apn benchmark peer is not installed here: the machine's own Node.js is
+  # used, and bench.sh transport skips that comparison when there is none.
+  openssl
   # formatting
   clang-format
 )

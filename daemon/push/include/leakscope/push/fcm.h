@@ -1,0 +1,86 @@
+// FcmClient: Firebase Cloud Messaging HTTP v1 over HTTP/2 + TLS
+// (POST /v1/projects/<project>/messages:send), authorised with an OAuth2
+// access token obtained from a service account: an RS256 JWT assertion is
+// exchanged at the account's token_uri (RFC 7523) and the access token is
+// cached until five minutes before it expires. One bounded pool for FCM and
+// a small one for the token endpoint.
+//
+// Error mapping: UNREGISTERED (and SENDER_ID_MISMATCH) → invalid token;
+// QUOTA_EXCEEDED, UNAVAILABLE, INTERNAL → retried with back-off, honouring
+// Retry-After; INVALID_ARGUMENT → permanent; 401 → a new access token and
+// one more try.
+//
+// Tracked as "fcm.provider"; connections as "fcm.connection" and
+// "oauth.connection". Thread-safety as ApnsClient.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "leakscope/diag/result.h"
+#include "leakscope/push/client.h"
+#include "leakscope/push/event_loop.h"
+#include "leakscope/push/jwt.h"
+#include "leakscope/push/metrics.h"
+#include "leakscope/push/options.h"
+#include "leakscope/push/outcome.h"
+
+namespace leakscope::push {
+
+struct FcmNotification {
+  std::string token;  // the registration token
+  // The rest of the v1 `message` object as JSON text (notification, data,
+  // android, apns, webpush, ...), without "token". "{}" is valid.
+  std::string message = "{}";
+};
+
+inline constexpr std::string_view kFcmScope = "https://www.googleapis.com/auth/firebase.messaging";
+
+struct FcmConfig {
+  Endpoint endpoint{"fcm.googleapis.com", 443, ""};
+  // The service-account JSON key (type, project_id, private_key_id,
+  // private_key, client_email, token_uri). Read once at create().
+  std::string service_account_file;
+  std::string project_id;  // default: the service account's project_id
+  // The token endpoint comes from the key's token_uri; this IP, when set,
+  // is connected to instead of resolving its host (tests).
+  std::string oauth_connect_address;
+  TlsOptions tls;  // trust for both endpoints (no client certificate)
+  PoolOptions pool;
+  PoolOptions oauth_pool{};  // create() lowers idle_timeout to 60 s unless set lower
+  RetryOptions retry;
+  std::size_t max_outstanding = 10000;
+  SystemClock clock;  // assertion iat and token expiry; default system_clock
+  std::shared_ptr<PushMetrics> metrics;
+};
+
+class FcmClient {
+ public:
+  static diag::Result<std::unique_ptr<FcmClient>> create(EventLoop& loop, FcmConfig config);
+  ~FcmClient();
+  FcmClient(const FcmClient&) = delete;
+  FcmClient& operator=(const FcmClient&) = delete;
+
+  Admission send(FcmNotification n, OutcomeCallback done);
+  // The fast way to feed the client: the whole batch with one lock and one
+  // wake-up of the loop. All or nothing: kQueueFull unless every notification
+  // fits under max_outstanding (so batches larger than that never fit: use
+  // sendBatch()). `done(i, outcome)` runs once per notification, on the loop
+  // thread.
+  Admission sendMany(std::vector<FcmNotification> batch, BatchCallback done);
+  std::vector<Outcome> sendBatch(std::vector<FcmNotification> batch);
+  diag::Status shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  ClientStats stats() const;
+  std::shared_ptr<PushMetrics> metrics() const;
+
+  class Impl;
+  // Use create(); Impl is private to the library.
+  explicit FcmClient(std::unique_ptr<Impl> impl);
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace leakscope::push

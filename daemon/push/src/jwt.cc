@@ -1,0 +1,312 @@
+#include "leakscope/push/jwt.h"
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+namespace leakscope::push {
+
+using diag::Errc;
+using diag::Error;
+using diag::Result;
+
+namespace {
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int decodeChar(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+// OpenSSL's error queue as one line, then cleared (so one failure never
+// leaks into the next call's message).
+std::string sslErrors() {
+  std::string out;
+  unsigned long e = 0;
+  while ((e = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "no detail" : out;
+}
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct EcdsaSigFree {
+  void operator()(ECDSA_SIG* s) const { ECDSA_SIG_free(s); }
+};
+
+bool isAppleId(std::string_view s) {
+  return s.size() == 10 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+         });
+}
+
+std::int64_t unixSeconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::string base64UrlEncode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) {
+    return static_cast<unsigned>(static_cast<unsigned char>(in[k]));
+  };
+  for (; i + 3 <= in.size(); i += 3) {
+    const unsigned v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+    out += kAlphabet[v >> 6 & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (in.size() - i == 1) {
+    const unsigned v = byte(i) << 16;
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+  } else if (in.size() - i == 2) {
+    const unsigned v = byte(i) << 16 | byte(i + 1) << 8;
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+    out += kAlphabet[v >> 6 & 63];
+  }
+  return out;
+}
+
+std::optional<std::string> base64UrlDecode(std::string_view in) {
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  unsigned acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const int v = decodeChar(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6 | static_cast<unsigned>(v)) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>(acc >> bits & 0xff);
+    }
+  }
+  return out;
+}
+
+void SigningKey::KeyFree::operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+
+Result<SigningKey> SigningKey::fromPemFile(const std::string& path, Algorithm alg) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Error{errno == EACCES ? Errc::kPermission : Errc::kIo,
+                 "cannot read key file " + path + ": " + std::strerror(errno)};
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string pem = ss.str();
+  auto key = fromPem(pem, alg, path);
+  // Best effort: do not leave the PEM text in freed memory.
+  OPENSSL_cleanse(const_cast<char*>(pem.data()), pem.size());
+  return key;
+}
+
+Result<SigningKey> SigningKey::fromPem(std::string_view pem, Algorithm alg, std::string_view what) {
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return Error{Errc::kIo, "out of memory reading key " + std::string(what)};
+  EVP_PKEY* raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+  if (raw == nullptr) {
+    return Error{Errc::kParse,
+                 "no PEM private key in " + std::string(what) + " (" + sslErrors() + ")"};
+  }
+  std::shared_ptr<EVP_PKEY> key(raw, KeyFree{});
+  if (alg == Algorithm::kES256) {
+    char group[64] = {};
+    std::size_t len = 0;
+    if (EVP_PKEY_get_base_id(raw) != EVP_PKEY_EC ||
+        EVP_PKEY_get_utf8_string_param(raw, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                       &len) != 1 ||
+        std::string_view(group, len) != "prime256v1") {
+      ERR_clear_error();
+      return Error{Errc::kInvalidArgument,
+                   "key in " + std::string(what) + " is not an EC P-256 key (ES256 needs one)"};
+    }
+  } else {
+    if (EVP_PKEY_get_base_id(raw) != EVP_PKEY_RSA || EVP_PKEY_get_bits(raw) < 2048) {
+      return Error{Errc::kInvalidArgument, "key in " + std::string(what) +
+                                               " is not an RSA key of at least 2048 bits (RS256)"};
+    }
+  }
+  return SigningKey(std::move(key), alg);
+}
+
+Result<std::string> SigningKey::signJwt(std::string_view header_json,
+                                        std::string_view claims_json) const {
+  std::string input = base64UrlEncode(header_json);
+  input += '.';
+  input += base64UrlEncode(claims_json);
+
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1) {
+    return Error{Errc::kIo, "cannot start JWT signature: " + sslErrors()};
+  }
+  std::size_t sig_len = 0;
+  const auto* data = reinterpret_cast<const unsigned char*>(input.data());
+  if (EVP_DigestSign(ctx.get(), nullptr, &sig_len, data, input.size()) != 1) {
+    return Error{Errc::kIo, "cannot size JWT signature: " + sslErrors()};
+  }
+  std::vector<unsigned char> sig(sig_len);
+  if (EVP_DigestSign(ctx.get(), sig.data(), &sig_len, data, input.size()) != 1) {
+    return Error{Errc::kIo, "cannot sign JWT: " + sslErrors()};
+  }
+  sig.resize(sig_len);
+
+  std::string raw;
+  if (alg_ == Algorithm::kES256) {
+    // OpenSSL gives DER (SEQUENCE of two INTEGERs); JWS wants R||S, 32 bytes each.
+    const unsigned char* p = sig.data();
+    std::unique_ptr<ECDSA_SIG, EcdsaSigFree> es(
+        d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size())));
+    if (!es) return Error{Errc::kIo, "cannot decode ECDSA signature: " + sslErrors()};
+    const BIGNUM* r = nullptr;
+    const BIGNUM* s = nullptr;
+    ECDSA_SIG_get0(es.get(), &r, &s);
+    std::array<unsigned char, 64> rs{};
+    if (BN_bn2binpad(r, rs.data(), 32) != 32 || BN_bn2binpad(s, rs.data() + 32, 32) != 32) {
+      return Error{Errc::kIo, "ECDSA signature does not fit P-256"};
+    }
+    raw.assign(reinterpret_cast<const char*>(rs.data()), rs.size());
+  } else {
+    raw.assign(reinterpret_cast<const char*>(sig.data()), sig.size());
+  }
+  input += '.';
+  input += base64UrlEncode(raw);
+  return input;
+}
+
+Result<std::string> makeApnsProviderToken(const SigningKey& key, std::string_view key_id,
+                                          std::string_view team_id,
+                                          std::chrono::system_clock::time_point iat) {
+  if (key.algorithm() != SigningKey::Algorithm::kES256) {
+    return Error{Errc::kInvalidArgument, "APNs provider tokens need an ES256 (.p8) key"};
+  }
+  if (!isAppleId(key_id)) {
+    return Error{Errc::kInvalidArgument, "APNs key id must be 10 characters A-Z0-9"};
+  }
+  if (!isAppleId(team_id)) {
+    return Error{Errc::kInvalidArgument, "APNs team id must be 10 characters A-Z0-9"};
+  }
+  // The ids are [A-Z0-9]{10}: no JSON escaping needed.
+  const std::string header = R"({"alg":"ES256","kid":")" + std::string(key_id) + R"("})";
+  const std::string claims =
+      R"({"iss":")" + std::string(team_id) + R"(","iat":)" + std::to_string(unixSeconds(iat)) + "}";
+  return key.signJwt(header, claims);
+}
+
+Result<std::string> makeGoogleAssertion(const SigningKey& key, std::string_view key_id,
+                                        std::string_view client_email, std::string_view scope,
+                                        std::string_view audience,
+                                        std::chrono::system_clock::time_point iat,
+                                        std::chrono::seconds lifetime) {
+  if (key.algorithm() != SigningKey::Algorithm::kRS256) {
+    return Error{Errc::kInvalidArgument, "Google assertions need an RS256 (RSA) key"};
+  }
+  if (lifetime <= std::chrono::seconds(0) || lifetime > std::chrono::hours(1)) {
+    return Error{Errc::kInvalidArgument, "assertion lifetime must be in (0, 1 h]"};
+  }
+  nlohmann::json header = {{"alg", "RS256"}, {"typ", "JWT"}};
+  if (!key_id.empty()) header["kid"] = std::string(key_id);
+  const std::int64_t t = unixSeconds(iat);
+  const nlohmann::json claims = {{"iss", std::string(client_email)},
+                                 {"scope", std::string(scope)},
+                                 {"aud", std::string(audience)},
+                                 {"iat", t},
+                                 {"exp", t + lifetime.count()}};
+  return key.signJwt(header.dump(), claims.dump());
+}
+
+const char* tokenRefreshName(TokenRefresh r) {
+  switch (r) {
+    case TokenRefresh::kNone:
+      return "none";
+    case TokenRefresh::kInitial:
+      return "initial";
+    case TokenRefresh::kAge:
+      return "age";
+    case TokenRefresh::kRejected:
+      return "rejected";
+  }
+  return "unknown";
+}
+
+Result<ProviderTokenCache> ProviderTokenCache::create(SigningKey key, Options options) {
+  if (options.refresh_after < kMinRefresh || options.refresh_after >= kMaxRefresh) {
+    return Error{Errc::kInvalidArgument,
+                 "APNs token refresh interval must be at least 20 and under 60 minutes (got " +
+                     std::to_string(options.refresh_after.count()) + ")"};
+  }
+  if (!isAppleId(options.key_id)) {
+    return Error{Errc::kInvalidArgument, "APNs key id must be 10 characters A-Z0-9"};
+  }
+  if (!isAppleId(options.team_id)) {
+    return Error{Errc::kInvalidArgument, "APNs team id must be 10 characters A-Z0-9"};
+  }
+  if (key.algorithm() != SigningKey::Algorithm::kES256) {
+    return Error{Errc::kInvalidArgument, "APNs provider tokens need an ES256 (.p8) key"};
+  }
+  if (!options.clock) options.clock = [] { return std::chrono::system_clock::now(); };
+  return ProviderTokenCache(std::move(key), std::move(options));
+}
+
+Result<TokenRefresh> ProviderTokenCache::refresh() {
+  const auto now = options_.clock();
+  TokenRefresh why = TokenRefresh::kNone;
+  if (!issued_at_) {
+    why = TokenRefresh::kInitial;
+  } else if (rejected_) {
+    why = TokenRefresh::kRejected;
+  } else {
+    const auto age = now - *issued_at_;
+    // A clock that jumped back by more than a few minutes makes the age
+    // meaningless: start over rather than keep a token from the "future".
+    if (age >= options_.refresh_after || age < -std::chrono::minutes(5)) why = TokenRefresh::kAge;
+  }
+  if (why == TokenRefresh::kNone) return why;
+  auto jwt = makeApnsProviderToken(key_, options_.key_id, options_.team_id, now);
+  if (!jwt) return jwt.error();
+  jwt_ = std::move(*jwt);
+  issued_at_ = now;
+  rejected_ = false;
+  return why;
+}
+
+void ProviderTokenCache::reject(std::string_view jwt) {
+  if (!jwt_.empty() && jwt == jwt_) rejected_ = true;
+}
+
+}  // namespace leakscope::push

@@ -1,0 +1,229 @@
+// Integration tests of the FCM HTTP v1 client against the mock: the OAuth2
+// access token (fetched once, cached, refreshed near expiry under an
+// injected clock, replaced after a 401), FCM's error codes, Retry-After,
+// and shutdown of both pools.
+#include <gtest/gtest.h>
+
+#include <prometheus/text_serializer.h>
+
+#include <fstream>
+
+#include "leakscope/diag/tracked.h"
+#include "leakscope/push/fcm.h"
+#include "push_test_support.h"
+
+namespace push = leakscope::push;
+namespace diag = leakscope::diag;
+using namespace leakscope::testing;
+using push::OutcomeKind;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+namespace {
+
+double metric(const push::PushMetrics& m, const std::string& series) {
+  return metricValue(prometheus::TextSerializer().Serialize(m.Collect()), series).value_or(-1);
+}
+
+std::unique_ptr<push::FcmClient> makeClient(push::EventLoop& loop, push::FcmConfig config) {
+  auto c = push::FcmClient::create(loop, std::move(config));
+  EXPECT_TRUE(c) << (c ? "" : c.error().message);
+  return c ? std::move(*c) : nullptr;
+}
+
+push::FcmNotification message(const std::string& token) {
+  return {token, R"({"notification":{"title":"leakscope","body":"test"}})"};
+}
+
+}  // namespace
+
+TEST(FcmIntegration, OneAccessTokenServesManyMessages) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  TempDir dir;
+  push::EventLoop loop;
+  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+  ASSERT_TRUE(client);
+  std::vector<push::FcmNotification> batch;
+  for (int i = 0; i < 30; ++i) batch.push_back(message("reg-" + std::to_string(i)));
+  const auto outcomes = client->sendBatch(batch);
+  for (const auto& o : outcomes) {
+    EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
+    EXPECT_EQ(o.id.rfind("projects/leakscope-test/messages/", 0), 0u) << o.id;
+  }
+  const auto stats = mock.stats();
+  EXPECT_EQ(stats["oauth_tokens_issued"], 1);
+  EXPECT_EQ(stats["requests"]["fcm"], 30);
+  const auto received = mock.received();
+  ASSERT_EQ(received.size(), 30u);
+  EXPECT_EQ(received[0]["token"], "reg-0");
+  const auto m = client->metrics();
+  EXPECT_EQ(metric(*m, R"(pushdaemon_fcm_access_token_fetch_total{result="ok"})"), 1);
+  EXPECT_EQ(metric(*m, R"(pushdaemon_fcm_jwt_refresh_total{reason="initial"})"), 1);
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(FcmIntegration, ErrorCodesMapAndRetryAfterIsHonoured) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  ASSERT_TRUE(
+      mock.rules({{{"prefix", "gone"}, {"status", 404}, {"fcm_code", "UNREGISTERED"}},
+                  {{"prefix", "bad"}, {"status", 400}, {"fcm_code", "INVALID_ARGUMENT"}},
+                  {{"prefix", "other"}, {"status", 403}, {"fcm_code", "SENDER_ID_MISMATCH"}},
+                  {{"prefix", "busy"}, {"status", 503}, {"fcm_code", "UNAVAILABLE"}},
+                  {{"prefix", "oops"}, {"status", 500}, {"fcm_code", "INTERNAL"}}}));
+  TempDir dir;
+  push::EventLoop loop;
+  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+  ASSERT_TRUE(client);
+  const auto outcomes = client->sendBatch({message("gone-1"), message("bad-1"), message("other-1"),
+                                           message("busy-1"), message("oops-1")});
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kInvalidToken);
+  EXPECT_EQ(outcomes[0].reason, "UNREGISTERED");
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kPermanent);
+  EXPECT_EQ(outcomes[1].reason, "INVALID_ARGUMENT");
+  EXPECT_EQ(outcomes[2].kind, OutcomeKind::kInvalidToken);
+  EXPECT_EQ(outcomes[3].kind, OutcomeKind::kRetryable);
+  EXPECT_EQ(outcomes[3].reason, "UNAVAILABLE");
+  EXPECT_EQ(outcomes[3].attempts, 3);  // retried with back-off, then reported
+  EXPECT_EQ(outcomes[4].reason, "INTERNAL");
+  EXPECT_EQ(outcomes[4].attempts, 3);
+  EXPECT_EQ(outcomes[0].attempts, 1);
+  EXPECT_EQ(outcomes[1].attempts, 1);
+
+  // QUOTA_EXCEEDED with Retry-After: waited for, then delivered.
+  ASSERT_TRUE(mock.faults(
+      {{"fail",
+        {{"count", 1}, {"status", 429}, {"fcm_code", "QUOTA_EXCEEDED"}, {"retry_after", "1"}}}}));
+  const auto start = std::chrono::steady_clock::now();
+  const auto o = client->sendBatch({message("ok-1")})[0];
+  EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
+  EXPECT_EQ(o.attempts, 2);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(FcmIntegration, InvalidMessageJsonIsRefusedBeforeSending) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  TempDir dir;
+  push::EventLoop loop;
+  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+  ASSERT_TRUE(client);
+  const auto o = client->sendBatch({{"reg-1", "not json"}})[0];
+  EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
+  EXPECT_EQ(o.reason, "INVALID_ARGUMENT");
+  EXPECT_EQ(o.attempts, 0);
+  EXPECT_EQ(mock.stats()["requests"].value("fcm", 0), 0);
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(FcmIntegration, AccessTokenIsRefreshedBeforeItExpires) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  TempDir dir;
+  TestClock clock;
+  auto config = fcmConfig(mock, dir.path());
+  config.clock = clock.fn();
+  push::EventLoop loop;
+  auto client = makeClient(loop, config);
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->sendBatch({message("reg-1")})[0].kind, OutcomeKind::kSuccess);
+  clock.advance(minutes(50));  // 59:59 lifetime, 5 min margin: still cached
+  ASSERT_TRUE(mock.clockOffset(minutes(50)));
+  EXPECT_EQ(client->sendBatch({message("reg-2")})[0].kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(mock.stats()["oauth_tokens_issued"], 1);
+  clock.advance(minutes(5));  // within the margin: a new one first
+  ASSERT_TRUE(mock.clockOffset(minutes(55)));
+  EXPECT_EQ(client->sendBatch({message("reg-3")})[0].kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(mock.stats()["oauth_tokens_issued"], 2);
+  EXPECT_EQ(mock.stats()["responses"].value("401", 0), 0);  // never sent a stale token
+  const auto received = mock.received();
+  EXPECT_NE(received[1]["access_token"], received[2]["access_token"]);
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(FcmIntegration, UnauthenticatedMakesANewAccessTokenAndResendsOnce) {
+  MockPushServer mock({"--token-lifetime", "60"});
+  ASSERT_TRUE(mock.ok());
+  TempDir dir;
+  push::EventLoop loop;
+  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->sendBatch({message("reg-1")})[0].kind, OutcomeKind::kSuccess);
+  // The server's clock runs two minutes ahead: it considers our cached
+  // token (60 s lifetime, refreshed by us after 30 s) expired.
+  ASSERT_TRUE(mock.clockOffset(minutes(2)));
+  const auto o = client->sendBatch({message("reg-2")})[0];
+  EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
+  EXPECT_EQ(o.attempts, 2);
+  const auto stats = mock.stats();
+  EXPECT_EQ(stats["responses"]["401"], 1);
+  EXPECT_EQ(stats["oauth_tokens_issued"], 2);
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(FcmIntegration, TokenEndpointFailuresAreReportedAsAuthFailed) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  TempDir dir;
+  push::EventLoop loop;
+  LogCapture log;
+  auto client = makeClient(loop, fcmConfig(mock, dir.path(), &log));
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(mock.faults({{"oauth_fail", {{"count", 1}, {"status", 503}}}}));
+  // One message per phase: a second one arriving after the failure would
+  // (rightly) trigger a fresh token request.
+  const auto o = client->sendBatch({message("reg-1")})[0];
+  EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
+  EXPECT_EQ(o.reason, "AuthFailed");
+  EXPECT_EQ(o.attempts, 0);
+  ASSERT_TRUE(mock.faults({{"oauth_fail", {{"count", 1}, {"status", 400}}}}));
+  EXPECT_EQ(client->sendBatch({message("reg-3")})[0].kind, OutcomeKind::kPermanent);
+  EXPECT_EQ(mock.stats()["requests"].value("fcm", 0), 0);  // nothing went out unauthorised
+  // The endpoint works again: so does the client.
+  EXPECT_EQ(client->sendBatch({message("reg-4")})[0].kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(
+      metric(*client->metrics(), R"(pushdaemon_fcm_access_token_fetch_total{result="error"})"), 2);
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(FcmIntegration, ShutdownClosesBothPoolsOnBothSides) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  TempDir dir;
+  const auto fcm_before = diag::kind("fcm.connection").counts().live;
+  const auto oauth_before = diag::kind("oauth.connection").counts().live;
+  push::EventLoop loop;
+  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->sendBatch({message("reg-1")})[0].kind, OutcomeKind::kSuccess);
+  EXPECT_EQ(client->stats().open_connections, 2u);  // FCM + token endpoint
+  EXPECT_EQ(mock.stats()["open_connections"], 2);
+  ASSERT_TRUE(client->shutdown());
+  EXPECT_EQ(client->stats().open_connections, 0u);
+  EXPECT_EQ(diag::kind("fcm.connection").counts().live, fcm_before);
+  EXPECT_EQ(diag::kind("oauth.connection").counts().live, oauth_before);
+  EXPECT_EQ(diag::kind("fcm.provider").counts().live, 0u);
+  const auto m = client->metrics();
+  EXPECT_EQ(metric(*m, "pushdaemon_fcm_upstream_cx_active"), 0);
+  EXPECT_EQ(metric(*m, "pushdaemon_oauth_upstream_cx_active"), 0);
+  EXPECT_TRUE(eventually([&] { return mock.stats()["open_connections"] == 0; }, 5000));
+}
+
+TEST(FcmIntegration, ServiceAccountProblemsAreReportedAtCreate) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  TempDir dir;
+  push::EventLoop loop;
+  auto config = fcmConfig(mock, dir.path());
+  config.service_account_file = dir.path() + "/missing.json";
+  auto missing = push::FcmClient::create(loop, config);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("missing.json"), std::string::npos);
+  std::ofstream(dir.path() + "/bad.json") << R"({"type":"service_account","client_email":"x"})";
+  config.service_account_file = dir.path() + "/bad.json";
+  auto bad = push::FcmClient::create(loop, config);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message.find("PRIVATE"), std::string::npos);  // no key text in errors
+}

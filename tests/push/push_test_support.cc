@@ -1,0 +1,219 @@
+#include "push_test_support.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace leakscope::testing {
+
+std::optional<std::string> httpPost(const std::string& host_port, const std::string& path,
+                                    const std::string& body) {
+  const std::size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(host_port.substr(colon + 1))));
+  if (inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &a.sin_addr) != 1) return std::nullopt;
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return std::nullopt;
+  }
+  const std::string req =
+      "POST " + path + " HTTP/1.0\r\nHost: " + host_port +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
+  if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return std::nullopt;
+  }
+  std::string resp;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    resp.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  if (resp.rfind("HTTP/1.", 0) != 0 || resp.find(" 200 ") == std::string::npos) return std::nullopt;
+  const std::size_t start = resp.find("\r\n\r\n");
+  if (start == std::string::npos) return std::nullopt;
+  return resp.substr(start + 4);
+}
+
+const TestPki& TestPki::get() {
+  static TempDir dir;  // removed at exit
+  static const TestPki pki = [] {
+    TestPki p;
+    p.dir = dir.path();
+    Child gen({"/bin/bash", LEAKSCOPE_PKI_SCRIPT, p.dir});
+    if (gen.wait(60000) != 0) {
+      std::fprintf(stderr, "make-test-pki.sh failed: %s\n", gen.err().c_str());
+      std::abort();
+    }
+    p.ca = p.dir + "/ca.pem";
+    p.other_ca = p.dir + "/other-ca.pem";
+    p.server_cert = p.dir + "/server.pem";
+    p.server_key = p.dir + "/server.key";
+    p.client_cert = p.dir + "/client.pem";
+    p.client_key = p.dir + "/client.key";
+    p.apns_key = p.dir + "/apns.p8";
+    p.apns_pub = p.dir + "/apns.pub.pem";
+    p.fcm_key = p.dir + "/fcm.key";
+    p.fcm_pub = p.dir + "/fcm.pub.pem";
+    return p;
+  }();
+  return pki;
+}
+
+MockPushServer::MockPushServer(std::vector<std::string> extra) {
+  const TestPki& pki = TestPki::get();
+  std::vector<std::string> argv = {std::string(LEAKSCOPE_BIN_DIR) + "/mock-push-server",
+                                   "--cert",
+                                   pki.server_cert,
+                                   "--key",
+                                   pki.server_key,
+                                   "--apns-key",
+                                   pki.apns_pub,
+                                   "--apns-key-id",
+                                   kKeyId,
+                                   "--apns-team-id",
+                                   kTeamId,
+                                   "--topic",
+                                   kTopic,
+                                   "--topic",
+                                   std::string(kTopic) + ".voip",
+                                   "--fcm-key",
+                                   pki.fcm_pub,
+                                   "--fcm-client-email",
+                                   kClientEmail,
+                                   "--fcm-project",
+                                   kProject};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  child_ = std::make_unique<Child>(argv);
+  const auto port = child_->waitForLine("port=");
+  const auto control = child_->waitForLine("control_port=");
+  if (port && control) {
+    port_ = std::stoi(port->substr(5));
+    control_port_ = std::stoi(control->substr(13));
+  }
+}
+
+MockPushServer::~MockPushServer() = default;  // Child kills and reaps
+
+nlohmann::json MockPushServer::stats() const {
+  const auto body = httpGet(control(), "/control/stats");
+  return body ? nlohmann::json::parse(*body, nullptr, false) : nlohmann::json();
+}
+
+nlohmann::json MockPushServer::received() const {
+  const auto body = httpGet(control(), "/control/received");
+  return body ? nlohmann::json::parse(*body, nullptr, false) : nlohmann::json();
+}
+
+bool MockPushServer::control(const std::string& what, const nlohmann::json& body) const {
+  return httpPost(control(), "/control/" + what, body.dump()).has_value();
+}
+
+int MockPushServer::stop() { return child_ ? child_->terminate() : -1; }
+
+std::function<void(std::string_view)> LogCapture::sink() {
+  return [this](std::string_view line) {
+    const std::lock_guard lock(mu_);
+    text_.append(line);
+    text_ += '\n';
+  };
+}
+
+std::string LogCapture::text() const {
+  const std::lock_guard lock(mu_);
+  return text_;
+}
+
+push::ApnsConfig apnsConfig(const MockPushServer& mock, LogCapture* log) {
+  const TestPki& pki = TestPki::get();
+  push::ApnsConfig c;
+  c.endpoint = {"localhost", static_cast<std::uint16_t>(mock.port()), "127.0.0.1"};
+  c.tls.ca_file = pki.ca;
+  c.token_auth = push::ApnsTokenAuth{pki.apns_key, kKeyId, kTeamId, std::chrono::minutes(50)};
+  c.pool.max_connections = 2;
+  c.pool.connect_timeout = std::chrono::seconds(5);
+  c.pool.request_timeout = std::chrono::seconds(5);
+  c.pool.reconnect = {std::chrono::milliseconds(20), std::chrono::milliseconds(200), 2.0};
+  c.retry.backoff = {std::chrono::milliseconds(20), std::chrono::milliseconds(200), 2.0};
+  if (log != nullptr) {
+    c.pool.log = log->sink();
+  } else {
+    c.pool.log = [](std::string_view) {};
+  }
+  return c;
+}
+
+push::FcmConfig fcmConfig(const MockPushServer& mock, const std::string& dir, LogCapture* log) {
+  const TestPki& pki = TestPki::get();
+  std::ifstream in(pki.fcm_key);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  const nlohmann::json sa = {
+      {"type", "service_account"},
+      {"project_id", kProject},
+      {"private_key_id", "0123456789abcdef"},
+      {"private_key", pem.str()},
+      {"client_email", kClientEmail},
+      {"client_id", "1"},
+      {"token_uri", "https://localhost:" + std::to_string(mock.port()) + "/token"}};
+  const std::string path = dir + "/service-account.json";
+  std::ofstream(path) << sa.dump(2);
+  push::FcmConfig c;
+  c.endpoint = {"localhost", static_cast<std::uint16_t>(mock.port()), "127.0.0.1"};
+  c.service_account_file = path;
+  c.oauth_connect_address = "127.0.0.1";
+  c.tls.ca_file = pki.ca;
+  c.pool.max_connections = 2;
+  c.pool.request_timeout = std::chrono::seconds(5);
+  c.pool.reconnect = {std::chrono::milliseconds(20), std::chrono::milliseconds(200), 2.0};
+  c.retry.backoff = {std::chrono::milliseconds(20), std::chrono::milliseconds(200), 2.0};
+  if (log != nullptr) {
+    c.pool.log = log->sink();
+  } else {
+    c.pool.log = [](std::string_view) {};
+  }
+  return c;
+}
+
+push::ApnsNotification notification(const std::string& token) {
+  push::ApnsNotification n;
+  n.device_token = token;
+  n.topic = kTopic;
+  n.payload = R"({"aps":{"alert":"leakscope test"}})";
+  return n;
+}
+
+std::string deviceToken(std::uint64_t n, const std::string& prefix) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(n));
+  std::string t = prefix + buf;
+  while (t.size() < 64) t += '0';
+  return t.substr(0, 64);
+}
+
+std::map<std::string, int> receivedCounts(const nlohmann::json& received, int status) {
+  std::map<std::string, int> out;
+  if (!received.is_array()) return out;
+  for (const auto& r : received) {
+    if (!r.contains("token")) continue;
+    if (status >= 0 && r.value("status", -1) != status) continue;
+    ++out[r["token"].get<std::string>()];
+  }
+  return out;
+}
+
+}  // namespace leakscope::testing

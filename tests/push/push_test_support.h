@@ -1,0 +1,116 @@
+// Fixtures for the push transport's integration tests: throw-away keys and
+// certificates (made once per test binary), the mock push server as a child
+// process with its control endpoint, and client configurations pointing at
+// it. Every server started here is killed by its destructor, also when an
+// assertion ends the test early.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "leakscope/push/apns.h"
+#include "leakscope/push/fcm.h"
+#include "test_support.h"
+
+namespace leakscope::testing {
+
+// POST http://HOST:PORT/PATH with a JSON body; the response body, or nullopt
+// on any failure (connect, timeout, non-200).
+std::optional<std::string> httpPost(const std::string& host_port, const std::string& path,
+                                    const std::string& body);
+
+// Keys and certificates from tests/mock_push/make-test-pki.sh, in a temp dir
+// removed at exit.
+struct TestPki {
+  static const TestPki& get();
+  std::string dir;
+  std::string ca, other_ca, server_cert, server_key, client_cert, client_key;
+  std::string apns_key, apns_pub, fcm_key, fcm_pub;
+};
+
+inline constexpr const char* kKeyId = "ABC123DEFG";
+inline constexpr const char* kTeamId = "DEF123GHIJ";
+inline constexpr const char* kTopic = "com.example.app";
+inline constexpr const char* kProject = "leakscope-test";
+inline constexpr const char* kClientEmail = "push@leakscope-test.iam.gserviceaccount.com";
+
+class MockPushServer {
+ public:
+  // Starts build/bin/mock-push-server with the test PKI (APNs key, FCM key,
+  // topic) plus `extra` arguments; waits for its ports.
+  explicit MockPushServer(std::vector<std::string> extra = {});
+  ~MockPushServer();
+
+  bool ok() const { return port_ > 0 && control_port_ > 0; }
+  int port() const { return port_; }
+  std::string control() const { return "127.0.0.1:" + std::to_string(control_port_); }
+
+  nlohmann::json stats() const;
+  nlohmann::json received() const;
+  // POST /control/<what> with `body`; true on 200.
+  bool control(const std::string& what, const nlohmann::json& body) const;
+  bool faults(const nlohmann::json& f) const { return control("faults", f); }
+  bool rules(const nlohmann::json& r) const { return control("rules", r); }
+  bool clockOffset(std::chrono::seconds s) const {
+    return control("clock", {{"offset_s", s.count()}});
+  }
+  // SIGTERM and wait; the exit status.
+  int stop();
+  std::string err() const { return child_ ? child_->err() : ""; }
+
+ private:
+  std::unique_ptr<Child> child_;
+  int port_ = 0;
+  int control_port_ = 0;
+};
+
+// Collects the transport's log lines (and keeps test output quiet).
+class LogCapture {
+ public:
+  std::function<void(std::string_view)> sink();
+  std::string text() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::string text_;
+};
+
+// A clock tests can move: starts at the real time, advanced by hand.
+class TestClock {
+ public:
+  std::chrono::system_clock::time_point now() const {
+    return start_ + std::chrono::seconds(offset_.load());
+  }
+  void advance(std::chrono::seconds s) { offset_ += s.count(); }
+  push::SystemClock fn() {
+    return [this] { return now(); };
+  }
+
+ private:
+  std::chrono::system_clock::time_point start_ = std::chrono::system_clock::now();
+  std::atomic<std::int64_t> offset_{0};
+};
+
+// Token auth against `mock`: host "localhost" (as the certificate says),
+// connecting to 127.0.0.1, the test CA, short timeouts, quiet log.
+push::ApnsConfig apnsConfig(const MockPushServer& mock, LogCapture* log = nullptr);
+// A service-account file for `mock` (token_uri on the mock) in `dir`, and
+// an FCM client configuration using it.
+push::FcmConfig fcmConfig(const MockPushServer& mock, const std::string& dir,
+                          LogCapture* log = nullptr);
+
+push::ApnsNotification notification(const std::string& token);
+// A 64-hex-digit token made from `n` after `prefix`.
+std::string deviceToken(std::uint64_t n, const std::string& prefix = "");
+
+// Each id's records in the mock's /control/received, by token.
+std::map<std::string, int> receivedCounts(const nlohmann::json& received, int status = -1);
+
+}  // namespace leakscope::testing
