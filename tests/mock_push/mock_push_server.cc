@@ -22,7 +22,6 @@
 // (repeatable), --fcm-key FILE --fcm-client-email E --fcm-project P,
 // --token-lifetime S, --rule PREFIX=STATUS:REASON (repeatable),
 // --max-concurrent-streams N, --alpn h2|none, --max-records N,
-// --allow-unauthenticated (benchmarks: serve APNs requests without a JWT),
 // --fault JSON (as POST /control/faults).
 // SIGTERM/SIGINT: closes every connection and exits 0.
 #include <arpa/inet.h>
@@ -442,7 +441,8 @@ void Conn::closeNow() {
   closed_ = true;
   for (auto& [id, s] : streams_) {
     const bool waiting = s->delay_timer && evtimer_pending(s->delay_timer.get(), nullptr) != 0;
-    if (!s->dispatched || waiting) server_.logic().unprocessed();
+    if (!s->dispatched) server_.logic().unprocessed();
+    if (waiting) server_.logic().unprocessed(&s->reply);
   }
   streams_.clear();
   read_ev_.reset();
@@ -539,7 +539,7 @@ void Conn::onStreamClosed(std::int32_t id) {
   // Closed before we answered (client reset it, or above our GOAWAY).
   if (it->second->dispatched && it->second->delay_timer &&
       evtimer_pending(it->second->delay_timer.get(), nullptr) != 0) {
-    server_.logic().unprocessed();
+    server_.logic().unprocessed(&it->second->reply);
   }
   streams_.erase(it);
 }
@@ -782,8 +782,6 @@ int main(int argc, char** argv) {
       config.token_lifetime_s = std::stoi(next());
     } else if (a == "--max-concurrent-streams") {
       max_streams = static_cast<std::uint32_t>(std::stoul(next()));
-    } else if (a == "--allow-unauthenticated") {
-      config.allow_unauthenticated = true;
     } else if (a == "--max-records") {
       config.max_records = std::stoul(next());
     } else if (a == "--alpn") {

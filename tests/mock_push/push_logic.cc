@@ -307,6 +307,28 @@ std::string Logic::checkProviderToken(const std::string& jwt, std::uint64_t conn
   return "";
 }
 
+std::optional<Reply> Logic::transportFault(const Request& r) {
+  if (config_.faults.close_after_requests > 0 &&
+      r.connection_requests >= config_.faults.close_after_requests) {
+    Reply close;
+    close.action = Reply::Action::kClose;
+    return close;
+  }
+  if (config_.faults.rst_count > 0) {
+    --config_.faults.rst_count;
+    Reply rst;
+    rst.action = Reply::Action::kReset;
+    rst.rst_code = config_.faults.rst_code;
+    return rst;
+  }
+  return std::nullopt;
+}
+
+bool Logic::goawayAfter(const Request& r) const {
+  return config_.faults.goaway_after_streams > 0 &&
+         r.connection_requests == config_.faults.goaway_after_streams;
+}
+
 Reply Logic::apns(const Request& r, const std::string& token) {
   ++requests_["apns"];
   // Building the record costs more than answering; skip it when not kept.
@@ -332,27 +354,16 @@ Reply Logic::apns(const Request& r, const std::string& token) {
     if (reply.action == Reply::Action::kRespond && reply.status != 200) {
       rec["reason"] = nlohmann::json::parse(reply.body, nullptr, false).value("reason", "");
     }
+    reply.record = static_cast<std::ptrdiff_t>(received_.size());
+    reply.record_generation = records_generation_;
     received_.push_back(std::move(rec));
     return reply;
   };
 
-  if (config_.faults.close_after_requests > 0 &&
-      r.connection_requests >= config_.faults.close_after_requests) {
-    Reply close;
-    close.action = Reply::Action::kClose;
-    return finish(close);
-  }
-  if (config_.faults.rst_count > 0) {
-    --config_.faults.rst_count;
-    Reply rst;
-    rst.action = Reply::Action::kReset;
-    rst.rst_code = config_.faults.rst_code;
-    return finish(rst);
-  }
+  if (auto fault = transportFault(r)) return finish(*fault);
   Reply ok;
   ok.delay_ms = config_.faults.delay_ms;
-  ok.goaway_after = config_.faults.goaway_after_streams > 0 &&
-                    r.connection_requests == config_.faults.goaway_after_streams;
+  ok.goaway_after = goawayAfter(r);
   auto error = [&](int status, const std::string& reason, std::optional<std::int64_t> ts = {}) {
     Reply e = apnsError(status, reason, ts);
     e.delay_ms = ok.delay_ms;
@@ -394,8 +405,6 @@ Reply Logic::apns(const Request& r, const std::string& token) {
     }
   } else if (r.client_cert_verified) {
     if (record) rec["auth"] = "cert";
-  } else if (config_.allow_unauthenticated) {
-    if (record) rec["auth"] = "none";
   } else {
     return error(403, "MissingProviderToken");
   }
@@ -456,14 +465,23 @@ Reply Logic::fcm(const Request& r) {
   nlohmann::json rec = {{"endpoint", "fcm"}, {"connection", r.connection}, {"stream", r.stream}};
   auto finish = [&](Reply reply) {
     rec["status"] = reply.action == Reply::Action::kRespond ? reply.status : 0;
-    if (reply.status != 200) {
+    rec["action"] = reply.action == Reply::Action::kRespond ? "respond"
+                    : reply.action == Reply::Action::kReset ? "reset"
+                                                            : "close";
+    if (reply.action == Reply::Action::kRespond && reply.status != 200) {
       const auto b = nlohmann::json::parse(reply.body, nullptr, false);
       if (b.is_object() && b.contains("error")) rec["reason"] = b["error"].value("status", "");
     }
-    if (received_.size() < config_.max_records) received_.push_back(std::move(rec));
+    if (received_.size() < config_.max_records) {
+      reply.record = static_cast<std::ptrdiff_t>(received_.size());
+      reply.record_generation = records_generation_;
+      received_.push_back(std::move(rec));
+    }
     reply.delay_ms = config_.faults.delay_ms;
+    reply.goaway_after = goawayAfter(r);
     return reply;
   };
+  if (auto fault = transportFault(r)) return finish(*fault);
   const std::string expected = "/v1/projects/" + config_.fcm_project + "/messages:send";
   if (r.method != "POST" || r.path != expected) return finish(fcmError(404, "NOT_FOUND"));
   const std::string* auth = r.header("authorization");
@@ -550,47 +568,70 @@ Reply Logic::oauth(const Request& r) {
 
 std::string Logic::setFaults(const nlohmann::json& j) {
   if (!j.is_object()) return "faults must be a JSON object";
-  Faults& f = config_.faults;
-  for (const auto& [key, v] : j.items()) {
-    if (key == "delay_ms") {
-      f.delay_ms = v.get<int>();
-    } else if (key == "fail") {
-      f.fail = ruleFromJson(v);
-      f.fail_count = v.value("count", 1);
-    } else if (key == "goaway_after_streams") {
-      f.goaway_after_streams = v.get<int>();
-    } else if (key == "rst") {
-      f.rst_count = v.value("count", 1);
-      f.rst_code = v.value("error_code", 7u);
-    } else if (key == "close_after_requests") {
-      f.close_after_requests = v.get<int>();
-    } else if (key == "refuse_connections") {
-      f.refuse_connections = v.get<bool>();
-    } else if (key == "stall") {
-      f.stall = v.get<bool>();
-    } else if (key == "oauth_fail") {
-      f.oauth_fail_count = v.value("count", 1);
-      f.oauth_fail_status = v.value("status", 503);
-    } else if (key == "max_concurrent_streams") {
-      continue;  // handled by the server
-    } else {
-      return "unknown fault '" + key + "'";
+  // Applied to a copy and kept only when every field is good: a control
+  // request with a wrong type is refused (400), it changes nothing.
+  Faults f = config_.faults;
+  try {
+    for (const auto& [key, v] : j.items()) {
+      if (key == "delay_ms") {
+        f.delay_ms = v.get<int>();
+      } else if (key == "fail") {
+        f.fail = ruleFromJson(v);
+        f.fail_count = v.value("count", 1);
+      } else if (key == "goaway_after_streams") {
+        f.goaway_after_streams = v.get<int>();
+      } else if (key == "rst") {
+        f.rst_count = v.value("count", 1);
+        f.rst_code = v.value("error_code", 7u);
+      } else if (key == "close_after_requests") {
+        f.close_after_requests = v.get<int>();
+      } else if (key == "refuse_connections") {
+        f.refuse_connections = v.get<bool>();
+      } else if (key == "stall") {
+        f.stall = v.get<bool>();
+      } else if (key == "oauth_fail") {
+        f.oauth_fail_count = v.value("count", 1);
+        f.oauth_fail_status = v.value("status", 503);
+      } else if (key == "max_concurrent_streams") {
+        continue;  // handled by the server
+      } else {
+        return "unknown fault '" + key + "'";
+      }
     }
+  } catch (const nlohmann::json::exception& e) {
+    return std::string("bad fault value: ") + e.what();
   }
+  config_.faults = f;
   return "";
 }
 
 std::string Logic::setRules(const nlohmann::json& j) {
   if (!j.is_array()) return "rules must be a JSON array";
   std::vector<Rule> rules;
-  for (const auto& r : j) rules.push_back(ruleFromJson(r));
+  try {
+    for (const auto& r : j) rules.push_back(ruleFromJson(r));
+  } catch (const nlohmann::json::exception& e) {
+    return std::string("bad rule: ") + e.what();
+  }
   config_.rules = std::move(rules);
   return "";
+}
+
+void Logic::unprocessed(const Reply* reply) {
+  ++unprocessed_;
+  if (reply == nullptr || reply->record < 0 || reply->record_generation != records_generation_ ||
+      static_cast<std::size_t>(reply->record) >= received_.size()) {
+    return;
+  }
+  auto& rec = received_[static_cast<std::size_t>(reply->record)];
+  rec["action"] = "unanswered";
+  rec["status"] = 0;
 }
 
 void Logic::reset() {
   last_auth_.clear();
   received_ = nlohmann::json::array();
+  ++records_generation_;
   requests_.clear();
   responses_.clear();
   resets_ = 0;

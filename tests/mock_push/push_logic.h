@@ -51,6 +51,10 @@ struct Reply {
   std::uint32_t rst_code = 0;
   int delay_ms = 0;
   bool goaway_after = false;  // send GOAWAY(last stream = this one) after answering
+  // Where the request was recorded (GET /control/received), to mark it
+  // unanswered if the stream goes before a delayed answer leaves.
+  std::ptrdiff_t record = -1;
+  std::uint64_t record_generation = 0;
 };
 
 struct Rule {
@@ -90,9 +94,6 @@ struct Config {
   Faults faults;
   // Requests kept for GET /control/received (the benchmark sets 0).
   std::size_t max_records = 200000;
-  // Benchmark only: APNs requests without credentials are served (h2load
-  // cannot send a JWT without putting it on its command line).
-  bool allow_unauthenticated = false;
 };
 
 class Logic {
@@ -105,7 +106,10 @@ class Logic {
 
   // A request the server will never answer (above a GOAWAY's last stream, or
   // the connection went away): counted, not recorded as received.
-  void unprocessed() { ++unprocessed_; }
+  // `reply`, when given, is the answer that never left: its record says so
+  // ("action":"unanswered", status 0), so the record never claims a
+  // delivery the client did not get.
+  void unprocessed(const Reply* reply = nullptr);
   void connectionClosed(std::uint64_t id) { connection_iat_.erase(id); }
 
   Faults& faults() { return config_.faults; }
@@ -122,6 +126,10 @@ class Logic {
   Reply apns(const Request& r, const std::string& token);
   Reply fcm(const Request& r);
   Reply oauth(const Request& r);
+  // Faults that act on the stream or the connection (RST_STREAM, abrupt
+  // close), for APNs and FCM alike; nullopt: answer normally.
+  std::optional<Reply> transportFault(const Request& r);
+  bool goawayAfter(const Request& r) const;  // send GOAWAY after this answer
   // "" when the provider token is acceptable, else Apple's reason.
   std::string checkProviderToken(const std::string& jwt, std::uint64_t connection,
                                  std::int64_t& iat, int& status);
@@ -147,6 +155,7 @@ class Logic {
   std::uint64_t next_access_token_ = 1;
 
   nlohmann::json received_ = nlohmann::json::array();
+  std::uint64_t records_generation_ = 0;           // bumped by reset()
   std::map<std::string, std::uint64_t> requests_;  // by endpoint
   std::map<int, std::uint64_t> responses_;         // by status
   std::uint64_t resets_ = 0;

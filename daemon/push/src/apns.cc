@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <future>
 #include <nlohmann/json.hpp>
 
 #include "client_core.h"
@@ -35,12 +34,7 @@ constexpr std::array kPushTypes = {"alert", "background",   "location",
                                    "voip",  "complication", "fileprovider",
                                    "mdm",   "liveactivity", "pushtotalk"};
 
-Outcome refused(std::string_view why) {
-  Outcome o;
-  o.kind = OutcomeKind::kPermanent;
-  o.reason = std::string(why);
-  return o;
-}
+Outcome refused(std::string_view why) { return outcomeOf(OutcomeKind::kPermanent, why); }
 
 }  // namespace
 
@@ -196,47 +190,18 @@ diag::Result<std::unique_ptr<ApnsClient>> ApnsClient::create(EventLoop& loop, Ap
 
 ApnsClient::ApnsClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-ApnsClient::~ApnsClient() {
-  if (!impl_) return;
-  EventLoop& loop = impl_->loop();
-  if (loop.inLoopThread()) {
-    // Destroyed from an outcome callback (documented as not allowed): no
-    // awaited shutdown is possible here, tear down at once.
-    impl_.reset();
-    return;
-  }
-  (void)impl_->shutdown(std::chrono::seconds(5));
-  // The pool's events belong to the loop: free them there.
-  std::promise<void> gone;
-  loop.post([this, &gone] {
-    impl_.reset();
-    gone.set_value();
-  });
-  gone.get_future().wait();
-}
+ApnsClient::~ApnsClient() { detail::destroyCore(std::move(impl_)); }
 
 Admission ApnsClient::send(ApnsNotification n, OutcomeCallback done) {
-  auto job = impl_->makeJob(std::move(n), std::move(done));
-  return impl_->enqueue(job);
+  return detail::sendVia(*impl_, std::move(n), std::move(done));
 }
 
 Admission ApnsClient::sendMany(std::vector<ApnsNotification> batch, BatchCallback done) {
-  auto shared = std::make_shared<const BatchCallback>(std::move(done));
-  std::vector<std::unique_ptr<Job>> jobs;
-  jobs.reserve(batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    jobs.push_back(impl_->makeJob(std::move(batch[i]), nullptr));
-    jobs.back()->batch_done = shared;
-    jobs.back()->batch_index = i;
-  }
-  return impl_->enqueueMany(jobs);
+  return detail::sendManyVia(*impl_, std::move(batch), std::move(done));
 }
 
 std::vector<Outcome> ApnsClient::sendBatch(std::vector<ApnsNotification> batch) {
-  std::vector<std::unique_ptr<Job>> jobs;
-  jobs.reserve(batch.size());
-  for (auto& n : batch) jobs.push_back(impl_->makeJob(std::move(n), nullptr));
-  return impl_->runBatch(std::move(jobs));
+  return detail::sendBatchVia(*impl_, std::move(batch));
 }
 
 diag::Status ApnsClient::shutdown(std::chrono::milliseconds grace) {

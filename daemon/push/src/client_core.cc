@@ -3,6 +3,10 @@
 #include <event2/event.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "timeval.h"
 
 namespace leakscope::push::detail {
 
@@ -125,9 +129,7 @@ void ClientCore::scheduleRetry(std::unique_ptr<Job> job, std::chrono::millisecon
     finish(std::move(job), std::move(o));
     return;
   }
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(delay.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>(delay.count() % 1000 * 1000);
+  const timeval tv = toTimeval(delay);
   evtimer_add(job->retry_timer.get(), &tv);
   Job* key = job.get();
   retrying_.emplace(key, std::move(job));
@@ -203,9 +205,7 @@ std::vector<Outcome> ClientCore::runBatch(std::vector<std::unique_ptr<Job>> jobs
       for (std::size_t i = 0; i < chunk.size(); ++i) jobs[next + i] = std::move(chunk[i]);
     }
     if (a == Admission::kShutDown) {
-      Outcome o;
-      o.kind = OutcomeKind::kRetryable;
-      o.reason = std::string(reason::kShutdown);
+      const Outcome o = outcomeOf(OutcomeKind::kRetryable, reason::kShutdown);
       const std::lock_guard lock(batch.mu);
       for (std::size_t i = next; i < jobs.size(); ++i) batch.results[i] = o;
       batch.remaining -= jobs.size() - next;
@@ -279,6 +279,25 @@ ClientStats ClientCore::stats() const {
   s.peak_connections = peakConnections();
   s.outstanding = outstanding_.load(std::memory_order_relaxed);
   return s;
+}
+
+void destroyCore(std::unique_ptr<ClientCore> core) {
+  if (!core) return;
+  EventLoop& loop = core->loop();
+  if (loop.inLoopThread()) {
+    std::fputs(
+        "leakscope push: a client was destroyed on its own event-loop thread (from an outcome "
+        "callback?); shut it down and destroy it from another thread\n",
+        stderr);
+    std::abort();
+  }
+  (void)core->shutdown(std::chrono::seconds(5));
+  std::promise<void> gone;
+  loop.post([&core, &gone] {
+    core.reset();
+    gone.set_value();
+  });
+  gone.get_future().wait();
 }
 
 }  // namespace leakscope::push::detail

@@ -128,4 +128,40 @@ class ClientCore : public ExchangeHandler {
   std::map<Job*, std::unique_ptr<Job>> retrying_;  // loop thread
 };
 
+// The public clients' shared front. `Core` is a client's Impl: a ClientCore
+// with `makeJob(Notification, OutcomeCallback)`.
+template <class Core, class Notification>
+Admission sendVia(Core& core, Notification n, OutcomeCallback done) {
+  auto job = core.makeJob(std::move(n), std::move(done));
+  return core.enqueue(job);
+}
+
+template <class Core, class Notification>
+Admission sendManyVia(Core& core, std::vector<Notification> batch, BatchCallback done) {
+  auto shared = std::make_shared<const BatchCallback>(std::move(done));
+  std::vector<std::unique_ptr<Job>> jobs;
+  jobs.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    jobs.push_back(core.makeJob(std::move(batch[i]), nullptr));
+    jobs.back()->batch_done = shared;
+    jobs.back()->batch_index = i;
+  }
+  return core.enqueueMany(jobs);
+}
+
+template <class Core, class Notification>
+std::vector<Outcome> sendBatchVia(Core& core, std::vector<Notification> batch) {
+  std::vector<std::unique_ptr<Job>> jobs;
+  jobs.reserve(batch.size());
+  for (auto& n : batch) jobs.push_back(core.makeJob(std::move(n), nullptr));
+  return core.runBatch(std::move(jobs));
+}
+
+// A client's destructor: the awaited shutdown (5 s grace) if none ran, then
+// the core is freed on the loop thread (its events belong to the loop).
+// Called on the loop thread itself (from an outcome callback) it aborts
+// with a message: nothing could await the shutdown there, and freeing the
+// pools under the callback that is running would be a use-after-free.
+void destroyCore(std::unique_ptr<ClientCore> core);
+
 }  // namespace leakscope::push::detail

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "pool.h"
+#include "timeval.h"
 
 namespace leakscope::push::detail {
 
@@ -108,13 +109,6 @@ constexpr std::size_t kMaxResponseHeaders = 64;
 bool wanted(std::string_view name) {
   return name == "apns-id" || name == "apns-unique-id" || name == "retry-after" ||
          name == "content-type";
-}
-
-timeval toTimeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>(ms.count() % 1000 * 1000);
-  return tv;
 }
 
 double secondsSince(SteadyTime t) {
@@ -688,18 +682,19 @@ void Connection::flush() {
 
 // ---- streams -------------------------------------------------------------
 
+std::uint32_t Connection::streamLimit() const {
+  return std::min(remote_max_streams_, pool_.options().max_streams_per_connection);
+}
+
 std::uint32_t Connection::freeStreams() const {
   if (state_ != State::kReady && state_ != State::kBusy) return 0;
-  const std::uint32_t limit =
-      std::min(remote_max_streams_, pool_.options().max_streams_per_connection);
+  const std::uint32_t limit = streamLimit();
   return streams_.size() >= limit ? 0 : limit - static_cast<std::uint32_t>(streams_.size());
 }
 
 void Connection::updateState() {
   if (state_ == State::kReady || state_ == State::kBusy) {
-    const std::uint32_t limit =
-        std::min(remote_max_streams_, pool_.options().max_streams_per_connection);
-    state_ = streams_.size() >= limit ? State::kBusy : State::kReady;
+    state_ = streams_.size() >= streamLimit() ? State::kBusy : State::kReady;
   }
   if (!idle_timer_) return;
   if (streams_.empty() && (state_ == State::kReady)) {

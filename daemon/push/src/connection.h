@@ -112,6 +112,8 @@ class Connection {
   std::uint64_t retainedBytes() const;
 
  private:
+  // min(our max_streams_per_connection, the server's SETTINGS_MAX_CONCURRENT_STREAMS).
+  std::uint32_t streamLimit() const;
   friend struct Callbacks;
   static void onIo(int fd, short what, void* arg);
   static void onConnectTimeout(int fd, short what, void* arg);

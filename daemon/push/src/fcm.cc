@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -65,13 +64,6 @@ bool isSafeProjectId(std::string_view id) {
   });
 }
 
-Outcome failed(OutcomeKind kind, std::string_view why) {
-  Outcome o;
-  o.kind = kind;
-  o.reason = std::string(why);
-  return o;
-}
-
 }  // namespace
 
 class FcmClient::Impl final : public detail::ClientCore {
@@ -95,19 +87,27 @@ class FcmClient::Impl final : public detail::ClientCore {
     auto job = std::make_unique<Job>();
     job->done = std::move(done);
     if (n.token.empty()) {
-      job->precheck = failed(OutcomeKind::kInvalidToken, "UNREGISTERED");
+      job->precheck = outcomeOf(OutcomeKind::kInvalidToken, "UNREGISTERED");
       return job;
     }
     auto message = nlohmann::json::parse(n.message, nullptr, /*allow_exceptions=*/false);
     if (!message.is_object()) {
-      job->precheck = failed(OutcomeKind::kPermanent, "INVALID_ARGUMENT");
+      job->precheck = outcomeOf(OutcomeKind::kPermanent, "INVALID_ARGUMENT");
       return job;
     }
     message["token"] = std::move(n.token);
     const nlohmann::json body = {{"message", std::move(message)}};
+    job->request.body = body.dump();
+    // FCM refuses messages over 4096 bytes (INVALID_ARGUMENT); the whole
+    // message object, token included, is measured: a safe bound.
+    constexpr std::size_t kEnvelope = sizeof(R"({"message":})") - 1;
+    if (job->request.body.size() - kEnvelope > kFcmMaxMessageBytes) {
+      job->request.body.clear();
+      job->precheck = outcomeOf(OutcomeKind::kPermanent, "PayloadTooLarge");
+      return job;
+    }
     job->request.path = path_;
     job->request.headers.push_back({"content-type", "application/json; charset=utf-8"});
-    job->request.body = body.dump();
     return job;
   }
 
@@ -162,20 +162,19 @@ class FcmClient::Impl final : public detail::ClientCore {
     if (bearer_ && job.request.authorization == bearer_) {
       token_.reset();
       bearer_.reset();
+      token_rejected_ = true;
     }
     return true;
   }
 
   void shutdownPools(detail::SteadyTime deadline, std::function<void()> done) override {
-    auto left = std::make_shared<int>(2);
-    auto one_done = [this, left, done = std::move(done)] {
-      if (--*left > 0) return;
-      // No token can come any more: whatever still waits for one is over.
-      failParked(failed(OutcomeKind::kRetryable, reason::kShutdown));
-      done();
-    };
-    pool_->shutdown(deadline, one_done);
-    oauth_pool_->shutdown(deadline, one_done);
+    // The token endpoint first: a token arriving within the grace still
+    // sends the notifications waiting for it, so the FCM pool's own
+    // shutdown starts only once no token can come.
+    oauth_pool_->shutdown(deadline, [this, deadline, done = std::move(done)]() mutable {
+      failParked(outcomeOf(OutcomeKind::kRetryable, reason::kShutdown));
+      pool_->shutdown(deadline, std::move(done));
+    });
   }
 
   std::size_t openConnections() const override {
@@ -209,12 +208,15 @@ class FcmClient::Impl final : public detail::ClientCore {
     auto assertion = makeGoogleAssertion(key_, sa_.private_key_id, sa_.client_email, kFcmScope,
                                          sa_.token_uri, t, std::chrono::hours(1));
     if (!assertion) {
-      failParked(failed(OutcomeKind::kRetryable, reason::kAuthFailed));
+      failParked(outcomeOf(OutcomeKind::kRetryable, reason::kAuthFailed));
       return;
     }
     if (UpstreamStats* s = upstream()) {
-      s->jwtRefreshed(ever_fetched_ ? TokenRefresh::kAge : TokenRefresh::kInitial);
+      s->jwtRefreshed(!ever_fetched_    ? TokenRefresh::kInitial
+                      : token_rejected_ ? TokenRefresh::kRejected
+                                        : TokenRefresh::kAge);
     }
+    token_rejected_ = false;
     ever_fetched_ = true;
     fetching_ = true;
     auto ex = std::make_unique<detail::Exchange>();
@@ -232,7 +234,8 @@ class FcmClient::Impl final : public detail::ClientCore {
     if (r.failure == detail::Failure::kNone && resp.status == 200) {
       const auto body = nlohmann::json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
       if (body.is_object() && body.contains("access_token") && body["access_token"].is_string() &&
-          body.contains("expires_in") && body["expires_in"].is_number_integer()) {
+          body.contains("expires_in") && body["expires_in"].is_number_integer() &&
+          body["expires_in"].get<std::int64_t>() > 0) {
         const auto lifetime = std::chrono::seconds(body["expires_in"].get<std::int64_t>());
         // Renew five minutes before expiry (half the lifetime if shorter),
         // so no request goes out with a token about to lapse.
@@ -255,8 +258,8 @@ class FcmClient::Impl final : public detail::ClientCore {
     pool_log("OAuth2 token request failed: " + (r.failure != detail::Failure::kNone
                                                     ? std::string(detail::failureReason(r.failure))
                                                     : "HTTP " + std::to_string(resp.status)));
-    failParked(
-        failed(refused ? OutcomeKind::kPermanent : OutcomeKind::kRetryable, reason::kAuthFailed));
+    failParked(outcomeOf(refused ? OutcomeKind::kPermanent : OutcomeKind::kRetryable,
+                         reason::kAuthFailed));
   }
 
   void failParked(const Outcome& o) {
@@ -279,6 +282,7 @@ class FcmClient::Impl final : public detail::ClientCore {
   std::chrono::system_clock::time_point token_refresh_at_{};
   bool fetching_ = false;
   bool ever_fetched_ = false;
+  bool token_rejected_ = false;               // the next fetch replaces a token FCM refused (401)
   std::vector<std::unique_ptr<Job>> parked_;  // waiting for a token
   OAuthHandler oauth_handler_;
   // Pools last: destroyed first, while the handler they call still exists.
@@ -350,44 +354,18 @@ diag::Result<std::unique_ptr<FcmClient>> FcmClient::create(EventLoop& loop, FcmC
 
 FcmClient::FcmClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-FcmClient::~FcmClient() {
-  if (!impl_) return;
-  EventLoop& loop = impl_->loop();
-  if (loop.inLoopThread()) {
-    impl_.reset();
-    return;
-  }
-  (void)impl_->shutdown(std::chrono::seconds(5));
-  std::promise<void> gone;
-  loop.post([this, &gone] {
-    impl_.reset();
-    gone.set_value();
-  });
-  gone.get_future().wait();
-}
+FcmClient::~FcmClient() { detail::destroyCore(std::move(impl_)); }
 
 Admission FcmClient::send(FcmNotification n, OutcomeCallback done) {
-  auto job = impl_->makeJob(std::move(n), std::move(done));
-  return impl_->enqueue(job);
+  return detail::sendVia(*impl_, std::move(n), std::move(done));
 }
 
 Admission FcmClient::sendMany(std::vector<FcmNotification> batch, BatchCallback done) {
-  auto shared = std::make_shared<const BatchCallback>(std::move(done));
-  std::vector<std::unique_ptr<Job>> jobs;
-  jobs.reserve(batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    jobs.push_back(impl_->makeJob(std::move(batch[i]), nullptr));
-    jobs.back()->batch_done = shared;
-    jobs.back()->batch_index = i;
-  }
-  return impl_->enqueueMany(jobs);
+  return detail::sendManyVia(*impl_, std::move(batch), std::move(done));
 }
 
 std::vector<Outcome> FcmClient::sendBatch(std::vector<FcmNotification> batch) {
-  std::vector<std::unique_ptr<Job>> jobs;
-  jobs.reserve(batch.size());
-  for (auto& n : batch) jobs.push_back(impl_->makeJob(std::move(n), nullptr));
-  return impl_->runBatch(std::move(jobs));
+  return detail::sendBatchVia(*impl_, std::move(batch));
 }
 
 diag::Status FcmClient::shutdown(std::chrono::milliseconds grace) { return impl_->shutdown(grace); }

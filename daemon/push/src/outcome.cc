@@ -180,6 +180,13 @@ std::optional<std::chrono::milliseconds> parseRetryAfter(
   return std::chrono::duration_cast<std::chrono::milliseconds>(at - now);
 }
 
+Outcome outcomeOf(OutcomeKind kind, std::string_view why) {
+  Outcome o;
+  o.kind = kind;
+  o.reason = std::string(why);
+  return o;
+}
+
 std::string_view reasonLabel(std::string_view why) {
   if (why.empty()) return "";
   for (const auto& r : kApnsReasons) {

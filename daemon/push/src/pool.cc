@@ -5,18 +5,11 @@
 #include <algorithm>
 #include <iostream>
 
+#include "timeval.h"
+
 namespace leakscope::push::detail {
 
 namespace {
-
-timeval toTimeval(std::chrono::nanoseconds d) {
-  if (d.count() < 0) d = std::chrono::nanoseconds(0);
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(us / 1000000);
-  tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
-  return tv;
-}
 
 EventPtr newEvent(event_base* base, short what, event_callback_fn fn, void* arg) {
   EventPtr e(event_new(base, -1, what, fn, arg));
@@ -43,6 +36,7 @@ Pool::Pool(EventLoop& loop, std::string component, Endpoint endpoint, PoolOption
   if (options_.max_streams_per_connection == 0) options_.max_streams_per_connection = 1;
   event_base* base = loop_.base();
   dispatch_ev_ = newEvent(base, 0, &Pool::onDispatch, this);
+  deliver_ev_ = newEvent(base, 0, &Pool::onDeliver, this);
   reap_ev_ = newEvent(base, 0, &Pool::onReap, this);
   sweep_ev_ = newEvent(base, EV_PERSIST, &Pool::onSweep, this);
   connect_timer_ = newEvent(base, 0, &Pool::onConnectTimer, this);
@@ -80,7 +74,22 @@ void Pool::submit(std::unique_ptr<Exchange> ex) {
 void Pool::complete(std::unique_ptr<Exchange> ex, ExchangeResult result) {
   if (destroying_) return;
   if (result.failure == Failure::kTimeout && stats_) stats_->rqTimeout();
-  handler_.onExchangeDone(std::move(ex), result);
+  if (finished_.empty()) event_active(deliver_ev_.get(), 0, 0);
+  finished_.emplace_back(std::move(ex), result);
+}
+
+void Pool::onDeliver(int, short, void* arg) { static_cast<Pool*>(arg)->deliver(); }
+
+void Pool::deliver() {
+  // The handler may submit again, and completions of those land in a new
+  // queue (and a new activation of this event).
+  auto batch = std::move(finished_);
+  finished_.clear();
+  for (auto& [ex, result] : batch) {
+    if (destroying_) return;
+    handler_.onExchangeDone(std::move(ex), result);
+  }
+  if (shutting_down_) checkShutdown();
 }
 
 void Pool::scheduleDispatch() {
@@ -121,15 +130,21 @@ void Pool::dispatch() {
 
 void Pool::maybeConnect() {
   if (pending_.empty() || shutdown_expired_ || destroying_) return;
-  std::size_t open = 0;
+  std::size_t taking = 0;    // connecting, ready, busy
+  std::size_t draining = 0;  // finishing their streams, taking no new ones
   for (const auto& c : conns_) {
     if (c->state() == Connection::State::kClosed) continue;
-    ++open;
+    if (c->state() == Connection::State::kDraining) {
+      ++draining;
+      continue;
+    }
+    ++taking;
     // One attempt at a time: a server that is down costs one failure per
     // back-off step, not one per queued request.
     if (c->state() == Connection::State::kConnecting) return;
   }
-  if (open >= options_.max_connections) return;
+  // See PoolOptions::max_connections.
+  if (taking >= options_.max_connections || draining > options_.max_connections) return;
   const auto now = std::chrono::steady_clock::now();
   if (now < next_connect_at_) {
     if (evtimer_pending(connect_timer_.get(), nullptr) == 0) {
@@ -200,12 +215,24 @@ void Pool::onClosed(Connection& c) {
         std::to_string(delay.count()) + " ms");
     const bool hopeless =
         c.closeReason() == Failure::kTlsVerifyFailed || c.closeReason() == Failure::kAlpnRefused;
-    if (hopeless || consecutive_failures_ >= options_.connect_failures_before_failing_queue) {
+    // Give up on the queue only when no connection can carry it: attempts
+    // at an extra connection failing while others work just wait for those.
+    if (hopeless ||
+        (consecutive_failures_ >= options_.connect_failures_before_failing_queue && !anyUsable())) {
       failQueue(c.closeReason() == Failure::kNone ? Failure::kConnectFailed : c.closeReason());
     }
   }
   event_active(reap_ev_.get(), 0, 0);
   scheduleDispatch();
+}
+
+bool Pool::anyUsable() const {
+  for (const auto& c : conns_) {
+    if (c->state() == Connection::State::kReady || c->state() == Connection::State::kBusy) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void Pool::failQueue(Failure why) {
@@ -284,8 +311,9 @@ void Pool::checkShutdown() {
   if (!shutting_down_ || !shutdown_done_) return;
   bool streams = false;
   for (const auto& c : conns_) streams = streams || c->activeStreams() > 0;
-  // Accepted work still running: let it finish (or the deadline end it).
-  if (!pending_.empty() || streams) return;
+  // Accepted work still running, or outcomes not yet handed over: let it
+  // finish (or the deadline end it).
+  if (!pending_.empty() || streams || !finished_.empty()) return;
   for (std::size_t i = 0; i < conns_.size(); ++i) conns_[i]->drain(CloseSide::kLocal);
   if (!conns_.empty()) return;  // reap() calls back once they are closed
   event_del(shutdown_timer_.get());

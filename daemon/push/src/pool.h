@@ -15,9 +15,12 @@
 //   deadline whatever is left fails with `Shutdown` and the sockets close
 //   anyway. `done` runs once no connection object is left.
 //
-// Nothing here calls into a connection from inside that connection's
-// callbacks: submit() only queues, and dispatching, reaping closed
-// connections and finishing shutdown run from their own libevent events.
+// Nothing here calls into a connection, or out to the handler, from inside
+// a connection's callbacks (which run inside nghttp2 and OpenSSL calls):
+// submit() and completions only queue, and dispatching, delivering finished
+// exchanges to the handler, reaping closed connections and finishing
+// shutdown run from their own libevent events. So a handler may submit
+// again, and its outcome callbacks never run under nghttp2's feet.
 #pragma once
 
 #include <atomic>
@@ -75,6 +78,7 @@ class Pool {
 
  private:
   static void onDispatch(int, short, void* arg);
+  static void onDeliver(int, short, void* arg);
   static void onReap(int, short, void* arg);
   static void onSweep(int, short, void* arg);
   static void onConnectTimer(int, short, void* arg);
@@ -86,7 +90,10 @@ class Pool {
   void sweep();
   void armSweep();
   void failQueue(Failure why);
+  // Queues `ex` for the handler; deliver() hands the queue over.
   void complete(std::unique_ptr<Exchange> ex, ExchangeResult result);
+  void deliver();
+  bool anyUsable() const;
   void reap();
   void checkShutdown();
   void countOpen();
@@ -101,6 +108,7 @@ class Pool {
   diag::Kind* kind_ = nullptr;
 
   std::deque<std::unique_ptr<Exchange>> pending_;
+  std::vector<std::pair<std::unique_ptr<Exchange>, ExchangeResult>> finished_;
   Backoff backoff_;
   int consecutive_failures_ = 0;
   SteadyTime next_connect_at_{};
@@ -116,6 +124,7 @@ class Pool {
   // members above (only while destroying_ is set, which drops the calls).
   std::vector<std::unique_ptr<Connection>> conns_;
   EventPtr dispatch_ev_;
+  EventPtr deliver_ev_;
   EventPtr reap_ev_;
   EventPtr sweep_ev_;
   EventPtr connect_timer_;

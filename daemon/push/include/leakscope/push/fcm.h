@@ -8,7 +8,8 @@
 // Error mapping: UNREGISTERED (and SENDER_ID_MISMATCH) → invalid token;
 // QUOTA_EXCEEDED, UNAVAILABLE, INTERNAL → retried with back-off, honouring
 // Retry-After; INVALID_ARGUMENT → permanent; 401 → a new access token and
-// one more try.
+// one more try. A message over kFcmMaxMessageBytes is refused before sending
+// (permanent, PayloadTooLarge), as FCM would refuse it.
 //
 // Tracked as "fcm.provider"; connections as "fcm.connection" and
 // "oauth.connection". Thread-safety as ApnsClient.
@@ -35,6 +36,10 @@ struct FcmNotification {
   // android, apns, webpush, ...), without "token". "{}" is valid.
   std::string message = "{}";
 };
+
+// FCM's limit on a message (it answers INVALID_ARGUMENT above it). The
+// client measures the whole `message` object with the token: a safe bound.
+inline constexpr std::size_t kFcmMaxMessageBytes = 4096;
 
 inline constexpr std::string_view kFcmScope = "https://www.googleapis.com/auth/firebase.messaging";
 

@@ -37,8 +37,13 @@ struct TlsOptions {
 
 // The pool: one per credential (docs/push.md, "Connection pool").
 struct PoolOptions {
-  // Hard cap on open connections (connecting, ready, busy and draining
-  // together): the pool never holds more sockets than this.
+  // Cap on the connections that take new streams (connecting, ready, busy).
+  // A connection draining after the server's GOAWAY takes none and does not
+  // count, so new streams move to a fresh connection at once instead of
+  // waiting for the old one's; draining ones are capped at the same number,
+  // so the pool never holds more than 2 × max_connections sockets, and more
+  // than max_connections only while a GOAWAY drain lasts (at most
+  // request_timeout).
   std::size_t max_connections = 1;
   // Our own cap on concurrent streams per connection; the server's
   // SETTINGS_MAX_CONCURRENT_STREAMS lowers it, also mid-connection.

@@ -58,6 +58,10 @@ struct Outcome {
   int attempts = 0;  // requests put on the wire (0: refused before sending)
 };
 
+// An outcome decided without an answer from the server (checks before
+// sending, transport failures, shutdown).
+Outcome outcomeOf(OutcomeKind kind, std::string_view reason);
+
 // APNs: status + the `reason` of the JSON body (empty on 200) + the
 // `timestamp` (ms since the epoch, APNs sends it with 410) → outcome.
 // Covers every reason in Apple's "Handling notification responses from APNs";
