@@ -128,54 +128,48 @@ if [ "$suite" = transport ]; then
   trap cleanup EXIT
   bash tests/mock_push/make-test-pki.sh "$work/pki" >&2
   pki="$work/pki"
-  # --allow-unauthenticated: h2load cannot send a JWT without putting it on
-  # its command line, so for the h2load round our client uses certificate
-  # auth (--client-ca): both then post identical requests. With token auth
-  # every request carries the ~200-byte JWT as a never-indexed HPACK literal
-  # (nghttp2 never indexes authorization), which costs both ends; that case
-  # is measured too (ratio_vs_h2load_token_auth) and used for the node-apn
-  # and instrumentation rounds.
   build/bin/mock-push-server --cert "$pki/server.pem" --key "$pki/server.key" \
     --apns-key "$pki/apns.pub.pem" --apns-key-id ABC123DEFG --apns-team-id DEF123GHIJ \
-    --client-ca "$pki/ca.pem" --max-concurrent-streams "$M" --max-records 0 \
-    --allow-unauthenticated > "$work/mock.out" 2>&2 &
+    --max-concurrent-streams "$M" --max-records 0 > "$work/mock.out" 2>&2 &
   mock_pid=$!
   for _ in $(seq 100); do grep -q '^control_port=' "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
   port=$(sed -n 's/^port=//p' "$work/mock.out")
   [ -n "$port" ] || { echo "bench: mock-push-server did not start" >&2; exit 1; }
   token=$(printf 'a%.0s' $(seq 64))
   printf '{"aps":{"alert":{"title":"leakscope","body":"benchmark"}}}' > "$work/payload.json"
+  # Token auth on both sides, so both post identical requests: h2load gets a
+  # provider token made from the run's throwaway .p8 (nghttp2 sends
+  # authorization as a never-indexed literal on both sides).
+  jwt=$(build/bin/push_bench --apns-key "$pki/apns.p8" --print-provider-token)
 
   median() { sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-  ours() {  # AUTH (token|cert) CONNECTIONS [extra flags...]
-    local auth=$1 c=$2; shift 2
-    local creds=(--apns-key "$pki/apns.p8")
-    [ "$auth" = cert ] && creds=(--client-cert "$pki/client.pem" --client-key "$pki/client.key")
-    build/bin/push_bench --port "$port" --ca "$pki/ca.pem" "${creds[@]}" \
+  ours() {  # CONNECTIONS [extra flags...]
+    local c=$1; shift
+    build/bin/push_bench --port "$port" --ca "$pki/ca.pem" --apns-key "$pki/apns.p8" \
       --connections "$c" --streams "$M" --requests "$N" --payload "$work/payload.json" "$@" \
       | sed -n 's/^notifications_per_second=//p'
   }
   h2() {
     # h2load does not verify the certificate; the request is the same POST.
     h2load -n "$N" -c "$C" -m "$M" -d "$work/payload.json" -H 'apns-topic: com.example.app' \
-      -H 'apns-push-type: alert' "https://127.0.0.1:$port/3/device/$token" > "$work/h2load.out"
+      -H 'apns-push-type: alert' -H "authorization: bearer $jwt" \
+      "https://127.0.0.1:$port/3/device/$token" > "$work/h2load.out"
     grep -q "$N succeeded" "$work/h2load.out" || { cat "$work/h2load.out" >&2; echo 0; return; }
     sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$work/h2load.out"
   }
 
   echo "bench: ours vs h2load ($C connections x $M streams, $N notifications, $ROUNDS rounds)" >&2
-  : > "$work/ours"; : > "$work/h2load"; : > "$work/ours_token"
+  : > "$work/ours"; : > "$work/h2load"
   for _ in $(seq "$ROUNDS"); do
-    ours cert "$C" >> "$work/ours"; h2 >> "$work/h2load"; ours token "$C" >> "$work/ours_token"
+    ours "$C" >> "$work/ours"; h2 >> "$work/h2load"
   done
   ours_rps=$(median < "$work/ours")
   h2_rps=$(median < "$work/h2load")
-  ours_token_rps=$(median < "$work/ours_token")
 
   echo "bench: instrumentation on vs off ($((ROUNDS * 2 - 1)) rounds each)" >&2
   : > "$work/on"; : > "$work/off"
   for _ in $(seq $((ROUNDS * 2 - 1))); do
-    ours token "$C" >> "$work/on"; ours token "$C" --no-instrument >> "$work/off"
+    ours "$C" >> "$work/on"; ours "$C" --no-instrument >> "$work/off"
   done
   on_rps=$(median < "$work/on")
   off_rps=$(median < "$work/off")
@@ -183,8 +177,6 @@ if [ "$suite" = transport ]; then
   printf 'transport_connections=%s\ntransport_streams=%s\ntransport_requests=%s\n' "$C" "$M" "$N"
   printf 'h2load_rps=%.0f\nours_rps=%.0f\n' "$h2_rps" "$ours_rps"
   printf 'ratio_vs_h2load=%.2f\n' "$(echo "$ours_rps / $h2_rps" | bc -l)"
-  printf 'ours_token_auth_rps=%.0f\n' "$ours_token_rps"
-  printf 'ratio_vs_h2load_token_auth=%.2f\n' "$(echo "$ours_token_rps / $h2_rps" | bc -l)"
   printf 'ours_instrumented_rps=%.0f\nours_uninstrumented_rps=%.0f\n' "$on_rps" "$off_rps"
   printf 'ratio_instrumented=%.3f\n' "$(echo "$on_rps / $off_rps" | bc -l)"
 
@@ -209,7 +201,7 @@ if [ "$suite" = transport ]; then
     NODE_PATH="$node_dir/node_modules" node tests/bench/node_apn_bench.js "$port" "$pki/ca.pem" \
       "$pki/apns.p8" ABC123DEFG DEF123GHIJ "$NODE_N" 1000 "$M" \
       | sed -n 's/^notifications_per_second=//p' >> "$work/node"
-    N="$NODE_N" ours token 1 >> "$work/ours1"
+    N="$NODE_N" ours 1 >> "$work/ours1"
   done
   node_rps=$(median < "$work/node")
   ours1_rps=$(median < "$work/ours1")

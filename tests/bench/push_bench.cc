@@ -11,8 +11,11 @@
 //                                 --client-cert PEM --client-key PEM)
 //              [--connections C] [--streams M] [--requests N] [--warmup W]
 //              [--no-instrument] [--payload FILE]
+//   push_bench --apns-key P8 [--key-id ID] [--team-id ID] --print-provider-token
 // With --client-cert the client uses APNs certificate auth (no per-request
-// authorization header), which is what h2load's requests look like too.
+// authorization header). --print-provider-token prints an ES256 provider
+// token made from the key, for h2load's authorization header (the bench's
+// throwaway key; a real one never goes on a command line).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -26,6 +29,7 @@
 #include <string>
 
 #include "leakscope/push/apns.h"
+#include "leakscope/push/jwt.h"
 
 namespace push = leakscope::push;
 
@@ -82,7 +86,7 @@ double run(push::ApnsClient& client, const push::ApnsNotification& note, int n, 
 
 int main(int argc, char** argv) {
   int port = 0, connections = 1, streams = 100, requests = 100000, warmup = 2000;
-  bool instrument = true;
+  bool instrument = true, print_token = false;
   std::string ca, key, key_id = "ABC123DEFG", team_id = "DEF123GHIJ", payload_file;
   std::string client_cert, client_key;
   for (int i = 1; i < argc; ++i) {
@@ -117,9 +121,21 @@ int main(int argc, char** argv) {
       payload_file = next();
     } else if (a == "--no-instrument") {
       instrument = false;
+    } else if (a == "--print-provider-token") {
+      print_token = true;
     } else {
       usage("unknown option " + a);
     }
+  }
+  if (print_token) {
+    if (key.empty()) usage("--print-provider-token needs --apns-key");
+    auto signing = push::SigningKey::fromPemFile(key, push::SigningKey::Algorithm::kES256);
+    if (!signing) usage(signing.error().message);
+    auto jwt =
+        push::makeApnsProviderToken(*signing, key_id, team_id, std::chrono::system_clock::now());
+    if (!jwt) usage(jwt.error().message);
+    std::printf("%s\n", jwt->c_str());
+    return 0;
   }
   if (port <= 0 || ca.empty() || (key.empty() == client_cert.empty())) {
     usage("--port, --ca and one of --apns-key / --client-cert are required");

@@ -481,7 +481,6 @@ Reply Logic::fcm(const Request& r) {
     reply.goaway_after = goawayAfter(r);
     return reply;
   };
-  if (auto fault = transportFault(r)) return finish(*fault);
   const std::string expected = "/v1/projects/" + config_.fcm_project + "/messages:send";
   if (r.method != "POST" || r.path != expected) return finish(fcmError(404, "NOT_FOUND"));
   const std::string* auth = r.header("authorization");
@@ -499,6 +498,7 @@ Reply Logic::fcm(const Request& r) {
   }
   const std::string token = body["message"]["token"].get<std::string>();
   rec["token"] = token;
+  if (auto fault = transportFault(r)) return finish(*fault);
   if (body["message"].dump().size() > 4096) return finish(fcmError(400, "INVALID_ARGUMENT"));
   if (config_.faults.fail_count > 0) {
     --config_.faults.fail_count;
@@ -563,6 +563,7 @@ Reply Logic::oauth(const Request& r) {
                            {"expires_in", config_.token_lifetime_s},
                            {"token_type", "Bearer"}}
                 .dump();
+  ok.delay_ms = config_.faults.delay_ms;  // the delay fault slows every answer
   return ok;
 }
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "leakscope/diag/runtime.h"
 #include "leakscope/diag/sockets.h"
@@ -28,29 +29,6 @@ using std::chrono::minutes;
 using std::chrono::seconds;
 
 namespace {
-
-std::string scrape(const push::PushMetrics& m) {
-  return prometheus::TextSerializer().Serialize(m.Collect());
-}
-
-double metric(const push::PushMetrics& m, const std::string& series) {
-  return metricValue(scrape(m), series).value_or(-1);
-}
-
-// Sockets of this process connected to the mock's port.
-int socketsTo(int port) {
-  auto socks = diag::listOwnSockets();
-  if (!socks) return -1;
-  int n = 0;
-  for (const auto& s : *socks) n += s.remote.port == port ? 1 : 0;
-  return n;
-}
-
-std::unique_ptr<push::ApnsClient> makeClient(push::EventLoop& loop, push::ApnsConfig config) {
-  auto c = push::ApnsClient::create(loop, std::move(config));
-  EXPECT_TRUE(c) << (c ? "" : c.error().message);
-  return c ? std::move(*c) : nullptr;
-}
 
 // Outcomes delivered through send(), counted per notification to prove
 // exactly-once delivery.
@@ -384,6 +362,33 @@ TEST(ApnsIntegration, CertificateAuthUsesTheClientCertificate) {
   ASSERT_TRUE(client->shutdown());
 }
 
+TEST(ApnsIntegration, ClientCertificateTheServerDoesNotTrustSendsNothing) {
+  // The mock trusts only the unrelated CA; our certificate is from the test CA.
+  MockPushServer mock({"--client-ca", TestPki::get().other_ca});
+  ASSERT_TRUE(mock.ok());
+  LogCapture log;
+  auto config = apnsConfig(mock, &log);
+  config.token_auth.reset();
+  config.tls.client_cert_file = TestPki::get().client_cert;
+  config.tls.client_key_file = TestPki::get().client_key;
+  config.pool.connect_failures_before_failing_queue = 2;
+  config.pool.reconnect = {milliseconds(10), milliseconds(20), 2.0};
+  push::EventLoop loop;
+  auto client = makeClient(loop, config);
+  ASSERT_TRUE(client);
+  const auto outcomes =
+      client->sendBatch({notification(deviceToken(1)), notification(deviceToken(2))});
+  for (const auto& o : outcomes) {
+    EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
+    EXPECT_EQ(o.reason, "ConnectFailed");
+    EXPECT_EQ(o.status, 0);
+  }
+  EXPECT_GE(metric(*client->metrics(), "pushdaemon_apns_upstream_cx_connect_fail_total"), 2);
+  EXPECT_EQ(mock.received().size(), 0u);  // not one request got through
+  ASSERT_TRUE(client->shutdown());
+  EXPECT_EQ(socketsTo(mock.port()), 0);
+}
+
 TEST(ApnsIntegration, WithoutCredentialsTheServerRefusesAndCreateRefusesToo) {
   MockPushServer mock;  // asks for no client certificate
   ASSERT_TRUE(mock.ok());
@@ -500,7 +505,7 @@ TEST(ApnsIntegration, ShutdownFailsWhatOutlivesTheGraceExactlyOnce) {
   const auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(client->shutdown(milliseconds(200)));
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(2));  // did not wait for the server
-  std::this_thread::sleep_for(milliseconds(300));                   // no late second outcome
+  // shutdown() is awaited: every outcome was delivered before it returned.
   const auto outcomes = got.outcomes();
   ASSERT_EQ(outcomes.size(), 5u);
   for (const auto& [i, list] : outcomes) {
@@ -647,4 +652,113 @@ TEST(ApnsIntegration, MetricsOnTheDiagEndpointPassPromtool) {
   ASSERT_TRUE(after);
   EXPECT_EQ(metricValue(*after, "pushdaemon_apns_upstream_cx_active"), 0);
   EXPECT_EQ(metricValue(*after, R"(leakscope_tracked_objects{kind="apns.connection"})"), 0);
+}
+
+TEST(ApnsIntegration, DestroyingWithoutShutdownStillFinishesInFlightAndClosesEverything) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  ASSERT_TRUE(mock.faults({{"delay_ms", 200}}));
+  diag::Kind& conn_kind = diag::kind("apns.connection");
+  const auto conns_before = conn_kind.counts().live;
+  push::EventLoop loop;
+  auto client = makeClient(loop, apnsConfig(mock));
+  ASSERT_TRUE(client);
+  Collector got;
+  for (int i = 0; i < 5; ++i) {
+    client->send(notification(deviceToken(static_cast<std::uint64_t>(i))), got.callback(i));
+  }
+  ASSERT_TRUE(eventually([&] { return mock.stats()["requests"].value("apns", 0) == 5; }));
+  client.reset();  // the destructor runs the awaited shutdown
+  const auto outcomes = got.outcomes();
+  ASSERT_EQ(outcomes.size(), 5u);
+  for (const auto& [i, list] : outcomes) {
+    ASSERT_EQ(list.size(), 1u) << i;
+    EXPECT_EQ(list[0].kind, OutcomeKind::kSuccess) << list[0].reason;
+  }
+  EXPECT_EQ(socketsTo(mock.port()), 0);
+  EXPECT_EQ(conn_kind.counts().live, conns_before);
+  EXPECT_TRUE(eventually([&] { return mock.stats()["open_connections"] == 0; }, 5000));
+}
+
+TEST(ApnsIntegration, SendsRacingShutdownGetExactlyOneAnswerEach) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  push::EventLoop loop;
+  auto config = apnsConfig(mock);
+  config.max_outstanding = 64;
+  auto client = makeClient(loop, config);
+  ASSERT_TRUE(client);
+  std::atomic<int> accepted{0}, answered{0}, succeeded{0};
+  std::atomic<bool> refused{false};
+  auto sender = [&](std::uint64_t first) {
+    for (std::uint64_t i = first;; ++i) {
+      const auto a = client->send(notification(deviceToken(i)), [&](const push::Outcome& o) {
+        ++answered;
+        if (o.kind == OutcomeKind::kSuccess) ++succeeded;
+      });
+      if (a == push::Admission::kAccepted) ++accepted;
+      if (a == push::Admission::kShutDown) {
+        refused = true;
+        return;
+      }
+      if (a == push::Admission::kQueueFull) std::this_thread::yield();
+    }
+  };
+  std::thread a(sender, 0), b(sender, 1'000'000);
+  ASSERT_TRUE(eventually([&] { return answered.load() >= 300; }));
+  ASSERT_TRUE(client->shutdown(seconds(5)));
+  a.join();
+  b.join();
+  EXPECT_TRUE(refused.load());
+  // Everything accepted before the inbox closed was answered, once, before
+  // shutdown() returned; the server's 200s are exactly our successes.
+  EXPECT_EQ(answered.load(), accepted.load());
+  int ok = 0;
+  for (const auto& [token, n] : receivedCounts(mock.received(), 200)) {
+    EXPECT_EQ(n, 1) << "delivered twice";
+    ok += n;
+  }
+  EXPECT_EQ(ok, succeeded.load());
+  EXPECT_EQ(socketsTo(mock.port()), 0);
+}
+
+TEST(ApnsIntegration, OutcomeCallbacksMaySendAgain) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  push::EventLoop loop;
+  auto client = makeClient(loop, apnsConfig(mock));
+  ASSERT_TRUE(client);
+  constexpr int kChain = 100;
+  std::atomic<int> ok{0};
+  std::function<void(int)> next = [&](int i) {
+    client->send(notification(deviceToken(static_cast<std::uint64_t>(i))),
+                 [&, i](const push::Outcome& o) {
+                   if (o.kind == OutcomeKind::kSuccess) ++ok;
+                   if (i + 1 < kChain) next(i + 1);  // from inside the callback
+                 });
+  };
+  next(0);
+  ASSERT_TRUE(eventually([&] { return ok.load() == kChain; })) << ok.load();
+  EXPECT_EQ(receivedCounts(mock.received(), 200).size(), static_cast<std::size_t>(kChain));
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(ApnsIntegrationDeathTest, DestroyingTheClientFromItsOwnCallbackAbortsWithAMessage) {
+  const TestPki& pki = TestPki::get();  // made here, not in the forked child
+  auto run = [&] {
+    push::EventLoop loop;
+    push::ApnsConfig config;
+    // Never connected: an empty token is refused before sending, and its
+    // outcome still arrives on the loop thread.
+    config.endpoint = {"localhost", 9, "127.0.0.1"};
+    config.tls.ca_file = pki.ca;
+    config.token_auth = push::ApnsTokenAuth{pki.apns_key, kKeyId, kTeamId};
+    auto created = push::ApnsClient::create(loop, config);
+    if (!created) std::exit(3);
+    std::unique_ptr<push::ApnsClient> client = std::move(*created);
+    client->send(notification(""), [&](const push::Outcome&) { client.reset(); });
+    std::this_thread::sleep_for(seconds(10));
+    std::exit(4);  // not reached when it aborts
+  };
+  EXPECT_DEATH(run(), "destroyed on its own event-loop thread");
 }

@@ -19,16 +19,6 @@ using std::chrono::seconds;
 
 namespace {
 
-double metric(const push::PushMetrics& m, const std::string& series) {
-  return metricValue(prometheus::TextSerializer().Serialize(m.Collect()), series).value_or(-1);
-}
-
-std::unique_ptr<push::ApnsClient> makeClient(push::EventLoop& loop, push::ApnsConfig config) {
-  auto c = push::ApnsClient::create(loop, std::move(config));
-  EXPECT_TRUE(c) << (c ? "" : c.error().message);
-  return c ? std::move(*c) : nullptr;
-}
-
 std::vector<push::ApnsNotification> batchOf(int n, std::uint64_t first = 0) {
   std::vector<push::ApnsNotification> out;
   for (int i = 0; i < n; ++i)
@@ -76,7 +66,8 @@ TEST(Faults, DelayWithinTheTimeoutIsJustSlower) {
   EXPECT_EQ(metric(*client->metrics(),
                    R"(pushdaemon_apns_upstream_rq_duration_seconds_bucket{le="0.1"})"),
             0);
-  EXPECT_GE(metric(*client->metrics(), "pushdaemon_apns_upstream_rq_duration_seconds_sum"), 2.0);
+  // 10 × 200 ms, with slack for the mock's timer granularity.
+  EXPECT_GE(metric(*client->metrics(), "pushdaemon_apns_upstream_rq_duration_seconds_sum"), 1.9);
   ASSERT_TRUE(client->shutdown());
 }
 
@@ -104,7 +95,13 @@ TEST(Faults, DelayBeyondTheTimeoutTimesOutOnceAndTheLateAnswerIsIgnored) {
     const std::lock_guard lock(mu);
     return calls.size() == 3;
   }));
-  std::this_thread::sleep_for(milliseconds(700));  // the late answers arrive now
+  // The client reset the timed-out streams: the mock saw each one go before
+  // its delayed answer left, so no late answer can come.
+  ASSERT_TRUE(eventually([&] {
+    int gone = 0;
+    for (const auto& r : mock.received()) gone += r["action"] == "unanswered" ? 1 : 0;
+    return gone == 3;
+  })) << mock.received().dump();
   {
     const std::lock_guard lock(mu);
     for (const auto& [i, n] : calls) EXPECT_EQ(n, 1) << i;
@@ -168,7 +165,9 @@ TEST(Faults, GoawayAfterNStreamsMovesTheRestToANewConnection) {
   const auto stats = mock.stats();
   EXPECT_GE(stats["goaways_sent"], 8);  // 5 per connection
   EXPECT_GT(stats["unprocessed"], 0);   // streams above the GOAWAY's last id were in flight
-  EXPECT_EQ(stats["peak_open_connections"], 1);  // never beyond the pool's maximum
+  // A draining connection does not hold back its replacement, but sockets
+  // never exceed twice the maximum (PoolOptions::max_connections).
+  EXPECT_LE(stats["peak_open_connections"], 2);
   const auto m = client->metrics();
   // The last GOAWAY may still be in flight when the last answer arrives.
   EXPECT_TRUE(eventually([&] {
@@ -295,11 +294,9 @@ TEST(Faults, MaxConcurrentStreamsChangedMidConnectionIsFollowed) {
   EXPECT_EQ(kinds(client->sendBatch(batchOf(40)))[OutcomeKind::kSuccess], 40);
   EXPECT_GT(mock.stats()["peak_streams_per_connection"], 2);
   // Lower it on the open connection; wait until the client acknowledged it.
-  const auto acks = mock.stats()["settings_acks"].get<int>();
   ASSERT_TRUE(mock.control("reset", nlohmann::json::object()));
   ASSERT_TRUE(mock.faults({{"max_concurrent_streams", 2}}));
   ASSERT_TRUE(eventually([&] { return mock.stats()["settings_acks"].get<int>() >= 1; }));
-  (void)acks;
   EXPECT_EQ(kinds(client->sendBatch(batchOf(20, 100)))[OutcomeKind::kSuccess], 20);
   const auto stats = mock.stats();
   EXPECT_EQ(stats["peak_streams_per_connection"], 2);
@@ -333,6 +330,34 @@ TEST(Faults, RefusedConnectionsFailTheQueueThenThePoolRecovers) {
   ASSERT_TRUE(mock.faults({{"refuse_connections", false}}));
   const auto again = client->sendBatch(batchOf(5, 10));
   EXPECT_EQ(kinds(again)[OutcomeKind::kSuccess], 5);
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(Faults, FailedAttemptsAtAnExtraConnectionLeaveTheQueueToTheWorkingOne) {
+  // Two streams per connection and slow answers: the pool wants three
+  // connections, but after the first one the server refuses new ones.
+  MockPushServer mock({"--max-concurrent-streams", "2"});
+  ASSERT_TRUE(mock.ok());
+  ASSERT_TRUE(mock.faults({{"delay_ms", 100}}));
+  auto config = apnsConfig(mock);
+  config.pool.max_connections = 3;
+  config.pool.connect_failures_before_failing_queue = 2;
+  config.pool.reconnect = {milliseconds(20), milliseconds(40), 2.0};
+  config.pool.request_timeout = seconds(20);
+  push::EventLoop loop;
+  auto client = makeClient(loop, config);
+  ASSERT_TRUE(client);
+  ASSERT_EQ(kinds(client->sendBatch(batchOf(1)))[OutcomeKind::kSuccess], 1);  // one is up
+  ASSERT_TRUE(mock.faults({{"refuse_connections", true}}));
+  const auto batch = batchOf(20, 100);
+  const auto outcomes = client->sendBatch(batch);
+  // Every one went through the working connection, none failed with
+  // ConnectFailed although more attempts failed than the queue's limit.
+  EXPECT_EQ(kinds(outcomes)[OutcomeKind::kSuccess], 20);
+  EXPECT_GT(metric(*client->metrics(), "pushdaemon_apns_upstream_cx_connect_fail_total"),
+            config.pool.connect_failures_before_failing_queue);
+  expectDeliveredOnce(mock, batch, outcomes);
+  ASSERT_TRUE(mock.faults({{"refuse_connections", false}}));
   ASSERT_TRUE(client->shutdown());
 }
 

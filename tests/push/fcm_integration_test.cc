@@ -6,7 +6,9 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <atomic>
 #include <fstream>
+#include <map>
 
 #include "leakscope/diag/tracked.h"
 #include "leakscope/push/fcm.h"
@@ -20,16 +22,6 @@ using std::chrono::minutes;
 using std::chrono::seconds;
 
 namespace {
-
-double metric(const push::PushMetrics& m, const std::string& series) {
-  return metricValue(prometheus::TextSerializer().Serialize(m.Collect()), series).value_or(-1);
-}
-
-std::unique_ptr<push::FcmClient> makeClient(push::EventLoop& loop, push::FcmConfig config) {
-  auto c = push::FcmClient::create(loop, std::move(config));
-  EXPECT_TRUE(c) << (c ? "" : c.error().message);
-  return c ? std::move(*c) : nullptr;
-}
 
 push::FcmNotification message(const std::string& token) {
   return {token, R"({"notification":{"title":"leakscope","body":"test"}})"};
@@ -221,9 +213,87 @@ TEST(FcmIntegration, ServiceAccountProblemsAreReportedAtCreate) {
   auto missing = push::FcmClient::create(loop, config);
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find("missing.json"), std::string::npos);
-  std::ofstream(dir.path() + "/bad.json") << R"({"type":"service_account","client_email":"x"})";
+  // A key that does not parse: the error names the file, never the key text.
+  std::ofstream(dir.path() + "/bad.json")
+      << R"({"type":"service_account","project_id":"p","private_key_id":"k1",)"
+      << R"("client_email":"x@p.iam.gserviceaccount.com","token_uri":"https://localhost/token",)"
+      << R"("private_key":"-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n)"
+      << R"(-----END PRIVATE KEY-----\n"})";
   config.service_account_file = dir.path() + "/bad.json";
   auto bad = push::FcmClient::create(loop, config);
   ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().message.find("PRIVATE"), std::string::npos);  // no key text in errors
+  EXPECT_NE(bad.error().message.find("bad.json"), std::string::npos) << bad.error().message;
+  EXPECT_EQ(bad.error().message.find("c2VjcmV0"), std::string::npos) << bad.error().message;
+  EXPECT_EQ(bad.error().message.find("BEGIN PRIVATE KEY"), std::string::npos);
+}
+
+TEST(FcmIntegration, TransportFaultsAreReportedAsForApns) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  TempDir dir;
+  push::EventLoop loop;
+  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+  ASSERT_TRUE(client);
+  ASSERT_EQ(client->sendBatch({message("warm-up")})[0].kind, OutcomeKind::kSuccess);
+  // RST_STREAM(REFUSED_STREAM): not processed, sent again invisibly.
+  ASSERT_TRUE(mock.faults({{"rst", {{"count", 1}, {"error_code", 7}}}}));
+  auto o = client->sendBatch({message("refused-once")})[0];
+  EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
+  // RST_STREAM(INTERNAL_ERROR): maybe processed, reported once, not resent.
+  ASSERT_TRUE(mock.faults({{"rst", {{"count", 1}, {"error_code", 2}}}}));
+  o = client->sendBatch({message("reset")})[0];
+  EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
+  EXPECT_EQ(o.reason, "StreamReset");
+  // Abrupt close mid-request: ConnectionLost once, then a new connection works.
+  ASSERT_TRUE(mock.faults({{"close_after_requests", 1}}));
+  o = client->sendBatch({message("lost")})[0];
+  EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
+  EXPECT_EQ(o.reason, "ConnectionLost");
+  ASSERT_TRUE(mock.faults({{"close_after_requests", 0}}));
+  EXPECT_EQ(client->sendBatch({message("after")})[0].kind, OutcomeKind::kSuccess);
+  std::map<std::string, std::vector<std::string>> actions;
+  for (const auto& r : mock.received()) {
+    if (r.contains("token")) actions[r["token"]].push_back(r["action"]);
+  }
+  EXPECT_EQ(actions["refused-once"], (std::vector<std::string>{"reset", "respond"}));
+  EXPECT_EQ(actions["reset"], (std::vector<std::string>{"reset"}));
+  EXPECT_EQ(actions["lost"], (std::vector<std::string>{"close"}));
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(FcmIntegration, OversizedMessagesAreRefusedBeforeSending) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  TempDir dir;
+  push::EventLoop loop;
+  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+  ASSERT_TRUE(client);
+  const std::string big(push::kFcmMaxMessageBytes, 'x');
+  const auto o = client->sendBatch({{"tok", R"({"data":{"blob":")" + big + R"("}})"}})[0];
+  EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
+  EXPECT_EQ(o.reason, "PayloadTooLarge");
+  EXPECT_EQ(o.attempts, 0);
+  EXPECT_EQ(mock.received().size(), 0u);
+  ASSERT_TRUE(client->shutdown());
+}
+
+TEST(FcmIntegration, ShutdownStillSendsWhatWaitsForAnAccessTokenInFlight) {
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  ASSERT_TRUE(mock.faults({{"delay_ms", 300}}));  // the token request takes a while
+  TempDir dir;
+  push::EventLoop loop;
+  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+  ASSERT_TRUE(client);
+  std::atomic<int> ok{0}, answered{0};
+  for (int i = 0; i < 3; ++i) {
+    client->send(message("t" + std::to_string(i)), [&](const push::Outcome& o) {
+      ++answered;
+      if (o.kind == OutcomeKind::kSuccess) ++ok;
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return mock.stats()["requests"].value("oauth", 0) == 1; }));
+  ASSERT_TRUE(client->shutdown(seconds(5)));  // within the grace: the token comes, they go
+  EXPECT_EQ(answered.load(), 3);
+  EXPECT_EQ(ok.load(), 3);
 }

@@ -5,9 +5,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include "leakscope/diag/sockets.h"
 
 namespace leakscope::testing {
 
@@ -214,6 +219,39 @@ std::map<std::string, int> receivedCounts(const nlohmann::json& received, int st
     ++out[r["token"].get<std::string>()];
   }
   return out;
+}
+
+std::string scrape(const push::PushMetrics& m) {
+  return prometheus::TextSerializer().Serialize(m.Collect());
+}
+
+double metric(const push::PushMetrics& m, const std::string& series) {
+  return metricValue(scrape(m), series).value_or(-1);
+}
+
+namespace {
+template <class Client, class Config>
+std::unique_ptr<Client> create(push::EventLoop& loop, Config config) {
+  auto c = Client::create(loop, std::move(config));
+  EXPECT_TRUE(c) << (c ? "" : c.error().message);
+  return c ? std::move(*c) : nullptr;
+}
+}  // namespace
+
+std::unique_ptr<push::ApnsClient> makeClient(push::EventLoop& loop, push::ApnsConfig config) {
+  return create<push::ApnsClient>(loop, std::move(config));
+}
+
+std::unique_ptr<push::FcmClient> makeClient(push::EventLoop& loop, push::FcmConfig config) {
+  return create<push::FcmClient>(loop, std::move(config));
+}
+
+int socketsTo(int port) {
+  auto socks = leakscope::diag::listOwnSockets();
+  if (!socks) return -1;
+  int n = 0;
+  for (const auto& s : *socks) n += s.remote.port == port ? 1 : 0;
+  return n;
 }
 
 }  // namespace leakscope::testing

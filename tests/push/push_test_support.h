@@ -110,6 +110,18 @@ push::ApnsNotification notification(const std::string& token);
 // A 64-hex-digit token made from `n` after `prefix`.
 std::string deviceToken(std::uint64_t n, const std::string& prefix = "");
 
+// The client's metrics as Prometheus text, and one series' value (-1 when
+// absent).
+std::string scrape(const push::PushMetrics& m);
+double metric(const push::PushMetrics& m, const std::string& series);
+
+// create(), with an error reported as a test failure; null then.
+std::unique_ptr<push::ApnsClient> makeClient(push::EventLoop& loop, push::ApnsConfig config);
+std::unique_ptr<push::FcmClient> makeClient(push::EventLoop& loop, push::FcmConfig config);
+
+// Sockets of this process connected to `port` (-1: cannot read them).
+int socketsTo(int port);
+
 // Each id's records in the mock's /control/received, by token.
 std::map<std::string, int> receivedCounts(const nlohmann::json& received, int status = -1);
 

@@ -219,7 +219,9 @@ void Pool::onClosed(Connection& c) {
     // at an extra connection failing while others work just wait for those.
     if (hopeless ||
         (consecutive_failures_ >= options_.connect_failures_before_failing_queue && !anyUsable())) {
-      failQueue(c.closeReason() == Failure::kNone ? Failure::kConnectFailed : c.closeReason());
+      // A connection that never became ready lost nothing: the set-up failed
+      // (e.g. the server refused our certificate after the handshake).
+      failQueue(hopeless ? c.closeReason() : Failure::kConnectFailed);
     }
   }
   event_active(reap_ev_.get(), 0, 0);
