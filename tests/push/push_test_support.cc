@@ -16,44 +16,6 @@
 
 namespace leakscope::testing {
 
-std::optional<std::string> httpPost(const std::string& host_port, const std::string& path,
-                                    const std::string& body) {
-  const std::size_t colon = host_port.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(host_port.substr(colon + 1))));
-  if (inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &a.sin_addr) != 1) return std::nullopt;
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return std::nullopt;
-  }
-  const std::string req =
-      "POST " + path + " HTTP/1.0\r\nHost: " + host_port +
-      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\n\r\n" + body;
-  if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return std::nullopt;
-  }
-  std::string resp;
-  char buf[8192];
-  for (;;) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    resp.append(buf, static_cast<std::size_t>(n));
-  }
-  close(fd);
-  if (resp.rfind("HTTP/1.", 0) != 0 || resp.find(" 200 ") == std::string::npos) return std::nullopt;
-  const std::size_t start = resp.find("\r\n\r\n");
-  if (start == std::string::npos) return std::nullopt;
-  return resp.substr(start + 4);
-}
-
 const TestPki& TestPki::get() {
   static TempDir dir;  // removed at exit
   static const TestPki pki = [] {

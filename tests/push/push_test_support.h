@@ -21,11 +21,6 @@
 
 namespace leakscope::testing {
 
-// POST http://HOST:PORT/PATH with a JSON body; the response body, or nullopt
-// on any failure (connect, timeout, non-200).
-std::optional<std::string> httpPost(const std::string& host_port, const std::string& path,
-                                    const std::string& body);
-
 // Keys and certificates from tests/mock_push/make-test-pki.sh, in a temp dir
 // removed at exit.
 struct TestPki {

@@ -19,7 +19,10 @@ extern char** environ;
 
 namespace leakscope::testing {
 
-std::optional<std::string> httpGet(const std::string& host_port, const std::string& path) {
+namespace {
+
+// One HTTP/1.0 exchange: `request` is sent as is; the body of a 200 answer.
+std::optional<std::string> httpExchange(const std::string& host_port, const std::string& request) {
   const std::size_t colon = host_port.rfind(':');
   if (colon == std::string::npos) return std::nullopt;
   sockaddr_in a{};
@@ -34,8 +37,8 @@ std::optional<std::string> httpGet(const std::string& host_port, const std::stri
     close(fd);
     return std::nullopt;
   }
-  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n\r\n";
-  if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
     close(fd);
     return std::nullopt;
   }
@@ -51,6 +54,19 @@ std::optional<std::string> httpGet(const std::string& host_port, const std::stri
   const std::size_t body = resp.find("\r\n\r\n");
   if (body == std::string::npos) return std::nullopt;
   return resp.substr(body + 4);
+}
+
+}  // namespace
+
+std::optional<std::string> httpGet(const std::string& host_port, const std::string& path) {
+  return httpExchange(host_port, "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n\r\n");
+}
+
+std::optional<std::string> httpPost(const std::string& host_port, const std::string& path,
+                                    const std::string& body) {
+  return httpExchange(host_port, "POST " + path + " HTTP/1.0\r\nHost: " + host_port +
+                                     "\r\nContent-Type: application/json\r\nContent-Length: " +
+                                     std::to_string(body.size()) + "\r\n\r\n" + body);
 }
 
 std::optional<double> metricValue(const std::string& text, const std::string& series) {

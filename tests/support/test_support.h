@@ -11,6 +11,9 @@ namespace leakscope::testing {
 // GET http://HOST:PORT/PATH (HTTP/1.0). Returns the body, or nullopt on any
 // failure (connect, timeout, non-200).
 std::optional<std::string> httpGet(const std::string& host_port, const std::string& path);
+// POST with a JSON body; the same answer rules as httpGet.
+std::optional<std::string> httpPost(const std::string& host_port, const std::string& path,
+                                    const std::string& body);
 
 // The value of the sample whose series is exactly `series`
 // (e.g. `leakscope_tracked_objects{kind="x"}`) in Prometheus text, or nullopt.

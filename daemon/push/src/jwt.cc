@@ -17,6 +17,8 @@
 #include <sstream>
 #include <vector>
 
+#include "tls.h"
+
 namespace leakscope::push {
 
 using diag::Errc;
@@ -34,20 +36,6 @@ int decodeChar(char c) {
   if (c == '-') return 62;
   if (c == '_') return 63;
   return -1;
-}
-
-// OpenSSL's error queue as one line, then cleared (so one failure never
-// leaks into the next call's message).
-std::string sslErrors() {
-  std::string out;
-  unsigned long e = 0;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "no detail" : out;
 }
 
 struct MdCtxFree {
@@ -141,8 +129,8 @@ Result<SigningKey> SigningKey::fromPem(std::string_view pem, Algorithm alg, std:
   if (!bio) return Error{Errc::kIo, "out of memory reading key " + std::string(what)};
   EVP_PKEY* raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
   if (raw == nullptr) {
-    return Error{Errc::kParse,
-                 "no PEM private key in " + std::string(what) + " (" + sslErrors() + ")"};
+    return Error{Errc::kParse, "no PEM private key in " + std::string(what) + " (" +
+                                   detail::sslErrorQueue() + ")"};
   }
   std::shared_ptr<EVP_PKEY> key(raw, KeyFree{});
   if (alg == Algorithm::kES256) {
@@ -173,16 +161,16 @@ Result<std::string> SigningKey::signJwt(std::string_view header_json,
 
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1) {
-    return Error{Errc::kIo, "cannot start JWT signature: " + sslErrors()};
+    return Error{Errc::kIo, "cannot start JWT signature: " + detail::sslErrorQueue()};
   }
   std::size_t sig_len = 0;
   const auto* data = reinterpret_cast<const unsigned char*>(input.data());
   if (EVP_DigestSign(ctx.get(), nullptr, &sig_len, data, input.size()) != 1) {
-    return Error{Errc::kIo, "cannot size JWT signature: " + sslErrors()};
+    return Error{Errc::kIo, "cannot size JWT signature: " + detail::sslErrorQueue()};
   }
   std::vector<unsigned char> sig(sig_len);
   if (EVP_DigestSign(ctx.get(), sig.data(), &sig_len, data, input.size()) != 1) {
-    return Error{Errc::kIo, "cannot sign JWT: " + sslErrors()};
+    return Error{Errc::kIo, "cannot sign JWT: " + detail::sslErrorQueue()};
   }
   sig.resize(sig_len);
 
@@ -192,7 +180,7 @@ Result<std::string> SigningKey::signJwt(std::string_view header_json,
     const unsigned char* p = sig.data();
     std::unique_ptr<ECDSA_SIG, EcdsaSigFree> es(
         d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size())));
-    if (!es) return Error{Errc::kIo, "cannot decode ECDSA signature: " + sslErrors()};
+    if (!es) return Error{Errc::kIo, "cannot decode ECDSA signature: " + detail::sslErrorQueue()};
     const BIGNUM* r = nullptr;
     const BIGNUM* s = nullptr;
     ECDSA_SIG_get0(es.get(), &r, &s);
