@@ -58,7 +58,9 @@ diag::Result<std::unique_ptr<DbConnection>> DbConnection::connect(const DbParams
   const unsigned proto = p.socket.empty() ? MYSQL_PROTOCOL_TCP : MYSQL_PROTOCOL_SOCKET;
   mysql_options(m, MYSQL_OPT_PROTOCOL, &proto);
   const char* pw = p.password.empty() ? nullptr : p.password.c_str();
-  if (mysql_real_connect(m, p.host.c_str(), p.user.c_str(), pw, p.name.c_str(), p.port,
+  // A Unix socket is only used with host "localhost".
+  const char* host = p.socket.empty() ? p.host.c_str() : "localhost";
+  if (mysql_real_connect(m, host, p.user.c_str(), pw, p.name.c_str(), p.port,
                          p.socket.empty() ? nullptr : p.socket.c_str(),
                          CLIENT_FOUND_ROWS) == nullptr) {
     const unsigned code = mysql_errno(m);

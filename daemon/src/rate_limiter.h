@@ -19,7 +19,9 @@ class RateLimiter {
     setRate(rate, now);
   }
 
+  // A new rate; the same rate again (a reload) keeps the bucket as it is.
   void setRate(double rate, Clock::time_point now) {
+    if (rate == rate_ && last_ != Clock::time_point{}) return;
     rate_ = rate;
     burst_ = std::max(1.0, rate / 10);
     available_ = burst_;
