@@ -183,6 +183,19 @@ void Scheduler::threadMain() {
   mysql_thread_end();
 }
 
+// One attempt, no waiting: a reload during a database outage must not stall
+// the loop (the app rows we have stay in use; key files are re-read anyway).
+diag::Result<std::optional<AppRow>> Scheduler::loadAppOnce(std::uint64_t app_id) {
+  DbConnection* c = db_.get();
+  if (c == nullptr) return diag::Error{diag::Errc::kUnavailable, db_.lastError()};
+  auto r = loadApp(*c, app_id);
+  if (!r.ok()) {
+    metrics_->dbError(DbOp::kApp);
+    if (r.error().code == diag::Errc::kUnavailable) db_.reset();
+  }
+  return r;
+}
+
 bool Scheduler::applyReload() {
   std::optional<Config> next;
   {
@@ -213,8 +226,7 @@ bool Scheduler::applyReload() {
   // Re-read the apps that have clients and let the registry replace those
   // whose credentials changed (the old pools are shut down, awaited).
   for (std::uint64_t app_id : registry_.appIds()) {
-    auto app = db_.run(
-        DbOp::kApp, [&](DbConnection& c) { return loadApp(c, app_id); }, &stop_flag_);
+    auto app = loadAppOnce(app_id);
     if (!app.ok()) {
       logWarn("scheduler", "reload: app " + std::to_string(app_id) + ": " + app.error().message);
       continue;
@@ -545,8 +557,7 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
       break;
     }
     if (applyReload()) {
-      auto fresh = db_.run(
-          DbOp::kApp, [&](DbConnection& c) { return loadApp(c, run.app.id); }, &stop_flag_);
+      auto fresh = loadAppOnce(run.app.id);
       if (fresh.ok() && *fresh) run.app = **fresh;
       for (Platform p : kPlatforms) {
         if (!run.active[static_cast<int>(p)]) continue;

@@ -78,6 +78,7 @@ class Scheduler {
   void pollOnce();
   void runSchedule(ClaimedSchedule claimed);
   bool applyReload();
+  diag::Result<std::optional<AppRow>> loadAppOnce(std::uint64_t app_id);
   void refreshSchedules();
   void waitIdle(std::chrono::milliseconds d);
   // Outcome delivery (loop thread) -> this thread.

@@ -116,6 +116,13 @@ TEST(Config, PasswordFileMustBePrivateAndItsContentIsNeverInTheError) {
   EXPECT_THROW(readPasswordFile(dir.path() + "/missing"), ConfigError);
 }
 
+TEST(Config, TheShippedExampleIsValid) {
+  const Config c =
+      loadConfig(std::string(LEAKSCOPE_DOCS_DIR) + "/../daemon/pushdaemon.example.toml", {});
+  EXPECT_EQ(c.db_password_file, "/etc/pushdaemon/db-password");
+  EXPECT_EQ(c.snapshot_dir, "/var/lib/pushdaemon/snapshots");
+}
+
 TEST(Config, EveryOptionIsDocumentedInConfigMd) {
   std::ifstream in(std::string(LEAKSCOPE_DOCS_DIR) + "/config.md");
   ASSERT_TRUE(in) << "docs/config.md missing";

@@ -204,6 +204,32 @@ TEST_F(PushDaemonTest, SecretsNeverAppearInLogsSnapshotsMetricsOrArgv) {
   }
 }
 
+TEST_F(PushDaemonTest, MetricsPassPromtool) {
+  const std::uint64_t app = createTestApp(*conn_, mock_, dir_.path() + "/app", "game");
+  insertTokens(*conn_, app, "apns", {deviceToken(1, "a0"), deviceToken(2, "adead")});
+  insertTokens(*conn_, app, "fcm", {deviceToken(3, "f0"), deviceToken(4, "fb5")});
+  auto sid = pushdaemon::addSchedule(*conn_, app, bothPlatformsPayload(), -1);
+  DaemonProcess d(db_, mock_, dir_.path());
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_TRUE(waitForState(*conn_, *sid, "done")) << d.log();
+  const std::string text = d.metrics();
+  for (const char* family :
+       {"pushdaemon_tokens_total", "pushdaemon_batch_duration_seconds_bucket",
+        "pushdaemon_db_errors_total", "pushdaemon_result_backlog_tokens", "pushdaemon_schedules",
+        "pushdaemon_apns_upstream_cx_active", "leakscope_tracked_objects"}) {
+    EXPECT_NE(text.find(std::string("\n") + family), std::string::npos) << family;
+  }
+  // The transport's connection gauge and the tracked objects agree.
+  EXPECT_EQ(metricValue(text, "pushdaemon_apns_upstream_cx_active"),
+            metricValue(text, R"(leakscope_tracked_objects{kind="apns.connection"})"));
+  EXPECT_EQ(metricValue(text, R"(leakscope_tracked_objects{kind="db.connection"})"), 2.0);
+  const std::string file = dir_.path() + "/metrics.txt";
+  std::ofstream(file) << text;
+  Child promtool({"/bin/sh", "-c", "promtool check metrics < " + file});
+  EXPECT_EQ(promtool.wait(30000), 0) << promtool.out() << promtool.err();
+  EXPECT_EQ(d.terminate(), 0);
+}
+
 TEST_F(PushDaemonTest, BadSchedulesFailWithTheReasonAndTheDaemonCarriesOn) {
   const std::uint64_t app = createTestApp(*conn_, mock_, dir_.path() + "/app", "game");
   const auto good_ids =
