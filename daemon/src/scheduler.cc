@@ -109,6 +109,9 @@ Scheduler::Scheduler(Config config, DbParams db, push::EventLoop& loop,
       registry_(loop, std::move(push_metrics), metrics) {
   registry_.configure(config_);
   max_loop_age_s_ = maxLoopAge(config_);
+  last_loop_ns_ = Clock::now().time_since_epoch().count();
+  // Made here, not in start(): health() (HTTP thread) reads it from now on.
+  writer_ = std::make_unique<ResultWriter>(db_params_, config_, metrics_);
   limiter_[0].setRate(config_.apns.rate_limit, Clock::now());
   limiter_[1].setRate(config_.fcm.rate_limit, Clock::now());
 }
@@ -120,7 +123,6 @@ Scheduler::~Scheduler() {
 
 void Scheduler::start() {
   last_loop_ns_ = Clock::now().time_since_epoch().count();
-  writer_ = std::make_unique<ResultWriter>(db_params_, config_, metrics_);
   thread_ = std::thread([this] { threadMain(); });
 }
 
@@ -145,7 +147,7 @@ Scheduler::Health Scheduler::health() const {
   Health h;
   h.draining = draining_.load();
   h.schedule_id = current_schedule_.load();
-  h.db_ok = db_.up() && (!writer_ || writer_->dbUp());
+  h.db_ok = db_.up() && writer_->dbUp();
   const auto now = Clock::now().time_since_epoch().count();
   h.loop_age_s = static_cast<double>(now - last_loop_ns_.load()) / 1e9;
   const double max_age = max_loop_age_s_.load();

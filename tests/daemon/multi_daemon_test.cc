@@ -18,7 +18,7 @@ void runDaemons(int daemons) {
   auto conn = db.connect();
   ASSERT_NE(conn, nullptr);
   ASSERT_TRUE(pushdaemon::migrate(*conn).ok());
-  // Many small schedules, each for its own app and tokens, all due now.
+  // Many small schedules, each for its own app and tokens, all due at once.
   const int kSchedules = 24, kTokens = 150;
   std::vector<std::uint64_t> schedules;
   std::set<std::string> all_tokens;
@@ -35,7 +35,8 @@ void runDaemons(int daemons) {
     insertTokens(*conn, app, "fcm", fcm);
     all_tokens.insert(apns.begin(), apns.end());
     all_tokens.insert(fcm.begin(), fcm.end());
-    auto id = pushdaemon::addSchedule(*conn, app, bothPlatformsPayload(), -1);
+    // Due shortly after all daemons are up, so they compete for every one.
+    auto id = pushdaemon::addSchedule(*conn, app, bothPlatformsPayload(), 3);
     ASSERT_TRUE(id.ok());
     schedules.push_back(*id);
   }
