@@ -176,7 +176,8 @@ int runDaemon(int argc, char** argv) {
           return 1;
         }
         mdb.reset();
-      } else if (migrate_only && mdb.lastError().find("Access denied") != std::string::npos) {
+      } else if (mdb.lastError().find("Access denied") != std::string::npos) {
+        // Wrong user or password: waiting will not fix it.
         logError("migrate", mdb.lastError());
         return 1;
       }
