@@ -307,6 +307,18 @@ TEST_F(PushDaemonTest, MalformedConfigIsRefusedNamingFileLineAndKey) {
   EXPECT_EQ(err4.find("hunter2"), std::string::npos) << err4;
 }
 
+TEST_F(PushDaemonTest, AWrongDatabasePasswordEndsTheStartWithoutEchoingIt) {
+  const std::string pw = dir_.path() + "/wrong-password";
+  std::ofstream(pw) << "not-the-password-4711\n";
+  chmod(pw.c_str(), 0600);
+  DaemonProcess d(db_, mock_, dir_.path(), {{"database.password_file", "\"" + pw + "\""}});
+  d.writeConfig({});
+  Child c({std::string(LEAKSCOPE_BIN_DIR) + "/pushdaemon", "--config", d.configPath()});
+  EXPECT_EQ(c.wait(20000), 1);
+  EXPECT_NE(c.err().find("Access denied"), std::string::npos) << c.err();
+  EXPECT_EQ(c.err().find("not-the-password-4711"), std::string::npos);
+}
+
 TEST_F(PushDaemonTest, TokenLoaderRefusesBadLinesByFileAndLineAndLoadsNothing) {
   const std::uint64_t app = createTestApp(*conn_, mock_, dir_.path() + "/app", "game");
   const std::string tokens = dir_.path() + "/tokens.txt";
