@@ -57,7 +57,9 @@ void ResultWriter::maybeRenew() {
   {
     const std::lock_guard lock(mu_);
     if (!lease_ || lease_lost_) return;
-    if (std::chrono::steady_clock::now() - last_renew_ < lease_->length / 3) return;
+    if (std::chrono::steady_clock::now() - last_renew_ <
+        std::chrono::milliseconds(lease_->length) / 3)
+      return;
     lease = lease_;
   }
   auto r = db_.run(
@@ -85,7 +87,8 @@ void ResultWriter::threadMain() {
     Job job;
     {
       std::unique_lock lock(mu_);
-      const auto period = lease_ ? lease_->length / 3 : std::chrono::seconds(1);
+      const auto period =
+          lease_ ? std::chrono::milliseconds(lease_->length) / 3 : std::chrono::seconds(1);
       cv_.wait_for(lock, std::min<std::chrono::milliseconds>(period, std::chrono::seconds(1)),
                    [&] { return !jobs_.empty() || stopping_; });
       if (jobs_.empty()) {
