@@ -95,6 +95,8 @@ struct Scheduler::Run {
   Clock::time_point client_retry_at[2]{};
   bool lease_lost = false;
   std::string fatal;  // a write that cannot succeed: the schedule fails
+  // Set by the writer thread when a page write failed for good.
+  std::shared_ptr<std::atomic<bool>> write_failed = std::make_shared<std::atomic<bool>>(false);
   std::size_t in_memory_tokens = 0;
 };
 
@@ -447,9 +449,18 @@ void Scheduler::submitWrites(Run& run, Platform p) {
     auto outcome = std::make_shared<WriteOutcome>(WriteOutcome::kWritten);
     ResultWriter::Job job;
     job.op = DbOp::kWrite;
-    job.work = [lease, p, last_id, rows, outcome](DbConnection& c) -> diag::Status {
+    auto broken = run.write_failed;
+    job.work = [lease, p, last_id, rows, outcome, broken](DbConnection& c) -> diag::Status {
+      // After a page that cannot be written, the pages queued behind it must
+      // not move the cursor past it.
+      if (broken->load()) {
+        return diag::Error{diag::Errc::kIo, "skipped after an earlier write failed"};
+      }
       auto r = writePage(c, lease, p, last_id, *rows);
-      if (!r.ok()) return r.error();
+      if (!r.ok()) {
+        if (r.error().code != diag::Errc::kUnavailable) broken->store(true);
+        return r.error();
+      }
       *outcome = *r;
       return diag::Ok{};
     };
@@ -597,7 +608,7 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
       const Platform p = e->page->platform;
       const int pi = static_cast<int>(p);
       if (e->error) {
-        run.fatal = "writing results failed: " + e->error->message;
+        if (run.fatal.empty()) run.fatal = "writing results failed: " + e->error->message;
         continue;
       }
       if (e->outcome == WriteOutcome::kLeaseLost) {

@@ -284,6 +284,44 @@ TEST_F(PushDaemonTest, BadSchedulesFailWithTheReasonAndTheDaemonCarriesOn) {
   (void)good_ids;
 }
 
+TEST_F(PushDaemonTest, AResultThatCannotBeWrittenFailsTheScheduleAndTheCursorNeverPassesIt) {
+  const std::uint64_t app = createTestApp(*conn_, mock_, dir_.path() + "/app", "game");
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 3000; ++i) {
+    tokens.push_back(deviceToken(static_cast<std::uint64_t>(i), i == 1700 ? "adead" : "a0"));
+  }
+  const auto ids = insertTokens(*conn_, app, "apns", tokens);
+  // The database refuses the row of the one invalid token (page 4 of 6).
+  ASSERT_TRUE(conn_
+                  ->exec("ALTER TABLE push_result ADD CONSTRAINT no_unregistered CHECK (reason <> "
+                         "'Unregistered')")
+                  .ok());
+  auto bad = pushdaemon::addSchedule(*conn_, app, R"({"apns":{"aps":{"alert":"x"}}})", -1);
+  DaemonProcess d(db_, mock_, dir_.path(), {{"sending.page_size", "500"}});
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_TRUE(waitForState(*conn_, *bad, "failed")) << d.log();
+  const auto st = status(*conn_, *bad);
+  EXPECT_NE(st->failure_reason.find("writing results failed"), std::string::npos)
+      << st->failure_reason;
+  // Results exist exactly for the tokens at or below the cursor, which
+  // stops before the page that could not be written.
+  EXPECT_LT(st->apns_cursor, ids[1700]);
+  EXPECT_EQ(
+      count(*conn_, "SELECT COUNT(*) FROM push_result WHERE schedule_id = " + std::to_string(*bad)),
+      count(*conn_,
+            "SELECT COUNT(*) FROM device_token WHERE id <= " + std::to_string(st->apns_cursor)));
+  EXPECT_EQ(
+      count(*conn_, "SELECT COUNT(*) FROM push_result WHERE schedule_id = " + std::to_string(*bad) +
+                        " AND token_id > " + std::to_string(st->apns_cursor)),
+      0u);
+  // The daemon carries on with the next schedule.
+  ASSERT_TRUE(conn_->exec("ALTER TABLE push_result DROP CONSTRAINT no_unregistered").ok());
+  auto next = pushdaemon::addSchedule(*conn_, app, R"({"apns":{"aps":{"alert":"y"}}})", -1);
+  ASSERT_TRUE(waitForState(*conn_, *next, "done")) << d.log();
+  EXPECT_EQ(resultsByToken(*conn_, *next).size(), 3000u);
+  EXPECT_EQ(d.terminate(), 0);
+}
+
 TEST_F(PushDaemonTest, MalformedConfigIsRefusedNamingFileLineAndKey) {
   const std::string path = dir_.path() + "/bad.toml";
   auto run = [&](const std::string& text) {
