@@ -10,15 +10,20 @@
 #   scripts/bench.sh transport  APNs notifications/s of leakscope::push against
 #                               mock-push-server: vs h2load, instrumentation on
 #                               vs off, vs node-apn (@parse/node-apn via npm)
+#   scripts/bench.sh e2e        pushdaemon end to end: 1,000,000 APNs tokens from
+#                               MariaDB through mock-push-server and back into
+#                               push_result; tokens/s, peak RSS, and the ratio
+#                               to push_bench's transport-only rate (same mock,
+#                               same connections and streams, same run)
 #
 # Builds build/ (RelWithDebInfo) first. Results go to stdout; progress to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 suite="${1:-}"
 case "$suite" in
-  diag|diff|transport) ;;
+  diag|diff|transport|e2e) ;;
   -h|--help) usage; exit 0 ;;
   *) usage >&2; echo "bench.sh: unknown suite '${suite}'" >&2; exit 2 ;;
 esac
@@ -29,6 +34,9 @@ if [ "$suite" = diag ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target diag_bench snapshot_bench >&2
 elif [ "$suite" = diff ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope snapshot_gen >&2
+elif [ "$suite" = e2e ]; then
+  cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target push_bench mock-push-server pushdaemon \
+    pushdaemon-admin >&2
 else
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target push_bench mock-push-server >&2
 fi
@@ -208,4 +216,123 @@ if [ "$suite" = transport ]; then
   printf 'node_apn_version=%s\n' "$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$node_dir/node_modules/@parse/node-apn/package.json")"
   printf 'node_apn_rps=%.0f\nours_1conn_rps=%.0f\n' "$node_rps" "$ours1_rps"
   printf 'ratio_vs_node_apn=%.2f\n' "$(echo "$ours1_rps / $node_rps" | bc -l)"
+fi
+
+if [ "$suite" = e2e ]; then
+  # One mock, one MariaDB, one run: the daemon's end-to-end rate and the
+  # transport-only rate (push_bench) against the same mock with the same
+  # connections (C) and streams (M), token auth on both.
+  C="${LEAKSCOPE_BENCH_CONNECTIONS:-4}"
+  M="${LEAKSCOPE_BENCH_STREAMS:-100}"
+  N="${LEAKSCOPE_BENCH_TOKENS:-1000000}"
+  PAGE="${LEAKSCOPE_BENCH_PAGE:-5000}"
+  work=$(mktemp -d /tmp/leakscope-e2e.XXXXXX)
+  mock_pid=""; daemon_pid=""
+  cleanup() {
+    [ -n "$daemon_pid" ] && kill -9 "$daemon_pid" 2> /dev/null
+    [ -n "$mock_pid" ] && kill "$mock_pid" 2> /dev/null && wait "$mock_pid" 2> /dev/null
+    bash tests/daemon/mariadb-tmp.sh stop "$work/db" || true
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  bash tests/mock_push/make-test-pki.sh "$work/pki" >&2
+  pki="$work/pki"
+  build/bin/mock-push-server --cert "$pki/server.pem" --key "$pki/server.key" \
+    --apns-key "$pki/apns.pub.pem" --apns-key-id ABC123DEFG --apns-team-id DEF123GHIJ \
+    --max-concurrent-streams "$M" --max-records 0 > "$work/mock.out" 2>&2 &
+  mock_pid=$!
+  for _ in $(seq 100); do grep -q '^control_port=' "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
+  port=$(sed -n 's/^port=//p' "$work/mock.out")
+  [ -n "$port" ] || { echo "bench: mock-push-server did not start" >&2; exit 1; }
+  echo "bench: MariaDB in $work/db" >&2
+  bash tests/daemon/mariadb-tmp.sh start "$work/db" > "$work/db.out"
+  db_port=$(sed -n 's/^port=//p' "$work/db.out")
+  cat > "$work/pushdaemon.toml" <<TOML
+[daemon]
+http_address = "127.0.0.1:0"
+poll_interval_ms = 100
+[database]
+host = "127.0.0.1"
+port = $db_port
+user = "pushdaemon"
+password_file = "$work/db/db-password"
+[sending]
+page_size = $PAGE
+pages_in_flight = 4
+[apns]
+host = "localhost"
+port = $port
+connect_address = "127.0.0.1"
+ca_file = "$pki/ca.pem"
+max_connections = $C
+max_streams = $M
+max_outstanding = $((PAGE * 4))
+request_timeout_ms = 30000
+[fcm]
+enabled = false
+[diag]
+heap_mode = "off"
+TOML
+  admin() { build/bin/pushdaemon-admin --config "$work/pushdaemon.toml" "$@"; }
+  admin migrate > /dev/null
+  app=$(admin add-app bench --apns-key-file "$pki/apns.p8" --apns-key-id ABC123DEFG \
+    --apns-team-id DEF123GHIJ --apns-topic com.example.app | sed -n 's/^app_id=//p')
+  echo "bench: $N tokens into device_token" >&2
+  admin generate-tokens "$app" apns "$N" > /dev/null
+  printf '{"apns":{"aps":{"alert":{"title":"leakscope","body":"benchmark"}}}}' > "$work/payload.json"
+  sql() { mariadb --no-defaults -S "$work/db/mysqld.sock" -uroot -N -B pushdaemon -e "$1"; }
+  # Steady state, as for tokens registered over days: the freshly loaded
+  # table's dirty pages are written out before the clock starts (otherwise
+  # InnoDB's page cleaner competes with the run for the two cores).
+  sql "SET GLOBAL innodb_max_dirty_pages_pct = 0"
+  for _ in $(seq 300); do
+    dirty=$(sql "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'" | cut -f2)
+    [ "${dirty:-0}" -lt 200 ] && break
+    sleep 0.2
+  done
+  sql "SET GLOBAL innodb_max_dirty_pages_pct = 90"
+
+  echo "bench: transport only (push_bench, $C x $M, $N notifications)" >&2
+  transport_rps=$(build/bin/push_bench --port "$port" --ca "$pki/ca.pem" --apns-key "$pki/apns.p8" \
+    --connections "$C" --streams "$M" --requests "$N" --payload "$work/payload.json" \
+    | sed -n 's/^notifications_per_second=//p')
+
+  cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+  db_pid=$(sed -n 's/^pid=//p' "$work/db.out")
+  db_cpu0=$(cpu "$db_pid"); mock_cpu0=$(cpu "$mock_pid")
+  echo "bench: pushdaemon end to end ($N tokens, pages of $PAGE)" >&2
+  build/bin/pushdaemon --config "$work/pushdaemon.toml" > "$work/daemon.out" 2> "$work/daemon.err" &
+  daemon_pid=$!
+  for _ in $(seq 100); do grep -q '^pushdaemon pid=' "$work/daemon.out" 2>/dev/null && break; sleep 0.05; done
+  sid=$(admin add-schedule "$app" "$work/payload.json" | sed -n 's/^schedule_id=//p')
+  while :; do
+    state=$(sql "SELECT state FROM schedule WHERE id = $sid")
+    [ "$state" = done ] || [ "$state" = failed ] && break
+    kill -0 "$daemon_pid" 2> /dev/null || { tail "$work/daemon.err" >&2; exit 1; }
+    sleep 0.2
+  done
+  rss_kb=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$daemon_pid/status")
+  http=$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$work/daemon.out")
+  curl -s "http://$http/metrics" > "$work/metrics.txt" || true
+  cpu_daemon=$(cpu "$daemon_pid")
+  cpu_db=$(echo "$(cpu "$db_pid") - $db_cpu0" | bc -l)
+  cpu_mock=$(echo "$(cpu "$mock_pid") - $mock_cpu0" | bc -l)
+  kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
+  secs=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, started_at, finished_at) / 1e6 FROM schedule WHERE id = $sid")
+  rows=$(sql "SELECT COUNT(*) FROM push_result WHERE schedule_id = $sid AND outcome = 'success'")
+  [ "$state" = done ] && [ "$rows" = "$N" ] || { echo "bench: schedule $state with $rows/$N results" >&2; exit 1; }
+  e2e_rps=$(echo "$N / $secs" | bc -l)
+  printf 'e2e_tokens=%s\ne2e_seconds=%.2f\n' "$N" "$secs"
+  printf 'e2e_tokens_per_s=%.0f\ne2e_peak_rss_mb=%.1f\n' "$e2e_rps" "$(echo "$rss_kb / 1024" | bc -l)"
+  # Where a page's time goes (seconds per page, averaged): the stages overlap.
+  for stage in read send write; do
+    sum=$(sed -n "s/^pushdaemon_batch_duration_seconds_sum{platform=\"apns\",stage=\"$stage\"} //p" "$work/metrics.txt")
+    cnt=$(sed -n "s/^pushdaemon_batch_duration_seconds_count{platform=\"apns\",stage=\"$stage\"} //p" "$work/metrics.txt")
+    [ -n "$cnt" ] && [ "$cnt" != 0 ] && printf 'e2e_page_%s_seconds=%.4f\n' "$stage" "$(echo "$sum / $cnt" | bc -l)"
+  done
+  printf 'e2e_cpu_seconds_daemon=%s\ne2e_cpu_seconds_mariadb=%.2f\ne2e_cpu_seconds_mock=%.2f\n' \
+    "$cpu_daemon" "$cpu_db" "$cpu_mock"
+  printf 'transport_connections=%s\ntransport_streams=%s\n' "$C" "$M"
+  printf 'transport_tokens_per_s=%.0f\n' "$transport_rps"
+  printf 'ratio_vs_transport=%.2f\n' "$(echo "$e2e_rps / $transport_rps" | bc -l)"
 fi

@@ -22,6 +22,8 @@ packages=(
   # wired in by the transport and daemon issues
   libnghttp2-dev nghttp2-client libssl-dev libevent-dev
   default-libmysqlclient-dev mariadb-server
+  # pushdaemon: its TOML configuration file (toml++, with line numbers for errors)
+  libtomlplusplus-dev
   # push transport: test keys and certificates (openssl CLI). Node.js for the
   # node-apn benchmark peer is not installed here: the machine's own Node.js is
   # used, and bench.sh transport skips that comparison when there is none.

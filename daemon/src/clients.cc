@@ -1,0 +1,226 @@
+#include "clients.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "log.h"
+
+namespace pushdaemon {
+
+namespace {
+
+class ApnsPlatformClient : public PlatformClient {
+ public:
+  explicit ApnsPlatformClient(std::unique_ptr<push::ApnsClient> c) : client_(std::move(c)) {}
+  push::Admission sendMany(const std::vector<const std::string*>& tokens,
+                           const SchedulePayload& payload, const AppRow& app,
+                           push::BatchCallback done) override {
+    std::vector<push::ApnsNotification> batch(tokens.size());
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      push::ApnsNotification& n = batch[i];
+      n.device_token = *tokens[i];
+      n.topic = app.apns_topic;
+      n.push_type = payload.apns_push_type;
+      n.priority = payload.apns_priority;
+      n.expiration = payload.apns_expiration;
+      n.collapse_id = payload.apns_collapse_id;
+      n.payload = *payload.apns;
+    }
+    return client_->sendMany(std::move(batch), std::move(done));
+  }
+  diag::Status shutdown(std::chrono::milliseconds grace) override {
+    return client_->shutdown(grace);
+  }
+  push::ClientStats stats() const override { return client_->stats(); }
+
+ private:
+  std::unique_ptr<push::ApnsClient> client_;
+};
+
+class FcmPlatformClient : public PlatformClient {
+ public:
+  explicit FcmPlatformClient(std::unique_ptr<push::FcmClient> c) : client_(std::move(c)) {}
+  push::Admission sendMany(const std::vector<const std::string*>& tokens,
+                           const SchedulePayload& payload, const AppRow&,
+                           push::BatchCallback done) override {
+    std::vector<push::FcmNotification> batch(tokens.size());
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      batch[i].token = *tokens[i];
+      batch[i].message = *payload.fcm;
+    }
+    return client_->sendMany(std::move(batch), std::move(done));
+  }
+  diag::Status shutdown(std::chrono::milliseconds grace) override {
+    return client_->shutdown(grace);
+  }
+  push::ClientStats stats() const override { return client_->stats(); }
+
+ private:
+  std::unique_ptr<push::FcmClient> client_;
+};
+
+// Path, size, mtime and a hash of the content: a rewritten key file counts
+// as a change even when its path stays. Never the content itself.
+std::string fileFingerprint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return path + "|unreadable";
+  std::stringstream s;
+  s << in.rdbuf();
+  const std::string content = s.str();
+  return path + "|" + std::to_string(content.size()) + "|" +
+         std::to_string(std::hash<std::string>{}(content));
+}
+
+std::string settingsFingerprint(const PlatformConfig& c) {
+  std::ostringstream s;
+  s << c.host << '|' << c.port << '|' << c.connect_address << '|' << c.ca_file << '|'
+    << c.max_connections << '|' << c.max_streams << '|' << c.max_outstanding << '|'
+    << c.connect_timeout.count() << '|' << c.request_timeout.count() << '|'
+    << c.idle_timeout.count() << '|' << c.retry_max_attempts << '|' << c.retry_backoff_min.count()
+    << '|' << c.retry_backoff_max.count() << '|' << c.oauth_connect_address;
+  return s.str();
+}
+
+push::PoolOptions poolOptions(const PlatformConfig& c, const char* component) {
+  push::PoolOptions o;
+  o.max_connections = c.max_connections;
+  o.max_streams_per_connection = c.max_streams;
+  o.connect_timeout = c.connect_timeout;
+  o.request_timeout = c.request_timeout;
+  o.idle_timeout = c.idle_timeout;
+  o.reconnect = {std::chrono::milliseconds(100), std::chrono::seconds(30), 2.0};
+  const std::string who = component;
+  // The transport's lines name peers and reasons, never tokens or keys.
+  o.log = [who](std::string_view line) { logInfo(who, line); };
+  return o;
+}
+
+push::RetryOptions retryOptions(const PlatformConfig& c) {
+  push::RetryOptions r;
+  r.max_attempts = c.retry_max_attempts;
+  r.backoff = {c.retry_backoff_min, c.retry_backoff_max, 2.0};
+  return r;
+}
+
+}  // namespace
+
+ClientRegistry::ClientRegistry(push::EventLoop& loop,
+                               std::shared_ptr<push::PushMetrics> push_metrics,
+                               DaemonMetrics* metrics)
+    : loop_(loop), push_metrics_(std::move(push_metrics)), metrics_(metrics) {}
+
+ClientRegistry::~ClientRegistry() { shutdownAll(); }
+
+void ClientRegistry::configure(const Config& config) { config_ = config; }
+
+std::string ClientRegistry::fingerprint(const AppRow& app, Platform p) const {
+  if (p == Platform::kApns) {
+    return settingsFingerprint(config_.apns) + "#" + app.apns_topic + "|" + app.apns_key_id + "|" +
+           app.apns_team_id + "|" + fileFingerprint(app.apns_key_file);
+  }
+  return settingsFingerprint(config_.fcm) + "#" + fileFingerprint(app.fcm_service_account_file);
+}
+
+diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::make(const AppRow& app, Platform p) {
+  const std::string where =
+      "app '" + app.name + "' (" + std::to_string(app.id) + ") " + platformName(p) + ": ";
+  if (p == Platform::kApns) {
+    const PlatformConfig& c = config_.apns;
+    if (!c.enabled) return diag::Error{diag::Errc::kInvalidArgument, where + "apns is disabled"};
+    if (app.apns_key_file.empty() || app.apns_topic.empty()) {
+      return diag::Error{diag::Errc::kInvalidArgument,
+                         where + "no APNs credentials (apns_key_file and apns_topic)"};
+    }
+    push::ApnsConfig ac;
+    ac.endpoint = {c.host, c.port, c.connect_address};
+    ac.tls.ca_file = c.ca_file;
+    ac.token_auth = push::ApnsTokenAuth{app.apns_key_file, app.apns_key_id, app.apns_team_id,
+                                        std::chrono::minutes(50)};
+    ac.pool = poolOptions(c, "apns");
+    ac.retry = retryOptions(c);
+    ac.max_outstanding = c.max_outstanding;
+    ac.metrics = push_metrics_;
+    auto client = push::ApnsClient::create(loop_, std::move(ac));
+    if (!client) return diag::Error{client.error().code, where + client.error().message};
+    return std::shared_ptr<PlatformClient>(
+        std::make_shared<ApnsPlatformClient>(std::move(*client)));
+  }
+  const PlatformConfig& c = config_.fcm;
+  if (!c.enabled) return diag::Error{diag::Errc::kInvalidArgument, where + "fcm is disabled"};
+  if (app.fcm_service_account_file.empty()) {
+    return diag::Error{diag::Errc::kInvalidArgument,
+                       where + "no FCM credentials (fcm_service_account_file)"};
+  }
+  push::FcmConfig fc;
+  fc.endpoint = {c.host, c.port, c.connect_address};
+  fc.service_account_file = app.fcm_service_account_file;
+  fc.oauth_connect_address = c.oauth_connect_address;
+  fc.tls.ca_file = c.ca_file;
+  fc.pool = poolOptions(c, "fcm");
+  fc.oauth_pool.log = fc.pool.log;
+  fc.retry = retryOptions(c);
+  fc.max_outstanding = c.max_outstanding;
+  fc.metrics = push_metrics_;
+  auto client = push::FcmClient::create(loop_, std::move(fc));
+  if (!client) return diag::Error{client.error().code, where + client.error().message};
+  return std::shared_ptr<PlatformClient>(std::make_shared<FcmPlatformClient>(std::move(*client)));
+}
+
+void ClientRegistry::shutdown(Entry& e) {
+  if (!e.client) return;
+  if (auto s = e.client->shutdown(config_.shutdown_grace); !s.ok()) {
+    logWarn("clients", "shutdown: " + s.error().message);
+  }
+  e.client.reset();
+}
+
+diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::clientFor(const AppRow& app,
+                                                                        Platform p) {
+  const std::string fp = fingerprint(app, p);
+  const auto key = std::make_pair(app.id, p);
+  auto it = clients_.find(key);
+  if (it != clients_.end() && it->second.fingerprint == fp) return it->second.client;
+  if (it != clients_.end()) {
+    // Credentials or settings changed: the old pool goes first, awaited, so
+    // its connections are closed before the new pool opens any.
+    logInfo("clients", std::string("app ") + std::to_string(app.id) + " " + platformName(p) +
+                           ": credentials or settings changed; replacing its client");
+    shutdown(it->second);
+    clients_.erase(it);
+    metrics_->clientReplaced(p);
+  }
+  auto made = make(app, p);
+  if (!made) return made.error();
+  metrics_->clientCreated(p);
+  clients_[key] = Entry{fp, *made};
+  return *made;
+}
+
+std::vector<std::uint64_t> ClientRegistry::appIds() const {
+  std::vector<std::uint64_t> ids;
+  for (const auto& [key, e] : clients_) {
+    if (ids.empty() || ids.back() != key.first) ids.push_back(key.first);
+  }
+  return ids;
+}
+
+void ClientRegistry::drop(std::uint64_t app_id) {
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    if (it->first.first == app_id) {
+      shutdown(it->second);
+      it = clients_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ClientRegistry::shutdownAll() {
+  for (auto& [key, e] : clients_) shutdown(e);
+  clients_.clear();
+}
+
+}  // namespace pushdaemon

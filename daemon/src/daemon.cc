@@ -1,0 +1,257 @@
+#include "daemon.h"
+
+#include <event2/thread.h>
+#include <mysql.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+
+#include "config.h"
+#include "http_server.h"
+#include "leakscope/diag/heap_profile.h"
+#include "leakscope/diag/metrics.h"
+#include "leakscope/diag/runtime.h"
+#include "leakscope/push/event_loop.h"
+#include "leakscope/push/metrics.h"
+#include "log.h"
+#include "metrics.h"
+#include "scheduler.h"
+#include "store.h"
+
+namespace pushdaemon {
+
+namespace {
+
+namespace diag = leakscope::diag;
+namespace push = leakscope::push;
+
+constexpr const char* kUsage = R"(usage: pushdaemon [--config FILE] [--section.key=value ...]
+       pushdaemon --check-config [--config FILE] [--section.key=value ...]
+       pushdaemon --migrate [--config FILE] [--section.key=value ...]
+
+Sends scheduled push notifications (APNs, FCM) to the device tokens stored in
+MySQL/MariaDB, writing one result per token back. Every option of the TOML
+file can be given as a flag, e.g. --database.host=db1 --sending.page_size=5000
+(docs/config.md lists them all). Secrets are read from files only
+(database.password_file, the credential files named by the app rows).
+
+Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the configuration
+file and replaces the push clients whose credentials changed; SIGUSR2 writes
+a leakscope snapshot to diag.snapshot_dir.
+Endpoints on daemon.http_address (default 127.0.0.1:9477): /metrics, /healthz.
+
+options:
+  --config FILE       the TOML configuration (default: none, built-in defaults)
+  --check-config      parse the configuration, print "config ok" and exit
+  --migrate           apply the schema migrations and exit
+  --version           print the version
+  -h, --help          this text
+)";
+
+std::string jsonEscape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    o += c;
+  }
+  return o;
+}
+
+DbParams dbParams(const Config& c, std::string password) {
+  DbParams p;
+  p.host = c.db_host;
+  p.port = c.db_port;
+  p.socket = c.db_socket;
+  p.user = c.db_user;
+  p.password = std::move(password);
+  p.name = c.db_name;
+  p.connect_timeout = c.db_connect_timeout;
+  p.io_timeout = c.db_io_timeout;
+  return p;
+}
+
+}  // namespace
+
+int runDaemon(int argc, char** argv) {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  bool check_only = false;
+  bool migrate_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (a == "--version") {
+      std::puts("pushdaemon 0.1.0");
+      return 0;
+    }
+    if (a == "--check-config") {
+      check_only = true;
+    } else if (a == "--migrate") {
+      migrate_only = true;
+    } else if (a == "--config") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "pushdaemon: --config needs a file (see --help)\n");
+        return 2;
+      }
+      config_path = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      config_path = a.substr(9);
+    } else if (a.rfind("--", 0) == 0 && a.find('.') != std::string::npos) {
+      overrides.push_back(a.substr(2));
+    } else {
+      std::fprintf(stderr, "pushdaemon: unknown argument '%s' (see --help)\n", a.c_str());
+      return 2;
+    }
+  }
+
+  Config config;
+  std::string password;
+  try {
+    config = loadConfig(config_path, overrides);
+    password = readPasswordFile(config.db_password_file);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "pushdaemon: %s\n", e.what());
+    return 2;
+  }
+  if (check_only) {
+    std::puts("config ok");
+    return 0;
+  }
+  auto heap_mode = diag::parseHeapMode(config.heap_mode);
+  if (heap_mode.ok() && *heap_mode == diag::HeapMode::kSampled && !migrate_only) {
+    // tcmalloc reads its sampling period before main: re-exec once with it
+    // set. argv holds no secret (passwords come from files).
+    if (auto s = diag::ensureHeapSampling(argv, config.heap_sample_bytes, false); !s.ok()) {
+      std::fprintf(stderr, "pushdaemon: %s\n", s.error().message.c_str());
+    }
+  }
+  Log::setLevel(config.log_level);
+
+  // Signals for the main thread's sigwait; every thread started from here
+  // on inherits the mask (SIGUSR2 stays with leakscope's handler).
+  sigset_t wait_set;
+  sigemptyset(&wait_set);
+  sigaddset(&wait_set, SIGTERM);
+  sigaddset(&wait_set, SIGINT);
+  sigaddset(&wait_set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &wait_set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  evthread_use_pthreads();
+  if (mysql_library_init(0, nullptr, nullptr) != 0) {
+    std::fprintf(stderr, "pushdaemon: mysql_library_init failed\n");
+    return 1;
+  }
+  struct LibraryEnd {
+    ~LibraryEnd() { mysql_library_end(); }
+  } library_end;
+
+  const DbParams db = dbParams(config, password);
+  password.assign(password.size(), '\0');
+  DaemonMetrics metrics;
+
+  if (migrate_only || config.db_migrate) {
+    Db mdb(db, &metrics, config.db_reconnect_min, config.db_reconnect_max, "migrate");
+    // At start the database may not be up yet: wait for it (SIGTERM still
+    // ends the wait).
+    std::atomic<bool> stop{false};
+    for (;;) {
+      DbConnection* c = mdb.get();
+      if (c != nullptr) {
+        auto v = migrate(*c);
+        if (v.ok()) {
+          logInfo("migrate", "schema version " + std::to_string(*v));
+          break;
+        }
+        if (v.error().code != diag::Errc::kUnavailable) {
+          logError("migrate", v.error().message);
+          return 1;
+        }
+        mdb.reset();
+      } else if (mdb.lastError().find("Access denied") != std::string::npos) {
+        // Wrong user or password: waiting will not fix it.
+        logError("migrate", mdb.lastError());
+        return 1;
+      }
+      timespec zero{0, 0};
+      if (sigtimedwait(&wait_set, nullptr, &zero) > 0) return 0;
+      mdb.backoff(&stop);
+    }
+    if (migrate_only) return 0;
+  }
+
+  diag::Config dc;
+  dc.snapshot_dir = config.snapshot_dir;
+  dc.snapshot_name = config.snapshot_name;
+  dc.snapshot_keep = config.snapshot_keep;
+  dc.snapshot_max_bytes = config.snapshot_max_bytes;
+  dc.snapshot_interval = config.snapshot_interval;
+  dc.heap_mode = heap_mode.ok() ? *heap_mode : diag::HeapMode::kSampled;
+  dc.metrics_address = "";  // served below, together with /healthz
+  dc.log = [](std::string_view line) { logWarn("leakscope", line); };
+  auto push_metrics = std::make_shared<push::PushMetrics>();
+  diag::Runtime runtime(dc);
+
+  push::EventLoop loop;
+  auto scheduler = std::make_unique<Scheduler>(config, db, loop, push_metrics, &metrics);
+
+  std::unique_ptr<HttpServer> http;
+  if (!config.http_address.empty()) {
+    Scheduler* sched = scheduler.get();
+    auto h = HttpServer::start(
+        config.http_address, {runtime.collector(), push_metrics, metrics.registry()}, [sched] {
+          const auto s = sched->health();
+          const std::string body = std::string("{\"status\":\"") + (s.ok ? "ok" : "unhealthy") +
+                                   "\",\"reason\":\"" + jsonEscape(s.reason) + "\",\"db\":\"" +
+                                   (s.db_ok ? "up" : "down") +
+                                   "\",\"draining\":" + (s.draining ? "true" : "false") +
+                                   ",\"schedule\":" + std::to_string(s.schedule_id) + "}\n";
+          return std::make_pair(s.ok ? 200 : 503, body);
+        });
+    if (!h.ok()) {
+      logError("http", h.error().message);
+      return 1;
+    }
+    http = std::move(*h);
+  }
+  std::printf("pushdaemon pid=%d http=%s owner=%s\n", static_cast<int>(getpid()),
+              http ? http->address().c_str() : "off", scheduler->owner().c_str());
+  std::fflush(stdout);
+  logInfo("main", "started; database " + db.label() + ", http " +
+                      (http ? http->address() : std::string("off")));
+  scheduler->start();
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&wait_set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      try {
+        Config next = loadConfig(config_path, overrides);
+        scheduler->requestReload(std::move(next));
+        logInfo("main", "SIGHUP: configuration read; applying");
+      } catch (const ConfigError& e) {
+        metrics.reload(false);
+        logError("main", std::string("SIGHUP: keeping the running configuration: ") + e.what());
+      }
+      continue;
+    }
+    logInfo("main", std::string(strsignal(sig)) + ": draining");
+    scheduler->requestStop();
+    break;
+  }
+  scheduler->join();
+  scheduler.reset();  // push clients are shut down inside; then the loop goes
+  http.reset();
+  logInfo("main", "stopped");
+  return 0;
+}
+
+}  // namespace pushdaemon

@@ -1,0 +1,765 @@
+#include "scheduler.h"
+
+#include <mysql.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+#include "log.h"
+
+namespace pushdaemon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string makeOwner(const std::string& instance_id) {
+  std::string id = instance_id;
+  if (id.empty()) {
+    char host[256] = {0};
+    if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "localhost");
+    id = std::string(host) + ":" + std::to_string(getpid());
+  }
+  // A nonce per process: a restarted daemon with the same instance id is a
+  // different owner, so it takes its old claims over only after the lease.
+  std::mt19937_64 rng{std::random_device{}()};
+  char nonce[17];
+  std::snprintf(nonce, sizeof nonce, "%016llx", static_cast<unsigned long long>(rng()));
+  return id.substr(0, 100) + "/" + nonce;
+}
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// The loop turns at least every poll interval (and every 100 ms while a
+// schedule runs); a database call can hold it for up to the I/O timeout.
+double maxLoopAge(const Config& c) {
+  return seconds(c.poll_interval) + 2 * seconds(c.db_io_timeout) + 5;
+}
+
+}  // namespace
+
+// One token of a page and what happened to it so far.
+struct Slot {
+  std::uint64_t id = 0;
+  std::string token;
+  push::OutcomeKind kind = push::OutcomeKind::kRetryable;
+  int status = 0;
+  std::string reason;
+  int attempts = 0;  // requests on the wire, all rounds
+  int rounds = 0;    // rounds answered "retryable" by the server
+  bool final = false;
+};
+
+// A page: up to page_size tokens of one platform, from one keyset read.
+// Shared with the outcome callbacks (loop thread), which fill slots and
+// count `outstanding` down; the scheduler thread reads slots only after
+// `outstanding` reached 0 (acquire) for the round it started.
+struct Scheduler::Page {
+  Platform platform = Platform::kApns;
+  std::uint64_t last_id = 0;
+  std::vector<Slot> slots;
+  std::vector<std::uint32_t> to_send;  // this round
+  std::size_t next_to_send = 0;
+  std::atomic<std::size_t> outstanding{0};
+  Clock::time_point ready_at{};
+  Clock::time_point send_start{};
+  bool complete = false;   // every slot final
+  bool submitted = false;  // handed to the writer
+};
+
+// What the writer thread reports back about a job.
+struct Scheduler::WriterEvent {
+  std::shared_ptr<Page> page;  // null: the schedule's final state change
+  std::shared_ptr<std::vector<ResultRow>> rows;
+  WriteOutcome outcome = WriteOutcome::kWritten;
+  bool changed = true;  // final state change: the claim was still ours
+  std::optional<diag::Error> error;
+  double seconds = 0;
+};
+
+// The state of the schedule being run.
+struct Scheduler::Run {
+  std::uint64_t id = 0;
+  ClaimedSchedule claimed;
+  AppRow app;
+  SchedulePayload payload;
+  Lease lease;
+  bool active[2] = {false, false};
+  bool exhausted[2] = {false, false};
+  std::uint64_t read_cursor[2] = {0, 0};
+  std::shared_ptr<PlatformClient> client[2];
+  std::deque<std::shared_ptr<Page>> pages[2];  // unwritten, in cursor order
+  push::Backoff undelivered_backoff[2] = {push::Backoff({}), push::Backoff({})};
+  Clock::time_point client_retry_at[2]{};
+  bool lease_lost = false;
+  std::string fatal;  // a write that cannot succeed: the schedule fails
+  // Set by the writer thread when a page write failed for good.
+  std::shared_ptr<std::atomic<bool>> write_failed = std::make_shared<std::atomic<bool>>(false);
+  std::size_t in_memory_tokens = 0;
+};
+
+Scheduler::Scheduler(Config config, DbParams db, push::EventLoop& loop,
+                     std::shared_ptr<push::PushMetrics> push_metrics, DaemonMetrics* metrics)
+    : config_(std::move(config)),
+      db_params_(db),
+      loop_(loop),
+      metrics_(metrics),
+      owner_(makeOwner(config_.instance_id)),
+      db_(db, metrics, config_.db_reconnect_min, config_.db_reconnect_max, "scheduler"),
+      registry_(loop, std::move(push_metrics), metrics) {
+  registry_.configure(config_);
+  max_loop_age_s_ = maxLoopAge(config_);
+  last_loop_ns_ = Clock::now().time_since_epoch().count();
+  // Made here, not in start(): health() (HTTP thread) reads it from now on.
+  writer_ = std::make_unique<ResultWriter>(db_params_, config_, metrics_);
+  limiter_[0].setRate(config_.apns.rate_limit, Clock::now());
+  limiter_[1].setRate(config_.fcm.rate_limit, Clock::now());
+}
+
+Scheduler::~Scheduler() {
+  requestStop();
+  join();
+}
+
+void Scheduler::start() {
+  last_loop_ns_ = Clock::now().time_since_epoch().count();
+  thread_ = std::thread([this] { threadMain(); });
+}
+
+void Scheduler::requestReload(Config config) {
+  const std::lock_guard lock(mu_);
+  pending_config_ = std::move(config);
+  cv_.notify_all();
+}
+
+void Scheduler::requestStop() {
+  const std::lock_guard lock(mu_);
+  stop_requested_ = true;
+  stop_flag_ = true;
+  cv_.notify_all();
+}
+
+void Scheduler::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+Scheduler::Health Scheduler::health() const {
+  Health h;
+  h.draining = draining_.load();
+  h.schedule_id = current_schedule_.load();
+  h.db_ok = db_.up() && writer_->dbUp();
+  const auto now = Clock::now().time_since_epoch().count();
+  h.loop_age_s = static_cast<double>(now - last_loop_ns_.load()) / 1e9;
+  const double max_age = max_loop_age_s_.load();
+  if (!h.db_ok) {
+    h.ok = false;
+    h.reason = "database unreachable";
+  } else if (h.loop_age_s > max_age) {
+    h.ok = false;
+    h.reason = "scheduler loop stalled";
+  }
+  return h;
+}
+
+void Scheduler::threadMain() {
+  // Signals belong to main (sigwait) and leakscope's SIGUSR2 handler; none
+  // may interrupt a database call here.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  mysql_thread_init();
+  logInfo("scheduler", "started as owner " + owner_);
+  while (!stop_flag_.load()) {
+    last_loop_ns_ = Clock::now().time_since_epoch().count();
+    applyReload();
+    pollOnce();
+  }
+  draining_ = true;
+  current_schedule_ = 0;
+  logInfo("scheduler", "stopping: closing push clients and database connections");
+  // Everything that could be persisted was (or the drain timed out): a job
+  // still retrying against an unreachable database is given up.
+  writer_->stop(true);
+  registry_.shutdownAll();
+  db_.reset();
+  mysql_thread_end();
+}
+
+// One attempt, no waiting: a reload during a database outage must not stall
+// the loop (the app rows we have stay in use; key files are re-read anyway).
+diag::Result<std::optional<AppRow>> Scheduler::loadAppOnce(std::uint64_t app_id) {
+  DbConnection* c = db_.get();
+  if (c == nullptr) return diag::Error{diag::Errc::kUnavailable, db_.lastError()};
+  auto r = loadApp(*c, app_id);
+  if (!r.ok()) {
+    metrics_->dbError(DbOp::kApp);
+    if (r.error().code == diag::Errc::kUnavailable) db_.reset();
+  }
+  return r;
+}
+
+bool Scheduler::applyReload() {
+  std::optional<Config> next;
+  {
+    const std::lock_guard lock(mu_);
+    next.swap(pending_config_);
+  }
+  if (!next) return false;
+  if (next->db_host != config_.db_host || next->db_port != config_.db_port ||
+      next->db_socket != config_.db_socket || next->db_name != config_.db_name ||
+      next->db_user != config_.db_user || next->http_address != config_.http_address) {
+    logWarn("scheduler",
+            "reload: database and http_address settings take effect only after a restart");
+  }
+  Log::setLevel(next->log_level);
+  const auto now = Clock::now();
+  limiter_[0].setRate(next->apns.rate_limit, now);
+  limiter_[1].setRate(next->fcm.rate_limit, now);
+  // Keep what must not change under a running daemon.
+  next->db_host = config_.db_host;
+  next->db_port = config_.db_port;
+  next->db_socket = config_.db_socket;
+  next->db_name = config_.db_name;
+  next->db_user = config_.db_user;
+  next->http_address = config_.http_address;
+  config_ = *next;
+  max_loop_age_s_ = maxLoopAge(config_);
+  registry_.configure(config_);
+  // Re-read the apps that have clients and let the registry replace those
+  // whose credentials changed (the old pools are shut down, awaited).
+  for (std::uint64_t app_id : registry_.appIds()) {
+    auto app = loadAppOnce(app_id);
+    if (!app.ok()) {
+      logWarn("scheduler", "reload: app " + std::to_string(app_id) + ": " + app.error().message);
+      continue;
+    }
+    if (!*app) {
+      registry_.drop(app_id);
+      continue;
+    }
+    for (Platform p : kPlatforms) {
+      const bool has_creds = p == Platform::kApns ? !(*app)->apns_key_file.empty()
+                                                  : !(*app)->fcm_service_account_file.empty();
+      if (!has_creds) continue;
+      auto c = registry_.clientFor(**app, p);
+      if (!c.ok()) logWarn("scheduler", "reload: " + c.error().message);
+    }
+  }
+  metrics_->reload(true);
+  logInfo("scheduler", "configuration reloaded");
+  return true;
+}
+
+void Scheduler::refreshSchedules() {
+  const auto now = Clock::now();
+  if (now - last_count_ < std::chrono::seconds(1)) return;
+  last_count_ = now;
+  DbConnection* c = db_.get();
+  if (c == nullptr) return;
+  auto counts = countSchedules(*c);
+  if (!counts.ok()) {
+    metrics_->dbError(DbOp::kPoll);
+    if (counts.error().code == diag::Errc::kUnavailable) db_.reset();
+    return;
+  }
+  for (const char* s : {"waiting", "running", "done", "failed"}) {
+    double n = 0;
+    for (const auto& [state, count] : *counts) {
+      if (state == s) n = count;
+    }
+    metrics_->setSchedules(s, n);
+  }
+}
+
+void Scheduler::waitIdle(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, d, [&] { return stop_requested_ || pending_config_.has_value(); });
+}
+
+void Scheduler::pollOnce() {
+  refreshSchedules();
+  DbConnection* c = db_.get();
+  if (c == nullptr) {
+    db_.backoff(&stop_flag_);
+    return;
+  }
+  auto claimed = claimSchedule(*c, owner_, config_.lease);
+  if (!claimed.ok()) {
+    metrics_->dbError(DbOp::kClaim);
+    logWarn("scheduler", "claim: " + claimed.error().message);
+    if (claimed.error().code == diag::Errc::kUnavailable) db_.reset();
+    db_.backoff(&stop_flag_);
+    return;
+  }
+  db_.resetBackoff();
+  if (!*claimed) {
+    auto next = secondsUntilNextDue(*c);
+    auto wait = config_.poll_interval;
+    if (next.ok() && *next && **next > 0) {
+      wait =
+          std::min(wait, std::chrono::milliseconds(static_cast<std::int64_t>(**next * 1000) + 1));
+    }
+    waitIdle(wait);
+    return;
+  }
+  metrics_->scheduleClaimed();
+  runSchedule(std::move(**claimed));
+}
+
+void Scheduler::pageDone(const std::shared_ptr<Page>& page) {
+  const std::lock_guard lock(mu_);
+  done_pages_.push_back(page);
+  cv_.notify_all();
+}
+
+bool Scheduler::sendSome(Run& run, Page& page, const std::shared_ptr<Page>& self) {
+  const Platform p = page.platform;
+  const int pi = static_cast<int>(p);
+  if (page.next_to_send >= page.to_send.size()) return false;
+  const auto now = Clock::now();
+  if (now < page.ready_at) return false;
+  if (!run.client[pi]) {
+    if (now < run.client_retry_at[pi]) return false;
+    auto c = registry_.clientFor(run.app, p);
+    if (!c.ok()) {
+      logWarn("scheduler", c.error().message);
+      run.client_retry_at[pi] = now + run.undelivered_backoff[pi].next();
+      return false;
+    }
+    run.client[pi] = *c;
+  }
+  const std::size_t want = page.to_send.size() - page.next_to_send;
+  const std::size_t n = limiter_[pi].take(want, now);
+  if (n == 0) return false;
+  auto idx = std::make_shared<std::vector<std::uint32_t>>(
+      page.to_send.begin() + static_cast<std::ptrdiff_t>(page.next_to_send),
+      page.to_send.begin() + static_cast<std::ptrdiff_t>(page.next_to_send + n));
+  std::vector<const std::string*> tokens;
+  tokens.reserve(n);
+  for (std::uint32_t i : *idx) tokens.push_back(&page.slots[i].token);
+  if (page.next_to_send == 0) page.send_start = now;
+  page.outstanding.fetch_add(n, std::memory_order_acq_rel);
+  const auto admission = run.client[pi]->sendMany(
+      tokens, run.payload, run.app, [this, self, idx](std::size_t i, const push::Outcome& o) {
+        Slot& s = self->slots[(*idx)[i]];
+        s.kind = o.kind;
+        s.status = o.status;
+        s.reason = o.reason;
+        s.attempts += o.attempts;
+        if (self->outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) pageDone(self);
+      });
+  if (admission != push::Admission::kAccepted) {
+    page.outstanding.fetch_sub(n, std::memory_order_acq_rel);
+    if (admission == push::Admission::kShutDown) run.client[pi].reset();  // replaced: fetch again
+    // Queue full: the clients' outcomes will make room; try again shortly.
+    page.ready_at = now + std::chrono::milliseconds(2);
+    return false;
+  }
+  page.next_to_send += n;
+  return true;
+}
+
+void Scheduler::classify(Run& run, const std::shared_ptr<Page>& page) {
+  const int pi = static_cast<int>(page->platform);
+  std::vector<std::uint32_t> again;
+  std::size_t undelivered = 0, retry = 0;
+  bool answered = false;
+  auto delay = std::chrono::milliseconds(0);
+  for (std::uint32_t i : page->to_send) {
+    Slot& s = page->slots[i];
+    if (s.kind != push::OutcomeKind::kRetryable) {
+      s.final = true;
+      answered = true;
+      continue;
+    }
+    if (s.status == 0) {
+      // No answer from the server (connect failed, connection lost,
+      // timeout, client shut down): not a verdict on the token. The
+      // schedule waits and sends it again, however long that takes.
+      ++undelivered;
+      again.push_back(i);
+      continue;
+    }
+    answered = true;
+    ++s.rounds;
+    if (s.rounds >= config_.max_token_attempts) {
+      s.final = true;
+      continue;
+    }
+    ++retry;
+    again.push_back(i);
+    delay = std::max(delay, config_.token_retry_delay);
+  }
+  if (answered) run.undelivered_backoff[pi].reset();
+  if (again.empty()) {
+    page->complete = true;
+    metrics_->batchDuration(page->platform, Stage::kSend, seconds(Clock::now() - page->send_start));
+    return;
+  }
+  if (undelivered > 0) {
+    const auto b = run.undelivered_backoff[pi].next();
+    delay = std::max(
+        delay, std::clamp(b, config_.undelivered_backoff_min, config_.undelivered_backoff_max));
+    metrics_->resend(page->platform, true, static_cast<double>(undelivered));
+    if (run.undelivered_backoff[pi].failures() == 1 ||
+        run.undelivered_backoff[pi].failures() % 10 == 0) {
+      logWarn("scheduler", "schedule " + std::to_string(run.id) + " " +
+                               platformName(page->platform) + ": " + std::to_string(undelivered) +
+                               " notifications got no answer (" + page->slots[again[0]].reason +
+                               "); sending again in " + std::to_string(delay.count()) + " ms");
+    }
+  }
+  if (retry > 0) metrics_->resend(page->platform, false, static_cast<double>(retry));
+  page->to_send = std::move(again);
+  page->next_to_send = 0;
+  page->ready_at = Clock::now() + delay;
+}
+
+void Scheduler::submitWrites(Run& run, Platform p) {
+  const int pi = static_cast<int>(p);
+  for (auto& page : run.pages[pi]) {
+    if (!page->complete) break;  // cursor order: later pages wait
+    if (page->submitted) continue;
+    page->submitted = true;
+    auto rows = std::make_shared<std::vector<ResultRow>>();
+    rows->reserve(page->slots.size());
+    for (const Slot& s : page->slots) {
+      TokenOutcome o = TokenOutcome::kRetryable;
+      switch (s.kind) {
+        case push::OutcomeKind::kSuccess:
+          o = TokenOutcome::kSuccess;
+          break;
+        case push::OutcomeKind::kInvalidToken:
+          o = TokenOutcome::kInvalidToken;
+          break;
+        case push::OutcomeKind::kPermanent:
+          o = TokenOutcome::kPermanent;
+          break;
+        case push::OutcomeKind::kRetryable:
+          o = TokenOutcome::kRetryable;
+          break;
+      }
+      rows->push_back(ResultRow{s.id, o, s.status, s.reason, s.attempts});
+    }
+    const Lease lease = run.lease;
+    const std::uint64_t last_id = page->last_id;
+    const auto queued_at = Clock::now();
+    auto outcome = std::make_shared<WriteOutcome>(WriteOutcome::kWritten);
+    ResultWriter::Job job;
+    job.op = DbOp::kWrite;
+    auto broken = run.write_failed;
+    job.work = [lease, p, last_id, rows, outcome, broken](DbConnection& c) -> diag::Status {
+      // After a page that cannot be written, the pages queued behind it must
+      // not move the cursor past it.
+      if (broken->load()) {
+        return diag::Error{diag::Errc::kIo, "skipped after an earlier write failed"};
+      }
+      auto r = writePage(c, lease, p, last_id, *rows);
+      if (!r.ok()) {
+        if (r.error().code != diag::Errc::kUnavailable) broken->store(true);
+        return r.error();
+      }
+      *outcome = *r;
+      return diag::Ok{};
+    };
+    job.done = [this, page, rows, outcome, queued_at](const diag::Status& s) {
+      WriterEvent e;
+      e.page = page;
+      e.rows = rows;
+      e.outcome = *outcome;
+      if (!s.ok()) e.error = s.error();
+      e.seconds = seconds(Clock::now() - queued_at);
+      const std::lock_guard lock(mu_);
+      writer_events_.push_back(std::make_shared<WriterEvent>(std::move(e)));
+      cv_.notify_all();
+    };
+    writer_->submit(std::move(job));
+  }
+}
+
+void Scheduler::abandonPages(Run& run) {
+  for (auto& q : run.pages) {
+    for (auto& pg : q) metrics_->backlog(-static_cast<double>(pg->slots.size()));
+    q.clear();
+  }
+  run.in_memory_tokens = 0;
+}
+
+}  // namespace pushdaemon
+
+namespace pushdaemon {
+
+void Scheduler::runSchedule(ClaimedSchedule claimed) {
+  Run run;
+  run.id = claimed.id;
+  run.lease = Lease{claimed.id, owner_, claimed.epoch, config_.lease};
+  current_schedule_ = claimed.id;
+  logInfo("scheduler", std::string(claimed.takeover ? "took over" : "claimed") + " schedule " +
+                           std::to_string(claimed.id) + " (epoch " + std::to_string(claimed.epoch) +
+                           ", apns cursor " + std::to_string(claimed.cursor[0]) + ", fcm cursor " +
+                           std::to_string(claimed.cursor[1]) + ")");
+  {
+    const std::lock_guard lock(mu_);
+    done_pages_.clear();
+    writer_events_.clear();
+  }
+  // A schedule that cannot be sent is marked failed with the reason; the
+  // daemon carries on with the next one.
+  auto fail = [&](const std::string& reason) {
+    logWarn("scheduler", "schedule " + std::to_string(run.id) + " failed: " + reason);
+    auto r = db_.run(
+        DbOp::kFinish, [&](DbConnection& c) { return failSchedule(c, run.lease, reason); },
+        &stop_flag_);
+    if (r.ok() && *r) metrics_->scheduleFinished(false);
+    current_schedule_ = 0;
+  };
+  auto app = db_.run(
+      DbOp::kApp, [&](DbConnection& c) { return loadApp(c, claimed.app_id); }, &stop_flag_);
+  if (!app.ok()) {
+    current_schedule_ = 0;
+    return;  // stopping without a database: the lease will expire
+  }
+  if (!*app) return fail("app " + std::to_string(claimed.app_id) + " does not exist");
+  run.app = **app;
+  auto payload = validateSchedulePayload(claimed.payload, config_.max_payload_bytes);
+  if (!payload.ok()) return fail(payload.error().message);
+  run.payload = std::move(*payload);
+  run.active[0] = run.payload.apns.has_value();
+  run.active[1] = run.payload.fcm.has_value();
+  for (Platform p : kPlatforms) {
+    const int pi = static_cast<int>(p);
+    run.exhausted[pi] = !run.active[pi];
+    run.read_cursor[pi] = claimed.cursor[pi];
+    if (!run.active[pi]) continue;
+    // The one place a schedule gets its clients (ClientRegistry::clientFor).
+    auto c = registry_.clientFor(run.app, p);
+    if (!c.ok()) return fail(c.error().message);
+    run.client[pi] = *c;
+  }
+  run.claimed = std::move(claimed);
+  writer_->setLease(run.lease);
+
+  bool draining = false;
+  Clock::time_point drain_deadline{};
+  bool finishing = false;  // the final state change is queued
+  bool finished = false;   // ... and was applied
+  bool finish_changed = false;
+  for (;;) {
+    const auto now = Clock::now();
+    last_loop_ns_ = now.time_since_epoch().count();
+    if (!draining && stop_flag_.load()) {
+      draining = true;
+      draining_ = true;
+      drain_deadline = now + config_.drain_timeout;
+      logInfo("scheduler", "draining schedule " + std::to_string(run.id) +
+                               ": no new pages; finishing those in flight");
+    }
+    if (draining && now >= drain_deadline) {
+      logWarn("scheduler", "drain timeout: " + std::to_string(run.in_memory_tokens) +
+                               " tokens of schedule " + std::to_string(run.id) +
+                               " not persisted; they will be sent again by the next owner");
+      break;
+    }
+    if (writer_->leaseLost()) run.lease_lost = true;
+    if (run.lease_lost) {
+      metrics_->leaseLost();
+      logWarn("scheduler", "schedule " + std::to_string(run.id) +
+                               ": another daemon holds the claim now; abandoning it");
+      break;
+    }
+    if (applyReload()) {
+      auto fresh = loadAppOnce(run.app.id);
+      if (fresh.ok() && *fresh) run.app = **fresh;
+      for (Platform p : kPlatforms) {
+        if (!run.active[static_cast<int>(p)]) continue;
+        auto c = registry_.clientFor(run.app, p);
+        if (c.ok()) {
+          run.client[static_cast<int>(p)] = *c;
+        } else {
+          logWarn("scheduler", c.error().message);
+          run.client[static_cast<int>(p)].reset();
+        }
+      }
+    }
+
+    // What the other threads reported.
+    std::deque<std::shared_ptr<Page>> done;
+    std::deque<std::shared_ptr<WriterEvent>> events;
+    {
+      const std::lock_guard lock(mu_);
+      done.swap(done_pages_);
+      events.swap(writer_events_);
+    }
+    for (auto& page : done) {
+      if (page->next_to_send < page->to_send.size()) continue;  // more of this round to send
+      if (page->outstanding.load(std::memory_order_acquire) != 0) continue;
+      if (page->complete) continue;
+      classify(run, page);
+      if (page->complete) submitWrites(run, page->platform);
+    }
+    for (auto& e : events) {
+      if (!e->page) {
+        finished = true;
+        finish_changed = !e->error && e->changed;
+        continue;
+      }
+      const Platform p = e->page->platform;
+      const int pi = static_cast<int>(p);
+      if (e->error) {
+        if (run.fatal.empty()) run.fatal = "writing results failed: " + e->error->message;
+        continue;
+      }
+      if (e->outcome == WriteOutcome::kLeaseLost) {
+        run.lease_lost = true;
+        continue;
+      }
+      metrics_->batchDuration(p, Stage::kWrite, e->seconds);
+      if (e->outcome == WriteOutcome::kWritten) {
+        std::size_t invalid = 0;
+        for (const ResultRow& r : *e->rows) {
+          metrics_->tokens(p, r.outcome, 1);
+          invalid += r.outcome == TokenOutcome::kInvalidToken;
+        }
+        if (invalid > 0) metrics_->deactivated(p, static_cast<double>(invalid));
+      }
+      // Pages commit in order: the event is for the front page.
+      auto& q = run.pages[pi];
+      if (!q.empty() && q.front() == e->page) {
+        metrics_->backlog(-static_cast<double>(q.front()->slots.size()));
+        run.in_memory_tokens -= q.front()->slots.size();
+        q.pop_front();
+      }
+    }
+    if (run.lease_lost) continue;  // handled at the top
+    if (!run.fatal.empty()) break;
+    if (finished) break;
+
+    // Send what may go now.
+    Clock::time_point wake = now + std::chrono::milliseconds(100);
+    for (Platform p : kPlatforms) {
+      const int pi = static_cast<int>(p);
+      for (auto& page : run.pages[pi]) {
+        while (sendSome(run, *page, page)) {
+        }
+        if (page->next_to_send < page->to_send.size()) {
+          wake = std::min(wake, std::max(page->ready_at, limiter_[pi].nextAt(Clock::now())));
+        }
+      }
+    }
+
+    // Read more, within the bound on unwritten pages.
+    for (Platform p : kPlatforms) {
+      const int pi = static_cast<int>(p);
+      while (!draining && !run.exhausted[pi] && run.pages[pi].size() < config_.pages_in_flight) {
+        const auto t0 = Clock::now();
+        auto tokens = db_.run(
+            DbOp::kRead,
+            [&](DbConnection& c) {
+              return readTokens(c, run.app.id, p, run.read_cursor[pi], config_.page_size);
+            },
+            &stop_flag_);
+        if (!tokens.ok()) break;  // stopping: drain what we have
+        metrics_->batchDuration(p, Stage::kRead, seconds(Clock::now() - t0));
+        if (tokens->empty()) {
+          run.exhausted[pi] = true;
+          break;
+        }
+        auto page = std::make_shared<Page>();
+        page->platform = p;
+        page->last_id = tokens->back().id;
+        page->slots.resize(tokens->size());
+        page->to_send.reserve(tokens->size());
+        for (std::size_t i = 0; i < tokens->size(); ++i) {
+          Slot& s = page->slots[i];
+          s.id = (*tokens)[i].id;
+          s.token = std::move((*tokens)[i].token);
+          if (s.token.empty()) {
+            // Never sent: there is nothing to send it to.
+            s.kind = push::OutcomeKind::kPermanent;
+            s.reason = "EmptyToken";
+            s.final = true;
+            continue;
+          }
+          page->to_send.push_back(static_cast<std::uint32_t>(i));
+        }
+        run.read_cursor[pi] = page->last_id;
+        run.in_memory_tokens += page->slots.size();
+        metrics_->backlog(static_cast<double>(page->slots.size()));
+        page->send_start = Clock::now();
+        if (page->to_send.empty()) page->complete = true;
+        run.pages[pi].push_back(page);
+        if (page->complete) submitWrites(run, p);
+        while (sendSome(run, *page, page)) {
+        }
+        if (page->next_to_send < page->to_send.size()) {
+          wake = std::min(wake, std::max(page->ready_at, limiter_[pi].nextAt(Clock::now())));
+        }
+      }
+    }
+
+    const bool all_written = run.pages[0].empty() && run.pages[1].empty();
+    if (all_written && !finishing) {
+      if (run.exhausted[0] && run.exhausted[1]) {
+        finishing = true;
+        const Lease lease = run.lease;
+        ResultWriter::Job job;
+        job.op = DbOp::kFinish;
+        auto changed = std::make_shared<bool>(false);
+        job.work = [lease, changed](DbConnection& c) -> diag::Status {
+          auto r = finishSchedule(c, lease);
+          if (!r.ok()) return r.error();
+          *changed = *r;
+          return diag::Ok{};
+        };
+        job.done = [this, changed](const diag::Status& s) {
+          WriterEvent e;
+          e.changed = *changed;
+          if (!s.ok()) e.error = s.error();
+          const std::lock_guard lock(mu_);
+          writer_events_.push_back(std::make_shared<WriterEvent>(std::move(e)));
+          cv_.notify_all();
+        };
+        writer_->submit(std::move(job));
+      } else if (draining) {
+        break;  // everything read so far is persisted: release below
+      }
+    }
+
+    std::unique_lock lock(mu_);
+    cv_.wait_until(lock, wake, [&] {
+      return !done_pages_.empty() || !writer_events_.empty() || pending_config_.has_value() ||
+             (stop_requested_ && !draining);
+    });
+  }
+
+  // Leaving the schedule.
+  writer_->clearLease();
+  if (finished) {
+    if (finish_changed) {
+      metrics_->scheduleFinished(true);
+      logInfo("scheduler", "schedule " + std::to_string(run.id) + " done");
+    } else {
+      logWarn("scheduler",
+              "schedule " + std::to_string(run.id) + ": claim lost before it could be marked done");
+    }
+  } else if (!run.fatal.empty()) {
+    abandonPages(run);
+    fail(run.fatal);
+  } else if (!run.lease_lost) {
+    // Draining: what is persisted stays; the rest goes back to waiting for
+    // the next daemon (or this one after a restart).
+    abandonPages(run);
+    auto r = db_.run(
+        DbOp::kFinish, [&](DbConnection& c) { return releaseSchedule(c, run.lease); }, &stop_flag_);
+    if (r.ok()) {
+      logInfo("scheduler", "schedule " + std::to_string(run.id) + " released (state waiting)");
+    }
+  } else {
+    abandonPages(run);
+  }
+  current_schedule_ = 0;
+}
+
+}  // namespace pushdaemon

@@ -1,0 +1,138 @@
+// pushdaemon's configuration: TOML errors name file, line and key; flags
+// override the file; secrets are never accepted inline; every option is
+// documented in docs/config.md.
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "test_support.h"
+
+namespace pushdaemon {
+namespace {
+
+std::string errorOf(const std::string& text, const std::vector<std::string>& flags = {}) {
+  try {
+    parseConfig(text, "cfg.toml", flags);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsWithoutAFile) {
+  const Config c = parseConfig("", "cfg.toml", {});
+  EXPECT_EQ(c.http_address, "127.0.0.1:9477");
+  EXPECT_EQ(c.page_size, 2000u);
+  EXPECT_EQ(c.apns.host, "api.push.apple.com");
+  EXPECT_EQ(c.fcm.host, "fcm.googleapis.com");
+  EXPECT_EQ(c.log_level, LogLevel::kInfo);
+}
+
+TEST(Config, ReadsSectionsAndTypes) {
+  const Config c = parseConfig(
+      "[daemon]\nlog_level = \"debug\"\nlease_s = 12\n[database]\nport = 3307\n"
+      "[sending]\npage_size = 700\n[apns]\nrate_limit = 250.5\nmax_connections = 3\n"
+      "[fcm]\nenabled = false\n[diag]\nsnapshot_dir = \"/tmp/s\"\n",
+      "cfg.toml", {});
+  EXPECT_EQ(c.log_level, LogLevel::kDebug);
+  EXPECT_EQ(c.lease, std::chrono::seconds(12));
+  EXPECT_EQ(c.db_port, 3307);
+  EXPECT_EQ(c.page_size, 700u);
+  EXPECT_DOUBLE_EQ(c.apns.rate_limit, 250.5);
+  EXPECT_EQ(c.apns.max_connections, 3u);
+  EXPECT_FALSE(c.fcm.enabled);
+  EXPECT_EQ(c.snapshot_dir, "/tmp/s");
+}
+
+TEST(Config, SyntaxErrorNamesFileLineAndColumn) {
+  const std::string e = errorOf("[daemon]\n\nlog_level = \"info\n");
+  EXPECT_EQ(e.rfind("cfg.toml:3:", 0), 0u) << e;
+}
+
+TEST(Config, UnknownKeyNamesLineAndKey) {
+  EXPECT_EQ(errorOf("[sending]\n\npagesize = 5\n"),
+            "cfg.toml:3: unknown option 'sending.pagesize'");
+  EXPECT_EQ(errorOf("[nope]\nx = 1\n"), "cfg.toml:2: unknown option 'nope.x'");
+}
+
+TEST(Config, WrongTypeOrRangeNamesKeyAndWhatWasFound) {
+  EXPECT_EQ(errorOf("[database]\nport = \"3306\"\n"),
+            "cfg.toml:2: database.port: expected an integer in 1..65535, got a string");
+  EXPECT_EQ(errorOf("[sending]\npage_size = 0\n"),
+            "cfg.toml:2: sending.page_size: expected an integer in 1..100000, got 0");
+  EXPECT_EQ(errorOf("[daemon]\nlog_level = \"loud\"\n"),
+            "cfg.toml:2: daemon.log_level: expected error, warn, info or debug, got 'loud'");
+  EXPECT_EQ(errorOf("sending = 3\n"),
+            "cfg.toml:1: 'sending' must be a section ([sending]), got an integer");
+}
+
+TEST(Config, FlagsOverrideTheFileAndAreCheckedTheSameWay) {
+  const Config c = parseConfig("[database]\nhost = \"db1\"\nport = 3307\n", "cfg.toml",
+                               {"database.host=db2", "database.port=3308", "apns.enabled=false"});
+  EXPECT_EQ(c.db_host, "db2");
+  EXPECT_EQ(c.db_port, 3308);
+  EXPECT_FALSE(c.apns.enabled);
+  EXPECT_EQ(errorOf("", {"database.port=x"}),
+            "flag --database.port: database.port: expected an integer in 1..65535, got a string");
+  EXPECT_EQ(errorOf("", {"sending.nope=1"}), "flag --sending.nope: unknown option 'sending.nope'");
+}
+
+TEST(Config, PasswordsAreNeverTakenInlineAndNeverEchoed) {
+  const std::string e = errorOf("[database]\npassword = \"hunter2\"\n");
+  EXPECT_NE(e.find("database.password_file"), std::string::npos) << e;
+  EXPECT_EQ(e.find("hunter2"), std::string::npos);
+  const std::string f = errorOf("", {"database.password=hunter2"});
+  EXPECT_NE(f.find("password_file"), std::string::npos) << f;
+  EXPECT_EQ(f.find("hunter2"), std::string::npos);
+}
+
+TEST(Config, ConsistencyIsChecked) {
+  EXPECT_NE(errorOf("[sending]\npage_size = 5000\n[apns]\nmax_outstanding = 100\n")
+                .find("apns.max_outstanding (100) must be at least sending.page_size (5000)"),
+            std::string::npos);
+  EXPECT_NE(errorOf("[database]\nreconnect_min_ms = 900\nreconnect_max_ms = 100\n")
+                .find("reconnect_min_ms exceeds"),
+            std::string::npos);
+}
+
+TEST(Config, PasswordFileMustBePrivateAndItsContentIsNeverInTheError) {
+  leakscope::testing::TempDir dir;
+  const std::string path = dir.path() + "/pw";
+  std::ofstream(path) << "s3cr3t-value\n";
+  chmod(path.c_str(), 0644);
+  try {
+    readPasswordFile(path);
+    FAIL() << "a world-readable password file was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("mode 644"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("s3cr3t"), std::string::npos);
+  }
+  chmod(path.c_str(), 0600);
+  EXPECT_EQ(readPasswordFile(path), "s3cr3t-value");
+  EXPECT_THROW(readPasswordFile(dir.path() + "/missing"), ConfigError);
+}
+
+TEST(Config, TheShippedExampleIsValid) {
+  const Config c =
+      loadConfig(std::string(LEAKSCOPE_DOCS_DIR) + "/../daemon/pushdaemon.example.toml", {});
+  EXPECT_EQ(c.db_password_file, "/etc/pushdaemon/db-password");
+  EXPECT_EQ(c.snapshot_dir, "/var/lib/pushdaemon/snapshots");
+}
+
+TEST(Config, EveryOptionIsDocumentedInConfigMd) {
+  std::ifstream in(std::string(LEAKSCOPE_DOCS_DIR) + "/config.md");
+  ASSERT_TRUE(in) << "docs/config.md missing";
+  std::stringstream s;
+  s << in.rdbuf();
+  const std::string doc = s.str();
+  for (const std::string& name : allOptionNames()) {
+    EXPECT_NE(doc.find("`" + name + "`"), std::string::npos) << name << " is not in docs/config.md";
+  }
+}
+
+}  // namespace
+}  // namespace pushdaemon

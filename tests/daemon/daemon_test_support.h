@@ -1,0 +1,137 @@
+// The pushdaemon test harness, reusable by the integration tests, the
+// benchmark and the demo (issue #6):
+//  - MariaDbServer: a real MariaDB in a temp dir (mariadb-install-db +
+//    mariadbd --no-defaults on 127.0.0.1, a free port, its own socket), with
+//    a `pushdaemon` database and user whose password lives in a 0600 file.
+//    Stoppable and restartable on the same port; killed by its destructor.
+//  - DaemonProcess: build/bin/pushdaemon as a child with a TOML file written
+//    for a MariaDbServer and a MockPushServer (every option overridable),
+//    its /metrics and /healthz, and signals (TERM, HUP, USR2, KILL).
+//  - Loaders: an app with the test PKI's credentials, tokens, schedules, and
+//    the queries the tests assert on (results per token, schedule rows).
+// Every process started here is killed and reaped by its owner's
+// destructor, also when an assertion ends the test early.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "admin.h"
+#include "db.h"
+#include "push_test_support.h"
+#include "store.h"
+#include "test_support.h"
+
+namespace leakscope::testing {
+
+class MariaDbServer {
+ public:
+  // Initialises a data dir under a fresh temp dir and starts the server.
+  MariaDbServer();
+  ~MariaDbServer();
+
+  bool ok() const { return ok_; }
+  std::string error() const { return error_; }
+  int port() const { return port_; }
+  const std::string& dir() const { return dir_.path(); }
+  const std::string& passwordFile() const { return password_file_; }
+  const std::string& password() const { return password_; }
+
+  // SIGTERM and wait (a clean shutdown); start() again on the same port.
+  void stop();
+  bool start();
+  bool running() const { return server_ != nullptr && server_->alive(); }
+
+  // A new connection as the pushdaemon user (nullptr on failure).
+  std::unique_ptr<pushdaemon::DbConnection> connect() const;
+  pushdaemon::DbParams params() const;
+
+ private:
+  bool waitReady();
+  TempDir dir_;
+  std::unique_ptr<Child> server_;
+  int port_ = 0;
+  std::string password_;
+  std::string password_file_;
+  bool ok_ = false;
+  std::string error_;
+};
+
+// Settings as "section.key" -> TOML literal ("500", "\"text\"", "true").
+using Settings = std::map<std::string, std::string>;
+
+class DaemonProcess {
+ public:
+  // Settings for `db` and `mock` (short timeouts, small pages, port 0 for
+  // http, snapshots into dir/snapshots), then `overrides`.
+  DaemonProcess(const MariaDbServer& db, const MockPushServer& mock, std::string dir,
+                Settings overrides = {});
+  ~DaemonProcess();
+
+  // Writes the config and starts the daemon; true once it printed its
+  // start line (http address known).
+  bool start();
+  std::string configPath() const { return dir_ + "/pushdaemon.toml"; }
+  // Rewrites the config file with more overrides (for SIGHUP tests).
+  void writeConfig(const Settings& more);
+
+  int pid() const { return child_ ? child_->pid() : -1; }
+  bool alive() const { return child_ && child_->alive(); }
+  void signal(int sig) const;
+  // SIGKILL and reap.
+  void kill9();
+  // SIGTERM; the exit status (or -1 on timeout).
+  int terminate(int timeout_ms = 30000);
+  std::string log() const { return child_ ? child_->err() : ""; }
+  std::string out() const { return child_ ? child_->out() : ""; }
+  const std::string& http() const { return http_; }
+  std::string metrics() const;
+  // One series' value from a fresh scrape (nullopt if absent or no answer).
+  std::optional<double> metric(const std::string& series) const;
+  std::optional<std::string> health() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  Settings settings_;
+  std::string dir_;
+  std::unique_ptr<Child> child_;
+  std::string http_;
+};
+
+// An app with APNs token auth (the test PKI's key) and an FCM service
+// account for `mock`, written into `dir`. Returns the app id (0 on error).
+std::uint64_t createTestApp(pushdaemon::DbConnection& db, const MockPushServer& mock,
+                            const std::string& dir, const std::string& name);
+
+// Inserts tokens (platform, token) for an app; returns their ids in order.
+std::vector<std::uint64_t> insertTokens(pushdaemon::DbConnection& db, std::uint64_t app_id,
+                                        const std::string& platform,
+                                        const std::vector<std::string>& tokens);
+
+// A valid payload for both platforms.
+std::string bothPlatformsPayload();
+
+struct ResultRecord {
+  std::string token;
+  std::string platform;
+  std::string outcome;
+  int status = 0;
+  std::string reason;
+  int attempts = 0;
+};
+// token -> result rows (more than one would be a bug) for a schedule.
+std::map<std::string, std::vector<ResultRecord>> resultsByToken(pushdaemon::DbConnection& db,
+                                                                std::uint64_t schedule_id);
+std::uint64_t count(pushdaemon::DbConnection& db, const std::string& sql);
+std::optional<pushdaemon::ScheduleStatus> status(pushdaemon::DbConnection& db,
+                                                 std::uint64_t schedule_id);
+
+// Waits until the schedule reaches `state` (polling, with a deadline).
+bool waitForState(pushdaemon::DbConnection& db, std::uint64_t schedule_id, const std::string& state,
+                  int timeout_ms = 60000);
+
+}  // namespace leakscope::testing

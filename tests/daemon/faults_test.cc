@@ -1,0 +1,191 @@
+// Faults: kill -9 at several points and restart, a live daemon taking over
+// a dead one's expired lease, MariaDB stopped and restarted mid-schedule,
+// and the push server refusing connections.
+#include <signal.h>
+
+#include <filesystem>
+
+#include "daemon_test_support.h"
+#include "gtest/gtest.h"
+
+namespace leakscope::testing {
+namespace {
+
+class DaemonFaults : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(db_.ok()) << db_.error();
+    ASSERT_TRUE(mock_.ok());
+    conn_ = db_.connect();
+    ASSERT_NE(conn_, nullptr);
+    ASSERT_TRUE(pushdaemon::migrate(*conn_).ok());
+  }
+  // One app, n tokens per platform, one schedule due now.
+  std::uint64_t schedule(int n) {
+    const std::uint64_t app = createTestApp(*conn_, mock_, dir_.path() + "/app", "game");
+    std::vector<std::string> apns, fcm;
+    for (int i = 0; i < n; ++i) {
+      apns.push_back(deviceToken(static_cast<std::uint64_t>(i), "a0"));
+      fcm.push_back(deviceToken(static_cast<std::uint64_t>(i), "f0"));
+    }
+    insertTokens(*conn_, app, "apns", apns);
+    insertTokens(*conn_, app, "fcm", fcm);
+    auto id = pushdaemon::addSchedule(*conn_, app, bothPlatformsPayload(), -1);
+    return id.ok() ? *id : 0;
+  }
+  std::uint64_t persisted(std::uint64_t sid) {
+    return count(*conn_,
+                 "SELECT COUNT(*) FROM push_result WHERE schedule_id = " + std::to_string(sid));
+  }
+  std::string sub(const std::string& name) {
+    std::filesystem::create_directories(dir_.path() + "/" + name);
+    return dir_.path() + "/" + name;
+  }
+  MariaDbServer db_;
+  MockPushServer mock_;
+  TempDir dir_;
+  std::unique_ptr<pushdaemon::DbConnection> conn_;
+};
+
+// Page 100, 2 pages in flight per platform: what a crash can resend.
+const Settings kSmallPages = {{"sending.page_size", "100"},
+                              {"sending.pages_in_flight", "2"},
+                              {"apns.rate_limit", "2000"},
+                              {"fcm.rate_limit", "2000"},
+                              {"daemon.lease_s", "2"}};
+constexpr int kCrashBound = 2 * 2 * 100;  // platforms x pages_in_flight x page_size
+
+TEST_F(DaemonFaults, KillNineAtSeveralPointsThenRestartCompletesWithinTheDuplicateBound) {
+  const int n = 3000;
+  const std::uint64_t sid = schedule(n);
+  // Kill points: right after the claim, about a third in, about two thirds in.
+  const std::vector<std::uint64_t> kill_after = {0, 2000, 4000};
+  int kills = 0;
+  for (std::size_t round = 0; round <= kill_after.size(); ++round) {
+    DaemonProcess d(db_, mock_, sub("d" + std::to_string(round)), kSmallPages);
+    ASSERT_TRUE(d.start()) << d.log();
+    if (round == kill_after.size()) {
+      ASSERT_TRUE(waitForState(*conn_, sid, "done", 60000)) << d.log();
+      EXPECT_EQ(d.terminate(), 0);
+      break;
+    }
+    const std::uint64_t target = kill_after[round];
+    ASSERT_TRUE(eventually(
+        [&] {
+          auto s = status(*conn_, sid);
+          return s && s->state == "running" &&
+                 s->owner.find(std::to_string(d.pid())) != std::string::npos &&
+                 persisted(sid) >= target;
+        },
+        30000))
+        << d.log();
+    d.kill9();
+    ++kills;
+    auto s = status(*conn_, sid);
+    ASSERT_EQ(s->state, "running");  // the dead daemon's claim, until its lease expires
+  }
+  // Every token exactly one result; resends only within the bound.
+  const auto results = resultsByToken(*conn_, sid);
+  EXPECT_EQ(results.size(), static_cast<std::size_t>(2 * n));
+  for (const auto& [t, r] : results) {
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].outcome, "success");
+  }
+  const auto received = receivedCounts(mock_.received());
+  EXPECT_EQ(received.size(), static_cast<std::size_t>(2 * n));
+  int duplicates = 0;
+  for (const auto& [t, c] : received) duplicates += c - 1;
+  EXPECT_LE(duplicates, kills * kCrashBound);
+  EXPECT_EQ(status(*conn_, sid)->epoch, static_cast<std::uint32_t>(kills + 1));
+  RecordProperty("duplicates", duplicates);
+}
+
+TEST_F(DaemonFaults, ALiveDaemonTakesOverTheExpiredLeaseOfADeadOne) {
+  const std::uint64_t sid = schedule(2000);
+  DaemonProcess a(db_, mock_, sub("a"), kSmallPages);
+  ASSERT_TRUE(a.start());
+  ASSERT_TRUE(eventually([&] { return persisted(sid) > 0; }, 30000));
+  // B starts while A holds the claim: it must not touch the schedule.
+  DaemonProcess b(db_, mock_, sub("b"), kSmallPages);
+  ASSERT_TRUE(b.start());
+  a.kill9();
+  const auto dead = status(*conn_, sid);
+  ASSERT_EQ(dead->state, "running");
+  ASSERT_EQ(dead->epoch, 1u);
+  ASSERT_TRUE(waitForState(*conn_, sid, "done", 60000)) << b.log();
+  EXPECT_EQ(status(*conn_, sid)->epoch, 2u);
+  EXPECT_NE(b.log().find("took over schedule " + std::to_string(sid)), std::string::npos);
+  EXPECT_EQ(resultsByToken(*conn_, sid).size(), 4000u);
+  EXPECT_EQ(b.terminate(), 0);
+}
+
+TEST_F(DaemonFaults, MariaDbStoppedAndRestartedMidScheduleLosesNoResult) {
+  const int n = 3000;
+  const std::uint64_t sid = schedule(n);
+  DaemonProcess d(db_, mock_, sub("d"),
+                  {{"sending.page_size", "100"},
+                   {"apns.rate_limit", "1500"},
+                   {"fcm.rate_limit", "1500"},
+                   {"daemon.lease_s", "3"}});
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_TRUE(eventually([&] { return persisted(sid) >= 600; }, 30000));
+  conn_.reset();
+  db_.stop();
+  // The daemon notices, reports it, keeps its results in memory (bounded).
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto h = d.health();
+        return !h.has_value() || h->find("\"db\":\"down\"") != std::string::npos;
+      },
+      15000));
+  EXPECT_TRUE(
+      eventually([&] { return d.metric("pushdaemon_result_backlog_tokens").value_or(0) > 0; }));
+  std::this_thread::sleep_for(std::chrono::seconds(4));  // an outage longer than the lease
+  const double backlog = d.metric("pushdaemon_result_backlog_tokens").value_or(-1);
+  EXPECT_LE(backlog, 2 * 4 * 100) << "backlog beyond pages_in_flight x page_size per platform";
+  ASSERT_TRUE(db_.start()) << db_.error();
+  conn_ = db_.connect();
+  ASSERT_NE(conn_, nullptr);
+  ASSERT_TRUE(waitForState(*conn_, sid, "done", 60000)) << d.log();
+  // No result lost, none doubled, nothing sent twice (the daemon never died).
+  const auto results = resultsByToken(*conn_, sid);
+  EXPECT_EQ(results.size(), static_cast<std::size_t>(2 * n));
+  for (const auto& [t, r] : results) EXPECT_EQ(r.size(), 1u);
+  const auto received = receivedCounts(mock_.received());
+  EXPECT_EQ(received.size(), static_cast<std::size_t>(2 * n));
+  for (const auto& [t, c] : received) EXPECT_EQ(c, 1) << t;
+  EXPECT_EQ(status(*conn_, sid)->epoch, 1u);  // kept its claim through the outage
+  EXPECT_GT(d.metric(R"(pushdaemon_db_errors_total{op="connect"})").value_or(0), 0);
+  EXPECT_NE(d.health().value_or("").find("\"db\":\"up\""), std::string::npos);
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
+TEST_F(DaemonFaults, PushServerDownTheScheduleWaitsAndIsNotDoneWithTokensUnsent) {
+  ASSERT_TRUE(mock_.faults({{"refuse_connections", true}}));
+  const std::uint64_t sid = schedule(500);
+  DaemonProcess d(db_, mock_, sub("d"), {{"sending.page_size", "100"}});
+  ASSERT_TRUE(d.start()) << d.log();
+  ASSERT_TRUE(eventually(
+      [&] {
+        return d.metric(R"(pushdaemon_token_resends_total{platform="apns",reason="undelivered"})")
+                   .value_or(0) > 0;
+      },
+      20000))
+      << d.log();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto s = status(*conn_, sid);
+  EXPECT_EQ(s->state, "running");
+  EXPECT_EQ(persisted(sid), 0u);
+  EXPECT_EQ(s->success + s->retryable, 0u);
+  ASSERT_TRUE(mock_.faults({{"refuse_connections", false}}));
+  ASSERT_TRUE(waitForState(*conn_, sid, "done", 60000)) << d.log();
+  const auto results = resultsByToken(*conn_, sid);
+  EXPECT_EQ(results.size(), 1000u);
+  for (const auto& [t, r] : results) EXPECT_EQ(r[0].outcome, "success") << t;
+  const auto received = receivedCounts(mock_.received());
+  for (const auto& [t, c] : received) EXPECT_EQ(c, 1) << t;
+  EXPECT_EQ(d.terminate(), 0);
+}
+
+}  // namespace
+}  // namespace leakscope::testing
