@@ -1,5 +1,7 @@
 #include "admin.h"
 
+#include <algorithm>
+#include <cctype>
 #include <sstream>
 
 #include "payload.h"
@@ -52,7 +54,13 @@ diag::Result<std::vector<TokenLine>> parseTokenFile(std::istream& in, const std:
     f >> token >> extra;
     std::string why;
     if (platform != "apns" && platform != "fcm") {
-      why = "unknown platform '" + platform.substr(0, 32) + "' (expected apns or fcm)";
+      // Named only when it looks like a word: a line holding just a token
+      // would otherwise put the token on stderr.
+      const bool word = platform.size() <= 16 &&
+                        std::all_of(platform.begin(), platform.end(),
+                                    [](unsigned char ch) { return std::isalpha(ch) != 0; });
+      why = word ? "unknown platform '" + platform + "' (expected apns or fcm)"
+                 : std::string("unknown platform (expected apns or fcm)");
     } else if (token.empty()) {
       why = "empty token";
     } else if (!extra.empty()) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
 #include "log.h"
 
@@ -219,7 +220,12 @@ void ClientRegistry::drop(std::uint64_t app_id) {
 }
 
 void ClientRegistry::shutdownAll() {
-  for (auto& [key, e] : clients_) shutdown(e);
+  // All at once: each gets the whole shutdown_grace, and the daemon's stop
+  // takes one grace, not one per client (systemd's TimeoutStopSec).
+  std::vector<std::thread> stopping;
+  stopping.reserve(clients_.size());
+  for (auto& [key, e] : clients_) stopping.emplace_back([this, &e] { shutdown(e); });
+  for (auto& t : stopping) t.join();
   clients_.clear();
 }
 

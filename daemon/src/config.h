@@ -66,7 +66,7 @@ struct Config {
   std::string db_password_file;
   std::string db_name = "pushdaemon";
   std::chrono::seconds db_connect_timeout{5};
-  std::chrono::seconds db_io_timeout{30};
+  std::chrono::seconds db_io_timeout{10};
   std::chrono::milliseconds db_reconnect_min{100};
   std::chrono::milliseconds db_reconnect_max{10000};
   bool db_migrate = true;

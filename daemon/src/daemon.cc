@@ -125,6 +125,15 @@ int runDaemon(int argc, char** argv) {
     std::puts("config ok");
     return 0;
   }
+  if (config.lease < 3 * config.db_io_timeout) {
+    // The writer renews the lease every third of it, between statements; one
+    // that hangs for the whole io_timeout can let the lease lapse while this
+    // daemon lives, and another daemon may then take the schedule over.
+    logWarn("main", "daemon.lease_s (" + std::to_string(config.lease.count()) +
+                        ") is under 3 x database.io_timeout_s (" +
+                        std::to_string(config.db_io_timeout.count()) +
+                        "): a hung statement can let a live daemon lose its lease");
+  }
   auto heap_mode = diag::parseHeapMode(config.heap_mode);
   if (heap_mode.ok() && *heap_mode == diag::HeapMode::kSampled && !migrate_only) {
     // tcmalloc reads its sampling period before main: re-exec once with it
@@ -182,7 +191,12 @@ int runDaemon(int argc, char** argv) {
         return 1;
       }
       timespec zero{0, 0};
-      if (sigtimedwait(&wait_set, nullptr, &zero) > 0) return 0;
+      const int sig = sigtimedwait(&wait_set, nullptr, &zero);
+      if (sig == SIGTERM || sig == SIGINT) return 0;
+      if (sig == SIGHUP) {
+        logWarn("main",
+                "SIGHUP while waiting for the database: the configuration is read at start");
+      }
       mdb.backoff(&stop);
     }
     if (migrate_only) return 0;
@@ -248,8 +262,10 @@ int runDaemon(int argc, char** argv) {
     break;
   }
   scheduler->join();
-  scheduler.reset();  // push clients are shut down inside; then the loop goes
+  // The HTTP server first: /healthz reads the scheduler, which goes next
+  // (push clients are shut down inside it; then the loop goes).
   http.reset();
+  scheduler.reset();
   logInfo("main", "stopped");
   return 0;
 }

@@ -47,8 +47,9 @@ struct Slot {
   push::OutcomeKind kind = push::OutcomeKind::kRetryable;
   int status = 0;
   std::string reason;
-  int attempts = 0;  // requests on the wire, all rounds
-  int rounds = 0;    // rounds answered "retryable" by the server
+  int attempts = 0;                          // requests on the wire, all rounds
+  int rounds = 0;                            // rounds answered "retryable" by the server
+  std::chrono::milliseconds retry_after{0};  // the server's Retry-After, last answer
   bool final = false;
 };
 
@@ -57,6 +58,7 @@ struct Slot {
 // count `outstanding` down; the scheduler thread reads slots only after
 // `outstanding` reached 0 (acquire) for the round it started.
 struct Scheduler::Page {
+  std::uint64_t run = 0;  // Run::serial of the schedule run that read it
   Platform platform = Platform::kApns;
   std::uint64_t last_id = 0;
   std::vector<Slot> slots;
@@ -71,6 +73,7 @@ struct Scheduler::Page {
 
 // What the writer thread reports back about a job.
 struct Scheduler::WriterEvent {
+  std::uint64_t run = 0;       // Run::serial of the run that queued the job
   std::shared_ptr<Page> page;  // null: the schedule's final state change
   std::shared_ptr<std::vector<ResultRow>> rows;
   WriteOutcome outcome = WriteOutcome::kWritten;
@@ -81,6 +84,10 @@ struct Scheduler::WriterEvent {
 
 // The state of the schedule being run.
 struct Scheduler::Run {
+  // Which run of runSchedule this is: pages and writer events of an earlier
+  // run (abandoned after a lost lease or a failed write) may still arrive
+  // and must not touch this one.
+  std::uint64_t serial = 0;
   std::uint64_t id = 0;
   ClaimedSchedule claimed;
   AppRow app;
@@ -348,6 +355,7 @@ bool Scheduler::sendSome(Run& run, Page& page, const std::shared_ptr<Page>& self
         s.status = o.status;
         s.reason = o.reason;
         s.attempts += o.attempts;
+        s.retry_after = o.retry_after;
         if (self->outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) pageDone(self);
       });
   if (admission != push::Admission::kAccepted) {
@@ -390,7 +398,8 @@ void Scheduler::classify(Run& run, const std::shared_ptr<Page>& page) {
     }
     ++retry;
     again.push_back(i);
-    delay = std::max(delay, config_.token_retry_delay);
+    // Not before the server said (Retry-After), nor before our own delay.
+    delay = std::max({delay, config_.token_retry_delay, s.retry_after});
   }
   if (answered) run.undelivered_backoff[pi].reset();
   if (again.empty()) {
@@ -466,6 +475,7 @@ void Scheduler::submitWrites(Run& run, Platform p) {
     };
     job.done = [this, page, rows, outcome, queued_at](const diag::Status& s) {
       WriterEvent e;
+      e.run = page->run;
       e.page = page;
       e.rows = rows;
       e.outcome = *outcome;
@@ -493,6 +503,7 @@ namespace pushdaemon {
 
 void Scheduler::runSchedule(ClaimedSchedule claimed) {
   Run run;
+  run.serial = ++run_serial_;
   run.id = claimed.id;
   run.lease = Lease{claimed.id, owner_, claimed.epoch, config_.lease};
   current_schedule_ = claimed.id;
@@ -593,6 +604,7 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
       events.swap(writer_events_);
     }
     for (auto& page : done) {
+      if (page->run != run.serial) continue;                    // from an abandoned earlier run
       if (page->next_to_send < page->to_send.size()) continue;  // more of this round to send
       if (page->outstanding.load(std::memory_order_acquire) != 0) continue;
       if (page->complete) continue;
@@ -600,6 +612,7 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
       if (page->complete) submitWrites(run, page->platform);
     }
     for (auto& e : events) {
+      if (e->run != run.serial) continue;  // from an abandoned earlier run
       if (!e->page) {
         finished = true;
         finish_changed = !e->error && e->changed;
@@ -660,13 +673,22 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
               return readTokens(c, run.app.id, p, run.read_cursor[pi], config_.page_size);
             },
             &stop_flag_);
-        if (!tokens.ok()) break;  // stopping: drain what we have
+        if (!tokens.ok()) {
+          // kUnavailable only comes back once stopping: drain what we have.
+          // Anything else is a statement the server refuses; repeating it
+          // will not help, so the schedule fails with it.
+          if (tokens.error().code != diag::Errc::kUnavailable && run.fatal.empty()) {
+            run.fatal = "reading tokens failed: " + tokens.error().message;
+          }
+          break;
+        }
         metrics_->batchDuration(p, Stage::kRead, seconds(Clock::now() - t0));
         if (tokens->empty()) {
           run.exhausted[pi] = true;
           break;
         }
         auto page = std::make_shared<Page>();
+        page->run = run.serial;
         page->platform = p;
         page->last_id = tokens->back().id;
         page->slots.resize(tokens->size());
@@ -713,8 +735,9 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
           *changed = *r;
           return diag::Ok{};
         };
-        job.done = [this, changed](const diag::Status& s) {
+        job.done = [this, changed, serial = run.serial](const diag::Status& s) {
           WriterEvent e;
+          e.run = serial;
           e.changed = *changed;
           if (!s.ok()) e.error = s.error();
           const std::lock_guard lock(mu_);

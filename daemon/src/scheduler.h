@@ -102,7 +102,8 @@ class Scheduler {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::shared_ptr<Page>> done_pages_;            // guarded by mu_
+  std::uint64_t run_serial_ = 0;                  // scheduler thread: counts runSchedule calls
+  std::deque<std::shared_ptr<Page>> done_pages_;  // guarded by mu_
   std::deque<std::shared_ptr<WriterEvent>> writer_events_;  // guarded by mu_
   std::optional<Config> pending_config_;                    // guarded by mu_
   bool stop_requested_ = false;                             // guarded by mu_

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,6 +16,13 @@
 namespace leakscope::testing {
 
 namespace {
+
+// mariadbd refuses to run as root without --user; getlogin() needs a
+// terminal, which CI has not.
+std::string currentUser() {
+  const passwd* pw = getpwuid(geteuid());
+  return pw != nullptr ? pw->pw_name : "root";
+}
 
 int freePort() {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -53,7 +61,7 @@ pushdaemon::DbParams rootParams(const std::string& dir) {
 MariaDbServer::MariaDbServer() {
   Child install({"/usr/bin/mariadb-install-db", "--no-defaults", "--datadir=" + dir() + "/data",
                  "--auth-root-authentication-method=normal", "--skip-test-db",
-                 "--user=" + std::string(getuid() == 0 ? "root" : getlogin())});
+                 "--user=" + currentUser()});
   if (install.wait(60000) != 0) {
     error_ = "mariadb-install-db failed: " + install.err();
     return;
@@ -93,10 +101,9 @@ bool MariaDbServer::start() {
   server_ = std::make_unique<Child>(std::vector<std::string>{
       "/usr/sbin/mariadbd", "--no-defaults", "--datadir=" + dir() + "/data",
       "--socket=" + dir() + "/mysqld.sock", "--port=" + std::to_string(port_),
-      "--bind-address=127.0.0.1", "--user=" + std::string(getuid() == 0 ? "root" : getlogin()),
-      "--pid-file=" + dir() + "/mysqld.pid", "--skip-name-resolve", "--innodb-log-file-size=16M",
-      "--innodb-buffer-pool-size=64M", "--max-connections=200",
-      "--log-error=" + dir() + "/error.log"});
+      "--bind-address=127.0.0.1", "--user=" + currentUser(), "--pid-file=" + dir() + "/mysqld.pid",
+      "--skip-name-resolve", "--innodb-log-file-size=16M", "--innodb-buffer-pool-size=64M",
+      "--max-connections=200", "--log-error=" + dir() + "/error.log"});
   return waitReady();
 }
 
@@ -231,7 +238,11 @@ std::optional<double> DaemonProcess::metric(const std::string& series) const {
   return metricValue(metrics(), series);
 }
 
-std::optional<std::string> DaemonProcess::health() const { return httpGet(http_, "/healthz"); }
+std::optional<std::string> DaemonProcess::health() const {
+  auto a = httpAsk(http_, "/healthz");  // 503 while the database is down
+  if (!a) return std::nullopt;
+  return a->body;
+}
 
 std::uint64_t createTestApp(pushdaemon::DbConnection& db, const MockPushServer& mock,
                             const std::string& dir, const std::string& name) {

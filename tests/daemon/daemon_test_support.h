@@ -92,6 +92,7 @@ class DaemonProcess {
   std::string metrics() const;
   // One series' value from a fresh scrape (nullopt if absent or no answer).
   std::optional<double> metric(const std::string& series) const;
+  // /healthz's body, whatever the status (503 while the database is down).
   std::optional<std::string> health() const;
   const std::string& dir() const { return dir_; }
 

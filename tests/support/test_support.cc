@@ -21,8 +21,8 @@ namespace leakscope::testing {
 
 namespace {
 
-// One HTTP/1.0 exchange: `request` is sent as is; the body of a 200 answer.
-std::optional<std::string> httpExchange(const std::string& host_port, const std::string& request) {
+// One HTTP/1.0 exchange: `request` is sent as is.
+std::optional<HttpAnswer> httpExchange(const std::string& host_port, const std::string& request) {
   const std::size_t colon = host_port.rfind(':');
   if (colon == std::string::npos) return std::nullopt;
   sockaddr_in a{};
@@ -50,23 +50,37 @@ std::optional<std::string> httpExchange(const std::string& host_port, const std:
     resp.append(buf, static_cast<std::size_t>(n));
   }
   close(fd);
-  if (resp.rfind("HTTP/1.", 0) != 0 || resp.find(" 200 ") == std::string::npos) return std::nullopt;
+  // "HTTP/1.x NNN reason"
+  if (resp.rfind("HTTP/1.", 0) != 0 || resp.size() < 12) return std::nullopt;
   const std::size_t body = resp.find("\r\n\r\n");
   if (body == std::string::npos) return std::nullopt;
-  return resp.substr(body + 4);
+  HttpAnswer answer;
+  answer.status = std::atoi(resp.c_str() + 9);
+  answer.body = resp.substr(body + 4);
+  return answer;
+}
+
+std::optional<std::string> bodyIf200(std::optional<HttpAnswer> a) {
+  if (!a || a->status != 200) return std::nullopt;
+  return std::move(a->body);
 }
 
 }  // namespace
 
 std::optional<std::string> httpGet(const std::string& host_port, const std::string& path) {
+  return bodyIf200(httpAsk(host_port, path));
+}
+
+std::optional<HttpAnswer> httpAsk(const std::string& host_port, const std::string& path) {
   return httpExchange(host_port, "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n\r\n");
 }
 
 std::optional<std::string> httpPost(const std::string& host_port, const std::string& path,
                                     const std::string& body) {
-  return httpExchange(host_port, "POST " + path + " HTTP/1.0\r\nHost: " + host_port +
-                                     "\r\nContent-Type: application/json\r\nContent-Length: " +
-                                     std::to_string(body.size()) + "\r\n\r\n" + body);
+  return bodyIf200(
+      httpExchange(host_port, "POST " + path + " HTTP/1.0\r\nHost: " + host_port +
+                                  "\r\nContent-Type: application/json\r\nContent-Length: " +
+                                  std::to_string(body.size()) + "\r\n\r\n" + body));
 }
 
 std::optional<double> metricValue(const std::string& text, const std::string& series) {

@@ -11,6 +11,13 @@ namespace leakscope::testing {
 // GET http://HOST:PORT/PATH (HTTP/1.0). Returns the body, or nullopt on any
 // failure (connect, timeout, non-200).
 std::optional<std::string> httpGet(const std::string& host_port, const std::string& path);
+// Any status (e.g. a 503 from /healthz); nullopt only when no HTTP answer
+// came at all.
+struct HttpAnswer {
+  int status = 0;
+  std::string body;
+};
+std::optional<HttpAnswer> httpAsk(const std::string& host_port, const std::string& path);
 // POST with a JSON body; the same answer rules as httpGet.
 std::optional<std::string> httpPost(const std::string& host_port, const std::string& path,
                                     const std::string& body);
