@@ -32,6 +32,8 @@ if [ -z "${DEMO_DIR:-}" ]; then
 fi
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
+# A kept DEMO_DIR from an earlier run: start afresh (only what the demo makes).
+rm -rf "${DEMO_DIR:?}"/{db,pki,setup,drill,normal} "$DEMO_DIR"/{mock.out,mock.err,db.out}   "$DEMO_DIR"/{fcm-service-account.json,payload.json}
 
 say() { printf 'demo: %s\n' "$*"; }
 step() { printf '\n== %s\n' "$*"; }
