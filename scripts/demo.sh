@@ -1,120 +1,266 @@
 #!/usr/bin/env bash
-# The leakscope demo, end to end on a fresh machine:
+# The leakscope demo: the seed story's incident, replayed and caught.
 #   1. installs what is missing and builds (scripts/setup.sh, cmake),
-#   2. runs leakscope-example with a leak (every 3rd connection kept open),
-#      takes a snapshot with `kill -USR2` every second, and runs
-#      `leakscope trend` on them: what grows, the survivors, the sockets they
-#      hold (and writes the HTML report beside the snapshots),
-#   3. does the same without the leak, and shows that nothing grows.
-# Everything it starts is stopped at the end, also on Ctrl-C.
+#   2. starts a throw-away MariaDB and the mock push server on 127.0.0.1,
+#      loads an app with APNs and FCM device tokens,
+#   3. runs pushdaemon with the leak drill on (--leak-drill: a new APNs
+#      client per schedule, never shut down — the seed's bug), runs a series
+#      of schedules one after the other and takes a snapshot with
+#      `kill -USR2` after each; then `leakscope trend` names what grows, the
+#      survivors and the sockets they hold, and `leakscope report --html`
+#      writes the page,
+#   4. does the same with the drill off and shows the clean verdict.
+# The last two lines are the verdicts (`verdict drill:`, `verdict normal:`),
+# read from `leakscope trend --json`. Everything it starts (daemon, MariaDB,
+# mock push server) is stopped at the end, also on Ctrl-C.
 #
-# Options (environment): DEMO_SNAPSHOTS (default 4), DEMO_DIR (default: a temp
-# dir, removed at the end; set it to keep the snapshot files).
+# Options (environment): DEMO_SCHEDULES (default 5), DEMO_APNS_TOKENS (3000),
+# DEMO_FCM_TOKENS (500), DEMO_MAX_CONNECTIONS (apns.max_connections, 4),
+# DEMO_DIR (default: a temp dir, removed at the end; set it to keep the
+# snapshots, reports, logs and configuration), LEAKSCOPE_JOBS (build jobs, 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-snapshots="${DEMO_SNAPSHOTS:-4}"
+schedules="${DEMO_SCHEDULES:-5}"
+apns_tokens="${DEMO_APNS_TOKENS:-3000}"
+fcm_tokens="${DEMO_FCM_TOKENS:-500}"
+max_conns="${DEMO_MAX_CONNECTIONS:-4}"
 keep_dir=1
 if [ -z "${DEMO_DIR:-}" ]; then
   DEMO_DIR=$(mktemp -d /tmp/leakscope-demo.XXXXXX)
   keep_dir=0
 fi
-child=""
+mkdir -p "$DEMO_DIR"
+DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
+# A kept DEMO_DIR from an earlier run: start afresh (only what the demo makes).
+rm -rf "${DEMO_DIR:?}"/{db,pki,setup,drill,normal} "$DEMO_DIR"/{mock.out,mock.err,db.out}   "$DEMO_DIR"/{fcm-service-account.json,payload.json}
+
+say() { printf 'demo: %s\n' "$*"; }
+step() { printf '\n== %s\n' "$*"; }
+die() { say "FAILED: $*" >&2; exit 1; }
+
+mock_pid=""
+daemon_pid=""
+db_started=0
 cleanup() {
-  if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
-    kill "$child" 2>/dev/null || true
-    wait "$child" 2>/dev/null || true
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2> /dev/null; then
+    kill -TERM "$daemon_pid" 2> /dev/null || true
+    # A drained exit takes well under a second here; do not hang on it.
+    for _ in $(seq 100); do kill -0 "$daemon_pid" 2> /dev/null || break; sleep 0.1; done
+    kill -KILL "$daemon_pid" 2> /dev/null || true
+    wait "$daemon_pid" 2> /dev/null || true
+  fi
+  if [ -n "$mock_pid" ] && kill -0 "$mock_pid" 2> /dev/null; then
+    kill -TERM "$mock_pid" 2> /dev/null || true
+    wait "$mock_pid" 2> /dev/null || true
+  fi
+  if [ "$db_started" = 1 ]; then
+    bash tests/daemon/mariadb-tmp.sh stop "$DEMO_DIR/db" || true
   fi
   [ "$keep_dir" = 1 ] || rm -rf "$DEMO_DIR"
+  exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '%s\n' "$*"; }
-step() { printf '\n== %s\n' "$*"; }
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 step "setup and build"
 bash scripts/setup.sh
 cmake -S . -B build > /dev/null
-cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope-example leakscope > /dev/null
-say "built build/bin/leakscope-example and build/bin/leakscope"
+cmake --build build -j"${LEAKSCOPE_JOBS:-2}" \
+  --target pushdaemon pushdaemon-admin mock-push-server leakscope > /dev/null
+say "built build/bin/{pushdaemon,pushdaemon-admin,mock-push-server,leakscope}"
+t_start=$(date +%s.%N)
 
-# run NAME LEAK_EVERY: runs the example, snapshots it every second, prints a
-# summary; sets VERDICT.
-run() {
-  local name=$1 leak_every=$2
-  local dir="$DEMO_DIR/$name"
-  step "$name: leakscope-example --leak-every $leak_every, $snapshots snapshots one second apart"
-  build/bin/leakscope-example --snapshot-dir "$dir" --leak-every "$leak_every" \
-    --connections 6 --interval-ms 100 --sample-period 65536 > "$DEMO_DIR/$name.out" 2>&1 &
-  child=$!
-  local start=""
-  for _ in $(seq 50); do
-    start=$(grep -m1 '^leakscope-example ' "$DEMO_DIR/$name.out" || true)
-    [ -n "$start" ] && break
-    sleep 0.1
-  done
-  [ -n "$start" ] || { cat "$DEMO_DIR/$name.out"; say "demo: the example did not start"; exit 1; }
-  say "started: $start"
-  local metrics
-  metrics=$(sed -n 's/.* metrics=\([^ ]*\).*/\1/p' <<< "$start")
-  for i in $(seq "$snapshots"); do
-    sleep 1
-    kill -USR2 "$child"
-    say "kill -USR2 $child   (snapshot $i of $snapshots)"
-  done
-  # Wait for the last file to land.
-  for _ in $(seq 50); do
-    [ "$(ls "$dir"/*.lsnap 2>/dev/null | wc -l)" -ge "$snapshots" ] && break
-    sleep 0.1
-  done
-  say "live /metrics at http://$metrics/metrics:"
-  curl -s "http://$metrics/metrics" | grep -E '^leakscope_tracked_objects|^leakscope_sockets\{peer="example-server"' | sed 's/^/  /'
-  kill "$child"
-  wait "$child" || true
-  child=""
+step "the push service (mock), the database, the app"
+bash tests/mock_push/make-test-pki.sh "$DEMO_DIR/pki" > /dev/null
+pki="$DEMO_DIR/pki"
+build/bin/mock-push-server --cert "$pki/server.pem" --key "$pki/server.key" \
+  --apns-key "$pki/apns.pub.pem" --apns-key-id ABC123DEFG --apns-team-id DEF123GHIJ \
+  --topic com.example.game --fcm-key "$pki/fcm.pub.pem" \
+  --fcm-client-email push@leakscope-demo.iam.gserviceaccount.com --fcm-project leakscope-demo \
+  --max-records 0 > "$DEMO_DIR/mock.out" 2> "$DEMO_DIR/mock.err" &
+mock_pid=$!
+for _ in $(seq 100); do grep -q '^control_port=' "$DEMO_DIR/mock.out" 2> /dev/null && break; sleep 0.05; done
+mock_port=$(sed -n 's/^port=//p' "$DEMO_DIR/mock.out")
+control=127.0.0.1:$(sed -n 's/^control_port=//p' "$DEMO_DIR/mock.out")
+[ -n "$mock_port" ] || { cat "$DEMO_DIR/mock.err" >&2; die "mock-push-server did not start"; }
+say "mock push server (APNs + FCM over HTTP/2 + TLS) on 127.0.0.1:$mock_port, pid $mock_pid"
 
-  say ""
-  say "snapshots in $dir (mode $(stat -c %a "$dir")):"
-  printf '  %-32s %8s %10s %12s %12s %s\n' file connections sockets rss_bytes heap_in_use top_heap_site
-  local f
-  for f in "$dir"/*.lsnap; do
-    jq -r --arg f "$(basename "$f")" '
-      ([.tracked[] | select(.kind == "example.connection") | .live][0]) as $conns
-      | ([.sockets[] | select(.peer == "example-server" and .state == "ESTABLISHED")] | length) as $socks
-      | (.heap as $h | if ($h.available and ($h.sites | length) > 0)
-           then ($h.sites | max_by(.estimated_inuse_bytes // .inuse_bytes)
-                 | $h.frames[.stack[0]].function | sub("\\(.*"; ""))
-           else "-" end) as $site
-      | "  \($f | .[0:32] | . + " " * (32 - length)) \($conns | tostring | " " * (8 - length) + .) \($socks | tostring | " " * (10 - length) + .) \(.process.rss_bytes | tostring | " " * (12 - length) + .) \(.allocator.allocated_bytes // 0 | tostring | " " * (12 - length) + .) \($site)"
-    ' "$f"
-  done
+db_started=1
+bash tests/daemon/mariadb-tmp.sh start "$DEMO_DIR/db" --innodb-buffer-pool-size=64M \
+  > "$DEMO_DIR/db.out"
+db_port=$(sed -n 's/^port=//p' "$DEMO_DIR/db.out")
+say "MariaDB on 127.0.0.1:$db_port (data in $DEMO_DIR/db; password in a 0600 file)"
 
-  say ""
-  say "\$ leakscope trend --survivors 3 $dir/*.lsnap"
-  local status=0
-  build/bin/leakscope trend --survivors 3 "$dir"/*.lsnap | sed 's/^/  /' || status=${PIPESTATUS[0]}
-  build/bin/leakscope trend --json "$dir"/*.lsnap > "$DEMO_DIR/$name.trend.json" || true
-  build/bin/leakscope report --html "$DEMO_DIR/$name.html" "$dir"/*.lsnap > /dev/null || true
-  [ "$keep_dir" = 1 ] && say "  report: $DEMO_DIR/$name.html"
-  if [ "$status" = 1 ]; then
-    VERDICT=$(jq -r '.suspects as $s
-      | [$s[] | select(.group == "tracked")][0] as $k
-      | "leakscope trend exit 1: \($s | length) suspects; \($k.name) grew \($k.objects | map(tostring) | join(" -> ")) live objects, \($k.survivor_count) survived every snapshot; sockets: \([$s[] | select(.group == "socket") | .name] | join(", "))"' \
-      "$DEMO_DIR/$name.trend.json")
-  elif [ "$status" = 0 ]; then
-    VERDICT="leakscope trend exit 0: no steady growth over $snapshots snapshots"
-  else
-    say "demo: leakscope trend failed (exit $status)"
-    exit 1
-  fi
+# The FCM service account points its token_uri at the mock.
+(
+  umask 077
+  jq -n --rawfile key "$pki/fcm.key" --arg uri "https://localhost:$mock_port/token" '{
+    type: "service_account", project_id: "leakscope-demo", private_key_id: "demo",
+    private_key: $key, client_email: "push@leakscope-demo.iam.gserviceaccount.com",
+    client_id: "1", token_uri: $uri}' > "$DEMO_DIR/fcm-service-account.json"
+)
+printf '%s\n' '{"apns":{"aps":{"alert":{"title":"Evening event","body":"starts in 10 minutes"}}},' \
+  '"fcm":{"notification":{"title":"Evening event","body":"starts in 10 minutes"}}}' \
+  > "$DEMO_DIR/payload.json"
+
+# write_config NAME DRILL: the daemon's configuration for one run.
+write_config() {
+  local name=$1 drill=$2
+  mkdir -p "$DEMO_DIR/$name"
+  cat > "$DEMO_DIR/$name/pushdaemon.toml" << TOML
+[daemon]
+http_address = "127.0.0.1:0"
+poll_interval_ms = 50
+log_level = "info"
+leak_drill = $drill
+[database]
+host = "127.0.0.1"
+port = $db_port
+user = "pushdaemon"
+password_file = "$DEMO_DIR/db/db-password"
+[sending]
+page_size = 500
+[apns]
+host = "localhost"
+port = $mock_port
+connect_address = "127.0.0.1"
+ca_file = "$pki/ca.pem"
+max_connections = $max_conns
+# few streams per connection, so that every schedule fills its pool
+max_streams = 10
+[fcm]
+host = "localhost"
+port = $mock_port
+connect_address = "127.0.0.1"
+oauth_connect_address = "127.0.0.1"
+ca_file = "$pki/ca.pem"
+max_connections = 2
+[diag]
+snapshot_dir = "$DEMO_DIR/$name/snapshots"
+TOML
+}
+write_config setup false
+admin() { build/bin/pushdaemon-admin --config "$DEMO_DIR/setup/pushdaemon.toml" "$@"; }
+admin migrate > /dev/null
+app=$(admin add-app game --apns-key-file "$pki/apns.p8" --apns-key-id ABC123DEFG \
+  --apns-team-id DEF123GHIJ --apns-topic com.example.game \
+  --fcm-service-account "$DEMO_DIR/fcm-service-account.json" | sed -n 's/^app_id=//p')
+admin generate-tokens "$app" apns "$apns_tokens" > /dev/null
+admin generate-tokens "$app" fcm "$fcm_tokens" > /dev/null
+say "app 'game' (id $app): $apns_tokens APNs + $fcm_tokens FCM device tokens"
+
+metric() {  # SCRAPE SERIES -> value (0 when absent)
+  awk -v s="$2" '$1 == s { v = $2 } END { print (v == "" ? 0 : v) + 0 }' <<< "$1"
 }
 
-run drill 3
-drill_verdict=$VERDICT
-run normal 0
-normal_verdict=$VERDICT
+# run NAME DRILL: one daemon, $schedules schedules, a snapshot after each,
+# then the analysis; sets VERDICT.
+run() {
+  local name=$1 drill=$2
+  local dir="$DEMO_DIR/$name"
+  local flags=()
+  write_config "$name" false
+  [ "$drill" = true ] && flags=(--leak-drill)
+  step "$name: pushdaemon ${flags[*]:-(no drill)}, $schedules schedules, kill -USR2 after each"
+  build/bin/pushdaemon --config "$dir/pushdaemon.toml" "${flags[@]}" \
+    > "$dir/daemon.out" 2> "$dir/daemon.log" &
+  daemon_pid=$!
+  for _ in $(seq 200); do
+    grep -q '^pushdaemon pid=' "$dir/daemon.out" 2> /dev/null && break
+    kill -0 "$daemon_pid" 2> /dev/null || { cat "$dir/daemon.log" >&2; die "pushdaemon exited"; }
+    sleep 0.05
+  done
+  local http
+  http=$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$dir/daemon.out")
+  [ -n "$http" ] || { cat "$dir/daemon.log" >&2; die "pushdaemon did not start"; }
+  say "started: $(head -1 "$dir/daemon.out")"
+  grep -m1 'LEAK DRILL ON' "$dir/daemon.log" | sed 's/^/  log: /' || true
 
-step "verdicts (leakscope trend)"
-say "verdict drill: $drill_verdict"
-say "verdict normal: $normal_verdict"
+  local i sid state t0 t1 m n
+  for i in $(seq "$schedules"); do
+    t0=$(date +%s.%N)
+    sid=$(admin add-schedule "$app" "$DEMO_DIR/payload.json" | sed -n 's/^schedule_id=//p')
+    state=""
+    for _ in $(seq 600); do
+      state=$(admin status "$sid" | sed -n 's/^state=//p')
+      [ "$state" = "done" ] || [ "$state" = failed ] && break
+      kill -0 "$daemon_pid" 2> /dev/null || { tail "$dir/daemon.log" >&2; die "pushdaemon died"; }
+      sleep 0.1
+    done
+    [ "$state" = "done" ] || { tail "$dir/daemon.log" >&2; die "schedule $sid: state '$state'"; }
+    t1=$(date +%s.%N)
+    m=$(curl -fsS "http://$http/metrics")
+    kill -USR2 "$daemon_pid"
+    for _ in $(seq 100); do
+      n=$(find "$dir/snapshots" -name '*.lsnap' 2> /dev/null | wc -l)
+      [ "$n" -ge "$i" ] && break
+      sleep 0.05
+    done
+    [ "$n" -ge "$i" ] || die "snapshot $i was not written"
+    say "$(printf 'schedule %d/%d (id %s) done in %.1f s; open APNs connections %d (tracked %d); mock sees %d; kill -USR2 -> snapshot %d' \
+      "$i" "$schedules" "$sid" "$(echo "$t1 - $t0" | bc -l)" \
+      "$(metric "$m" pushdaemon_apns_upstream_cx_active)" \
+      "$(metric "$m" 'leakscope_tracked_objects{kind="apns.connection"}')" \
+      "$(curl -fsS "http://$control/control/stats" | jq .open_connections)" "$i")"
+  done
+  if [ "$drill" = true ]; then
+    grep 'LEAK DRILL: schedule' "$dir/daemon.log" | tail -1 | sed 's/^/  log: /'
+  fi
+  kill -TERM "$daemon_pid"
+  wait "$daemon_pid" || die "pushdaemon exited with status $?"
+  daemon_pid=""
+  say "pushdaemon stopped (SIGTERM, exit 0); mock now sees $(curl -fsS "http://$control/control/stats" | jq .open_connections) open connections"
+
+  local snaps=("$dir"/snapshots/*.lsnap)
+  echo
+  say "\$ leakscope trend --survivors 4 $name/snapshots/*.lsnap"
+  local status=0
+  build/bin/leakscope trend --survivors 4 "${snaps[@]}" > "$dir/trend.txt" || status=$?
+  sed -e "s|$DEMO_DIR/||g" -e 's/^/  /' "$dir/trend.txt"
+  [ "$status" -le 1 ] || die "leakscope trend failed (exit $status)"
+  build/bin/leakscope trend --json --survivors 1000 "${snaps[@]}" > "$dir/trend.json" || true
+  build/bin/leakscope report --html "$dir/report.html" "${snaps[@]}" > /dev/null || true
+  if [ "$keep_dir" = 1 ]; then
+    say "HTML report: $dir/report.html"
+  else
+    say "HTML report written ($(stat -c %s "$dir/report.html") bytes; set DEMO_DIR to keep it)"
+  fi
+  # The verdict, read from the JSON (not from the table above).
+  local live
+  live=$(for f in "${snaps[@]}"; do
+    jq '[.tracked[] | select(.kind == "apns.connection") | .live] | add // 0' "$f"
+  done | paste -sd' ')
+  VERDICT=$(jq -r --argjson status "$status" --arg port "$mock_port" --arg live "$live" \
+    --arg max "$max_conns" '
+    (.suspects | map(select(.group == "tracked" and .name == "apns.connection")) | .[0]) as $c
+    | ([.suspects[] | select(.group != "tracked" or .name != "apns.connection") | .name]
+       | join(", ")) as $others
+    | if $status == 1 and $c != null then
+        ($c.survivors | map(.socket | capture(" -> (?<peer>[^ ]+) (?<state>[A-Z_]+)$"))) as $s
+        | "leakscope trend exit 1: \($c.name) \($c.verdict), \($c.objects | map(tostring) | join(" -> ")) live"
+          + " (+\($c.growth_objects_per_interval) per schedule; pool max \($max)); \($c.survivor_count) survivors from the first"
+          + " snapshot, \([$s[] | select(.state == "ESTABLISHED" and .peer == "127.0.0.1:" + $port)] | length)"
+          + " of them ESTABLISHED to the push server 127.0.0.1:\($port); also flagged: \($others)"
+      elif $status == 1 then
+        "leakscope trend exit 1 but apns.connection is not a suspect: \($others)"
+      else
+        "leakscope trend exit \($status): \(.suspects | length) suspects over \(.inputs | length)"
+          + " snapshots; apns.connection live per snapshot: \($live) (pool max \($max))"
+      end' "$dir/trend.json")
+}
+
+run drill true
+drill_verdict=$VERDICT
+run normal false
+normal_verdict=$VERDICT
+echo
+say "$(printf 'wall time after set-up and build: %.0f s' "$(echo "$(date +%s.%N) - $t_start" | bc -l)")"
+[ "$keep_dir" = 1 ] && say "kept $DEMO_DIR: snapshots, trend output, HTML reports, logs"
+
+step "verdicts (from leakscope trend --json)"
+echo "verdict drill: $drill_verdict"
+echo "verdict normal: $normal_verdict"

@@ -141,6 +141,11 @@ diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::make(const AppRow&
     ac.token_auth = push::ApnsTokenAuth{app.apns_key_file, app.apns_key_id, app.apns_team_id,
                                         std::chrono::minutes(50)};
     ac.pool = poolOptions(c, "apns");
+    // The seed's provider kept its connections open for as long as the
+    // process lived (node-apn never closed an idle one): a drill client does
+    // not close idle connections either, or the leak would turn into a
+    // memory-only one after apns.idle_timeout_ms.
+    if (drills(p)) ac.pool.idle_timeout = std::chrono::milliseconds(0);
     ac.retry = retryOptions(c);
     ac.max_outstanding = c.max_outstanding;
     ac.metrics = push_metrics_;
@@ -179,16 +184,27 @@ void ClientRegistry::shutdown(Entry& e) {
 }
 
 diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::clientFor(const AppRow& app,
-                                                                        Platform p) {
+                                                                        Platform p,
+                                                                        std::uint64_t schedule_id) {
   const std::string fp = fingerprint(app, p);
   const auto key = std::make_pair(app.id, p);
   auto it = clients_.find(key);
-  if (it != clients_.end() && it->second.fingerprint == fp) return it->second.client;
-  if (it != clients_.end()) {
+  const bool drill = drills(p);
+  const std::string who = std::string("app ") + std::to_string(app.id) + " " + platformName(p);
+  if (it != clients_.end() && it->second.fingerprint == fp &&
+      (!drill || schedule_id == kNoSchedule || schedule_id == it->second.schedule_id)) {
+    return it->second.client;
+  }
+  if (it != clients_.end() && drill) {
+    // The seed's bug, on purpose: the provider of the previous schedule is
+    // dropped from the registry without shutdown(); it keeps its pool, its
+    // connections and their buffers for the life of the process.
+    leaked_.push_back(std::move(it->second.client));
+    clients_.erase(it);
+  } else if (it != clients_.end()) {
     // Credentials or settings changed: the old pool goes first, awaited, so
     // its connections are closed before the new pool opens any.
-    logInfo("clients", std::string("app ") + std::to_string(app.id) + " " + platformName(p) +
-                           ": credentials or settings changed; replacing its client");
+    logInfo("clients", who + ": credentials or settings changed; replacing its client");
     shutdown(it->second);
     clients_.erase(it);
     metrics_->clientReplaced(p);
@@ -196,7 +212,12 @@ diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::clientFor(const Ap
   auto made = make(app, p);
   if (!made) return made.error();
   metrics_->clientCreated(p);
-  clients_[key] = Entry{fp, *made};
+  if (drill) {
+    logWarn("clients", "LEAK DRILL: schedule " + std::to_string(schedule_id) + " gets a new " +
+                           who + " client; " + std::to_string(leaked_.size()) +
+                           " earlier client(s) left open, never shut down");
+  }
+  clients_[key] = Entry{fp, *made, schedule_id};
   return *made;
 }
 
@@ -227,6 +248,18 @@ void ClientRegistry::shutdownAll() {
   for (auto& [key, e] : clients_) stopping.emplace_back([this, &e] { shutdown(e); });
   for (auto& t : stopping) t.join();
   clients_.clear();
+  if (leaked_.empty()) return;
+  // The daemon is exiting: close what the drill leaked, without grace (they
+  // have nothing in flight), so that the exit neither waits nor leaves the
+  // push service with half-closed connections.
+  logWarn("clients",
+          "LEAK DRILL: closing " + std::to_string(leaked_.size()) + " leaked client(s) at exit");
+  for (auto& c : leaked_) {
+    if (auto s = c->shutdown(std::chrono::milliseconds(0)); !s.ok()) {
+      logWarn("clients", "shutdown of a leaked client: " + s.error().message);
+    }
+  }
+  leaked_.clear();
 }
 
 }  // namespace pushdaemon

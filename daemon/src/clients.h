@@ -5,14 +5,22 @@
 // down (awaited) before the new one is made.
 //
 // `ClientRegistry::clientFor()` is the one place where a schedule gets its
-// client. Issue #6's --leak-drill swaps exactly that function for the seed's
-// behaviour (a new client per schedule, never shut down).
+// client. With `daemon.leak_drill` (`--leak-drill`) it reproduces the seed's
+// bug on purpose, for APNs only: every schedule gets a new APNs client, and
+// the one it replaces is moved to `leaked_` instead of being shut down, so
+// its connections stay ESTABLISHED and its memory stays allocated until the
+// process exits. `clients_` still holds exactly one client per app and
+// platform (the one in use), so whatever sums up the registry's pools sees
+// one pool per app and platform while the leaked ones pile up beside it —
+// as the seed's daemon believed. FCM stays managed: the same run shows one
+// platform leaking and one bounded.
 //
 // Not thread-safe: the scheduler thread owns the registry. The clients
 // themselves are thread-safe (outcomes arrive on the event-loop thread).
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -67,25 +75,41 @@ class ClientRegistry {
   // replaced at their next clientFor().
   void configure(const Config& config);
 
+  // Passed as clientFor()'s schedule by callers that serve no schedule
+  // (the reload's refresh of the clients in use).
+  static constexpr std::uint64_t kNoSchedule = 0;
+
   // The client of `app` for `p`: the cached one when the app's credentials
   // (paths and file contents) and the settings are unchanged; otherwise the
   // cached one is shut down (awaited) and a new one made. Errors name the
   // app and the file or setting.
-  diag::Result<std::shared_ptr<PlatformClient>> clientFor(const AppRow& app, Platform p);
+  // Leak drill (APNs only): a schedule other than the one the cached client
+  // was made for gets a new client, and the cached one is leaked (kept
+  // open, never shut down) instead; kNoSchedule takes the cached one.
+  diag::Result<std::shared_ptr<PlatformClient>> clientFor(const AppRow& app, Platform p,
+                                                          std::uint64_t schedule_id);
 
   // Apps that have a client now (SIGHUP re-reads these rows and calls
   // clientFor() on each, so changed credentials are replaced at once).
   std::vector<std::uint64_t> appIds() const;
   // Shuts down and forgets the clients of an app (deleted app).
   void drop(std::uint64_t app_id);
+  // Shuts every client in use down (awaited). Leaked drill clients are
+  // closed without grace: only the process's exit ends the drill's leak.
   void shutdownAll();
+  // Clients in use, one per app and platform (leaked drill clients are not
+  // among them).
   std::size_t size() const { return clients_.size(); }
+  // Drill clients abandoned so far, never shut down.
+  std::size_t leakedCount() const { return leaked_.size(); }
 
  private:
   struct Entry {
     std::string fingerprint;
     std::shared_ptr<PlatformClient> client;
+    std::uint64_t schedule_id = kNoSchedule;  // the schedule it was made for
   };
+  bool drills(Platform p) const { return config_.leak_drill && p == Platform::kApns; }
   std::string fingerprint(const AppRow& app, Platform p) const;
   diag::Result<std::shared_ptr<PlatformClient>> make(const AppRow& app, Platform p);
   void shutdown(Entry& e);
@@ -95,6 +119,9 @@ class ClientRegistry {
   DaemonMetrics* metrics_;
   Config config_;
   std::map<std::pair<std::uint64_t, Platform>, Entry> clients_;
+  // The leak drill's abandoned clients: alive, connected, never shut down
+  // before shutdownAll().
+  std::vector<std::shared_ptr<PlatformClient>> leaked_;
 };
 
 }  // namespace pushdaemon

@@ -124,6 +124,7 @@ std::map<std::string, Setter> makeOptions() {
   o["daemon.drain_timeout_s"] = durOpt(&Config::drain_timeout, 0, 3600);
   o["daemon.shutdown_grace_s"] = durOpt(&Config::shutdown_grace, 0, 600);
   o["daemon.http_address"] = strOpt(&Config::http_address);
+  o["daemon.leak_drill"] = boolOpt(&Config::leak_drill);
 
   o["database.host"] = strOpt(&Config::db_host);
   o["database.port"] = intOpt(&Config::db_port, 1, 65535);

@@ -57,6 +57,10 @@ struct Config {
   std::chrono::seconds drain_timeout{30};
   std::chrono::seconds shutdown_grace{5};
   std::string http_address = "127.0.0.1:9477";  // /metrics and /healthz; "" = off
+  // Reproduces the seed's bug on purpose (a new APNs client per schedule,
+  // never shut down) so leakscope can be shown catching it. Never in
+  // production; `--leak-drill` sets it too.
+  bool leak_drill = false;
 
   // [database]
   std::string db_host = "127.0.0.1";

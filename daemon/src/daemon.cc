@@ -48,6 +48,9 @@ options:
   --config FILE       the TOML configuration (default: none, built-in defaults)
   --check-config      parse the configuration, print "config ok" and exit
   --migrate           apply the schema migrations and exit
+  --leak-drill        reproduce the seed's leak on purpose: a new APNs client per
+                      schedule, never shut down (= --daemon.leak_drill=true);
+                      for demos and drills, never production
   --version           print the version
   -h, --help          this text
 )";
@@ -96,6 +99,9 @@ int runDaemon(int argc, char** argv) {
       check_only = true;
     } else if (a == "--migrate") {
       migrate_only = true;
+    } else if (a == "--leak-drill") {
+      // Kept among the overrides, so a SIGHUP's re-read keeps it too.
+      overrides.push_back("daemon.leak_drill=true");
     } else if (a == "--config") {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "pushdaemon: --config needs a file (see --help)\n");
@@ -241,6 +247,12 @@ int runDaemon(int argc, char** argv) {
   std::fflush(stdout);
   logInfo("main", "started; database " + db.label() + ", http " +
                       (http ? http->address() : std::string("off")));
+  if (config.leak_drill) {
+    logWarn("main",
+            "LEAK DRILL ON (daemon.leak_drill): every schedule gets a new APNs client and the "
+            "previous one is never shut down; its connections and memory grow until exit. "
+            "Never run this in production.");
+  }
   scheduler->start();
 
   for (;;) {

@@ -250,7 +250,7 @@ bool Scheduler::applyReload() {
       const bool has_creds = p == Platform::kApns ? !(*app)->apns_key_file.empty()
                                                   : !(*app)->fcm_service_account_file.empty();
       if (!has_creds) continue;
-      auto c = registry_.clientFor(**app, p);
+      auto c = registry_.clientFor(**app, p, ClientRegistry::kNoSchedule);
       if (!c.ok()) logWarn("scheduler", "reload: " + c.error().message);
     }
   }
@@ -329,7 +329,7 @@ bool Scheduler::sendSome(Run& run, Page& page, const std::shared_ptr<Page>& self
   if (now < page.ready_at) return false;
   if (!run.client[pi]) {
     if (now < run.client_retry_at[pi]) return false;
-    auto c = registry_.clientFor(run.app, p);
+    auto c = registry_.clientFor(run.app, p, run.id);
     if (!c.ok()) {
       logWarn("scheduler", c.error().message);
       run.client_retry_at[pi] = now + run.undelivered_backoff[pi].next();
@@ -545,7 +545,7 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
     run.read_cursor[pi] = claimed.cursor[pi];
     if (!run.active[pi]) continue;
     // The one place a schedule gets its clients (ClientRegistry::clientFor).
-    auto c = registry_.clientFor(run.app, p);
+    auto c = registry_.clientFor(run.app, p, run.id);
     if (!c.ok()) return fail(c.error().message);
     run.client[pi] = *c;
   }
@@ -585,7 +585,7 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
       if (fresh.ok() && *fresh) run.app = **fresh;
       for (Platform p : kPlatforms) {
         if (!run.active[static_cast<int>(p)]) continue;
-        auto c = registry_.clientFor(run.app, p);
+        auto c = registry_.clientFor(run.app, p, run.id);
         if (c.ok()) {
           run.client[static_cast<int>(p)] = *c;
         } else {

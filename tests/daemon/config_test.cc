@@ -81,6 +81,15 @@ TEST(Config, FlagsOverrideTheFileAndAreCheckedTheSameWay) {
   EXPECT_EQ(errorOf("", {"sending.nope=1"}), "flag --sending.nope: unknown option 'sending.nope'");
 }
 
+TEST(Config, TheLeakDrillIsOffByDefaultAndOnlyABoolean) {
+  EXPECT_FALSE(parseConfig("", "cfg.toml", {}).leak_drill);
+  EXPECT_TRUE(parseConfig("[daemon]\nleak_drill = true\n", "cfg.toml", {}).leak_drill);
+  // What --leak-drill adds to the overrides.
+  EXPECT_TRUE(parseConfig("", "cfg.toml", {"daemon.leak_drill=true"}).leak_drill);
+  EXPECT_EQ(errorOf("[daemon]\nleak_drill = \"yes\"\n"),
+            "cfg.toml:2: daemon.leak_drill: expected true or false, got a string");
+}
+
 TEST(Config, PasswordsAreNeverTakenInlineAndNeverEchoed) {
   const std::string e = errorOf("[database]\npassword = \"hunter2\"\n");
   EXPECT_NE(e.find("database.password_file"), std::string::npos) << e;

@@ -1,0 +1,229 @@
+// The seed story's incident, replayed and caught (issue #6), end to end:
+// pushdaemon against a real MariaDB and the mock push server runs five
+// schedules one after the other, a `kill -USR2` snapshot after each, and
+// `leakscope trend --json` judges the series.
+//  - Drill on (`--leak-drill`): every schedule leaves its APNs client open.
+//    trend exits 1 and names `apns.connection`, whose live count grows by
+//    exactly the pool's max_connections per schedule; the connections of the
+//    first schedule are the survivors, each holding an ESTABLISHED socket to
+//    the mock's port, and the mock counts the same open connections.
+//  - Drill off: trend exits 0, and neither the mock nor the daemon's own
+//    metric ever sees more open APNs connections than the pool's maximum.
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "daemon_test_support.h"
+#include "gtest/gtest.h"
+
+namespace leakscope::testing {
+namespace {
+
+constexpr int kSchedules = 5;
+constexpr int kApnsMax = 3;  // apns.max_connections
+constexpr int kFcmMax = 2;   // fcm.max_connections
+constexpr int kApnsTokens = 1500;
+constexpr int kFcmTokens = 100;
+
+std::vector<std::string> snapshots(const std::string& dir) {
+  std::vector<std::string> out;
+  if (!std::filesystem::exists(dir)) return out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".lsnap") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+struct AfterSchedule {
+  double tracked_apns = -1;  // leakscope_tracked_objects{kind="apns.connection"}
+  double cx_active = -1;     // pushdaemon_apns_upstream_cx_active
+  double tracked_fcm = -1;
+  double tracked_oauth = -1;
+  int mock_open = -1;  // the mock's own count of open connections
+};
+
+struct Drill {
+  int mock_port = 0;
+  std::vector<AfterSchedule> after;
+  int mock_peak = -1;
+  int trend_status = -1;
+  nlohmann::json trend;
+  std::string trend_err;
+  std::string log;
+  int exit_status = -1;
+  int mock_open_after_exit = -1;
+};
+
+// Runs kSchedules schedules (APNs and FCM tokens) through one daemon, with
+// a snapshot after each, and `leakscope trend --json` over the snapshots.
+void runDrill(bool drill, Drill& r) {
+  MariaDbServer db;
+  ASSERT_TRUE(db.ok()) << db.error();
+  MockPushServer mock;
+  ASSERT_TRUE(mock.ok());
+  r.mock_port = mock.port();
+  TempDir dir;
+  auto conn = db.connect();
+  ASSERT_TRUE(conn);
+  ASSERT_TRUE(pushdaemon::migrate(*conn).ok());
+  const std::uint64_t app = createTestApp(*conn, mock, dir.path() + "/app", "game");
+  ASSERT_NE(app, 0u);
+  std::vector<std::string> apns, fcm;
+  for (int i = 0; i < kApnsTokens; ++i) apns.push_back(deviceToken(std::uint64_t(i), "a0"));
+  for (int i = 0; i < kFcmTokens; ++i) fcm.push_back(deviceToken(std::uint64_t(i), "f0"));
+  ASSERT_EQ(insertTokens(*conn, app, "apns", apns).size(), apns.size());
+  ASSERT_EQ(insertTokens(*conn, app, "fcm", fcm).size(), fcm.size());
+
+  // Few streams per connection: every schedule keeps requests queued long
+  // enough for its pool to open all of its connections.
+  DaemonProcess d(db, mock, dir.path(),
+                  {{"apns.max_connections", std::to_string(kApnsMax)},
+                   {"apns.max_streams", "10"},
+                   {"fcm.max_connections", std::to_string(kFcmMax)},
+                   {"daemon.leak_drill", drill ? "true" : "false"},
+                   {"daemon.log_level", "\"info\""}});
+  ASSERT_TRUE(d.start()) << d.log();
+  const std::string snap_dir = dir.path() + "/snapshots";
+  for (int i = 1; i <= kSchedules; ++i) {
+    auto sid = pushdaemon::addSchedule(*conn, app, bothPlatformsPayload(), -1);
+    ASSERT_TRUE(sid.ok());
+    ASSERT_TRUE(waitForState(*conn, *sid, "done", 30000))
+        << "schedule " << i << " state " << (status(*conn, *sid) ? status(*conn, *sid)->state : "?")
+        << "\n"
+        << d.log();
+    AfterSchedule a;
+    const std::string m = d.metrics();
+    a.tracked_apns =
+        metricValue(m, R"(leakscope_tracked_objects{kind="apns.connection"})").value_or(-1);
+    a.tracked_fcm =
+        metricValue(m, R"(leakscope_tracked_objects{kind="fcm.connection"})").value_or(-1);
+    a.tracked_oauth =
+        metricValue(m, R"(leakscope_tracked_objects{kind="oauth.connection"})").value_or(0);
+    a.cx_active = metricValue(m, "pushdaemon_apns_upstream_cx_active").value_or(-1);
+    a.mock_open = mock.stats().value("open_connections", -1);
+    r.after.push_back(a);
+    d.signal(SIGUSR2);
+    ASSERT_TRUE(eventually([&] { return snapshots(snap_dir).size() == std::size_t(i); }))
+        << "snapshot " << i << " was not written\n"
+        << d.log();
+  }
+  r.mock_peak = mock.stats().value("peak_open_connections", -1);
+
+  std::vector<std::string> argv = {std::string(LEAKSCOPE_BIN_DIR) + "/leakscope", "trend", "--json",
+                                   "--survivors", "100"};
+  for (const auto& s : snapshots(snap_dir)) argv.push_back(s);
+  Child trend(argv);
+  r.trend_status = trend.wait(30000);
+  r.trend = nlohmann::json::parse(trend.out(), nullptr, false);
+  r.trend_err = trend.err();
+
+  r.exit_status = d.terminate();
+  r.log = d.log();
+  r.mock_open_after_exit = mock.stats().value("open_connections", -1);
+}
+
+const nlohmann::json* suspect(const nlohmann::json& trend, const std::string& group,
+                              const std::string& name) {
+  for (const auto& s : trend["suspects"]) {
+    if (s.value("group", "") == group && s.value("name", "") == name) return &s;
+  }
+  return nullptr;
+}
+
+TEST(LeakDrill, TrendNamesTheApnsConnectionsEveryScheduleLeavesOpen) {
+  Drill r;
+  runDrill(true, r);
+  if (HasFatalFailure()) return;
+  ASSERT_EQ(r.trend_status, 1) << r.trend_err << r.trend.dump(2);
+  ASSERT_TRUE(r.trend.is_object()) << r.trend_err;
+
+  // The kind, its exact growth, its survivors.
+  const nlohmann::json* conns = suspect(r.trend, "tracked", "apns.connection");
+  ASSERT_NE(conns, nullptr) << r.trend.dump(2);
+  EXPECT_EQ(conns->value("verdict", ""), "steady");
+  std::vector<int> expected;
+  for (int i = 1; i <= kSchedules; ++i) expected.push_back(i * kApnsMax);
+  EXPECT_EQ((*conns)["objects"].get<std::vector<int>>(), expected);
+  EXPECT_EQ(conns->value("delta_objects", 0), (kSchedules - 1) * kApnsMax);
+  EXPECT_DOUBLE_EQ(conns->value("growth_objects_per_interval", 0.0), double(kApnsMax));
+  EXPECT_EQ(conns->value("growing_intervals", 0), kSchedules - 1);
+  // The first schedule's connections were alive in every snapshot, each
+  // still ESTABLISHED to the push server.
+  ASSERT_EQ(conns->value("survivor_count", 0), kApnsMax);
+  ASSERT_EQ((*conns)["survivors"].size(), std::size_t(kApnsMax));
+  const std::string to_mock = " -> 127.0.0.1:" + std::to_string(r.mock_port) + " ESTABLISHED";
+  for (const auto& s : (*conns)["survivors"]) {
+    const std::string sock = s.value("socket", "");
+    EXPECT_EQ(sock.rfind("tcp 127.0.0.1:", 0), 0u) << sock;
+    EXPECT_TRUE(sock.ends_with(to_mock)) << sock << " (expected ..." << to_mock << ")";
+    EXPECT_EQ(s.value("label", ""), "localhost");
+  }
+  // One provider per schedule, the first one surviving.
+  const nlohmann::json* providers = suspect(r.trend, "tracked", "apns.provider");
+  ASSERT_NE(providers, nullptr) << r.trend.dump(2);
+  EXPECT_EQ((*providers)["objects"], nlohmann::json({1, 2, 3, 4, 5}));
+  EXPECT_EQ(providers->value("survivor_count", 0), 1);
+  // FCM is not drilled: its pool stays bounded and is not a suspect.
+  EXPECT_EQ(suspect(r.trend, "tracked", "fcm.connection"), nullptr);
+
+  // Every figure agrees after every schedule: leakscope's tracked objects,
+  // the transport's own gauge, and the connections the mock has open (all
+  // of the daemon's connections go to the mock).
+  for (int i = 0; i < kSchedules; ++i) {
+    const AfterSchedule& a = r.after[std::size_t(i)];
+    SCOPED_TRACE("after schedule " + std::to_string(i + 1));
+    EXPECT_EQ(a.tracked_apns, (i + 1) * kApnsMax);
+    EXPECT_EQ(a.cx_active, (i + 1) * kApnsMax);
+    EXPECT_EQ(a.mock_open, a.tracked_apns + a.tracked_fcm + a.tracked_oauth);
+  }
+  // ... and so do the sockets in the last snapshot: one ESTABLISHED socket
+  // to the mock's port per connection the mock has open.
+  const nlohmann::json* socks =
+      suspect(r.trend, "socket", "127.0.0.1:" + std::to_string(r.mock_port) + " ESTABLISHED");
+  ASSERT_NE(socks, nullptr) << r.trend.dump(2);
+  EXPECT_EQ((*socks)["objects"].back().get<int>(), r.after.back().mock_open);
+
+  // Loudly logged: at start, and once per schedule.
+  EXPECT_NE(r.log.find("LEAK DRILL ON"), std::string::npos) << r.log;
+  std::size_t per_schedule = 0;
+  for (std::size_t at = r.log.find("LEAK DRILL: schedule "); at != std::string::npos;
+       at = r.log.find("LEAK DRILL: schedule ", at + 1)) {
+    ++per_schedule;
+  }
+  EXPECT_EQ(per_schedule, std::size_t(kSchedules)) << r.log;
+  // SIGTERM still ends the drill cleanly, leaked connections closed.
+  EXPECT_EQ(r.exit_status, 0) << r.log;
+  EXPECT_EQ(r.mock_open_after_exit, 0);
+}
+
+TEST(LeakDrill, WithoutTheDrillTrendIsCleanAndConnectionsStayWithinThePool) {
+  Drill r;
+  runDrill(false, r);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(r.trend_status, 0) << r.trend_err << r.trend.dump(2);
+  ASSERT_TRUE(r.trend.is_object()) << r.trend_err;
+  EXPECT_TRUE(r.trend["suspects"].empty()) << r.trend["suspects"].dump(2);
+  for (int i = 0; i < kSchedules; ++i) {
+    const AfterSchedule& a = r.after[std::size_t(i)];
+    SCOPED_TRACE("after schedule " + std::to_string(i + 1));
+    // One pool, reused: exactly its connections, never more.
+    EXPECT_EQ(a.tracked_apns, kApnsMax);
+    EXPECT_EQ(a.cx_active, kApnsMax);
+    EXPECT_EQ(a.mock_open, a.tracked_apns + a.tracked_fcm + a.tracked_oauth);
+  }
+  // The mock's high-water mark over the whole run: one APNs pool, one FCM
+  // pool and the OAuth connection, never more.
+  EXPECT_GE(r.mock_peak, kApnsMax);
+  EXPECT_LE(r.mock_peak, kApnsMax + kFcmMax + 1);
+  EXPECT_EQ(r.log.find("LEAK DRILL"), std::string::npos);
+  EXPECT_EQ(r.exit_status, 0) << r.log;
+  EXPECT_EQ(r.mock_open_after_exit, 0);
+}
+
+}  // namespace
+}  // namespace leakscope::testing
