@@ -193,9 +193,14 @@ diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::clientFor(const Ap
     metrics_->clientReplaced(p);
   }
   auto made = make(app, p);
-  if (!made) return made.error();
+  if (!made) {
+    publishPoolMax();  // the replaced client is gone even when its successor failed
+    return made.error();
+  }
   metrics_->clientCreated(p);
-  clients_[key] = Entry{fp, *made};
+  const PlatformConfig& c = p == Platform::kApns ? config_.apns : config_.fcm;
+  clients_[key] = Entry{fp, *made, c.max_connections};
+  publishPoolMax();
   return *made;
 }
 
@@ -216,11 +221,23 @@ void ClientRegistry::drop(std::uint64_t app_id) {
       ++it;
     }
   }
+  publishPoolMax();
 }
 
 void ClientRegistry::shutdownAll() {
   for (auto& [key, e] : clients_) shutdown(e);
   clients_.clear();
+  publishPoolMax();
+}
+
+void ClientRegistry::publishPoolMax() {
+  // Only the clients held here: anything made outside the registry (the
+  // leak drill's clients) is exactly what this maximum is checked against.
+  std::size_t sum[2] = {0, 0};
+  for (const auto& [key, e] : clients_) sum[static_cast<int>(key.second)] += e.max_connections;
+  for (Platform p : kPlatforms) {
+    metrics_->poolMaxConnections(p, static_cast<double>(sum[static_cast<int>(p)]));
+  }
 }
 
 }  // namespace pushdaemon

@@ -85,10 +85,13 @@ class ClientRegistry {
   struct Entry {
     std::string fingerprint;
     std::shared_ptr<PlatformClient> client;
+    std::size_t max_connections = 0;  // its pool's maximum, from the settings it was made with
   };
   std::string fingerprint(const AppRow& app, Platform p) const;
   diag::Result<std::shared_ptr<PlatformClient>> make(const AppRow& app, Platform p);
   void shutdown(Entry& e);
+  // pushdaemon_pool_max_connections: the sum over the clients held now.
+  void publishPoolMax();
 
   push::EventLoop& loop_;
   std::shared_ptr<push::PushMetrics> push_metrics_;
