@@ -19,6 +19,7 @@
 //    (dashboards/alerts.yml is written so that they do, see its header).
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -402,6 +403,43 @@ TEST_F(DashboardsOnPrometheus, EveryDashboardAndAlertExpressionReturnsDataFromAR
   std::cout << "checked " << checked << " expressions (" << exprs.size() << " dashboard, "
             << names.size() << " alerts) and " << operand_count << " alert operands, " << variables
             << " variable selectors\n";
+  EXPECT_EQ(d.terminate(), 0);
+}
+
+// The gauge behind PushConnectionsAbovePoolMax follows the registry: the
+// sum over the clients it manages, as they are made and replaced.
+using PoolMaxGauge = DashboardsOnPrometheus;
+TEST_F(PoolMaxGauge, IsTheSumOfMaxConnectionsOverTheManagedClients) {
+  DaemonProcess d(db_, mock_, dir_.path(),
+                  {{"apns.max_connections", "3"}, {"fcm.max_connections", "2"}});
+  ASSERT_TRUE(d.start()) << d.log();
+  // No client before the first schedule.
+  EXPECT_EQ(d.metric(R"(pushdaemon_pool_max_connections{platform="apns"})"), 0.0);
+  EXPECT_EQ(d.metric(R"(pushdaemon_pool_max_connections{platform="fcm"})"), 0.0);
+  std::uint64_t n = 0;
+  auto sendOne = [&](const std::string& name) {
+    const std::uint64_t app = createTestApp(*conn_, mock_, dir_.path() + "/" + name, name);
+    ASSERT_NE(app, 0u);
+    insertTokens(*conn_, app, "apns", {deviceToken(++n, "a0")});
+    insertTokens(*conn_, app, "fcm", {deviceToken(++n, "f0")});
+    auto sid = pushdaemon::addSchedule(*conn_, app, bothPlatformsPayload(), -1);
+    ASSERT_TRUE(sid.ok());
+    ASSERT_TRUE(waitForState(*conn_, *sid, "done")) << d.log();
+  };
+  sendOne("game1");
+  EXPECT_EQ(d.metric(R"(pushdaemon_pool_max_connections{platform="apns"})"), 3.0);
+  EXPECT_EQ(d.metric(R"(pushdaemon_pool_max_connections{platform="fcm"})"), 2.0);
+  sendOne("game2");  // a second app: a second client per platform
+  EXPECT_EQ(d.metric(R"(pushdaemon_pool_max_connections{platform="apns"})"), 6.0);
+  EXPECT_EQ(d.metric(R"(pushdaemon_pool_max_connections{platform="fcm"})"), 4.0);
+  // A reload with a new APNs maximum replaces both APNs clients at once.
+  d.writeConfig({{"apns.max_connections", "5"}});
+  d.signal(SIGHUP);
+  EXPECT_TRUE(eventually([&] {
+    return d.metric(R"(pushdaemon_pool_max_connections{platform="apns"})") == 10.0;
+  })) << d.log();
+  EXPECT_EQ(d.metric(R"(pushdaemon_pool_max_connections{platform="fcm"})"), 4.0);
+  EXPECT_EQ(d.metric(R"(pushdaemon_push_clients_replaced_total{platform="apns"})"), 2.0);
   EXPECT_EQ(d.terminate(), 0);
 }
 
