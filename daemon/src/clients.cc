@@ -210,14 +210,19 @@ diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::clientFor(const Ap
     metrics_->clientReplaced(p);
   }
   auto made = make(app, p);
-  if (!made) return made.error();
+  if (!made) {
+    publishPoolMax();  // the replaced client is gone even when its successor failed
+    return made.error();
+  }
   metrics_->clientCreated(p);
   if (drill) {
     logWarn("clients", "LEAK DRILL: schedule " + std::to_string(schedule_id) + " gets a new " +
                            who + " client; " + std::to_string(leaked_.size()) +
                            " earlier client(s) left open, never shut down");
   }
-  clients_[key] = Entry{fp, *made, schedule_id};
+  const PlatformConfig& c = p == Platform::kApns ? config_.apns : config_.fcm;
+  clients_[key] = Entry{fp, *made, schedule_id, c.max_connections};
+  publishPoolMax();
   return *made;
 }
 
@@ -238,6 +243,7 @@ void ClientRegistry::drop(std::uint64_t app_id) {
       ++it;
     }
   }
+  publishPoolMax();
 }
 
 void ClientRegistry::shutdownAll() {
@@ -248,6 +254,7 @@ void ClientRegistry::shutdownAll() {
   for (auto& [key, e] : clients_) stopping.emplace_back([this, &e] { shutdown(e); });
   for (auto& t : stopping) t.join();
   clients_.clear();
+  publishPoolMax();
   if (leaked_.empty()) return;
   // The daemon is exiting: close what the drill leaked, without grace (they
   // have nothing in flight), so that the exit neither waits nor leaves the
@@ -260,6 +267,16 @@ void ClientRegistry::shutdownAll() {
     }
   }
   leaked_.clear();
+}
+
+void ClientRegistry::publishPoolMax() {
+  // Only the clients held here: anything made outside the registry (the
+  // leak drill's clients) is exactly what this maximum is checked against.
+  std::size_t sum[2] = {0, 0};
+  for (const auto& [key, e] : clients_) sum[static_cast<int>(key.second)] += e.max_connections;
+  for (Platform p : kPlatforms) {
+    metrics_->poolMaxConnections(p, static_cast<double>(sum[static_cast<int>(p)]));
+  }
 }
 
 }  // namespace pushdaemon

@@ -108,11 +108,14 @@ class ClientRegistry {
     std::string fingerprint;
     std::shared_ptr<PlatformClient> client;
     std::uint64_t schedule_id = kNoSchedule;  // the schedule it was made for
+    std::size_t max_connections = 0;  // its pool's maximum, from the settings it was made with
   };
   bool drills(Platform p) const { return config_.leak_drill && p == Platform::kApns; }
   std::string fingerprint(const AppRow& app, Platform p) const;
   diag::Result<std::shared_ptr<PlatformClient>> make(const AppRow& app, Platform p);
   void shutdown(Entry& e);
+  // pushdaemon_pool_max_connections: the sum over the clients held now.
+  void publishPoolMax();
 
   push::EventLoop& loop_;
   std::shared_ptr<push::PushMetrics> push_metrics_;

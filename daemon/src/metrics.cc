@@ -71,6 +71,11 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
                       .Name("pushdaemon_push_clients_created_total")
                       .Help("Push clients created (one per app and platform, plus replacements)")
                       .Register(*registry_);
+  auto& pool_max =
+      BuildGauge()
+          .Name("pushdaemon_pool_max_connections")
+          .Help("Sum of max_connections over the push clients the daemon manages, by platform")
+          .Register(*registry_);
   const Histogram::BucketBoundaries buckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                0.5,   1,     2.5,  5,     10,   30,  60};
   for (Platform p : kPlatforms) {
@@ -88,6 +93,7 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
     }
     replaced_[i] = &replaced.Add({{"platform", platformName(p)}});
     created_[i] = &created.Add({{"platform", platformName(p)}});
+    pool_max_[i] = &pool_max.Add({{"platform", platformName(p)}});
   }
   auto& dberr = BuildCounter()
                     .Name("pushdaemon_db_errors_total")

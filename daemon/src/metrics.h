@@ -1,6 +1,7 @@
 // pushdaemon's own Prometheus series (docs/metrics.md, section
 // "pushdaemon"): schedules by state, tokens by platform and outcome, batch
-// durations by stage, database errors, the result backlog, reloads. Served
+// durations by stage, database errors, the result backlog, reloads, the
+// pool maximum of the managed push clients. Served
 // next to leakscope's and the transport's series on /metrics.
 //
 // Label values are fixed sets chosen in code (platform, outcome, stage,
@@ -61,6 +62,9 @@ class DaemonMetrics {
   void reload(bool ok) { (ok ? reload_ok_ : reload_error_)->Increment(); }
   void clientReplaced(Platform p) { replaced_[static_cast<int>(p)]->Increment(); }
   void clientCreated(Platform p) { created_[static_cast<int>(p)]->Increment(); }
+  // The connections the registry's clients may open together (the
+  // PushConnectionsAbovePoolMax alert compares the live count with it).
+  void poolMaxConnections(Platform p, double n) { pool_max_[static_cast<int>(p)]->Set(n); }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -81,6 +85,7 @@ class DaemonMetrics {
   prometheus::Counter* reload_error_;
   prometheus::Counter* replaced_[2];
   prometheus::Counter* created_[2];
+  prometheus::Gauge* pool_max_[2];
 };
 
 }  // namespace pushdaemon

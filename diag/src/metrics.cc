@@ -46,7 +46,7 @@ void DiagCollector::recordSnapshot(Trigger trigger, double duration_seconds, dou
 
 void DiagCollector::recordSnapshotFailure() { failures_.fetch_add(1); }
 
-// One sorted list: allocator, snapshots, sockets, tracked, then process_*.
+// One sorted list: allocator, memory limit, snapshots, sockets, tracked, then process_*.
 std::vector<MetricFamily> DiagCollector::Collect() const {
   std::vector<MetricFamily> out;
 
@@ -75,6 +75,15 @@ std::vector<MetricFamily> DiagCollector::Collect() const {
     out.push_back(std::move(free_bytes));
     out.push_back(std::move(heap));
     out.push_back(std::move(unmapped));
+  }
+
+  if (auto limit = readMemoryLimit(); limit.ok()) {
+    auto f = family("leakscope_memory_limit_bytes",
+                    "Memory limit of the process: its cgroup's limit, or the machine's MemTotal "
+                    "when that is smaller or there is none (source says which).",
+                    MetricType::Gauge);
+    add(f, d(limit->bytes), {{"source", memoryLimitSourceName(limit->source)}});
+    out.push_back(std::move(f));
   }
 
   auto failures =

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -24,6 +26,79 @@ std::string readFile(const char* path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::optional<std::string> readIfPresent(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t p = s.find(sep, start);
+    out.push_back(s.substr(start, p == std::string_view::npos ? s.npos : p - start));
+    if (p == std::string_view::npos) return out;
+    start = p + 1;
+  }
+}
+
+// A cgroup hierarchy as /proc/self/mountinfo shows it: the path inside the
+// hierarchy that is mounted (field 4) and where (field 5).
+struct CgroupMount {
+  std::string root;
+  std::string mount_point;
+};
+
+// The first mount of fstype `cgroup2`, or of `cgroup` with the memory
+// controller among its super options.
+std::optional<CgroupMount> findCgroupMount(std::string_view mountinfo, bool v2) {
+  for (std::string_view line : split(mountinfo, '\n')) {
+    const std::size_t dash = line.find(" - ");
+    if (dash == std::string_view::npos) continue;
+    std::vector<std::string_view> before = split(line.substr(0, dash), ' ');
+    std::vector<std::string_view> after = split(line.substr(dash + 3), ' ');
+    if (before.size() < 5 || after.size() < 3) continue;
+    if (v2 ? after[0] != "cgroup2" : after[0] != "cgroup") continue;
+    if (!v2) {
+      bool memory = false;
+      for (std::string_view opt : split(after[2], ',')) memory = memory || opt == "memory";
+      if (!memory) continue;
+    }
+    return CgroupMount{std::string(before[3]), std::string(before[4])};
+  }
+  return std::nullopt;
+}
+
+// The smallest limit in `file` from the process's cgroup directory up to
+// the mount point (a child cannot use more than an ancestor allows).
+std::optional<std::uint64_t> smallestLimit(const std::string& root, const CgroupMount& m,
+                                           std::string cgroup_path, const char* file) {
+  namespace fs = std::filesystem;
+  // With a cgroup namespace or a bind mount the mounted root is a prefix of
+  // (or unrelated to) the path the kernel reports.
+  if (m.root != "/" && cgroup_path.starts_with(m.root)) cgroup_path.erase(0, m.root.size());
+  while (cgroup_path.starts_with('/')) cgroup_path.erase(0, 1);
+  while (cgroup_path.ends_with('/')) cgroup_path.pop_back();
+  const fs::path top = fs::path(root + m.mount_point).lexically_normal();
+  fs::path dir = cgroup_path.empty() ? top : (top / cgroup_path).lexically_normal();
+  std::error_code ec;
+  // A path not visible here (another cgroup namespace) means the mount is
+  // our cgroup; a path leading out of the mount ("..") is not followed.
+  if (!fs::is_directory(dir, ec) || !dir.string().starts_with(top.string())) dir = top;
+  std::optional<std::uint64_t> best;
+  for (;;) {
+    if (auto text = readIfPresent((dir / file).string())) {
+      if (auto v = parseCgroupMemoryLimit(*text); v && (!best || *v < *best)) best = v;
+    }
+    if (dir == top || dir.string().size() <= top.string().size()) break;
+    dir = dir.parent_path();
+  }
+  return best;
 }
 
 std::uint64_t countDirEntries(const char* path) {
@@ -75,6 +150,74 @@ std::string mainBuildId() {
     return s;
   }();
   return id;
+}
+
+const char* memoryLimitSourceName(MemoryLimitSource s) {
+  switch (s) {
+    case MemoryLimitSource::kCgroup2:
+      return "cgroup2";
+    case MemoryLimitSource::kCgroup1:
+      return "cgroup1";
+    case MemoryLimitSource::kMemTotal:
+      return "meminfo";
+  }
+  return "meminfo";
+}
+
+std::optional<std::uint64_t> parseCgroupMemoryLimit(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  if (text.empty()) return std::nullopt;
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;  // "max", junk
+  return v;
+}
+
+std::optional<std::uint64_t> parseMemTotal(std::string_view meminfo) {
+  for (std::string_view line : split(meminfo, '\n')) {
+    if (!line.starts_with("MemTotal:")) continue;
+    line.remove_prefix(9);
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    std::uint64_t kib = 0;
+    const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), kib);
+    if (ec != std::errc() || std::string_view(end, line.data() + line.size()) != " kB") {
+      return std::nullopt;
+    }
+    return kib * 1024;
+  }
+  return std::nullopt;
+}
+
+Result<MemoryLimit> readMemoryLimit(const std::string& root) {
+  const std::string meminfo_path = root + "/proc/meminfo";
+  const auto meminfo = readIfPresent(meminfo_path);
+  if (!meminfo) return Error{Errc::kIo, meminfo_path + ": cannot read"};
+  const auto total = parseMemTotal(*meminfo);
+  if (!total) return Error{Errc::kParse, meminfo_path + ": no 'MemTotal: N kB' line"};
+  MemoryLimit best{*total, MemoryLimitSource::kMemTotal};
+
+  const std::string cgroups = readIfPresent(root + "/proc/self/cgroup").value_or("");
+  const std::string mountinfo = readIfPresent(root + "/proc/self/mountinfo").value_or("");
+  // Lines "hierarchy-id:controllers:path"; cgroup v2 is "0::path".
+  for (std::string_view line : split(cgroups, '\n')) {
+    const std::size_t a = line.find(':');
+    const std::size_t b = a == std::string_view::npos ? a : line.find(':', a + 1);
+    if (b == std::string_view::npos) continue;
+    const std::string_view controllers = line.substr(a + 1, b - a - 1);
+    const std::string path(line.substr(b + 1));
+    bool v1_memory = false;
+    for (std::string_view c : split(controllers, ',')) v1_memory = v1_memory || c == "memory";
+    const bool v2 = line.substr(0, a) == "0" && controllers.empty();
+    if (!v2 && !v1_memory) continue;
+    const auto mount = findCgroupMount(mountinfo, v2);
+    if (!mount) continue;
+    const auto limit =
+        smallestLimit(root, *mount, path, v2 ? "memory.max" : "memory.limit_in_bytes");
+    if (limit && *limit < best.bytes) {
+      best = {*limit, v2 ? MemoryLimitSource::kCgroup2 : MemoryLimitSource::kCgroup1};
+    }
+  }
+  return best;
 }
 
 Result<ProcessStats> readProcessStats() {

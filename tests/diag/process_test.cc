@@ -5,8 +5,13 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <thread>
+
+#include "test_support.h"
 
 namespace leakscope::diag {
 namespace {
@@ -59,6 +64,147 @@ TEST(AllocatorStats, ReportTcmallocFiguresThatFollowAllocations) {
   const AllocatorStats after = readAllocatorStats();
   EXPECT_GE(after.allocated_bytes, before.allocated_bytes + (32u << 20));
 #endif
+}
+
+TEST(MemoryLimit, ParsesCgroupLimitFiles) {
+  EXPECT_EQ(parseCgroupMemoryLimit("536870912\n"), 536870912u);
+  EXPECT_EQ(parseCgroupMemoryLimit("9223372036854771712\n"), 9223372036854771712u);
+  EXPECT_EQ(parseCgroupMemoryLimit("max\n"), std::nullopt);
+  EXPECT_EQ(parseCgroupMemoryLimit(""), std::nullopt);
+  EXPECT_EQ(parseCgroupMemoryLimit("12ab\n"), std::nullopt);
+  EXPECT_EQ(parseCgroupMemoryLimit("-1\n"), std::nullopt);
+}
+
+TEST(MemoryLimit, ParsesMemTotal) {
+  EXPECT_EQ(parseMemTotal("MemTotal:       24684096 kB\nMemFree:  1 kB\n"), 24684096ull * 1024);
+  EXPECT_EQ(parseMemTotal("MemFree:  1 kB\nMemTotal: 1024 kB\n"), 1024u * 1024);
+  EXPECT_EQ(parseMemTotal("MemFree:  1 kB\n"), std::nullopt);
+  EXPECT_EQ(parseMemTotal("MemTotal: lots\n"), std::nullopt);
+}
+
+// A fake /proc and /sys under a temp dir: meminfo with 4 GiB, the process's
+// cgroup lines and mounts, and the cgroup files given.
+class FakeRoot {
+ public:
+  explicit FakeRoot(const std::string& cgroup, const std::string& mountinfo) {
+    write("/proc/meminfo", "MemTotal:        4194304 kB\nMemFree:  1024 kB\n");
+    write("/proc/self/cgroup", cgroup);
+    write("/proc/self/mountinfo", mountinfo);
+  }
+  void write(const std::string& path, const std::string& text) const {
+    const std::filesystem::path p = dir_.path() + path;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  }
+  void mkdir(const std::string& path) const {
+    std::filesystem::create_directories(dir_.path() + path);
+  }
+  const std::string& root() const { return dir_.path(); }
+
+ private:
+  testing::TempDir dir_;
+};
+
+constexpr std::uint64_t kMemTotal = 4ull << 30;
+const char* kV2Mounts = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+const char* kHybridMounts =
+    "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+    "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+    "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+    "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+
+TEST(MemoryLimit, CgroupV2MemoryMaxOfTheProcessCgroup) {
+  FakeRoot f("0::/system.slice/pushdaemon.service\n", kV2Mounts);
+  f.write("/sys/fs/cgroup/system.slice/memory.max", "max\n");
+  f.write("/sys/fs/cgroup/system.slice/pushdaemon.service/memory.max", "536870912\n");
+  auto l = readMemoryLimit(f.root());
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  EXPECT_EQ(l->bytes, 536870912u);
+  EXPECT_EQ(l->source, MemoryLimitSource::kCgroup2);
+  EXPECT_STREQ(memoryLimitSourceName(l->source), "cgroup2");
+}
+
+TEST(MemoryLimit, AnAncestorsSmallerLimitWins) {
+  FakeRoot f("0::/system.slice/pushdaemon.service\n", kV2Mounts);
+  f.write("/sys/fs/cgroup/system.slice/memory.max", "1073741824\n");
+  f.write("/sys/fs/cgroup/system.slice/pushdaemon.service/memory.max", "max\n");
+  auto l = readMemoryLimit(f.root());
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->bytes, 1073741824u);
+  EXPECT_EQ(l->source, MemoryLimitSource::kCgroup2);
+}
+
+TEST(MemoryLimit, NoCgroupLimitMeansMemTotal) {
+  FakeRoot f("0::/user.slice\n", kV2Mounts);
+  f.write("/sys/fs/cgroup/user.slice/memory.max", "max\n");
+  auto l = readMemoryLimit(f.root());
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->bytes, kMemTotal);
+  EXPECT_EQ(l->source, MemoryLimitSource::kMemTotal);
+  EXPECT_STREQ(memoryLimitSourceName(l->source), "meminfo");
+}
+
+TEST(MemoryLimit, ALimitAboveMemTotalIsNoLimit) {
+  FakeRoot f("0::/big\n", kV2Mounts);
+  f.write("/sys/fs/cgroup/big/memory.max", std::to_string(kMemTotal * 2) + "\n");
+  auto l = readMemoryLimit(f.root());
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->bytes, kMemTotal);
+  EXPECT_EQ(l->source, MemoryLimitSource::kMemTotal);
+}
+
+TEST(MemoryLimit, CgroupV1LimitOnAHybridHost) {
+  // The memory controller is on v1; the v2 hierarchy has none (no memory.max).
+  FakeRoot f("4:memory:/process_api/abc\n1:cpu:/\n0::/\n", kHybridMounts);
+  f.mkdir("/sys/fs/cgroup/unified");
+  f.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
+  f.write("/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes", "268435456\n");
+  auto l = readMemoryLimit(f.root());
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->bytes, 268435456u);
+  EXPECT_EQ(l->source, MemoryLimitSource::kCgroup1);
+  EXPECT_STREQ(memoryLimitSourceName(l->source), "cgroup1");
+}
+
+TEST(MemoryLimit, CgroupV1UnlimitedMeansMemTotal) {
+  FakeRoot f("4:memory:/process_api/abc\n0::/\n", kHybridMounts);
+  f.write("/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes", "9223372036854771712\n");
+  auto l = readMemoryLimit(f.root());
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->bytes, kMemTotal);
+  EXPECT_EQ(l->source, MemoryLimitSource::kMemTotal);
+}
+
+TEST(MemoryLimit, APathNotVisibleInThisNamespaceReadsTheMountItself) {
+  // In a container with its own cgroup namespace the kernel may report a
+  // path that does not exist under the mount: the mount is the cgroup.
+  FakeRoot f("0::/../../outside\n", kV2Mounts);
+  f.write("/sys/fs/cgroup/memory.max", "104857600\n");
+  f.write("/outside/memory.max", "1\n");  // never read: out of the mount
+  auto l = readMemoryLimit(f.root());
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->bytes, 104857600u);
+  EXPECT_EQ(l->source, MemoryLimitSource::kCgroup2);
+}
+
+TEST(MemoryLimit, NoMemInfoIsAnErrorNamingTheFile) {
+  testing::TempDir empty;
+  auto l = readMemoryLimit(empty.path());
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.error().code, Errc::kIo);
+  EXPECT_NE(l.error().message.find("/proc/meminfo"), std::string::npos) << l.error().message;
+}
+
+TEST(MemoryLimit, TheRealProcessHasOneAtMostMemTotal) {
+  auto l = readMemoryLimit();
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  std::ifstream in("/proc/meminfo");
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto total = parseMemTotal(text.str());
+  ASSERT_TRUE(total.has_value());
+  EXPECT_GT(l->bytes, 0u);
+  EXPECT_LE(l->bytes, *total);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "leakscope/diag/result.h"
@@ -25,6 +26,34 @@ struct ProcessStats {
 };
 
 Result<ProcessStats> readProcessStats();
+
+// The memory limit the process runs under: the smallest of its cgroup's
+// memory limit (cgroup v2 `memory.max`, or cgroup v1
+// `memory.limit_in_bytes`, of the process's cgroup and every ancestor up to
+// the hierarchy's mount point) and the machine's `MemTotal`. A cgroup with
+// no limit ("max", or v1's huge "unlimited" number) is never smaller than
+// MemTotal, so the machine's memory is the answer then.
+enum class MemoryLimitSource { kCgroup2, kCgroup1, kMemTotal };
+// "cgroup2", "cgroup1", "meminfo" (the `source` label of
+// leakscope_memory_limit_bytes).
+const char* memoryLimitSourceName(MemoryLimitSource s);
+
+struct MemoryLimit {
+  std::uint64_t bytes = 0;
+  MemoryLimitSource source = MemoryLimitSource::kMemTotal;
+};
+
+// Reads /proc/self/cgroup, /proc/self/mountinfo, /proc/meminfo and the
+// cgroup files they lead to. `root` is prefixed to every path ("" = the real
+// files; tests pass a directory holding a fake tree). Fails only when
+// MemTotal cannot be read; unreadable cgroup files are skipped.
+Result<MemoryLimit> readMemoryLimit(const std::string& root = "");
+
+// The content of `memory.max` / `memory.limit_in_bytes`: bytes, or nullopt
+// for "max" and anything that is not a plain number.
+std::optional<std::uint64_t> parseCgroupMemoryLimit(std::string_view text);
+// MemTotal of /proc/meminfo in bytes; nullopt if the line is missing.
+std::optional<std::uint64_t> parseMemTotal(std::string_view meminfo);
 
 // The GNU build id of the main executable (from its loaded program headers).
 std::string mainBuildId();
