@@ -41,6 +41,21 @@ else
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target push_bench mock-push-server >&2
 fi
 
+# Certificates for the run in $work/pki, and mock-push-server with at most
+# $M concurrent streams; sets pki, mock_pid and port. The caller's cleanup
+# stops the mock.
+start_mock() {
+  bash tests/mock_push/make-test-pki.sh "$work/pki" >&2
+  pki="$work/pki"
+  build/bin/mock-push-server --cert "$pki/server.pem" --key "$pki/server.key" \
+    --apns-key "$pki/apns.pub.pem" --apns-key-id ABC123DEFG --apns-team-id DEF123GHIJ \
+    --max-concurrent-streams "$M" --max-records 0 > "$work/mock.out" 2>&2 &
+  mock_pid=$!
+  for _ in $(seq 100); do grep -q '^control_port=' "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
+  port=$(sed -n 's/^port=//p' "$work/mock.out")
+  [ -n "$port" ] || { echo "bench: mock-push-server did not start" >&2; exit 1; }
+}
+
 # seconds, best of N runs of a command (output discarded)
 best_of() {
   local n=$1 best="" t0 t1 d
@@ -134,15 +149,7 @@ if [ "$suite" = transport ]; then
     rm -rf "$work"
   }
   trap cleanup EXIT
-  bash tests/mock_push/make-test-pki.sh "$work/pki" >&2
-  pki="$work/pki"
-  build/bin/mock-push-server --cert "$pki/server.pem" --key "$pki/server.key" \
-    --apns-key "$pki/apns.pub.pem" --apns-key-id ABC123DEFG --apns-team-id DEF123GHIJ \
-    --max-concurrent-streams "$M" --max-records 0 > "$work/mock.out" 2>&2 &
-  mock_pid=$!
-  for _ in $(seq 100); do grep -q '^control_port=' "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
-  port=$(sed -n 's/^port=//p' "$work/mock.out")
-  [ -n "$port" ] || { echo "bench: mock-push-server did not start" >&2; exit 1; }
+  start_mock
   token=$(printf 'a%.0s' $(seq 64))
   printf '{"aps":{"alert":{"title":"leakscope","body":"benchmark"}}}' > "$work/payload.json"
   # Token auth on both sides, so both post identical requests: h2load gets a
@@ -235,15 +242,7 @@ if [ "$suite" = e2e ]; then
     rm -rf "$work"
   }
   trap cleanup EXIT
-  bash tests/mock_push/make-test-pki.sh "$work/pki" >&2
-  pki="$work/pki"
-  build/bin/mock-push-server --cert "$pki/server.pem" --key "$pki/server.key" \
-    --apns-key "$pki/apns.pub.pem" --apns-key-id ABC123DEFG --apns-team-id DEF123GHIJ \
-    --max-concurrent-streams "$M" --max-records 0 > "$work/mock.out" 2>&2 &
-  mock_pid=$!
-  for _ in $(seq 100); do grep -q '^control_port=' "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
-  port=$(sed -n 's/^port=//p' "$work/mock.out")
-  [ -n "$port" ] || { echo "bench: mock-push-server did not start" >&2; exit 1; }
+  start_mock
   echo "bench: MariaDB in $work/db" >&2
   bash tests/daemon/mariadb-tmp.sh start "$work/db" > "$work/db.out"
   db_port=$(sed -n 's/^port=//p' "$work/db.out")

@@ -67,6 +67,21 @@ std::optional<std::string> bodyIf200(std::optional<HttpAnswer> a) {
 
 }  // namespace
 
+int freePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
 std::optional<std::string> httpGet(const std::string& host_port, const std::string& path) {
   return bodyIf200(httpAsk(host_port, path));
 }

@@ -8,6 +8,11 @@
 
 namespace leakscope::testing {
 
+// A loopback TCP port free a moment ago (0 on failure), for servers that
+// cannot bind port 0 and report theirs (MariaDB, Prometheus). Racy by
+// nature: another process may take it before the server binds it.
+int freePort();
+
 // GET http://HOST:PORT/PATH (HTTP/1.0). Returns the body, or nullopt on any
 // failure (connect, timeout, non-200).
 std::optional<std::string> httpGet(const std::string& host_port, const std::string& path);
