@@ -113,7 +113,8 @@ Status makeMissingDirs(const std::string& dir) {
     if (pos != dir.size() && dir[pos] != '/') continue;
     const std::string part = dir.substr(0, pos);
     if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
-      return sysError("snapshot dir " + dir + ": cannot create " + part, errno);
+      const int err = errno;
+      return sysError("snapshot dir " + dir + ": cannot create " + part, err);
     }
   }
   return Ok{};
@@ -139,7 +140,10 @@ Result<UniqueFd> openOwnDir(int at_fd, const std::string& file, const std::strin
     return sysError(what, err);
   }
   struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return sysError(what, errno);
+  if (fstat(fd.get(), &st) != 0) {
+    const int err = errno;
+    return sysError(what, err);
+  }
   if (st.st_uid != geteuid()) {
     return Error{Errc::kPermission,
                  what + ": owned by uid " + std::to_string(st.st_uid) +
@@ -167,7 +171,8 @@ Result<UniqueFd> openSnapshotDir(const std::string& dir) {
   if (!fd.ok()) return fd;
   // Root passes any mode bits; others need the owner's write and search bits.
   if (faccessat(fd->get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
-    return sysError("snapshot dir " + dir + ": not writable", errno);
+    const int err = errno;
+    return sysError("snapshot dir " + dir + ": not writable", err);
   }
   return fd;
 }
@@ -215,8 +220,8 @@ class TempFile {
       UniqueFd fd(
           openat(dir_fd, file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (fd.valid()) return TempFile(dir_fd, std::move(file), std::move(fd));
-      if (errno != EEXIST || attempt == 100) {
-        return sysError("snapshot " + dir + "/" + file + ": cannot create", errno);
+      if (const int err = errno; err != EEXIST || attempt == 100) {
+        return sysError("snapshot " + dir + "/" + file + ": cannot create", err);
       }
     }
   }
@@ -311,7 +316,8 @@ Result<std::string> prepareScratchDir(const std::string& dir) {
   if (!dir_fd.ok()) return dir_fd.error();
   const std::string path = dir + "/" + kScratchDir;
   if (mkdirat(dir_fd->get(), kScratchDir, 0700) != 0 && errno != EEXIST) {
-    return sysError(path + ": cannot create", errno);
+    const int err = errno;
+    return sysError(path + ": cannot create", err);
   }
   auto scratch = openOwnDir(dir_fd->get(), kScratchDir, path, 077);
   if (!scratch.ok()) return scratch.error();
@@ -657,8 +663,8 @@ Result<SnapshotInfo> SnapshotWriter::writeLocked(Trigger trigger, std::string_vi
         0) {
       break;
     }
-    if (errno != EEXIST || attempt == 1000) {
-      return sysError("snapshot " + info.path + ": rename failed", errno);
+    if (const int rename_err = errno; rename_err != EEXIST || attempt == 1000) {
+      return sysError("snapshot " + info.path + ": rename failed", rename_err);
     }
     info.sequence = nextSequence(dir_fd);
     final_file = fileNameFor(info.sequence);
@@ -736,11 +742,12 @@ Status SnapshotWriter::rotate(int dir_fd, const std::string& just_written) {
     if (!over_count && !over_bytes) break;
     if (f.file == just_written) continue;
     if (unlinkat(dir_fd, f.file.c_str(), 0) != 0 && errno != ENOENT) {
+      const int err = errno;
       // Skip it and go on with the next oldest: one stuck file must not stop
       // the count and byte limits from being enforced.
       if (first_error.empty()) {
         first_error = "snapshot rotation: cannot remove " + options_.dir + "/" + f.file + ": " +
-                      std::strerror(errno);
+                      std::strerror(err);
       }
       continue;
     }
