@@ -8,13 +8,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
+#include "leakscope/analysis/output_file.h"
 #include "leakscope/analysis/render.h"
 
 namespace la = leakscope::analysis;
@@ -391,15 +391,8 @@ int run(const Args& a) {
       views.push_back(&last);
       const la::SocketsResult sockets = la::analyseSockets(views, symbols, th);
       const std::string html = la::renderHtmlReport(t, c, sockets, symbols, a.render);
-      const std::string tmp = a.html + ".tmp";
-      {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        f << html;
-        f.flush();
-        if (!f) throw InputFailure{a.html + ": cannot write: " + std::strerror(errno)};
-      }
-      if (std::rename(tmp.c_str(), a.html.c_str()) != 0) {
-        throw InputFailure{a.html + ": cannot write: " + std::strerror(errno)};
+      if (auto written = la::writeFileReplacing(a.html, html); !written.ok()) {
+        throw InputFailure{written.error().message};
       }
       if (a.json) {
         auto j = la::trendJson(t, symbols, a.render);

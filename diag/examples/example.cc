@@ -3,8 +3,9 @@
 // "connections" to it in rounds; with --leak-every K every K-th connection is
 // kept open forever, which is the bug leakscope exists to find.
 //
-//   leakscope-example --snapshot-dir /tmp/snaps --leak-every 3 &
-//   kill -USR2 $!          # writes /tmp/snaps/leakscope-example.000001.lsnap
+//   snaps=$(mktemp -d)     # a directory only you can write
+//   leakscope-example --snapshot-dir "$snaps" --leak-every 3 &
+//   kill -USR2 $!          # writes $snaps/leakscope-example.000001.lsnap
 //   curl -s "$(metrics address printed on start)/metrics" | grep tracked
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -198,7 +199,9 @@ with --leak-every K every K-th connection is kept open forever.
 Send SIGUSR2 for a snapshot; SIGTERM or SIGINT to stop.
 
 options:
-  --snapshot-dir DIR          write snapshots here (created 0700; default: off)
+  --snapshot-dir DIR          write snapshots here (default: off). DIR must be a
+                              directory of this user that group and others cannot
+                              write, not a symlink; a missing one is created 0700
   --metrics-address H:P       serve /metrics here (default 127.0.0.1:0 = any free port;
                               the bound address is printed on start; "" = off)
   --leak-every K              keep every K-th connection open forever (default 0 = never)
@@ -216,8 +219,9 @@ options:
   -h, --help                  this text
 
 example:
-  leakscope-example --snapshot-dir /tmp/snaps --leak-every 3 &
-  sleep 2; kill -USR2 $!; ls /tmp/snaps
+  snaps=$(mktemp -d)
+  leakscope-example --snapshot-dir "$snaps" --leak-every 3 &
+  sleep 2; kill -USR2 $!; ls "$snaps"
 )";
 
 bool parseU64(const char* s, std::uint64_t& out) {

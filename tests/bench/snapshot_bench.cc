@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -58,8 +59,13 @@ int main(int argc, char** argv) {
   // Sampled heap profiling as in production (re-execs once to set the period).
   (void)diag::ensureHeapSampling(argv);
   const int objects = argc > 1 ? std::atoi(argv[1]) : 100000;
-  const std::string dir =
-      std::filesystem::temp_directory_path() / ("leakscope-bench-" + std::to_string(getpid()));
+  // A fresh private directory (mkdtemp: 0700, unpredictable name): a fixed
+  // name in /tmp could be taken first by another user.
+  std::string dir = std::filesystem::temp_directory_path() / "leakscope-bench-XXXXXX";
+  if (mkdtemp(dir.data()) == nullptr) {
+    std::perror("snapshot_bench: mkdtemp");
+    return 1;
+  }
 
   std::vector<diag::Kind*> kinds = {&diag::kind("bench.apns.connection"),
                                     &diag::kind("bench.fcm.connection"),

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -530,6 +532,61 @@ TEST(ReportHtml, IsSelfContainedAndRendersTheSuspectsChartsInHeadlessChromium) {
   const std::string image = readFile(png);
   ASSERT_GT(image.size(), 20000u) << "screenshot too small to show the page";
   EXPECT_EQ(image.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+}
+
+// The report used to be written to the predictable OUT.html.tmp, opened
+// through any link: in a shared directory such as /tmp another user could
+// plant that name as a link to a file of ours and have the report overwrite
+// it. Planted as "nobody" when the test runs as root.
+TEST(ReportHtml, ALinkPlantedInASharedDirectoryIsNeverWrittenThrough) {
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);  // let the other user reach it
+  const std::string shared = dir.path() + "/shared";
+  ASSERT_EQ(::mkdir(shared.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(shared.c_str(), 01777), 0);  // like /tmp
+  const std::string victim = dir.path() + "/victim";
+  const std::string precious = "precious, not a report\n";
+  writeFile(victim, precious);
+  ASSERT_EQ(::chmod(victim.c_str(), 0600), 0);
+  const std::string html = shared + "/report.html";
+  for (const std::string& link : {html + ".tmp", html}) {  // the old temp name, the target
+    std::vector<std::string> ln = {"/bin/ln", "-s", victim, link};
+    if (::geteuid() == 0) {
+      ln.insert(ln.begin(),
+                {"/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"});
+    }
+    Child c(ln);
+    ASSERT_EQ(c.wait(), 0) << c.err();
+  }
+
+  auto args = series("leak");
+  args.insert(args.begin(), {"report", "--html", html});
+  const CliRun r = leakscope(args);
+  EXPECT_EQ(readFile(victim), precious);
+  ASSERT_EQ(r.status, 1) << r.err;
+  struct stat st {};
+  ASSERT_EQ(::lstat(html.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode)) << "the link at the target is replaced, not followed";
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_NE(readFile(html).find("data-name=\"example.connection\""), std::string::npos);
+  // Nothing left behind but the planted temp-name link.
+  std::vector<std::string> entries;
+  for (const auto& e : std::filesystem::directory_iterator(shared)) {
+    entries.push_back(e.path().filename());
+  }
+  std::sort(entries.begin(), entries.end());
+  EXPECT_EQ(entries, (std::vector<std::string>{"report.html", "report.html.tmp"}));
+}
+
+TEST(ReportHtml, AnUnwritableTargetIsAnInputErrorNamingIt) {
+  TempDir dir;
+  const std::string html = dir.path() + "/missing-dir/report.html";
+  auto args = series("leak");
+  args.insert(args.begin(), {"report", "--html", html});
+  const CliRun r = leakscope(args);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find(html + ": cannot write: No such file or directory"), std::string::npos)
+      << r.err;
 }
 
 }  // namespace

@@ -4,10 +4,25 @@
 // profile symbolized in-process.
 //
 // Files are DIR/<name>.<seq>.lsnap (seq zero-padded, continuing after the
-// highest already in DIR), written to DIR/.<name>.<seq>.<pid>.tmp, fsynced and
-// renamed into place without replacing any file, mode 0600; DIR is created
-// 0700. Temp files of dead writers are removed. After each write, the oldest
-// files beyond `keep` or beyond `max_bytes` in total are removed.
+// highest already in DIR), written to a new DIR/.<name>.<seq>.<pid>.<random>.tmp
+// (O_EXCL, never through a link), fsynced and renamed into place without
+// replacing any file, mode 0600. Temp files of dead writers are removed.
+// After each write, the oldest files beyond `keep` or beyond `max_bytes` in
+// total are removed.
+//
+// DIR must be safe to write as this user: a real directory (not a symbolic
+// link) owned by the effective user that group and others cannot write. A
+// missing DIR is created 0700 (missing parents too); an existing one is never
+// chmodded — one that fails the rule is refused with an error naming it and
+// the reason. Only regular files of the effective user are ever removed from
+// it; links and other entries are never followed, counted or removed.
+//
+// DIR is opened and checked again for every snapshot, and every step of that
+// snapshot is relative to the open descriptor. The writer does not keep it
+// open between snapshots on purpose: a directory an operator moved away,
+// removed or recreated is then found (or recreated) at its configured path,
+// re-checked, instead of snapshots going on into a moved or deleted one. The
+// extra open and fstat per snapshot cost nothing next to the snapshot.
 //
 // Memory: the document is streamed to disk; the extra memory is one shard of
 // one kind's object records, the heap profile text and the symbol cache — not
@@ -16,6 +31,7 @@
 // Thread-safe: write() may be called from any thread; calls are serialized.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -32,7 +48,7 @@ inline constexpr std::string_view kSnapshotFormat = "leakscope-snapshot";
 inline constexpr int kSnapshotVersion = 1;
 
 struct SnapshotOptions {
-  std::string dir;              // created 0700 if missing
+  std::string dir;              // created 0700 if missing; see the rules above
   std::string name;             // file name prefix; default: the executable's name
   std::uint64_t keep = 0;       // keep at most this many files (0 = no limit)
   std::uint64_t max_bytes = 0;  // keep at most this many bytes of files (0 = no limit)
@@ -57,17 +73,23 @@ struct SnapshotInfo {
 };
 
 class Symbolizer;
+class JsonWriter;
 
 class SnapshotWriter {
  public:
-  // Does not touch the file system; the first write() creates the directory.
+  // Does not touch the file system, except in full heap mode: then it
+  // creates DIR and DIR/.gperftools (0700, the scratch directory for
+  // gperftools' own dumps, which must be a private directory of this user;
+  // if it is not, full profiling is not started and each snapshot's heap
+  // section says why). Otherwise the first write() creates DIR.
   explicit SnapshotWriter(SnapshotOptions options);
   ~SnapshotWriter();
   SnapshotWriter(const SnapshotWriter&) = delete;
   SnapshotWriter& operator=(const SnapshotWriter&) = delete;
 
-  // Checks that the directory exists or can be created with mode 0700 and is
-  // writable. Errors name the directory and the reason.
+  // Checks that the directory exists or can be created with mode 0700, is
+  // writable, and follows the rules above. Errors name the directory and the
+  // reason.
   Status prepareDir();
 
   // Writes one snapshot. `detail` says more about the trigger ("SIGUSR2",
@@ -78,13 +100,18 @@ class SnapshotWriter {
 
  private:
   Result<SnapshotInfo> writeLocked(Trigger trigger, std::string_view detail);
-  Status rotate(const std::string& just_written);
-  std::uint64_t nextSequence();
+  void writeDocument(JsonWriter& w, Trigger trigger, std::string_view detail,
+                     std::chrono::steady_clock::time_point t0, SnapshotInfo& info);
+  // The directory is open as `dir_fd`; file names are relative to it.
+  Status rotate(int dir_fd, const std::string& just_written);
+  std::uint64_t nextSequence(int dir_fd);
+  std::string fileNameFor(std::uint64_t sequence) const;
 
   SnapshotOptions options_;
   std::mutex mu_;
-  std::uint64_t next_seq_ = 0;  // 0 = not yet scanned
-  std::string gperftools_dir_;  // full mode: gperftools' own dumps, emptied
+  std::uint64_t next_seq_ = 0;    // 0 = not yet scanned
+  std::string gperftools_dir_;    // full mode: gperftools' own dumps, emptied
+  std::string heap_unavailable_;  // why full mode could not start, or empty
   std::unique_ptr<HeapProfiler> heap_;
   std::unique_ptr<Symbolizer> symbolizer_;
 };
