@@ -3,11 +3,84 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
+#include <utility>
 
 namespace leakscope::analysis {
 namespace {
 
 using json = nlohmann::json;
+
+// Decodes one UTF-8 sequence at `s[i]`: its code point and length, or
+// length 0 when the bytes there are not valid UTF-8 (overlong forms and
+// surrogates included).
+std::pair<char32_t, std::size_t> decodeUtf8(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  std::size_t len = 0;
+  char32_t cp = 0;
+  char32_t min = 0;
+  if (c < 0x80) return {c, 1};
+  if ((c & 0xe0) == 0xc0) {
+    len = 2, cp = c & 0x1f, min = 0x80;
+  } else if ((c & 0xf0) == 0xe0) {
+    len = 3, cp = c & 0x0f, min = 0x800;
+  } else if ((c & 0xf8) == 0xf0) {
+    len = 4, cp = c & 0x07, min = 0x10000;
+  } else {
+    return {0, 0};
+  }
+  if (i + len > s.size()) return {0, 0};
+  for (std::size_t k = 1; k < len; ++k) {
+    if ((b(k) & 0xc0) != 0x80) return {0, 0};
+    cp = (cp << 6) | (b(k) & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {0, 0};
+  return {cp, len};
+}
+
+// C1 controls (a terminal may act on U+009B as CSI) and the bidi controls
+// that reorder what follows them.
+bool isHiddenControl(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+         (cp >= 0x2066 && cp <= 0x2069);
+}
+
+}  // namespace
+
+std::string printable(std::string_view text, bool keep_newlines) {
+  std::string out;
+  out.reserve(text.size());
+  char buf[16];
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n' && keep_newlines) {
+      out += '\n';
+      ++i;
+      continue;
+    }
+    const auto [cp, len] = decodeUtf8(text, i);
+    if (len == 0 || c < 0x20 || c == 0x7f) {
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+      ++i;
+    } else if (isHiddenControl(cp)) {
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
+      out += buf;
+      i += len;
+    } else {
+      out.append(text.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
+std::string dumpJson(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
 
 std::string num(double v) {
   char buf[32];
@@ -21,7 +94,11 @@ std::string signedBytes(double v) { return (v > 0 ? "+" : "") + formatBytes(v); 
 class Table {
  public:
   explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
-  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  // Cells are escaped here so that column widths count what is shown.
+  void add(std::vector<std::string> row) {
+    for (auto& cell : row) cell = printable(cell);
+    rows_.push_back(std::move(row));
+  }
   bool empty() const { return rows_.size() == 1; }
   void print(std::ostream& out, const std::string& indent = "  ") const {
     std::vector<std::size_t> width;
@@ -132,8 +209,8 @@ std::string formatDuration(double seconds) {
 
 // ---- show ---------------------------------------------------------------
 
-void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
-                const SymbolTable& symbols, const RenderOptions& o) {
+static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                           const SymbolTable& symbols, const RenderOptions& o) {
   out << s.path << "\n";
   if (s.source == SourceKind::kSnapshot) {
     out << "  snapshot " << s.name << " #" << s.sequence << ", taken " << s.utc << " (" << s.trigger
@@ -258,8 +335,8 @@ json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable
 
 // ---- diff ---------------------------------------------------------------
 
-void renderCompare(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
-                   const RenderOptions& o) {
+static void renderCompareText(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
+                              const RenderOptions& o) {
   out << "Comparison " << shortPath(c.base) << " -> " << shortPath(c.target) << " ("
       << formatDuration(c.interval_seconds) << " apart)\n";
   for (const auto& n : c.notes) out << "  note: " << n << "\n";
@@ -360,8 +437,8 @@ std::string rateText(const TrendGroup& g, bool timed) {
 
 }  // namespace
 
-void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
-                 const RenderOptions& o) {
+static void renderTrendText(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
+                            const RenderOptions& o) {
   const bool timed = t.span_seconds > 0;
   out << "Trend over " << t.points.size() << " inputs, " << formatDuration(t.span_seconds)
       << " (in time order):\n";
@@ -503,7 +580,7 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
 
 // ---- sockets ------------------------------------------------------------
 
-void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOptions& o) {
+static void renderSocketsText(std::ostream& out, const SocketsResult& s, const RenderOptions& o) {
   out << "Sockets in " << s.points.size() << " input(s)";
   if (!s.points.empty()) out << "; last: " << shortPath(s.points.back().path);
   out << "\n\n";
@@ -586,6 +663,39 @@ json socketsJson(const SocketsResult& s, const RenderOptions& o) {
   }
   j["suspects"] = suspects;
   return j;
+}
+
+}  // namespace leakscope::analysis
+
+namespace leakscope::analysis {
+
+// Every text view is built first and written escaped: names, labels, paths
+// and reasons quoting them all come from the inputs.
+void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                const SymbolTable& symbols, const RenderOptions& o) {
+  std::ostringstream text;
+  renderShowText(text, s, sockets, symbols, o);
+  out << printable(text.str(), true);
+}
+
+void renderCompare(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
+                   const RenderOptions& o) {
+  std::ostringstream text;
+  renderCompareText(text, c, symbols, o);
+  out << printable(text.str(), true);
+}
+
+void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
+                 const RenderOptions& o) {
+  std::ostringstream text;
+  renderTrendText(text, t, symbols, o);
+  out << printable(text.str(), true);
+}
+
+void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOptions& o) {
+  std::ostringstream text;
+  renderSocketsText(text, s, o);
+  out << printable(text.str(), true);
 }
 
 }  // namespace leakscope::analysis
