@@ -18,6 +18,10 @@ namespace {
 
 enum class Detected { kSnapshot, kProfile };
 
+// gperftools writes a few hundred bytes per stack: 1 GiB is millions of
+// stacks. A bigger "profile" is most likely a sparse or runaway file.
+constexpr std::uint64_t kMaxProfileBytes = std::uint64_t{1} << 30;
+
 // Reads the first bytes: '{' opens a snapshot, "heap profile:" a gperftools
 // profile. Anything else is named in the error.
 Result<Detected> detect(std::string_view head, const std::string& path) {
@@ -122,6 +126,13 @@ Result<Snapshot> load(const std::string& path, SymbolTable& symbols, const LoadO
   auto d = detect(o->head, path);
   if (!d) return d.error();
   if (*d == Detected::kProfile) {
+    // Raw profiles are parsed in memory (snapshots are streamed).
+    if (o->size > kMaxProfileBytes) {
+      return Error{Errc::kInvalidArgument,
+                   path + ": " + std::to_string(o->size) +
+                       " bytes: raw heap profiles are read whole, and this one is larger than " +
+                       std::to_string(kMaxProfileBytes >> 30) + " GiB"};
+    }
     auto text = readAll(o->fd.get(), path, options, o->size);
     if (!text) return text.error();
     auto s = parseProfileText(*text, path, symbols, options);

@@ -76,6 +76,11 @@ std::string printable(std::string_view text, bool keep_newlines) {
   return out;
 }
 
+namespace {
+// Text from an input, inline in a view: escaped, on one line.
+std::string oneLine(std::string_view text) { return printable(text); }
+}  // namespace
+
 std::string dumpJson(const nlohmann::json& j, int indent) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -166,9 +171,9 @@ void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
   out << "Leak suspects (" << suspects.size() << "):\n";
   for (std::size_t i = 0; i < suspects.size(); ++i) {
     const Suspect& s = suspects[i];
-    out << "  " << i + 1 << ". [" << groupName(s.group) << "] " << s.name << "\n     " << s.reason
-        << "\n";
-    if (s.stack) out << "     at " << describeStack(symbols, *s.stack, 6) << "\n";
+    out << "  " << i + 1 << ". [" << groupName(s.group) << "] " << oneLine(s.name) << "\n     "
+        << oneLine(s.reason) << "\n";
+    if (s.stack) out << "     at " << oneLine(describeStack(symbols, *s.stack, 6)) << "\n";
   }
 }
 
@@ -211,11 +216,11 @@ std::string formatDuration(double seconds) {
 
 static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
                            const SymbolTable& symbols, const RenderOptions& o) {
-  out << s.path << "\n";
+  out << oneLine(s.path) << "\n";
   if (s.source == SourceKind::kSnapshot) {
-    out << "  snapshot " << s.name << " #" << s.sequence << ", taken " << s.utc << " (" << s.trigger
-        << ")\n";
-    out << "  process pid " << s.process.pid << " " << s.process.exe << ": RSS "
+    out << "  snapshot " << oneLine(s.name) << " #" << s.sequence << ", taken " << oneLine(s.utc)
+        << " (" << oneLine(s.trigger) << ")\n";
+    out << "  process pid " << s.process.pid << " " << oneLine(s.process.exe) << ": RSS "
         << formatBytes(static_cast<double>(s.process.rss_bytes)) << ", " << s.process.open_fds
         << "/" << s.process.max_fds << " fds, " << s.process.threads << " threads\n";
     if (s.allocator_available) {
@@ -223,7 +228,7 @@ static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsRe
           << " allocated, heap " << formatBytes(static_cast<double>(s.heap_bytes)) << "\n";
     }
   } else {
-    out << "  gperftools heap profile (" << s.heap.format << ")\n";
+    out << "  gperftools heap profile (" << oneLine(s.heap.format) << ")\n";
   }
 
   if (!s.kinds.empty()) {
@@ -251,9 +256,9 @@ static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsRe
 
   out << "\nHeap";
   if (!s.heap.available) {
-    out << ": not available (" << s.heap.reason << ")\n";
+    out << ": not available (" << oneLine(s.heap.reason) << ")\n";
   } else {
-    out << " (" << s.heap.mode
+    out << " (" << oneLine(s.heap.mode)
         << (s.heap.mode == "sampled" ? ", estimated from a 1-in-" +
                                            std::to_string(s.heap.sample_period) + "-bytes sample"
                                      : "")
@@ -270,7 +275,7 @@ static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsRe
 
   if (s.source == SourceKind::kSnapshot) {
     out << "\nSockets (" << s.sockets.size() << "):\n";
-    if (!s.sockets_error.empty()) out << "  not read: " << s.sockets_error << "\n";
+    if (!s.sockets_error.empty()) out << "  not read: " << oneLine(s.sockets_error) << "\n";
     Table t({"remote / group", "state", "proto", "count", "owned"});
     for (std::size_t i = 0; i < sockets.rows.size() && i < o.top; ++i) {
       const SocketRow& r = sockets.rows[i];
@@ -337,9 +342,9 @@ json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable
 
 static void renderCompareText(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
                               const RenderOptions& o) {
-  out << "Comparison " << shortPath(c.base) << " -> " << shortPath(c.target) << " ("
-      << formatDuration(c.interval_seconds) << " apart)\n";
-  for (const auto& n : c.notes) out << "  note: " << n << "\n";
+  out << "Comparison " << oneLine(shortPath(c.base)) << " -> " << oneLine(shortPath(c.target))
+      << " (" << formatDuration(c.interval_seconds) << " apart)\n";
+  for (const auto& n : c.notes) out << "  note: " << oneLine(n) << "\n";
   for (Group g : {Group::kTracked, Group::kHeap, Group::kSocket}) {
     Table t({g == Group::kTracked ? "tracked kind"
              : g == Group::kHeap  ? "heap site"
@@ -444,13 +449,13 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
       << " (in time order):\n";
   for (std::size_t i = 0; i < t.points.size(); ++i) {
     const auto& p = t.points[i];
-    out << "  " << i + 1 << ". " << shortPath(p.path);
-    if (!p.utc.empty()) out << "  " << p.utc;
+    out << "  " << i + 1 << ". " << printable(shortPath(p.path));
+    if (!p.utc.empty()) out << "  " << printable(p.utc);
     if (p.rss_bytes > 0) out << "  RSS " << formatBytes(static_cast<double>(p.rss_bytes));
     if (p.heap_inuse_bytes > 0) out << "  heap " << formatBytes(p.heap_inuse_bytes);
     out << "\n";
   }
-  for (const auto& n : t.notes) out << "  note: " << n << "\n";
+  for (const auto& n : t.notes) out << "  note: " << oneLine(n) << "\n";
   if (t.rss_growth_bytes_per_hour) {
     out << "  RSS trend: " << signedBytes(*t.rss_growth_bytes_per_hour) << "/h";
     if (t.hours_to_limit)
@@ -467,10 +472,10 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
   for (const TrendGroup& g : t.groups) {
     if (g.verdict != Verdict::kSteady) continue;
     ++index;
-    out << "  " << index << ". [" << groupName(g.group) << "] " << g.name << "\n";
-    out << "     " << g.reason << "\n";
+    out << "  " << index << ". [" << groupName(g.group) << "] " << oneLine(g.name) << "\n";
+    out << "     " << oneLine(g.reason) << "\n";
     out << "     growth " << rateText(g, timed) << "\n";
-    if (g.stack) out << "     at " << describeStack(symbols, *g.stack, 6) << "\n";
+    if (g.stack) out << "     at " << oneLine(describeStack(symbols, *g.stack, 6)) << "\n";
     if (g.hours_to_limit) {
       out << "     at this rate the memory limit is reached in ~"
           << formatDuration(*g.hours_to_limit * 3600) << "\n";
@@ -506,8 +511,8 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
         out << "  ... " << others - o.top << " more\n";
         break;
       }
-      out << "  - " << verdictName(g.verdict) << " [" << groupName(g.group) << "] " << g.name
-          << ": " << g.reason << "\n";
+      out << "  - " << verdictName(g.verdict) << " [" << groupName(g.group) << "] "
+          << oneLine(g.name) << ": " << oneLine(g.reason) << "\n";
     }
   }
 }
@@ -582,7 +587,7 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
 
 static void renderSocketsText(std::ostream& out, const SocketsResult& s, const RenderOptions& o) {
   out << "Sockets in " << s.points.size() << " input(s)";
-  if (!s.points.empty()) out << "; last: " << shortPath(s.points.back().path);
+  if (!s.points.empty()) out << "; last: " << oneLine(shortPath(s.points.back().path));
   out << "\n\n";
   std::vector<std::string> header = {"remote / group", "state", "proto"};
   for (std::size_t i = 0; i < s.points.size(); ++i) header.push_back("#" + std::to_string(i + 1));
@@ -612,7 +617,7 @@ static void renderSocketsText(std::ostream& out, const SocketsResult& s, const R
   } else {
     out << "Flags:\n";
     for (const auto& f : s.flags)
-      out << "  - " << f.what << " " << f.name << ": " << f.reason << "\n";
+      out << "  - " << f.what << " " << oneLine(f.name) << ": " << oneLine(f.reason) << "\n";
   }
   if (!s.suspects.empty()) out << "\n" << s.suspects.size() << " leak suspect(s).\n";
 }

@@ -30,9 +30,7 @@ Error sysError(const std::string& path) {
 
 // Kernel file systems whose "regular" files are interfaces, not data: a
 // read may block (/proc/kmsg), never end, or have effects.
-bool isPseudoFileSystem(int fd) {
-  struct statfs fs {};
-  if (::fstatfs(fd, &fs) != 0) return true;
+bool isPseudo(const struct statfs& fs) {
   switch (static_cast<unsigned long>(fs.f_type)) {
     case PROC_SUPER_MAGIC:
     case SYSFS_MAGIC:
@@ -46,6 +44,11 @@ bool isPseudoFileSystem(int fd) {
     default:
       return false;
   }
+}
+
+bool isPseudoFileSystem(int fd) {
+  struct statfs fs {};
+  return ::fstatfs(fd, &fs) != 0 || isPseudo(fs);
 }
 
 }  // namespace
@@ -64,6 +67,11 @@ diag::Result<UniqueFd> openRegularFile(const std::string& path, FollowLinks foll
   if (!S_ISREG(before.st_mode)) {
     return Error{Errc::kInvalidArgument,
                  path + ": not a regular file (" + kindOf(before.st_mode) + ")"};
+  }
+  // Before opening: opening some kernel files already has effects.
+  if (struct statfs fs{}; ::statfs(path.c_str(), &fs) != 0 || isPseudo(fs)) {
+    return Error{Errc::kInvalidArgument,
+                 path + ": on a kernel pseudo file system (/proc, /sys, ...), not a data file"};
   }
   int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
   if (follow == FollowLinks::kNo) flags |= O_NOFOLLOW;

@@ -172,7 +172,7 @@ class Builder {
       const bool huge = v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t{INT64_MAX};
       const auto version = huge ? INT64_MAX : v.get<std::int64_t>();
       if (version > kSnapshotVersion) {
-        error = "snapshot version " + std::to_string(version) +
+        error = "snapshot version " + dumpJson(v) +
                 " is newer than this leakscope reads (version " + std::to_string(kSnapshotVersion) +
                 "); use a newer leakscope";
         return false;
