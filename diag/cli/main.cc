@@ -159,7 +159,10 @@ double parseSize(const std::string& flag, const std::string& v) {
   else
     throw UsageError{flag + ": unknown unit '" + unit + "' in '" + v +
                      "' (use B, KiB, MiB, GiB, TiB)"};
-  if (n < 0 || !std::isfinite(n)) throw UsageError{flag + ": '" + v + "' must be a positive size"};
+  // "1e308TiB" is finite until multiplied.
+  if (n < 0 || !std::isfinite(n * mult)) {
+    throw UsageError{flag + ": '" + v + "' must be a positive size"};
+  }
   return n * mult;
 }
 

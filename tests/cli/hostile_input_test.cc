@@ -407,4 +407,12 @@ TEST(HostileInput, MappedLibrariesAreReadByTheirOwnPathNotThroughSymlinks) {
   EXPECT_EQ(name.rfind("libdecoy.so+0x", 0), 0u) << name;
 }
 
+TEST(HostileInput, ASizeOptionThatOverflowsIsAUsageError) {
+  // 1e308 is a finite double; times 2^40 it was inf, and thresholds of inf.
+  const CliRun r = leakscope({"trend", "--min-bytes", "1e308TiB", kGood, kGood, kGood});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--min-bytes: '1e308TiB' must be a positive size"), std::string::npos)
+      << r.err;
+}
+
 }  // namespace
