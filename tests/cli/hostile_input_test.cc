@@ -333,7 +333,8 @@ TEST(HostileInput, AHugeFrameIdCostsNoMemory) {
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("heap.frames[0].id: 50000000 is not the frame's index 0"), std::string::npos)
       << r.err;
-  EXPECT_LT(r.max_rss_kib, 64 * 1024);
+  // Well under the 200 MB it took (with room for a sanitizer build's overhead).
+  EXPECT_LT(r.max_rss_kib, 100 * 1024);
 }
 
 TEST(HostileInput, ControlCharactersFromTheInputReachNoTerminalOrReport) {
