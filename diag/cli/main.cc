@@ -159,7 +159,10 @@ double parseSize(const std::string& flag, const std::string& v) {
   else
     throw UsageError{flag + ": unknown unit '" + unit + "' in '" + v +
                      "' (use B, KiB, MiB, GiB, TiB)"};
-  if (n < 0 || !std::isfinite(n)) throw UsageError{flag + ": '" + v + "' must be a positive size"};
+  // "1e308TiB" is finite until multiplied.
+  if (n < 0 || !std::isfinite(n * mult)) {
+    throw UsageError{flag + ": '" + v + "' must be a positive size"};
+  }
   return n * mult;
 }
 
@@ -249,7 +252,7 @@ class Progress {
     if (!enabled_) return nullptr;
     clear();
     start_ = std::chrono::steady_clock::now();
-    name_ = path;
+    name_ = la::printable(path);
     index_ = index;
     count_ = count;
     return [this](std::uint64_t done, std::uint64_t total) { update(done, total); };
@@ -342,7 +345,7 @@ int run(const Args& a) {
     const la::Snapshot s = loadOrThrow(a.inputs[0], symbols, a, progress, 0, 1);
     const la::SocketsResult sockets = la::analyseSockets({&s}, symbols, th);
     if (a.json) {
-      std::cout << la::showJson(s, sockets, symbols, a.render).dump(2) << "\n";
+      std::cout << la::dumpJson(la::showJson(s, sockets, symbols, a.render), 2) << "\n";
     } else {
       la::renderShow(std::cout, s, sockets, symbols, a.render);
     }
@@ -354,7 +357,7 @@ int run(const Args& a) {
     const la::Snapshot target = loadOrThrow(a.inputs[1], symbols, a, progress, 1, 2);
     const la::Comparison c = la::compare(base, target, symbols, th);
     if (a.json) {
-      std::cout << la::compareJson(c, symbols, a.render).dump(2) << "\n";
+      std::cout << la::dumpJson(la::compareJson(c, symbols, a.render), 2) << "\n";
     } else {
       la::renderCompare(std::cout, c, symbols, a.render);
     }
@@ -398,13 +401,13 @@ int run(const Args& a) {
         auto j = la::trendJson(t, symbols, a.render);
         j["command"] = "report";
         j["html"] = a.html;
-        std::cout << j.dump(2) << "\n";
+        std::cout << la::dumpJson(j, 2) << "\n";
       } else {
-        std::cout << "wrote " << a.html << ": " << t.suspects.size() << " suspect(s) over "
-                  << t.points.size() << " inputs\n";
+        std::cout << "wrote " << la::printable(a.html) << ": " << t.suspects.size()
+                  << " suspect(s) over " << t.points.size() << " inputs\n";
       }
     } else if (a.json) {
-      std::cout << la::trendJson(t, symbols, a.render).dump(2) << "\n";
+      std::cout << la::dumpJson(la::trendJson(t, symbols, a.render), 2) << "\n";
     } else {
       la::renderTrend(std::cout, t, symbols, a.render);
     }
@@ -422,7 +425,7 @@ int run(const Args& a) {
     for (const auto& s : snaps) views.push_back(&s);
     const la::SocketsResult r = la::analyseSockets(views, symbols, th);
     if (a.json) {
-      std::cout << la::socketsJson(r, a.render).dump(2) << "\n";
+      std::cout << la::dumpJson(la::socketsJson(r, a.render), 2) << "\n";
     } else {
       la::renderSockets(std::cout, r, a.render);
     }
@@ -439,6 +442,13 @@ const char* helpFor(const std::string& command) {
   if (command == "sockets") return kSocketsHelp;
   if (command == "report") return kReportHelp;
   return nullptr;
+}
+
+// One line on stderr, whatever the message quotes (paths and tokens from
+// the inputs may hold newlines or escape sequences).
+int fail(const std::string& message) {
+  std::cerr << "leakscope: " << la::printable(message) << "\n";
+  return kExitError;
 }
 
 }  // namespace
@@ -467,13 +477,14 @@ int main(int argc, char** argv) {
     }
     return run(a);
   } catch (const UsageError& e) {
-    std::cerr << "leakscope: " << e.message << "\n";
-    return kExitError;
+    return fail(e.message);
   } catch (const InputFailure& e) {
-    std::cerr << "leakscope: " << e.message << "\n";
-    return kExitError;
+    return fail(e.message);
   } catch (const std::bad_alloc&) {
-    std::cerr << "leakscope: out of memory\n";
-    return kExitError;
+    return fail("out of memory");
+  } catch (const std::exception& e) {
+    // Nothing else is expected to throw; if it does, it is still one line
+    // and exit 2, never an abort.
+    return fail(std::string("internal error: ") + e.what());
   }
 }

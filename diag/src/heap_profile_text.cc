@@ -53,10 +53,18 @@ struct Cursor {
   }
 };
 
-// "N: B [N: B]"
+// "N: B [N: B]". Numbers past int64 fail to parse (from_chars reports the
+// overflow); negative ones are refused: gperftools never writes them, and a
+// negative size would turn into nonsense (or nan) downstream.
 bool takeCounts(Cursor& c, HeapRecord& r) {
   return c.takeInt(r.inuse_objects) && c.take(':') && c.takeInt(r.inuse_bytes) && c.take('[') &&
-         c.takeInt(r.alloc_objects) && c.take(':') && c.takeInt(r.alloc_bytes) && c.take(']');
+         c.takeInt(r.alloc_objects) && c.take(':') && c.takeInt(r.alloc_bytes) && c.take(']') &&
+         r.inuse_objects >= 0 && r.inuse_bytes >= 0 && r.alloc_objects >= 0 && r.alloc_bytes >= 0;
+}
+
+// At most 40 bytes of the rest of a line, for an error message.
+std::string quoted(std::string_view s) {
+  return s.size() <= 40 ? std::string(s) : std::string(s.substr(0, 40)) + "...";
 }
 
 Error lineError(std::size_t line_no, const std::string& what) {
@@ -108,7 +116,9 @@ Result<RawHeapProfile> parseHeapProfile(std::string_view text) {
       if (!c.takeWord("heap profile:")) {
         return lineError(line_no, "expected 'heap profile:' (not a gperftools heap profile)");
       }
-      if (!takeCounts(c, p.totals)) return lineError(line_no, "malformed totals 'N: B [N: B]'");
+      if (!takeCounts(c, p.totals)) {
+        return lineError(line_no, "malformed totals 'N: B [N: B]' (non-negative integers)");
+      }
       if (!c.take('@')) return lineError(line_no, "expected '@' after the totals");
       c.skipSpaces();
       if (c.takeWord("heap_v2/")) {
@@ -119,14 +129,16 @@ Result<RawHeapProfile> parseHeapProfile(std::string_view text) {
       } else if (c.takeWord("heapprofile")) {
         p.format = "heapprofile";
       } else {
-        return lineError(line_no, "unknown profile type '" + std::string(c.s) +
+        return lineError(line_no, "unknown profile type '" + quoted(c.s) +
                                       "' (expected heap_v2/R or heapprofile)");
       }
       header = true;
       continue;
     }
     HeapRecord r;
-    if (!takeCounts(c, r)) return lineError(line_no, "malformed record 'N: B [N: B] @ ...'");
+    if (!takeCounts(c, r)) {
+      return lineError(line_no, "malformed record 'N: B [N: B] @ ...' (non-negative integers)");
+    }
     if (!c.take('@')) return lineError(line_no, "expected '@' before the stack");
     while (!c.atEnd()) {
       std::uint64_t a = 0;
@@ -163,11 +175,14 @@ std::string demangleSymbol(const char* name) {
 }
 
 Estimate unsample(std::int64_t objects, std::int64_t bytes, std::int64_t period) {
-  if (objects <= 0 || period <= 0) {
+  // No size, no estimate (pprof does the same): 1/(1-exp(0)) is infinite.
+  if (objects <= 0 || bytes <= 0 || period <= 0) {
     return Estimate{static_cast<double>(objects), static_cast<double>(bytes)};
   }
   const double avg = static_cast<double>(bytes) / static_cast<double>(objects);
-  const double scale = 1.0 / (1.0 - std::exp(-avg / static_cast<double>(period)));
+  // -expm1(-x) rather than 1-exp(-x): for the tiny x of many objects of a
+  // few bytes the latter rounds to 0 and the scale to infinity.
+  const double scale = 1.0 / -std::expm1(-avg / static_cast<double>(period));
   return Estimate{static_cast<double>(objects) * scale, static_cast<double>(bytes) * scale};
 }
 

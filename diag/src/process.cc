@@ -220,6 +220,49 @@ Result<MemoryLimit> readMemoryLimit(const std::string& root) {
   return best;
 }
 
+Result<ProcStat> parseProcStat(std::string_view text) {
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const std::size_t rp = text.rfind(')');
+  if (rp == std::string_view::npos) return Error{Errc::kParse, "no ')' after the command name"};
+  std::vector<std::string_view> f;  // f[0] is field 3 (state)
+  for (std::string_view word : split(text.substr(rp + 1), ' ')) {
+    while (!word.empty() && word.back() == '\n') word.remove_suffix(1);
+    if (!word.empty()) f.push_back(word);
+  }
+  if (f.size() < 22) return Error{Errc::kParse, "fewer than 24 fields"};
+  // utime, stime, num_threads, starttime, vsize, rss (fields 14, 15, 20, 22-24).
+  const std::size_t kFields[] = {11, 12, 17, 19, 20, 21};
+  std::uint64_t v[6] = {};
+  for (std::size_t i = 0; i < 6; ++i) {
+    const std::string_view w = f[kFields[i]];
+    const auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), v[i]);
+    if (ec != std::errc() || end != w.data() + w.size()) {
+      return Error{Errc::kParse,
+                   "field " + std::to_string(kFields[i] + 3) + " is not a non-negative integer"};
+    }
+  }
+  ProcStat st;
+  // Tick counts are far below 2^63; saturate rather than wrap on nonsense.
+  st.cpu_ticks = v[0] > UINT64_MAX - v[1] ? UINT64_MAX : v[0] + v[1];
+  st.threads = v[2];
+  st.start_ticks = v[3];
+  st.virtual_bytes = v[4];
+  st.rss_pages = v[5];
+  return st;
+}
+
+std::optional<std::uint64_t> parseBootTime(std::string_view proc_stat) {
+  for (std::string_view line : split(proc_stat, '\n')) {
+    if (!line.starts_with("btime ")) continue;
+    line.remove_prefix(6);
+    std::uint64_t t = 0;
+    const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), t);
+    if (ec != std::errc() || end != line.data() + line.size()) return std::nullopt;
+    return t;
+  }
+  return std::nullopt;
+}
+
 Result<ProcessStats> readProcessStats() {
   ProcessStats s;
   s.pid = getpid();
@@ -228,29 +271,17 @@ Result<ProcessStats> readProcessStats() {
   if (n > 0) s.exe.assign(exe, static_cast<std::size_t>(n));
   s.build_id = mainBuildId();
 
-  const std::string stat = readFile("/proc/self/stat");
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const std::size_t rp = stat.rfind(')');
-  if (rp == std::string::npos) {
-    return Error{Errc::kParse, "/proc/self/stat: no ')' after the command name"};
-  }
-  std::istringstream rest(stat.substr(rp + 2));
-  std::string field;
-  std::vector<std::string> f;  // f[0] is field 3 (state)
-  while (rest >> field) f.push_back(field);
-  if (f.size() < 22) return Error{Errc::kParse, "/proc/self/stat: fewer than 24 fields"};
+  const auto proc_stat = parseProcStat(readFile("/proc/self/stat"));
+  if (!proc_stat) return Error{Errc::kParse, "/proc/self/stat: " + proc_stat.error().message};
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   const auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-  s.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;  // utime, stime
-  s.threads = std::stoull(f[17]);
-  const double start_ticks = std::stod(f[19]);
-  s.virtual_bytes = std::stoull(f[20]);
-  s.rss_bytes = std::stoull(f[21]) * page;
-
-  const std::string pstat = readFile("/proc/stat");
-  const std::size_t bt = pstat.find("\nbtime ");
-  if (bt != std::string::npos) {
-    s.start_time_unix = std::stod(pstat.substr(bt + 7)) + start_ticks / ticks;
+  s.cpu_seconds = static_cast<double>(proc_stat->cpu_ticks) / ticks;
+  s.threads = proc_stat->threads;
+  s.virtual_bytes = proc_stat->virtual_bytes;
+  s.rss_bytes = proc_stat->rss_pages * page;
+  if (const auto boot = parseBootTime(readFile("/proc/stat"))) {
+    s.start_time_unix =
+        static_cast<double>(*boot) + static_cast<double>(proc_stat->start_ticks) / ticks;
   }
   s.open_fds = countDirEntries("/proc/self/fd");
   if (s.open_fds > 0) --s.open_fds;  // the directory handle opendir itself held

@@ -2,10 +2,13 @@
 // how diff counts by id, how sockets are grouped, and the reader's limits.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
+#include "leakscope/analysis/render.h"
 
 namespace la = leakscope::analysis;
 
@@ -269,6 +272,152 @@ TEST(Reader, ProfileWithUnknownTypeNamesTheLine) {
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().message.rfind("p.heap: line 1: unknown profile type", 0), 0u)
       << p.error().message;
+}
+
+// ---- hostile input (issue #11) ---------------------------------------------
+
+std::string snapshotWith(const std::string& body) {
+  return R"({"format":"leakscope-snapshot","version":1,"taken":{"unix_ns":5},)" + body + "}";
+}
+
+std::string errorOf(const std::string& text) {
+  la::SymbolTable sy;
+  auto s = la::parseSnapshotText(text, "h.lsnap", sy);
+  return s ? std::string("(accepted)") : s.error().message;
+}
+
+TEST(Reader, RefusesNegativeSizesCountsAndTimes) {
+  EXPECT_EQ(errorOf(snapshotWith(R"("tracked":[{"kind":"k","live":1,"live_bytes":-5}])")),
+            "h.lsnap: tracked[0].live_bytes: must not be negative");
+  EXPECT_EQ(errorOf(snapshotWith(R"("process":{"pid":1,"rss_bytes":-1})")),
+            "h.lsnap: process.rss_bytes: must not be negative");
+  EXPECT_EQ(errorOf(snapshotWith(
+                R"("tracked":[{"kind":"k","objects":[{"id":1,"bytes":-7,"birth_unix_ns":1}]}])")),
+            "h.lsnap: tracked[0].objects[0].bytes: must not be negative");
+  EXPECT_EQ(errorOf(R"({"format":"leakscope-snapshot","version":1,"taken":{"unix_ns":-1}})"),
+            "h.lsnap: taken.unix_ns: must not be negative");
+}
+
+TEST(Reader, RefusesHeapFiguresThatCouldSumToInfinity) {
+  const std::string site =
+      R"({"inuse_objects":1,"inuse_bytes":1e308,"alloc_objects":1,"alloc_bytes":1,"stack":[0]})";
+  EXPECT_EQ(errorOf(snapshotWith(R"("heap":{"frames":[{"id":0,"function":"f"}],"sites":[)" + site +
+                                 "," + site + "]}")),
+            "h.lsnap: heap.sites[0].inuse_bytes: must be a number from 0 to 2^63");
+  EXPECT_EQ(errorOf(snapshotWith(
+                R"("heap":{"frames":[{"id":0}],"sites":[{"inuse_bytes":-1,"stack":[0]}]})")),
+            "h.lsnap: heap.sites[0].inuse_bytes: must be a number from 0 to 2^63");
+}
+
+TEST(Reader, RefusesDuplicateKeysAtTheirOffset) {
+  EXPECT_EQ(errorOf(R"({"format":"leakscope-snapshot","version":1,"version":2})"),
+            "h.lsnap: byte 52 (line 1): duplicate key \"version\"");
+  EXPECT_EQ(errorOf(snapshotWith(R"("process":{"pid":1,"pid":2})")),
+            "h.lsnap: byte 89 (line 1): duplicate key \"pid\"");
+}
+
+TEST(Reader, AFrameIdMustBeItsIndex) {
+  // 286 bytes naming frame 50000000 made a table of 50 million entries.
+  EXPECT_EQ(
+      errorOf(snapshotWith(
+          R"("heap":{"frames":[{"id":50000000,"function":"f"}],"sites":[{"stack":[50000000]}]})")),
+      "h.lsnap: heap.frames[0].id: 50000000 is not the frame's index 0");
+  EXPECT_EQ(errorOf(snapshotWith(R"("heap":{"frames":[{"id":0},{"id":0}]})")),
+            "h.lsnap: heap.frames[1].id: 0 is not the frame's index 1");
+}
+
+TEST(Reader, ErrorsQuoteAtMost100BytesOfAToken) {
+  const std::string message =
+      errorOf(R"({"format":"leakscope-snapshot","name":")" + std::string(100000, 'A'));
+  EXPECT_LT(message.size(), 300u) << message.size();
+  EXPECT_NE(message.find("...(100001 bytes)"), std::string::npos) << message;
+}
+
+TEST(Reader, ValuesOfUnknownKeysAreSkipped) {
+  la::SymbolTable sy;
+  auto s = la::parseSnapshotText(
+      snapshotWith(R"("future":[[1,{"a":2}],{"b":[3]}],"sequence":4,"name":"n")"), "h", sy);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->sequence, 4);
+  EXPECT_EQ(s->name, "n");
+}
+
+TEST(Reader, ProfileRefusesNegativeAndOverflowingCounts) {
+  const std::string maps =
+      "\nMAPPED_LIBRARIES:\n555500000000-555500010000 r-xp 00000000 08:01 1 /nonexistent/x\n";
+  la::SymbolTable sy;
+  auto neg = la::parseProfileText(
+      "heap profile: 1: 2 [ 1: 2] @ heapprofile\n -1: 2 [ 1: 2] @ 0x555500001000\n" + maps, "p", sy,
+      {});
+  ASSERT_FALSE(neg);
+  EXPECT_EQ(neg.error().message,
+            "p: line 2: malformed record 'N: B [N: B] @ ...' (non-negative integers)");
+  auto big = la::parseProfileText(
+      "heap profile: 1: 99999999999999999999 [ 1: 2] @ heapprofile\n" + maps, "p", sy, {});
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().message,
+            "p: line 1: malformed totals 'N: B [N: B]' (non-negative integers)");
+}
+
+TEST(Render, PrintableEscapesWhatATerminalWouldActOn) {
+  EXPECT_EQ(la::printable("plain text, caf\xc3\xa9, \xe2\x86\x90"),
+            "plain text, caf\xc3\xa9, \xe2\x86\x90");
+  EXPECT_EQ(la::printable("a\x1b]0;t\x07z\n\t\x7f"), "a\\x1b]0;t\\x07z\\x0a\\x09\\x7f");
+  EXPECT_EQ(la::printable("a\nb", true), "a\nb");
+  // C1 CSI as UTF-8, bidi override, invalid and overlong UTF-8, a lone C1 byte.
+  EXPECT_EQ(la::printable("\xc2\x9b"
+                          "1m\xe2\x80\xae\xff\xc0\xaf\x9b"),
+            "\\u009b1m\\u202e\\xff\\xc0\\xaf\\x9b");
+}
+
+TEST(Render, TextViewsShowLabelsKindsAndPeersEscaped) {
+  la::SymbolTable sy;
+  auto s = la::parseSnapshotText(
+      snapshotWith(
+          R"("name":"n\u001b]2;t\u0007","tracked":[{"kind":"k\u001b[2J","live":1}],)"
+          R"("sockets":[{"fd":3,"inode":4,"protocol":"tcp","local":"1.1.1.1:1","remote":"2.2.2.2:2",)"
+          R"("state":"ESTABLISHED","peer":"p\u009b31m"}])"),
+      "h", sy);
+  ASSERT_TRUE(s) << s.error().message;
+  const la::SocketsResult k = la::analyseSockets({&*s}, sy, {});
+  std::ostringstream out;
+  la::renderShow(out, *s, k, sy, {});
+  const std::string text = out.str();
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
+  EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos) << text;
+  EXPECT_NE(text.find("snapshot n\\x1b]2;t\\x07 #0"), std::string::npos) << text;
+  EXPECT_NE(text.find("k\\x1b[2J"), std::string::npos) << text;
+  EXPECT_NE(text.find("p\\u009b31m"), std::string::npos) << text;
+}
+
+TEST(Render, JsonOfTextThatIsNotUtf8IsReplacedNotThrown) {
+  nlohmann::json j = {{"input", "snap\xff.lsnap"}, {"module", "lib\xc3("}};
+  std::string text;
+  ASSERT_NO_THROW(text = la::dumpJson(j));
+  EXPECT_EQ(nlohmann::json::parse(text)["input"], "snap\xef\xbf\xbd.lsnap");
+}
+
+TEST(Render, HtmlReportEscapesControlCharactersAndMarkup) {
+  la::SymbolTable sy;
+  la::TrendResult t;
+  la::SeriesPoint p;
+  p.path = "a\x1b[2J<b>.lsnap";
+  t.points = {p, p};
+  la::TrendGroup g;
+  g.group = la::Group::kTracked;
+  g.name = "kind\x1b]0;x\x07<script>\xff";
+  g.verdict = la::Verdict::kSteady;
+  g.counts = {1, 2};
+  g.bytes = {0, 0};
+  t.groups.push_back(g);
+  t.suspects.push_back({la::Group::kTracked, g.name, "r", 1, 0, std::nullopt});
+  const std::string html = la::renderHtmlReport(t, {}, {}, sy, {});
+  EXPECT_EQ(html.find('\x1b'), std::string::npos);
+  EXPECT_EQ(html.find('\x07'), std::string::npos);
+  EXPECT_EQ(html.find('\xff'), std::string::npos);
+  EXPECT_EQ(html.find("<script>\\"), std::string::npos);
+  EXPECT_NE(html.find("kind\\x1b]0;x\\x07&lt;script&gt;\\xff"), std::string::npos);
 }
 
 }  // namespace

@@ -83,6 +83,41 @@ TEST(Unsample, MatchesPprofFormula) {
   EXPECT_EQ(unsample(3, 30, 0).bytes, 30.0);
 }
 
+TEST(HeapProfileParser, RefusesNegativeAndOverflowingCounts) {
+  auto neg = parseHeapProfile("heap profile: 1: 2 [ 1: 2] @ heapprofile\n 1: -2 [1: 2] @ 0x1\n");
+  ASSERT_FALSE(neg.ok());
+  EXPECT_EQ(neg.error().message,
+            "line 2: malformed record 'N: B [N: B] @ ...' (non-negative integers)");
+  auto totals = parseHeapProfile("heap profile: 1: 2 [ -1: 2] @ heapprofile\n");
+  ASSERT_FALSE(totals.ok());
+  EXPECT_EQ(totals.error().message,
+            "line 1: malformed totals 'N: B [N: B]' (non-negative integers)");
+  auto big = parseHeapProfile(
+      "heap profile: 1: 2 [ 1: 2] @ heapprofile\n 1: 9223372036854775808 [1: 2] @ 0x1\n");
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().message.rfind("line 2: malformed record", 0), 0u);
+}
+
+TEST(HeapProfileParser, AnUnknownTypeIsQuotedShort) {
+  auto p = parseHeapProfile("heap profile: 1: 2 [ 1: 2] @ " + std::string(10000, 'x') + "\n");
+  ASSERT_FALSE(p.ok());
+  EXPECT_LT(p.error().message.size(), 120u) << p.error().message;
+}
+
+TEST(Unsample, StaysFiniteForZeroAndTinySizes) {
+  // 0 bytes: 1/(1-exp(0)) is infinite and 0*inf nan; no size, no estimate.
+  const Estimate zero = unsample(9, 0, 524288);
+  EXPECT_EQ(zero.objects, 9.0);
+  EXPECT_EQ(zero.bytes, 0.0);
+  // Many one-byte objects: 1-exp(-x) rounds to 0 for x < 1e-17.
+  const Estimate tiny = unsample(INT64_MAX, 1, 524288);
+  EXPECT_TRUE(std::isfinite(tiny.objects));
+  EXPECT_TRUE(std::isfinite(tiny.bytes));
+  // For tiny x, 1/(1-exp(-x)) ≈ 1/x = R / avg-size = R * objects / bytes.
+  const double expected = 524288.0 * static_cast<double>(INT64_MAX);
+  EXPECT_NEAR(tiny.bytes, expected, expected * 1e-9);
+}
+
 TEST(HeapModes, ParseAndName) {
   EXPECT_EQ(*parseHeapMode("sampled"), HeapMode::kSampled);
   EXPECT_EQ(*parseHeapMode("full"), HeapMode::kFull);

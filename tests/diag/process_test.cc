@@ -44,6 +44,38 @@ TEST(ProcessStats, ReadsOwnFiguresFromProc) {
   close(c);
 }
 
+TEST(ProcStat, ParsesFieldsAfterACommandNameWithParensAndSpaces) {
+  // Fields 14, 15 (utime, stime), 20 (threads), 22 (starttime), 23 (vsize), 24 (rss).
+  auto st =
+      parseProcStat("4242 (a) (b c) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22\n");
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  // Field N holds N - 3 here.
+  EXPECT_EQ(st->cpu_ticks, 11u + 12u);
+  EXPECT_EQ(st->threads, 17u);
+  EXPECT_EQ(st->start_ticks, 19u);
+  EXPECT_EQ(st->virtual_bytes, 20u);
+  EXPECT_EQ(st->rss_pages, 21u);
+}
+
+TEST(ProcStat, MalformedTextIsAnErrorNotAnException) {
+  // The old parser threw std::out_of_range / std::invalid_argument on these.
+  for (const char* bad :
+       {"1 (x)", "1 (x", "", "1 (x) S 1 2 3 4 5 6 7 8 9 10 zz 12 13 14 15 16 17 18 19 20 21 22",
+        "1 (x) S 1 2 3 4 5 6 7 8 9 10 -11 12 13 14 15 16 17 18 19 20 21 22",
+        "1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 "
+        "99999999999999999999999"}) {
+    std::optional<Result<ProcStat>> r;
+    ASSERT_NO_THROW(r.emplace(parseProcStat(bad))) << bad;
+    EXPECT_FALSE(r->ok()) << bad;
+  }
+}
+
+TEST(ProcStat, BootTimeFromProcStat) {
+  EXPECT_EQ(parseBootTime("cpu 1 2\nbtime 1700000000\nprocesses 3\n"), 1700000000u);
+  EXPECT_EQ(parseBootTime("cpu 1 2\n"), std::nullopt);
+  EXPECT_EQ(parseBootTime("btime soon\n"), std::nullopt);
+}
+
 TEST(ProcessStats, BuildIdIsTheGnuNoteOfTheExecutable) {
   const std::string id = mainBuildId();
   // Debian's toolchain links with --build-id (SHA1: 40 hex digits).

@@ -4,32 +4,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <memory>
 #include <string>
 
 #include "char_source.h"
 #include "readers.h"
+#include "safe_open.h"
 
 namespace leakscope::analysis {
 namespace {
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 enum class Detected { kSnapshot, kProfile };
+
+// gperftools writes a few hundred bytes per stack: 1 GiB is millions of
+// stacks. A bigger "profile" is most likely a sparse or runaway file.
+constexpr std::uint64_t kMaxProfileBytes = std::uint64_t{1} << 30;
 
 // Reads the first bytes: '{' opens a snapshot, "heap profile:" a gperftools
 // profile. Anything else is named in the error.
@@ -60,24 +51,35 @@ Result<Detected> detect(std::string_view head, const std::string& path) {
                                  shown + "\")"};
 }
 
+// A file time in ns since the epoch, kept within [0, INT64_MAX] so that
+// differences between inputs cannot overflow.
+std::int64_t clampedNs(const timespec& t) {
+  constexpr std::int64_t kMaxSeconds = INT64_MAX / 1'000'000'000 - 1;
+  if (t.tv_sec < 0) return 0;
+  if (t.tv_sec > kMaxSeconds) return kMaxSeconds * 1'000'000'000;
+  return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
 struct Opened {
-  std::unique_ptr<Fd> fd;
+  UniqueFd fd;
   std::uint64_t size = 0;
   std::int64_t mtime_ns = 0;
   std::string head;
 };
 
+// Inputs the user named may be symlinks (to a regular file); FIFOs, devices
+// and the like are refused before they are opened (see safe_open.h).
 Result<Opened> open(const std::string& path) {
   Opened o;
-  o.fd = std::make_unique<Fd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (o.fd->get() < 0) return Error{Errc::kIo, path + ": " + std::strerror(errno)};
+  auto fd = openRegularFile(path, FollowLinks::kYes);
+  if (!fd) return fd.error();
+  o.fd = std::move(*fd);
   struct stat st {};
-  if (::fstat(o.fd->get(), &st) != 0) return Error{Errc::kIo, path + ": " + std::strerror(errno)};
-  if (S_ISDIR(st.st_mode)) return Error{Errc::kInvalidArgument, path + ": is a directory"};
+  if (::fstat(o.fd.get(), &st) != 0) return Error{Errc::kIo, path + ": " + std::strerror(errno)};
   o.size = static_cast<std::uint64_t>(st.st_size);
-  o.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  o.mtime_ns = clampedNs(st.st_mtim);
   char buf[64];
-  const ssize_t n = ::pread(o.fd->get(), buf, sizeof buf, 0);
+  const ssize_t n = ::pread(o.fd.get(), buf, sizeof buf, 0);
   if (n < 0) return Error{Errc::kIo, path + ": " + std::strerror(errno)};
   o.head.assign(buf, static_cast<std::size_t>(n));
   return o;
@@ -86,7 +88,8 @@ Result<Opened> open(const std::string& path) {
 Result<std::string> readAll(int fd, const std::string& path, const LoadOptions& options,
                             std::uint64_t size) {
   std::string text;
-  text.reserve(size);
+  // st_size of a sparse file can be anything; reserve a sane amount only.
+  text.reserve(std::min<std::uint64_t>(size, std::uint64_t{256} << 20));
   char buf[1 << 16];
   for (;;) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
@@ -113,7 +116,7 @@ Result<InputHeader> readHeader(const std::string& path) {
     h.taken_unix_ns = o->mtime_ns;
     return h;
   }
-  CharSource src(o->fd->get(), o->size, nullptr);
+  CharSource src(o->fd.get(), o->size, nullptr);
   return readSnapshotHeader(src, path);
 }
 
@@ -123,13 +126,20 @@ Result<Snapshot> load(const std::string& path, SymbolTable& symbols, const LoadO
   auto d = detect(o->head, path);
   if (!d) return d.error();
   if (*d == Detected::kProfile) {
-    auto text = readAll(o->fd->get(), path, options, o->size);
+    // Raw profiles are parsed in memory (snapshots are streamed).
+    if (o->size > kMaxProfileBytes) {
+      return Error{Errc::kInvalidArgument,
+                   path + ": " + std::to_string(o->size) +
+                       " bytes: raw heap profiles are read whole, and this one is larger than " +
+                       std::to_string(kMaxProfileBytes >> 30) + " GiB"};
+    }
+    auto text = readAll(o->fd.get(), path, options, o->size);
     if (!text) return text.error();
     auto s = parseProfileText(*text, path, symbols, options);
     if (s) s->taken_unix_ns = o->mtime_ns;
     return s;
   }
-  CharSource src(o->fd->get(), o->size, options.progress);
+  CharSource src(o->fd.get(), o->size, options.progress);
   return readSnapshot(src, path, symbols);
 }
 

@@ -4,17 +4,19 @@
 // /proc/PID/maps of the profiled process) with libdwfl, so stacks compare by
 // function name across files and restarts.
 #include <elfutils/libdwfl.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <unordered_map>
 
 #include "leakscope/diag/heap_profile.h"
 #include "readers.h"
+#include "safe_open.h"
 
 namespace leakscope::analysis {
 namespace {
@@ -72,6 +74,21 @@ std::vector<Mapping> parseMappings(std::string_view text) {
   return out;
 }
 
+// Only ELF files go to libdwfl: it would also inflate gzip/bzip2/xz
+// "ELF" files into memory, which a profile must not be able to ask for.
+bool isElf(int fd) {
+  char magic[4];
+  return ::pread(fd, magic, sizeof magic, 0) == 4 && std::memcmp(magic,
+                                                                 "\x7f"
+                                                                 "ELF",
+                                                                 4) == 0;
+}
+
+int noElf(Dwfl_Module*, void**, const char*, Dwarf_Addr, char**, Elf** elf) {
+  *elf = nullptr;
+  return -1;
+}
+
 int noDebuginfo(Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*, const char*, GElf_Word,
                 char**) {
   return -1;
@@ -83,7 +100,9 @@ int noDebuginfo(Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*, cons
 class OfflineSymbolizer {
  public:
   OfflineSymbolizer(const std::vector<Mapping>& maps, const std::string& binary) {
-    callbacks_.find_elf = dwfl_build_id_find_elf;
+    // Every module is reported with its file already open; libdwfl must not
+    // go looking for others (by build id, under debuginfo paths).
+    callbacks_.find_elf = noElf;
     callbacks_.find_debuginfo = noDebuginfo;
     callbacks_.section_address = dwfl_offline_section_address;
     callbacks_.debuginfo_path = &debuginfo_path_;
@@ -100,13 +119,21 @@ class OfflineSymbolizer {
     if (dwfl_ == nullptr) return;
     dwfl_report_begin(dwfl_.get());
     for (const auto& [path, b] : base) {
-      std::string file = path;
-      if (!binary.empty() && (baseName(path) == baseName(binary) ||
-                              (path == main_path && ::access(path.c_str(), R_OK) != 0))) {
-        file = binary;
+      // The user's --binary stands in for the main program when its file is
+      // not here (or has the same name); it may be a symlink.
+      const bool use_binary =
+          !binary.empty() && (baseName(path) == baseName(binary) ||
+                              (path == main_path && !openRegularFile(path, FollowLinks::kNo)));
+      auto fd = use_binary ? openRegularFile(binary, FollowLinks::kYes)
+                           : openRegularFile(path, FollowLinks::kNo);
+      if (!fd || !isElf(fd->get())) continue;
+      // libdwfl reads the descriptor it is given and owns it once the module
+      // is reported; it never opens the path itself.
+      const std::string& file = use_binary ? binary : path;
+      if (dwfl_report_elf(dwfl_.get(), path.c_str(), file.c_str(), fd->get(), b, false) !=
+          nullptr) {
+        (void)fd->release();
       }
-      if (::access(file.c_str(), R_OK) != 0) continue;
-      dwfl_report_elf(dwfl_.get(), path.c_str(), file.c_str(), -1, b, false);
     }
     dwfl_report_end(dwfl_.get(), nullptr, nullptr);
     std::sort(modules_.begin(), modules_.end(),
@@ -242,10 +269,11 @@ Result<Snapshot> parseProfileText(std::string_view text, const std::string& path
   s.heap.sample_period = p.sample_period;
   std::unordered_map<StackId, std::size_t> index;
   // Each distinct address is symbolized once and becomes a frame key.
-  std::unordered_map<std::uint64_t, StringId> address_keys;
+  // [0]: the innermost address, [1]: return addresses.
+  std::unordered_map<std::uint64_t, StringId> address_keys[2];
   std::unordered_map<StringId, bool> allocator_frame;
   auto keyOf = [&](std::uint64_t address, bool is_return) {
-    auto [it, added] = address_keys.try_emplace(address * 2 + (is_return ? 1 : 0));
+    auto [it, added] = address_keys[is_return ? 1 : 0].try_emplace(address);
     if (!added) return it->second;
     FrameInfo f = sym.lookup(address, is_return, false);
     if (!symbols.hasFrame(SymbolTable::frameKey(f))) f = sym.lookup(address, is_return, true);

@@ -3,11 +3,89 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
+#include <utility>
 
 namespace leakscope::analysis {
 namespace {
 
 using json = nlohmann::json;
+
+// Decodes one UTF-8 sequence at `s[i]`: its code point and length, or
+// length 0 when the bytes there are not valid UTF-8 (overlong forms and
+// surrogates included).
+std::pair<char32_t, std::size_t> decodeUtf8(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  std::size_t len = 0;
+  char32_t cp = 0;
+  char32_t min = 0;
+  if (c < 0x80) return {c, 1};
+  if ((c & 0xe0) == 0xc0) {
+    len = 2, cp = c & 0x1f, min = 0x80;
+  } else if ((c & 0xf0) == 0xe0) {
+    len = 3, cp = c & 0x0f, min = 0x800;
+  } else if ((c & 0xf8) == 0xf0) {
+    len = 4, cp = c & 0x07, min = 0x10000;
+  } else {
+    return {0, 0};
+  }
+  if (i + len > s.size()) return {0, 0};
+  for (std::size_t k = 1; k < len; ++k) {
+    if ((b(k) & 0xc0) != 0x80) return {0, 0};
+    cp = (cp << 6) | (b(k) & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {0, 0};
+  return {cp, len};
+}
+
+// C1 controls (a terminal may act on U+009B as CSI) and the bidi controls
+// that reorder what follows them.
+bool isHiddenControl(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+         (cp >= 0x2066 && cp <= 0x2069);
+}
+
+}  // namespace
+
+std::string printable(std::string_view text, bool keep_newlines) {
+  std::string out;
+  out.reserve(text.size());
+  char buf[16];
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n' && keep_newlines) {
+      out += '\n';
+      ++i;
+      continue;
+    }
+    const auto [cp, len] = decodeUtf8(text, i);
+    if (len == 0 || c < 0x20 || c == 0x7f) {
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+      ++i;
+    } else if (isHiddenControl(cp)) {
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
+      out += buf;
+      i += len;
+    } else {
+      out.append(text.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
+namespace {
+// Text from an input, inline in a view: escaped, on one line.
+std::string oneLine(std::string_view text) { return printable(text); }
+}  // namespace
+
+std::string dumpJson(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
 
 std::string num(double v) {
   char buf[32];
@@ -21,7 +99,11 @@ std::string signedBytes(double v) { return (v > 0 ? "+" : "") + formatBytes(v); 
 class Table {
  public:
   explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
-  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  // Cells are escaped here so that column widths count what is shown.
+  void add(std::vector<std::string> row) {
+    for (auto& cell : row) cell = printable(cell);
+    rows_.push_back(std::move(row));
+  }
   bool empty() const { return rows_.size() == 1; }
   void print(std::ostream& out, const std::string& indent = "  ") const {
     std::vector<std::size_t> width;
@@ -89,9 +171,9 @@ void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
   out << "Leak suspects (" << suspects.size() << "):\n";
   for (std::size_t i = 0; i < suspects.size(); ++i) {
     const Suspect& s = suspects[i];
-    out << "  " << i + 1 << ". [" << groupName(s.group) << "] " << s.name << "\n     " << s.reason
-        << "\n";
-    if (s.stack) out << "     at " << describeStack(symbols, *s.stack, 6) << "\n";
+    out << "  " << i + 1 << ". [" << groupName(s.group) << "] " << oneLine(s.name) << "\n     "
+        << oneLine(s.reason) << "\n";
+    if (s.stack) out << "     at " << oneLine(describeStack(symbols, *s.stack, 6)) << "\n";
   }
 }
 
@@ -132,13 +214,13 @@ std::string formatDuration(double seconds) {
 
 // ---- show ---------------------------------------------------------------
 
-void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
-                const SymbolTable& symbols, const RenderOptions& o) {
-  out << s.path << "\n";
+static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                           const SymbolTable& symbols, const RenderOptions& o) {
+  out << oneLine(s.path) << "\n";
   if (s.source == SourceKind::kSnapshot) {
-    out << "  snapshot " << s.name << " #" << s.sequence << ", taken " << s.utc << " (" << s.trigger
-        << ")\n";
-    out << "  process pid " << s.process.pid << " " << s.process.exe << ": RSS "
+    out << "  snapshot " << oneLine(s.name) << " #" << s.sequence << ", taken " << oneLine(s.utc)
+        << " (" << oneLine(s.trigger) << ")\n";
+    out << "  process pid " << s.process.pid << " " << oneLine(s.process.exe) << ": RSS "
         << formatBytes(static_cast<double>(s.process.rss_bytes)) << ", " << s.process.open_fds
         << "/" << s.process.max_fds << " fds, " << s.process.threads << " threads\n";
     if (s.allocator_available) {
@@ -146,7 +228,7 @@ void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& socke
           << " allocated, heap " << formatBytes(static_cast<double>(s.heap_bytes)) << "\n";
     }
   } else {
-    out << "  gperftools heap profile (" << s.heap.format << ")\n";
+    out << "  gperftools heap profile (" << oneLine(s.heap.format) << ")\n";
   }
 
   if (!s.kinds.empty()) {
@@ -174,9 +256,9 @@ void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& socke
 
   out << "\nHeap";
   if (!s.heap.available) {
-    out << ": not available (" << s.heap.reason << ")\n";
+    out << ": not available (" << oneLine(s.heap.reason) << ")\n";
   } else {
-    out << " (" << s.heap.mode
+    out << " (" << oneLine(s.heap.mode)
         << (s.heap.mode == "sampled" ? ", estimated from a 1-in-" +
                                            std::to_string(s.heap.sample_period) + "-bytes sample"
                                      : "")
@@ -193,7 +275,7 @@ void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& socke
 
   if (s.source == SourceKind::kSnapshot) {
     out << "\nSockets (" << s.sockets.size() << "):\n";
-    if (!s.sockets_error.empty()) out << "  not read: " << s.sockets_error << "\n";
+    if (!s.sockets_error.empty()) out << "  not read: " << oneLine(s.sockets_error) << "\n";
     Table t({"remote / group", "state", "proto", "count", "owned"});
     for (std::size_t i = 0; i < sockets.rows.size() && i < o.top; ++i) {
       const SocketRow& r = sockets.rows[i];
@@ -258,11 +340,11 @@ json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable
 
 // ---- diff ---------------------------------------------------------------
 
-void renderCompare(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
-                   const RenderOptions& o) {
-  out << "Comparison " << shortPath(c.base) << " -> " << shortPath(c.target) << " ("
-      << formatDuration(c.interval_seconds) << " apart)\n";
-  for (const auto& n : c.notes) out << "  note: " << n << "\n";
+static void renderCompareText(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
+                              const RenderOptions& o) {
+  out << "Comparison " << oneLine(shortPath(c.base)) << " -> " << oneLine(shortPath(c.target))
+      << " (" << formatDuration(c.interval_seconds) << " apart)\n";
+  for (const auto& n : c.notes) out << "  note: " << oneLine(n) << "\n";
   for (Group g : {Group::kTracked, Group::kHeap, Group::kSocket}) {
     Table t({g == Group::kTracked ? "tracked kind"
              : g == Group::kHeap  ? "heap site"
@@ -360,20 +442,20 @@ std::string rateText(const TrendGroup& g, bool timed) {
 
 }  // namespace
 
-void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
-                 const RenderOptions& o) {
+static void renderTrendText(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
+                            const RenderOptions& o) {
   const bool timed = t.span_seconds > 0;
   out << "Trend over " << t.points.size() << " inputs, " << formatDuration(t.span_seconds)
       << " (in time order):\n";
   for (std::size_t i = 0; i < t.points.size(); ++i) {
     const auto& p = t.points[i];
-    out << "  " << i + 1 << ". " << shortPath(p.path);
-    if (!p.utc.empty()) out << "  " << p.utc;
+    out << "  " << i + 1 << ". " << printable(shortPath(p.path));
+    if (!p.utc.empty()) out << "  " << printable(p.utc);
     if (p.rss_bytes > 0) out << "  RSS " << formatBytes(static_cast<double>(p.rss_bytes));
     if (p.heap_inuse_bytes > 0) out << "  heap " << formatBytes(p.heap_inuse_bytes);
     out << "\n";
   }
-  for (const auto& n : t.notes) out << "  note: " << n << "\n";
+  for (const auto& n : t.notes) out << "  note: " << oneLine(n) << "\n";
   if (t.rss_growth_bytes_per_hour) {
     out << "  RSS trend: " << signedBytes(*t.rss_growth_bytes_per_hour) << "/h";
     if (t.hours_to_limit)
@@ -390,10 +472,10 @@ void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& sym
   for (const TrendGroup& g : t.groups) {
     if (g.verdict != Verdict::kSteady) continue;
     ++index;
-    out << "  " << index << ". [" << groupName(g.group) << "] " << g.name << "\n";
-    out << "     " << g.reason << "\n";
+    out << "  " << index << ". [" << groupName(g.group) << "] " << oneLine(g.name) << "\n";
+    out << "     " << oneLine(g.reason) << "\n";
     out << "     growth " << rateText(g, timed) << "\n";
-    if (g.stack) out << "     at " << describeStack(symbols, *g.stack, 6) << "\n";
+    if (g.stack) out << "     at " << oneLine(describeStack(symbols, *g.stack, 6)) << "\n";
     if (g.hours_to_limit) {
       out << "     at this rate the memory limit is reached in ~"
           << formatDuration(*g.hours_to_limit * 3600) << "\n";
@@ -429,8 +511,8 @@ void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& sym
         out << "  ... " << others - o.top << " more\n";
         break;
       }
-      out << "  - " << verdictName(g.verdict) << " [" << groupName(g.group) << "] " << g.name
-          << ": " << g.reason << "\n";
+      out << "  - " << verdictName(g.verdict) << " [" << groupName(g.group) << "] "
+          << oneLine(g.name) << ": " << oneLine(g.reason) << "\n";
     }
   }
 }
@@ -503,9 +585,9 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
 
 // ---- sockets ------------------------------------------------------------
 
-void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOptions& o) {
+static void renderSocketsText(std::ostream& out, const SocketsResult& s, const RenderOptions& o) {
   out << "Sockets in " << s.points.size() << " input(s)";
-  if (!s.points.empty()) out << "; last: " << shortPath(s.points.back().path);
+  if (!s.points.empty()) out << "; last: " << oneLine(shortPath(s.points.back().path));
   out << "\n\n";
   std::vector<std::string> header = {"remote / group", "state", "proto"};
   for (std::size_t i = 0; i < s.points.size(); ++i) header.push_back("#" + std::to_string(i + 1));
@@ -535,7 +617,7 @@ void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOption
   } else {
     out << "Flags:\n";
     for (const auto& f : s.flags)
-      out << "  - " << f.what << " " << f.name << ": " << f.reason << "\n";
+      out << "  - " << f.what << " " << oneLine(f.name) << ": " << oneLine(f.reason) << "\n";
   }
   if (!s.suspects.empty()) out << "\n" << s.suspects.size() << " leak suspect(s).\n";
 }
@@ -586,6 +668,39 @@ json socketsJson(const SocketsResult& s, const RenderOptions& o) {
   }
   j["suspects"] = suspects;
   return j;
+}
+
+}  // namespace leakscope::analysis
+
+namespace leakscope::analysis {
+
+// Every text view is built first and written escaped: names, labels, paths
+// and reasons quoting them all come from the inputs.
+void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                const SymbolTable& symbols, const RenderOptions& o) {
+  std::ostringstream text;
+  renderShowText(text, s, sockets, symbols, o);
+  out << printable(text.str(), true);
+}
+
+void renderCompare(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
+                   const RenderOptions& o) {
+  std::ostringstream text;
+  renderCompareText(text, c, symbols, o);
+  out << printable(text.str(), true);
+}
+
+void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
+                 const RenderOptions& o) {
+  std::ostringstream text;
+  renderTrendText(text, t, symbols, o);
+  out << printable(text.str(), true);
+}
+
+void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOptions& o) {
+  std::ostringstream text;
+  renderSocketsText(text, s, o);
+  out << printable(text.str(), true);
 }
 
 }  // namespace leakscope::analysis

@@ -11,7 +11,10 @@
 namespace leakscope::analysis {
 namespace {
 
-std::string esc(const std::string& s) {
+// Text for HTML: control characters and invalid UTF-8 shown escaped (as in
+// the terminal views), then the HTML metacharacters as entities.
+std::string esc(const std::string& raw) {
+  const std::string s = printable(raw);
   std::string o;
   o.reserve(s.size());
   for (char c : s) {

@@ -8,10 +8,12 @@
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "char_source.h"
+#include "leakscope/analysis/render.h"
 #include "readers.h"
 
 namespace leakscope::analysis {
@@ -20,6 +22,17 @@ namespace {
 using json = nlohmann::json;
 
 constexpr std::size_t kMaxDepth = 64;
+// The largest heap figure (bytes or objects) a site may carry: 2^63. Any
+// number of them adds up to a finite double, so no view prints inf or nan.
+constexpr double kMaxFigure = 9223372036854775808.0;
+// How much of an offending token or key an error message quotes.
+constexpr std::size_t kMaxQuoted = 100;
+
+// At most kMaxQuoted bytes of `s`, marked when cut.
+std::string clip(std::string_view s) {
+  if (s.size() <= kMaxQuoted) return std::string(s);
+  return std::string(s.substr(0, kMaxQuoted)) + "...(" + std::to_string(s.size()) + " bytes)";
+}
 
 std::string baseName(std::string_view path) {
   const auto slash = path.rfind('/');
@@ -56,6 +69,20 @@ class Fields {
       return static_cast<std::uint64_t>(v->get<std::int64_t>());
     }
     fail(key, v == nullptr ? "missing" : "expected a non-negative integer");
+    return 0;
+  }
+  // Sizes, counts and times: integers from 0 to INT64_MAX.
+  std::int64_t count(const char* key) const {
+    const std::int64_t v = i64(key);
+    if (v >= 0) return v;
+    fail(key, "must not be negative");
+    return 0;
+  }
+  // Heap figures: numbers from 0 to kMaxFigure.
+  double figure(const char* key) const {
+    const double v = f64(key);
+    if (v >= 0 && v <= kMaxFigure) return v;
+    fail(key, "must be a number from 0 to 2^63");
     return 0;
   }
   double f64(const char* key, double fallback = 0) const {
@@ -133,7 +160,7 @@ class Builder {
   bool topLevel(const std::string& key, json&& v) {
     if (key == "format") {
       if (!v.is_string() || v.get<std::string>() != "leakscope-snapshot") {
-        error = "not a leakscope snapshot (format is " + v.dump() + ")";
+        error = "not a leakscope snapshot (format is " + clip(dumpJson(v)) + ")";
         return false;
       }
       saw_format = true;
@@ -142,9 +169,10 @@ class Builder {
         error = "version: expected an integer";
         return false;
       }
-      const auto version = v.get<std::int64_t>();
+      const bool huge = v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t{INT64_MAX};
+      const auto version = huge ? INT64_MAX : v.get<std::int64_t>();
       if (version > kSnapshotVersion) {
-        error = "snapshot version " + std::to_string(version) +
+        error = "snapshot version " + dumpJson(v) +
                 " is newer than this leakscope reads (version " + std::to_string(kSnapshotVersion) +
                 "); use a newer leakscope";
         return false;
@@ -154,14 +182,17 @@ class Builder {
         return false;
       }
     } else if (key == "sequence") {
-      if (!v.is_number_integer()) return fail("sequence: expected an integer");
+      if (!v.is_number_integer() ||
+          (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t{INT64_MAX})) {
+        return fail("sequence: expected an integer");
+      }
       s_.sequence = v.get<std::int64_t>();
     } else if (key == "name") {
       if (!v.is_string()) return fail("name: expected a string");
       s_.name = v.get<std::string>();
     } else if (key == "taken") {
       Fields f(v, "taken", error);
-      s_.taken_unix_ns = f.i64("unix_ns");
+      s_.taken_unix_ns = f.count("unix_ns");
       s_.utc = f.str("utc");
     } else if (key == "trigger") {
       Fields f(v, "trigger", error);
@@ -170,19 +201,19 @@ class Builder {
       if (!detail.empty()) s_.trigger += " (" + detail + ")";
     } else if (key == "process") {
       Fields f(v, "process", error);
-      s_.process.pid = f.i64("pid");
+      s_.process.pid = f.count("pid");
       s_.process.exe = f.str("exe");
       s_.process.build_id = f.str("build_id");
-      s_.process.rss_bytes = f.i64("rss_bytes");
-      s_.process.virtual_bytes = f.i64("virtual_bytes");
-      s_.process.open_fds = f.i64("open_fds");
-      s_.process.max_fds = f.i64("max_fds");
-      s_.process.threads = f.i64("threads");
+      s_.process.rss_bytes = f.count("rss_bytes");
+      s_.process.virtual_bytes = f.count("virtual_bytes");
+      s_.process.open_fds = f.count("open_fds");
+      s_.process.max_fds = f.count("max_fds");
+      s_.process.threads = f.count("threads");
     } else if (key == "allocator") {
       Fields f(v, "allocator", error);
       s_.allocator_available = f.boolean("available", false);
-      s_.allocated_bytes = f.i64("allocated_bytes");
-      s_.heap_bytes = f.i64("heap_bytes");
+      s_.allocated_bytes = f.count("allocated_bytes");
+      s_.heap_bytes = f.count("heap_bytes");
     } else if (key == "tracked") {
       if (!v.is_array()) return fail("tracked: expected an array");
       for (std::size_t i = 0; i < v.size(); ++i) {
@@ -191,10 +222,10 @@ class Builder {
         TrackedKind k;
         k.name = f.str("kind");
         if (k.name.empty() && error.empty()) error = where + ".kind: missing";
-        k.live = f.i64("live");
-        k.live_bytes = f.i64("live_bytes");
-        k.created_total = f.i64("created_total");
-        k.destroyed_total = f.i64("destroyed_total");
+        k.live = f.count("live");
+        k.live_bytes = f.count("live_bytes");
+        k.created_total = f.count("created_total");
+        k.destroyed_total = f.count("destroyed_total");
         if (i < pending_objects_.size()) k.objects = std::move(pending_objects_[i]);
         std::sort(k.objects.begin(), k.objects.end(),
                   [](const TrackedObject& a, const TrackedObject& b) { return a.id < b.id; });
@@ -210,7 +241,7 @@ class Builder {
       s_.heap.reason = f.str("reason");
       s_.heap.mode = f.str("mode");
       s_.heap.format = f.str("format");
-      s_.heap.sample_period = f.i64("sample_period");
+      s_.heap.sample_period = f.count("sample_period");
     }
     // Unknown keys are ignored: a reader of version 1 reads any version-1 file.
     if (key == "sequence") saw_sequence_ = true;
@@ -230,8 +261,8 @@ class Builder {
                error);
       TrackedObject o;
       o.id = f.u64("id");
-      o.birth_unix_ns = f.i64("birth_unix_ns");
-      o.bytes = f.i64("bytes");
+      o.birth_unix_ns = f.count("birth_unix_ns");
+      o.bytes = f.count("bytes");
       o.label = symbols_.intern(f.str("label"));
       o.fd = static_cast<std::int32_t>(std::clamp<std::int64_t>(f.i64("fd", -1), -1, INT32_MAX));
       if (outer >= pending_objects_.size()) pending_objects_.resize(outer + 1);
@@ -240,7 +271,7 @@ class Builder {
       Fields f(v, "sockets[" + std::to_string(index) + "]", error);
       Socket k;
       k.fd = static_cast<std::int32_t>(std::clamp<std::int64_t>(f.i64("fd", -1), -1, INT32_MAX));
-      k.inode = static_cast<std::uint64_t>(std::max<std::int64_t>(0, f.i64("inode")));
+      k.inode = static_cast<std::uint64_t>(f.count("inode"));
       k.protocol = f.str("protocol");
       k.local = f.str("local");
       k.remote = f.str("remote");
@@ -251,6 +282,8 @@ class Builder {
       s_.sockets.push_back(std::move(k));
     } else if (array == "heap/frames") {
       Fields f(v, "heap.frames[" + std::to_string(index) + "]", error);
+      // The format says a frame's id is its index; holding it to that keeps
+      // the table as big as the file made it, whatever ids it names.
       const std::int64_t id = f.i64("id", static_cast<std::int64_t>(index));
       FrameInfo fi;
       fi.function = f.str("function");
@@ -258,25 +291,29 @@ class Builder {
       fi.line = static_cast<int>(std::clamp<std::int64_t>(f.i64("line"), 0, INT32_MAX));
       fi.module = baseName(f.str("module"));
       fi.module_offset = f.hex("module_offset");
-      if (id < 0 || id > 50'000'000)
-        return fail("heap.frames[" + std::to_string(index) + "].id: out of range");
-      const auto uid = static_cast<std::size_t>(id);
-      if (uid >= frames_.size()) frames_.resize(uid + 1, kNoFrame);
-      frames_[uid] = symbols_.internFrame(fi);
+      if (!error.empty()) return false;
+      if (id < 0 || static_cast<std::uint64_t>(id) != index) {
+        return fail("heap.frames[" + std::to_string(index) + "].id: " + std::to_string(id) +
+                    " is not the frame's index " + std::to_string(index));
+      }
+      frames_.push_back(symbols_.internFrame(fi));
     } else if (array == "heap/sites") {
       const std::string where = "heap.sites[" + std::to_string(index) + "]";
       Fields f(v, where, error);
       RawSite r;
       const bool estimated = f.has("estimated_inuse_bytes");
-      r.inuse_objects = estimated ? f.f64("estimated_inuse_objects") : f.f64("inuse_objects");
-      r.inuse_bytes = estimated ? f.f64("estimated_inuse_bytes") : f.f64("inuse_bytes");
-      r.alloc_objects = f.f64("alloc_objects");
-      r.alloc_bytes = f.f64("alloc_bytes");
-      if (estimated && f.f64("inuse_bytes") > 0) {
+      r.inuse_objects = estimated ? f.figure("estimated_inuse_objects") : f.figure("inuse_objects");
+      r.inuse_bytes = estimated ? f.figure("estimated_inuse_bytes") : f.figure("inuse_bytes");
+      r.alloc_objects = f.figure("alloc_objects");
+      r.alloc_bytes = f.figure("alloc_bytes");
+      if (estimated && f.figure("inuse_bytes") > 0) {
         // Scale alloc figures like in-use ones (a sample carries live objects).
-        const double scale = r.inuse_bytes / f.f64("inuse_bytes");
+        const double scale = r.inuse_bytes / f.figure("inuse_bytes");
         r.alloc_objects *= scale;
         r.alloc_bytes *= scale;
+        if (!(r.alloc_objects <= kMaxFigure && r.alloc_bytes <= kMaxFigure)) {
+          return fail(where + ".estimated_inuse_bytes: scales alloc figures past 2^63");
+        }
       }
       const json* stack = v.is_object() && v.contains("stack") ? &v["stack"] : nullptr;
       if (stack == nullptr || !stack->is_array()) return fail(where + ".stack: expected an array");
@@ -305,7 +342,7 @@ class Builder {
       const RawSite& r = raw_sites_[i];
       keys.clear();
       for (std::uint64_t id : r.frames) {
-        if (id >= frames_.size() || frames_[id] == kNoFrame) {
+        if (id >= frames_.size()) {
           error = "heap.sites[" + std::to_string(i) + "].stack: frame " + std::to_string(id) +
                   " is not in heap.frames";
           return false;
@@ -328,7 +365,6 @@ class Builder {
   }
 
  private:
-  static constexpr StringId kNoFrame = ~StringId{0};
   struct RawSite {
     double inuse_objects = 0, inuse_bytes = 0, alloc_objects = 0, alloc_bytes = 0;
     std::vector<std::uint64_t> frames;
@@ -365,7 +401,18 @@ class Sax : public nlohmann::json_sax<json> {
   bool binary(binary_t&) override { return add(json(nullptr)); }
   bool start_object(std::size_t) override { return open(false); }
   bool key(string_t& k) override {
-    stack_.back().key = std::move(k);
+    Level& top = stack_.back();
+    // JSON leaves duplicate keys undefined and readers disagree on which one
+    // wins; a snapshot never has them.
+    const bool seen = top.skip             ? false
+                      : stack_.size() == 1 ? !top_keys_.insert(k).second
+                                           : top.value.contains(k);
+    if (seen) {
+      syntax_error = "byte " + std::to_string(src_.offset()) + " (line " +
+                     std::to_string(src_.line()) + "): duplicate key \"" + clip(k) + "\"";
+      return false;
+    }
+    top.key = std::move(k);
     return true;
   }
   bool end_object() override { return close(); }
@@ -381,6 +428,15 @@ class Sax : public nlohmann::json_sax<json> {
       what = what.substr(colon);
     else if (auto p = what.find("] "); p != std::string::npos)
       what = what.substr(p + 2);
+    // The token nlohmann quotes can be the rest of the file.
+    constexpr std::string_view kLastRead = "last read: '";
+    if (auto t = what.find(kLastRead); t != std::string::npos) {
+      const std::size_t from = t + kLastRead.size();
+      std::size_t to = what.rfind("'; expected ");
+      if (to == std::string::npos || to < from) to = what.size() - (what.back() == '\'' ? 1 : 0);
+      what = what.substr(0, from) + clip(std::string_view(what).substr(from, to - from)) +
+             (to < what.size() ? what.substr(to) : "'");
+    }
     if (src_.readError() != 0) {
       what = std::string("read error: ") + std::strerror(src_.readError());
     } else if (position >= src_.total()) {
@@ -395,8 +451,9 @@ class Sax : public nlohmann::json_sax<json> {
   struct Level {
     bool is_array = false;
     bool streamed = false;
-    std::string name;  // key in the parent; "#" for an array element
-    std::string key;   // objects: the key of the value being read
+    bool skip = false;  // an unknown top-level key's value: parsed, not kept
+    std::string name;   // key in the parent; "#" for an array element
+    std::string key;    // objects: the key of the value being read
     std::size_t count = 0;
     json value;
   };
@@ -418,6 +475,13 @@ class Sax : public nlohmann::json_sax<json> {
     Level l;
     l.is_array = is_array;
     if (!stack_.empty()) l.name = stack_.back().is_array ? "#" : stack_.back().key;
+    if (!stack_.empty()) {
+      l.skip = stack_.back().skip || (stack_.size() == 1 && !isKnownTopLevel(l.name));
+    }
+    if (l.skip) {
+      stack_.push_back(std::move(l));
+      return true;
+    }
     if (stack_.empty() && is_array) {
       syntax_error = "byte 0: not a leakscope snapshot (a JSON array, not an object)";
       return false;
@@ -439,6 +503,7 @@ class Sax : public nlohmann::json_sax<json> {
     stack_.pop_back();
     if (stack_.empty()) return true;  // the document's end
     if (l.streamed) return true;      // its elements went to the builder already
+    if (l.skip) return true;
     return add(std::move(l.value));
   }
 
@@ -448,6 +513,7 @@ class Sax : public nlohmann::json_sax<json> {
       return false;
     }
     Level& top = stack_.back();
+    if (top.skip) return true;
     bool ok = true;
     if (top.is_array) {
       if (top.streamed) {
@@ -467,9 +533,22 @@ class Sax : public nlohmann::json_sax<json> {
     return ok;
   }
 
+  // Values of unknown keys (a newer writer's additions) are skipped without
+  // building them: memory follows what the model keeps.
+  static bool isKnownTopLevel(const std::string& key) {
+    static const char* const kKnown[] = {"format",  "version", "sequence",      "name",
+                                         "taken",   "trigger", "process",       "allocator",
+                                         "tracked", "sockets", "sockets_error", "heap"};
+    for (const char* k : kKnown) {
+      if (key == k) return true;
+    }
+    return false;
+  }
+
   Builder& b_;
   CharSource& src_;
   std::vector<Level> stack_;
+  std::set<std::string> top_keys_;
 };
 
 }  // namespace

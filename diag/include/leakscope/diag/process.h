@@ -27,6 +27,22 @@ struct ProcessStats {
 
 Result<ProcessStats> readProcessStats();
 
+// The figures readProcessStats() takes from /proc/PID/stat.
+struct ProcStat {
+  std::uint64_t cpu_ticks = 0;    // utime + stime
+  std::uint64_t threads = 0;      // num_threads
+  std::uint64_t start_ticks = 0;  // starttime, clock ticks after boot
+  std::uint64_t virtual_bytes = 0;
+  std::uint64_t rss_pages = 0;
+};
+// Parses the text of /proc/PID/stat. The command name (field 2) may hold
+// spaces and parentheses: the fields are counted from the last ')'. Errors
+// say what is missing or malformed.
+Result<ProcStat> parseProcStat(std::string_view text);
+// The `btime` line of /proc/stat (boot time, seconds since the epoch);
+// nullopt when absent or malformed.
+std::optional<std::uint64_t> parseBootTime(std::string_view proc_stat);
+
 // The memory limit the process runs under: the smallest of its cgroup's
 // memory limit (cgroup v2 `memory.max`, or cgroup v1
 // `memory.limit_in_bytes`, of the process's cgroup and every ancestor up to

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "leakscope/analysis/analysis.h"
@@ -37,6 +38,19 @@ nlohmann::json socketsJson(const SocketsResult& s, const RenderOptions& o);
 std::string renderHtmlReport(const TrendResult& trend, const Comparison& comparison,
                              const SocketsResult& sockets, const SymbolTable& symbols,
                              const RenderOptions& o);
+
+// `text` made safe to write to a terminal: C0 and C1 control characters,
+// DEL, Unicode bidi overrides and bytes that are not UTF-8 are shown escaped
+// ("\x1b", "\u202e"), so a name read from an input can neither move the
+// cursor, retitle or clear the terminal, nor hide or reorder text. With
+// `keep_newlines` '\n' passes (whole tables); without it the result is one
+// line (error messages).
+std::string printable(std::string_view text, bool keep_newlines = false);
+
+// The JSON text of `j` (indent as nlohmann's dump). Text that is not UTF-8
+// (a file name, a library path from a profile) is replaced by U+FFFD rather
+// than throwing.
+std::string dumpJson(const nlohmann::json& j, int indent = -1);
 
 // "1.5 MiB", "-320 B".
 std::string formatBytes(double bytes);
