@@ -469,8 +469,10 @@ TEST_F(PushDaemonTest, SigtermDrainsPersistsReleasesAndClosesEveryConnection) {
   insertTokens(*conn_, app, "fcm", fcm);
   auto sid = pushdaemon::addSchedule(*conn_, app, bothPlatformsPayload(), -1);
   // Slow enough to be stopped in the middle: 1500 per second per platform.
-  Settings slow = {
-      {"apns.rate_limit", "1500"}, {"fcm.rate_limit", "1500"}, {"sending.page_size", "200"}};
+  Settings slow = {{"apns.rate_limit", "1500"},
+                   {"fcm.rate_limit", "1500"},
+                   {"sending.page_size", "200"},
+                   {"push.credentials_dir", "\"" + dir_.path() + "\""}};  // also for d2
   DaemonProcess d(db_, mock_, dir_.path(), slow);
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_TRUE(eventually([&] {
