@@ -85,6 +85,10 @@ int main(int argc, char** argv) {
   p.name = config.db_name;
   p.connect_timeout = config.db_connect_timeout;
   p.io_timeout = std::chrono::seconds(600);
+  p.ssl_mode = config.db_ssl_mode;
+  p.ssl_ca = config.db_ssl_ca;
+  p.ssl_cert = config.db_ssl_cert;
+  p.ssl_key = config.db_ssl_key;
   mysql_library_init(0, nullptr, nullptr);
   auto conn = DbConnection::connect(p);
   if (!conn) return dbFail(conn.error());

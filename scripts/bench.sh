@@ -258,6 +258,9 @@ password_file = "$work/db/db-password"
 [sending]
 page_size = $PAGE
 pages_in_flight = 4
+[push]
+# make-test-pki.sh writes its keys 0600 into a private dir.
+credentials_dir = "$pki"
 [apns]
 host = "localhost"
 port = $port

@@ -33,7 +33,7 @@ fi
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 # A kept DEMO_DIR from an earlier run: start afresh (only what the demo makes).
-rm -rf "${DEMO_DIR:?}"/{db,pki,setup,drill,normal} "$DEMO_DIR"/{mock.out,mock.err,db.out}   "$DEMO_DIR"/{fcm-service-account.json,payload.json}
+rm -rf "${DEMO_DIR:?}"/{db,pki,credentials,setup,drill,normal} "$DEMO_DIR"/{mock.out,mock.err,db.out}   "$DEMO_DIR"/payload.json
 
 say() { printf 'demo: %s\n' "$*"; }
 step() { printf '\n== %s\n' "$*"; }
@@ -95,13 +95,18 @@ bash tests/daemon/mariadb-tmp.sh start "$DEMO_DIR/db" --innodb-buffer-pool-size=
 db_port=$(sed -n 's/^port=//p' "$DEMO_DIR/db.out")
 say "MariaDB on 127.0.0.1:$db_port (data in $DEMO_DIR/db; password in a 0600 file)"
 
-# The FCM service account points its token_uri at the mock.
+# The app's key files, in the daemon's push.credentials_dir, mode 0600 (the
+# daemon refuses anything else). The FCM service account points its
+# token_uri at the mock.
+creds="$DEMO_DIR/credentials"
 (
   umask 077
+  mkdir -p "$creds"
+  cp "$pki/apns.p8" "$creds/apns.p8"
   jq -n --rawfile key "$pki/fcm.key" --arg uri "https://localhost:$mock_port/token" '{
     type: "service_account", project_id: "leakscope-demo", private_key_id: "demo",
     private_key: $key, client_email: "push@leakscope-demo.iam.gserviceaccount.com",
-    client_id: "1", token_uri: $uri}' > "$DEMO_DIR/fcm-service-account.json"
+    client_id: "1", token_uri: $uri}' > "$creds/fcm-service-account.json"
 )
 printf '%s\n' '{"apns":{"aps":{"alert":{"title":"Evening event","body":"starts in 10 minutes"}}},' \
   '"fcm":{"notification":{"title":"Evening event","body":"starts in 10 minutes"}}}' \
@@ -124,6 +129,8 @@ user = "pushdaemon"
 password_file = "$DEMO_DIR/db/db-password"
 [sending]
 page_size = 500
+[push]
+credentials_dir = "$creds"
 [apns]
 host = "localhost"
 port = $mock_port
@@ -146,9 +153,9 @@ TOML
 write_config setup false
 admin() { build/bin/pushdaemon-admin --config "$DEMO_DIR/setup/pushdaemon.toml" "$@"; }
 admin migrate > /dev/null
-app=$(admin add-app game --apns-key-file "$pki/apns.p8" --apns-key-id ABC123DEFG \
+app=$(admin add-app game --apns-key-file "$creds/apns.p8" --apns-key-id ABC123DEFG \
   --apns-team-id DEF123GHIJ --apns-topic com.example.game \
-  --fcm-service-account "$DEMO_DIR/fcm-service-account.json" | sed -n 's/^app_id=//p')
+  --fcm-service-account "$creds/fcm-service-account.json" | sed -n 's/^app_id=//p')
 admin generate-tokens "$app" apns "$apns_tokens" > /dev/null
 admin generate-tokens "$app" fcm "$fcm_tokens" > /dev/null
 say "app 'game' (id $app): $apns_tokens APNs + $fcm_tokens FCM device tokens"

@@ -30,6 +30,8 @@ packages=(
   openssl
   # formatting
   clang-format
+  # systemd-analyze: the pushdaemon unit's sandbox rating (a ctest)
+  systemd
 )
 
 missing=()

@@ -1,9 +1,5 @@
 #include "clients.h"
 
-#include <sys/stat.h>
-
-#include <fstream>
-#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -63,18 +59,6 @@ class FcmPlatformClient : public PlatformClient {
   std::unique_ptr<push::FcmClient> client_;
 };
 
-// Path, size, mtime and a hash of the content: a rewritten key file counts
-// as a change even when its path stays. Never the content itself.
-std::string fileFingerprint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return path + "|unreadable";
-  std::stringstream s;
-  s << in.rdbuf();
-  const std::string content = s.str();
-  return path + "|" + std::to_string(content.size()) + "|" +
-         std::to_string(std::hash<std::string>{}(content));
-}
-
 std::string settingsFingerprint(const PlatformConfig& c) {
   std::ostringstream s;
   s << c.host << '|' << c.port << '|' << c.connect_address << '|' << c.ca_file << '|'
@@ -115,30 +99,66 @@ ClientRegistry::ClientRegistry(push::EventLoop& loop,
 
 ClientRegistry::~ClientRegistry() { shutdownAll(); }
 
-void ClientRegistry::configure(const Config& config) { config_ = config; }
-
-std::string ClientRegistry::fingerprint(const AppRow& app, Platform p) const {
-  if (p == Platform::kApns) {
-    return settingsFingerprint(config_.apns) + "#" + app.apns_topic + "|" + app.apns_key_id + "|" +
-           app.apns_team_id + "|" + fileFingerprint(app.apns_key_file);
-  }
-  return settingsFingerprint(config_.fcm) + "#" + fileFingerprint(app.fcm_service_account_file);
+void ClientRegistry::configure(const Config& config) {
+  config_ = config;
+  credentials_.setDir(config.credentials_dir);
 }
 
-diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::make(const AppRow& app, Platform p) {
-  const std::string where =
-      "app '" + app.name + "' (" + std::to_string(app.id) + ") " + platformName(p) + ": ";
+namespace {
+std::string appWhere(const AppRow& app, Platform p) {
+  return "app '" + app.name + "' (" + std::to_string(app.id) + ") " + platformName(p) + ": ";
+}
+}  // namespace
+
+diag::Result<ClientRegistry::Credential> ClientRegistry::credential(const AppRow& app, Platform p) {
+  const std::string where = appWhere(app, p);
+  const PlatformConfig& c = p == Platform::kApns ? config_.apns : config_.fcm;
+  if (!c.enabled) {
+    return diag::Error{diag::Errc::kInvalidArgument, where + platformName(p) + " is disabled"};
+  }
+  Credential cred;
   if (p == Platform::kApns) {
-    const PlatformConfig& c = config_.apns;
-    if (!c.enabled) return diag::Error{diag::Errc::kInvalidArgument, where + "apns is disabled"};
     if (app.apns_key_file.empty() || app.apns_topic.empty()) {
       return diag::Error{diag::Errc::kInvalidArgument,
                          where + "no APNs credentials (apns_key_file and apns_topic)"};
     }
+    auto key = credentials_.apnsKey(app.apns_key_file, "apns_key_file");
+    if (!key.ok()) return diag::Error{key.error().code, where + key.error().message};
+    cred.apns_key = *key;
+    cred.id = (*key)->fingerprint();
+    return cred;
+  }
+  if (app.fcm_service_account_file.empty()) {
+    return diag::Error{diag::Errc::kInvalidArgument,
+                       where + "no FCM credentials (fcm_service_account_file)"};
+  }
+  auto account = credentials_.fcmAccount(app.fcm_service_account_file, "fcm_service_account_file");
+  if (!account.ok()) return diag::Error{account.error().code, where + account.error().message};
+  const push::FcmServiceAccount& a = **account;
+  cred.fcm_account = *account;
+  cred.id = a.key.fingerprint() + "|" + a.private_key_id + "|" + a.client_email + "|" +
+            a.project_id + "|" + a.token_uri;
+  return cred;
+}
+
+std::string ClientRegistry::fingerprint(const AppRow& app, Platform p,
+                                        const Credential& cred) const {
+  if (p == Platform::kApns) {
+    return settingsFingerprint(config_.apns) + "#" + app.apns_topic + "|" + app.apns_key_id + "|" +
+           app.apns_team_id + "|" + app.apns_key_file + "|" + cred.id;
+  }
+  return settingsFingerprint(config_.fcm) + "#" + app.fcm_service_account_file + "|" + cred.id;
+}
+
+diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::make(const AppRow& app, Platform p,
+                                                                   const Credential& cred) {
+  const std::string where = appWhere(app, p);
+  if (p == Platform::kApns) {
+    const PlatformConfig& c = config_.apns;
     push::ApnsConfig ac;
     ac.endpoint = {c.host, c.port, c.connect_address};
     ac.tls.ca_file = c.ca_file;
-    ac.token_auth = push::ApnsTokenAuth{app.apns_key_file, app.apns_key_id, app.apns_team_id,
+    ac.token_auth = push::ApnsTokenAuth{*cred.apns_key, app.apns_key_id, app.apns_team_id,
                                         std::chrono::minutes(50)};
     ac.pool = poolOptions(c, "apns");
     // The seed's provider kept its connections open for as long as the
@@ -155,14 +175,9 @@ diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::make(const AppRow&
         std::make_shared<ApnsPlatformClient>(std::move(*client)));
   }
   const PlatformConfig& c = config_.fcm;
-  if (!c.enabled) return diag::Error{diag::Errc::kInvalidArgument, where + "fcm is disabled"};
-  if (app.fcm_service_account_file.empty()) {
-    return diag::Error{diag::Errc::kInvalidArgument,
-                       where + "no FCM credentials (fcm_service_account_file)"};
-  }
   push::FcmConfig fc;
   fc.endpoint = {c.host, c.port, c.connect_address};
-  fc.service_account_file = app.fcm_service_account_file;
+  fc.service_account = *cred.fcm_account;  // shares the parsed key
   fc.oauth_connect_address = c.oauth_connect_address;
   fc.tls.ca_file = c.ca_file;
   fc.pool = poolOptions(c, "fcm");
@@ -186,7 +201,9 @@ void ClientRegistry::shutdown(Entry& e) {
 diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::clientFor(const AppRow& app,
                                                                         Platform p,
                                                                         std::uint64_t schedule_id) {
-  const std::string fp = fingerprint(app, p);
+  auto cred = credential(app, p);
+  if (!cred) return cred.error();
+  const std::string fp = fingerprint(app, p, *cred);
   const auto key = std::make_pair(app.id, p);
   auto it = clients_.find(key);
   const bool drill = drills(p);
@@ -209,7 +226,7 @@ diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::clientFor(const Ap
     clients_.erase(it);
     metrics_->clientReplaced(p);
   }
-  auto made = make(app, p);
+  auto made = make(app, p, *cred);
   if (!made) {
     publishPoolMax();  // the replaced client is gone even when its successor failed
     return made.error();

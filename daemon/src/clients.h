@@ -15,6 +15,11 @@
 // as the seed's daemon believed. FCM stays managed: the same run shows one
 // platform leaking and one bounded.
 //
+// Credentials: the key files named by the app rows are opened beneath
+// push.credentials_dir under the secret-file rule and parsed once into key
+// objects shared by every client made from them (credentials.h); a client
+// is replaced when its key (path or public key), ids or settings change.
+//
 // Not thread-safe: the scheduler thread owns the registry. The clients
 // themselves are thread-safe (outcomes arrive on the event-loop thread).
 #pragma once
@@ -28,6 +33,7 @@
 #include <vector>
 
 #include "config.h"
+#include "credentials.h"
 #include "leakscope/diag/result.h"
 #include "leakscope/push/apns.h"
 #include "leakscope/push/event_loop.h"
@@ -41,7 +47,8 @@ namespace pushdaemon {
 namespace push = leakscope::push;
 namespace diag = leakscope::diag;
 
-// An app row: credentials are file paths, read when a client is made.
+// An app row: credentials are file paths beneath push.credentials_dir
+// (absolute, or relative to it), read when a client is made.
 struct AppRow {
   std::uint64_t id = 0;
   std::string name;
@@ -80,9 +87,11 @@ class ClientRegistry {
   static constexpr std::uint64_t kNoSchedule = 0;
 
   // The client of `app` for `p`: the cached one when the app's credentials
-  // (paths and file contents) and the settings are unchanged; otherwise the
-  // cached one is shut down (awaited) and a new one made. Errors name the
-  // app and the file or setting.
+  // (paths, ids and keys) and the settings are unchanged; otherwise the
+  // cached one is shut down (awaited) and a new one made. A key file is
+  // read and parsed only when it changed (CredentialCache). Errors name the
+  // app and the file, the rule or the setting; a file that breaks a rule
+  // is not read (and one outside the directory not even opened).
   // Leak drill (APNs only): a schedule other than the one the cached client
   // was made for gets a new client, and the cached one is leaked (kept
   // open, never shut down) instead; kNoSchedule takes the cached one.
@@ -102,6 +111,9 @@ class ClientRegistry {
   std::size_t size() const { return clients_.size(); }
   // Drill clients abandoned so far, never shut down.
   std::size_t leakedCount() const { return leaked_.size(); }
+  // Credential files read and parsed so far (a test seam: N clientFor()
+  // calls on one unchanged file parse it once).
+  std::uint64_t credentialParses() const { return credentials_.parses(); }
 
  private:
   struct Entry {
@@ -110,9 +122,17 @@ class ClientRegistry {
     std::uint64_t schedule_id = kNoSchedule;  // the schedule it was made for
     std::size_t max_connections = 0;  // its pool's maximum, from the settings it was made with
   };
+  // An app's parsed credential for one platform.
+  struct Credential {
+    std::shared_ptr<const push::SigningKey> apns_key;
+    std::shared_ptr<const push::FcmServiceAccount> fcm_account;
+    std::string id;  // the key's public fingerprint and ids: never secret
+  };
   bool drills(Platform p) const { return config_.leak_drill && p == Platform::kApns; }
-  std::string fingerprint(const AppRow& app, Platform p) const;
-  diag::Result<std::shared_ptr<PlatformClient>> make(const AppRow& app, Platform p);
+  diag::Result<Credential> credential(const AppRow& app, Platform p);
+  std::string fingerprint(const AppRow& app, Platform p, const Credential& cred) const;
+  diag::Result<std::shared_ptr<PlatformClient>> make(const AppRow& app, Platform p,
+                                                     const Credential& cred);
   void shutdown(Entry& e);
   // pushdaemon_pool_max_connections: the sum over the clients held now.
   void publishPoolMax();
@@ -121,6 +141,7 @@ class ClientRegistry {
   std::shared_ptr<push::PushMetrics> push_metrics_;
   DaemonMetrics* metrics_;
   Config config_;
+  CredentialCache credentials_;
   std::map<std::pair<std::uint64_t, Platform>, Entry> clients_;
   // The leak drill's abandoned clients: alive, connected, never shut down
   // before shutdownAll().

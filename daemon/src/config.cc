@@ -1,8 +1,5 @@
 #include "config.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <toml++/toml.h>
 #include <cerrno>
 #include <cstdio>
@@ -12,6 +9,8 @@
 #include <limits>
 #include <map>
 #include <sstream>
+
+#include "credentials.h"
 
 namespace pushdaemon {
 
@@ -137,6 +136,29 @@ std::map<std::string, Setter> makeOptions() {
   o["database.reconnect_min_ms"] = durOpt(&Config::db_reconnect_min, 1, 600000);
   o["database.reconnect_max_ms"] = durOpt(&Config::db_reconnect_max, 1, 3600000);
   o["database.migrate"] = boolOpt(&Config::db_migrate);
+  o["database.ssl_mode"] = [](Config& c, const toml::node& n) {
+    const std::string v = str(n);
+    for (DbSslMode m : {DbSslMode::kDisabled, DbSslMode::kPreferred, DbSslMode::kRequired,
+                        DbSslMode::kVerifyCa, DbSslMode::kVerifyIdentity}) {
+      if (v == dbSslModeName(m)) {
+        c.db_ssl_mode = m;
+        return;
+      }
+    }
+    throw BadValue{"expected disabled, preferred, required, verify_ca or verify_identity, got '" +
+                   v + "'"};
+  };
+  o["database.ssl_ca"] = strOpt(&Config::db_ssl_ca);
+  o["database.ssl_cert"] = strOpt(&Config::db_ssl_cert);
+  o["database.ssl_key"] = strOpt(&Config::db_ssl_key);
+
+  o["push.credentials_dir"] = [](Config& c, const toml::node& n) {
+    c.credentials_dir = str(n);
+    if (c.credentials_dir.empty() || c.credentials_dir.front() != '/') {
+      throw BadValue{"expected an absolute directory, got '" + c.credentials_dir + "'"};
+    }
+  };
+  o["daemon.allow_core_dumps"] = boolOpt(&Config::allow_core_dumps);
 
   o["sending.page_size"] = intOpt(&Config::page_size, 1, 100000);
   o["sending.pages_in_flight"] = intOpt(&Config::pages_in_flight, 1, 64);
@@ -242,7 +264,29 @@ void apply(Config& c, const std::string& name, const toml::node& n, const std::s
   }
 }
 
+void checkDbTls(const Config& c, const std::string& where) {
+  const bool verifies =
+      c.db_ssl_mode == DbSslMode::kVerifyCa || c.db_ssl_mode == DbSslMode::kVerifyIdentity;
+  if (verifies && c.db_ssl_ca.empty()) {
+    throw ConfigError(where + ": database.ssl_mode " + dbSslModeName(c.db_ssl_mode) +
+                      " needs database.ssl_ca (the CA that signed the server's certificate)");
+  }
+  if (!verifies && !c.db_ssl_ca.empty()) {
+    throw ConfigError(where +
+                      ": database.ssl_ca is used by ssl_mode verify_ca or verify_identity "
+                      "only (ssl_mode is " +
+                      dbSslModeName(c.db_ssl_mode) + ")");
+  }
+  if (c.db_ssl_cert.empty() != c.db_ssl_key.empty()) {
+    throw ConfigError(where + ": database.ssl_cert and database.ssl_key go together");
+  }
+  if (!c.db_ssl_cert.empty() && c.db_ssl_mode == DbSslMode::kDisabled) {
+    throw ConfigError(where + ": database.ssl_cert needs a database.ssl_mode other than disabled");
+  }
+}
+
 void checkConsistency(const Config& c, const std::string& where) {
+  checkDbTls(c, where);
   if (c.db_reconnect_min > c.db_reconnect_max) {
     throw ConfigError(where + ": database.reconnect_min_ms exceeds database.reconnect_max_ms");
   }
@@ -328,22 +372,28 @@ Config loadConfig(const std::string& path, const std::vector<std::string>& overr
 
 std::string readPasswordFile(const std::string& path) {
   if (path.empty()) return "";
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    throw ConfigError("database.password_file " + path + ": " + std::strerror(errno));
-  }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%03o", st.st_mode & 0777);
-    throw ConfigError("database.password_file " + path + ": readable by group or others (mode " +
-                      mode + "); chmod 600 it");
-  }
-  std::ifstream in(path);
-  if (!in) throw ConfigError("database.password_file " + path + ": cannot open");
-  std::string line;
-  std::getline(in, line);
+  auto text = readSecretFile(path, "database.password_file " + path);
+  if (!text.ok()) throw ConfigError(text.error().message);
+  const std::string_view all(text->data(), text->size());
+  std::string line(all.substr(0, all.find('\n')));
   if (!line.empty() && line.back() == '\r') line.pop_back();
   return line;
+}
+
+const char* dbSslModeName(DbSslMode mode) {
+  switch (mode) {
+    case DbSslMode::kDisabled:
+      return "disabled";
+    case DbSslMode::kPreferred:
+      return "preferred";
+    case DbSslMode::kRequired:
+      return "required";
+    case DbSslMode::kVerifyCa:
+      return "verify_ca";
+    case DbSslMode::kVerifyIdentity:
+      return "verify_identity";
+  }
+  return "?";
 }
 
 const char* logLevelName(LogLevel level) {

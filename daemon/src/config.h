@@ -26,6 +26,9 @@ class ConfigError : public std::runtime_error {
 
 enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 
+// database.ssl_mode (docs/config.md, "[database]").
+enum class DbSslMode { kDisabled, kPreferred, kRequired, kVerifyCa, kVerifyIdentity };
+
 struct PlatformConfig {
   bool enabled = true;
   std::string host;
@@ -74,6 +77,19 @@ struct Config {
   std::chrono::milliseconds db_reconnect_min{100};
   std::chrono::milliseconds db_reconnect_max{10000};
   bool db_migrate = true;
+  DbSslMode db_ssl_mode = DbSslMode::kPreferred;
+  std::string db_ssl_ca;    // CA certificates (PEM) for verify_ca / verify_identity
+  std::string db_ssl_cert;  // client certificate (PEM), with db_ssl_key
+  std::string db_ssl_key;   // its key: a secret file (mode 0600, not a symlink)
+
+  // [push]
+  // Every credential file an app row names must lie beneath this directory.
+  std::string credentials_dir = "/etc/pushdaemon/credentials";
+
+  // Core dumps (and same-user ptrace, /proc/PID/mem) are off: a core would
+  // hold the database password, the push keys and the access tokens. Read
+  // at start only.
+  bool allow_core_dumps = false;
 
   // [sending]
   std::size_t page_size = 2000;
@@ -111,8 +127,11 @@ Config parseConfig(const std::string& text, const std::string& name,
 
 // The database password: the first line of `database.password_file`
 // (trailing newline removed). Throws ConfigError naming the file (never its
-// content); refuses a file readable by group or others.
+// content); refuses what the secret-file rule refuses (credentials.h: a
+// symlink, a FIFO or other non-regular file, group or other permissions).
 std::string readPasswordFile(const std::string& path);
+
+const char* dbSslModeName(DbSslMode mode);
 
 const char* logLevelName(LogLevel level);
 

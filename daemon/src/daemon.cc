@@ -3,8 +3,11 @@
 #include <event2/thread.h>
 #include <mysql.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -75,7 +78,22 @@ DbParams dbParams(const Config& c, std::string password) {
   p.name = c.db_name;
   p.connect_timeout = c.db_connect_timeout;
   p.io_timeout = c.db_io_timeout;
+  p.ssl_mode = c.db_ssl_mode;
+  p.ssl_ca = c.db_ssl_ca;
+  p.ssl_cert = c.db_ssl_cert;
+  p.ssl_key = c.db_ssl_key;
   return p;
+}
+
+// Before any secret is read: no core file, no same-user ptrace or
+// /proc/PID/mem. A core would hold the database password, the push keys
+// and the OAuth tokens. execve() (the tcmalloc re-exec) makes the process
+// dumpable again, and it comes back through here; RLIMIT_CORE survives it.
+bool disableCoreDumps() {
+  const rlimit zero{0, 0};
+  const bool ok = prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 && setrlimit(RLIMIT_CORE, &zero) == 0;
+  if (!ok) std::fprintf(stderr, "pushdaemon: cannot disable core dumps: %s\n", strerror(errno));
+  return ok;
 }
 
 }  // namespace
@@ -122,6 +140,7 @@ int runDaemon(int argc, char** argv) {
   std::string password;
   try {
     config = loadConfig(config_path, overrides);
+    if (!config.allow_core_dumps && !disableCoreDumps()) return 1;
     password = readPasswordFile(config.db_password_file);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "pushdaemon: %s\n", e.what());
@@ -191,8 +210,8 @@ int runDaemon(int argc, char** argv) {
           return 1;
         }
         mdb.reset();
-      } else if (mdb.lastError().find("Access denied") != std::string::npos) {
-        // Wrong user or password: waiting will not fix it.
+      } else if (mdb.lastErrorCode() == diag::Errc::kPermission) {
+        // Wrong user or password, or TLS refused: waiting will not fix it.
         logError("migrate", mdb.lastError());
         return 1;
       }

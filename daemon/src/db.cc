@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "credentials.h"
 #include "log.h"
 
 namespace pushdaemon {
@@ -39,6 +40,56 @@ bool isRetryable(unsigned code) {
   }
 }
 
+// Connector/C 3.3 (Debian 12) has no MYSQL_OPT_SSL_MODE, and its
+// MYSQL_OPT_SSL_ENFORCE does not refuse a server without TLS; only
+// MYSQL_OPT_SSL_VERIFY_SERVER_CERT does (before authenticating), and it also
+// checks the host name. So: verify_identity = CA + VERIFY_SERVER_CERT;
+// verify_ca = CA (the chain is verified whenever a CA is set); required and
+// verify_ca check for a cipher after the handshake (afterCheck).
+diag::Status applyTls(MYSQL* m, const DbParams& p) {
+  const bool tcp = p.socket.empty();
+  if (p.ssl_mode == DbSslMode::kDisabled) return diag::Ok{};
+  // A Unix socket is local: "preferred" asks for TLS over TCP only.
+  if (p.ssl_mode == DbSslMode::kPreferred && !tcp) return diag::Ok{};
+  if (!p.ssl_key.empty()) {
+    // The same rule as every secret; Connector/C reopens it by path.
+    auto key = openSecretFile(p.ssl_key, "database.ssl_key " + p.ssl_key);
+    if (!key.ok()) return key.error();
+  }
+  const my_bool on = 1;
+  int rc = mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
+  if (!p.ssl_ca.empty()) rc |= mysql_options(m, MYSQL_OPT_SSL_CA, p.ssl_ca.c_str());
+  if (!p.ssl_cert.empty()) {
+    rc |= mysql_options(m, MYSQL_OPT_SSL_CERT, p.ssl_cert.c_str());
+    rc |= mysql_options(m, MYSQL_OPT_SSL_KEY, p.ssl_key.c_str());
+  }
+  if (p.ssl_mode == DbSslMode::kVerifyIdentity) {
+    rc |= mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
+  }
+  if (rc != 0) {
+    return diag::Error{diag::Errc::kInvalidArgument,
+                       "database " + p.label() + ": this client library refuses the TLS options"};
+  }
+  return diag::Ok{};
+}
+
+// What a failed connect adds to the library's message so that it says
+// which setting to look at.
+std::string tlsHint(unsigned code, const DbParams& p) {
+  if (code == CR_SSL_CONNECTION_ERROR) {
+    return "; the TLS handshake or the server's certificate was refused (database.ssl_mode " +
+           std::string(dbSslModeName(p.ssl_mode)) +
+           (p.ssl_ca.empty() ? std::string() : ", database.ssl_ca " + p.ssl_ca) + ")";
+  }
+  if (code == ER_ACCESS_DENIED_ERROR && p.ssl_mode == DbSslMode::kDisabled && p.socket.empty()) {
+    // MariaDB answers an unencrypted connection to a server with
+    // require_secure_transport with a plain "Access denied".
+    return "; the connection was not encrypted (database.ssl_mode disabled): if the server "
+           "requires TLS (require_secure_transport), set database.ssl_mode";
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string DbParams::label() const {
@@ -57,6 +108,10 @@ diag::Result<std::unique_ptr<DbConnection>> DbConnection::connect(const DbParams
   // Never read my.cnf: the configuration file is the only source.
   const unsigned proto = p.socket.empty() ? MYSQL_PROTOCOL_TCP : MYSQL_PROTOCOL_SOCKET;
   mysql_options(m, MYSQL_OPT_PROTOCOL, &proto);
+  if (auto tls = applyTls(m, p); !tls.ok()) {
+    mysql_close(m);
+    return tls.error();
+  }
   const char* pw = p.password.empty() ? nullptr : p.password.c_str();
   // A Unix socket is only used with host "localhost".
   const char* host = p.socket.empty() ? p.host.c_str() : "localhost";
@@ -64,14 +119,25 @@ diag::Result<std::unique_ptr<DbConnection>> DbConnection::connect(const DbParams
                          p.socket.empty() ? nullptr : p.socket.c_str(),
                          CLIENT_FOUND_ROWS) == nullptr) {
     const unsigned code = mysql_errno(m);
-    diag::Error e{
-        isRetryable(code) ? diag::Errc::kUnavailable
-        : code == ER_ACCESS_DENIED_ERROR || code == ER_DBACCESS_DENIED_ERROR
-            ? diag::Errc::kPermission
-            : diag::Errc::kIo,
-        "database " + p.label() + ": " + mysql_error(m) + " (" + std::to_string(code) + ")"};
+    diag::Error e{isRetryable(code) ? diag::Errc::kUnavailable
+                  : code == ER_ACCESS_DENIED_ERROR || code == ER_DBACCESS_DENIED_ERROR
+                      ? diag::Errc::kPermission
+                  : code == CR_SSL_CONNECTION_ERROR ? diag::Errc::kPermission
+                                                    : diag::Errc::kIo,
+                  "database " + p.label() + ": " + mysql_error(m) + " (" + std::to_string(code) +
+                      ")" + tlsHint(code, p)};
     mysql_close(m);
     return e;
+  }
+  const bool must_encrypt = p.ssl_mode == DbSslMode::kRequired ||
+                            p.ssl_mode == DbSslMode::kVerifyCa ||
+                            p.ssl_mode == DbSslMode::kVerifyIdentity;
+  if (must_encrypt && mysql_get_ssl_cipher(m) == nullptr) {
+    mysql_close(m);
+    return diag::Error{diag::Errc::kPermission, "database " + p.label() +
+                                                    ": the server did not encrypt the connection "
+                                                    "(no TLS) but database.ssl_mode is " +
+                                                    dbSslModeName(p.ssl_mode) + "; closed"};
   }
   std::unique_ptr<DbConnection> c(new DbConnection(m, p.label()));
   for (const char* sql : {"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
@@ -132,6 +198,11 @@ diag::Result<Rows> DbConnection::query(std::string_view sql) {
   return rows;
 }
 
+std::string DbConnection::tlsCipher() const {
+  const char* c = mysql_get_ssl_cipher(mysql_);
+  return c != nullptr ? c : "";
+}
+
 std::uint64_t DbConnection::affectedRows() const { return mysql_affected_rows(mysql_); }
 std::uint64_t DbConnection::insertId() const { return mysql_insert_id(mysql_); }
 
@@ -165,6 +236,7 @@ DbConnection* Db::get() {
       logWarn(who_, c.error().message);
     }
     last_error_ = c.error().message;
+    last_code_ = c.error().code;
     up_ = false;
     return nullptr;
   }

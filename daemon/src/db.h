@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config.h"
 #include "leakscope/diag/result.h"
 #include "leakscope/diag/tracked.h"
 #include "metrics.h"
@@ -38,6 +39,12 @@ struct DbParams {
   std::string name;
   std::chrono::seconds connect_timeout{5};
   std::chrono::seconds io_timeout{30};
+  // TLS (docs/config.md, database.ssl_*). Files are passed to Connector/C
+  // by path; the key file is checked against the secret-file rule first.
+  DbSslMode ssl_mode = DbSslMode::kDisabled;
+  std::string ssl_ca;
+  std::string ssl_cert;
+  std::string ssl_key;
   // Where we connect, for logs and the tracked label: no credentials.
   std::string label() const;
 };
@@ -49,7 +56,9 @@ class DbConnection {
  public:
   // Connects (and sets utf8mb4, autocommit on, READ COMMITTED). Errors:
   // kUnavailable when the server cannot be reached, kPermission for refused
-  // credentials, kIo otherwise.
+  // credentials and for TLS that ssl_mode requires but did not get (a
+  // certificate that does not verify, a server without TLS), kIo otherwise.
+  // Messages name the server and the setting, never the password.
   static diag::Result<std::unique_ptr<DbConnection>> connect(const DbParams& params);
   ~DbConnection();
   DbConnection(const DbConnection&) = delete;
@@ -59,6 +68,8 @@ class DbConnection {
   diag::Result<Rows> query(std::string_view sql);
   std::uint64_t affectedRows() const;
   std::uint64_t insertId() const;
+  // The TLS cipher of this connection ("" when not encrypted).
+  std::string tlsCipher() const;
   // Escapes for a single-quoted SQL string literal.
   std::string quote(std::string_view s) const;
 
@@ -89,6 +100,9 @@ class Db {
   // successful connect. Read by /healthz from other threads.
   bool up() const { return up_.load(); }
   const std::string& lastError() const { return last_error_; }
+  // The code of the last failed connect: kPermission means waiting will not
+  // help (refused credentials or TLS).
+  diag::Errc lastErrorCode() const { return last_code_; }
 
   // Runs fn(DbConnection&) -> diag::Result<T>. On kUnavailable (connection
   // lost, server gone, deadlock or lock wait timeout: safe to repeat because
@@ -110,6 +124,7 @@ class Db {
   std::string who_;
   std::unique_ptr<DbConnection> conn_;
   std::string last_error_;
+  diag::Errc last_code_ = diag::Errc::kUnavailable;
   int failures_ = 0;
   std::atomic<bool> up_{true};
 };

@@ -216,9 +216,13 @@ bool Scheduler::applyReload() {
   if (!next) return false;
   if (next->db_host != config_.db_host || next->db_port != config_.db_port ||
       next->db_socket != config_.db_socket || next->db_name != config_.db_name ||
-      next->db_user != config_.db_user || next->http_address != config_.http_address) {
+      next->db_user != config_.db_user || next->http_address != config_.http_address ||
+      next->db_ssl_mode != config_.db_ssl_mode || next->db_ssl_ca != config_.db_ssl_ca ||
+      next->db_ssl_cert != config_.db_ssl_cert || next->db_ssl_key != config_.db_ssl_key ||
+      next->allow_core_dumps != config_.allow_core_dumps) {
     logWarn("scheduler",
-            "reload: database and http_address settings take effect only after a restart");
+            "reload: database, http_address and allow_core_dumps settings take effect only after "
+            "a restart");
   }
   Log::setLevel(next->log_level);
   const auto now = Clock::now();
@@ -230,6 +234,11 @@ bool Scheduler::applyReload() {
   next->db_socket = config_.db_socket;
   next->db_name = config_.db_name;
   next->db_user = config_.db_user;
+  next->db_ssl_mode = config_.db_ssl_mode;
+  next->db_ssl_ca = config_.db_ssl_ca;
+  next->db_ssl_cert = config_.db_ssl_cert;
+  next->db_ssl_key = config_.db_ssl_key;
+  next->allow_core_dumps = config_.allow_core_dumps;
   next->http_address = config_.http_address;
   config_ = *next;
   max_loop_age_s_ = maxLoopAge(config_);

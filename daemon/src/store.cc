@@ -4,6 +4,7 @@
 #include <map>
 
 #include "schema_sql.h"
+#include "utf8.h"
 
 namespace pushdaemon {
 
@@ -253,7 +254,7 @@ diag::Result<WriteOutcome> writePage(DbConnection& db, const Lease& lease, Platf
         sql += "',";
         sql += std::to_string(std::clamp(r.status, 0, 65535));
         sql += ',';
-        sql += db.quote(r.reason.substr(0, 64));
+        sql += db.quote(utf8Prefix(r.reason, 64));  // VARCHAR(64), utf8mb4, strict
         sql += ',';
         sql += std::to_string(std::clamp(r.attempts, 0, 255));
         sql += ')';
@@ -263,9 +264,9 @@ diag::Result<WriteOutcome> writePage(DbConnection& db, const Lease& lease, Platf
       if (auto s = db.exec(sql); !s.ok()) return s.error();
     }
     for (const auto& [reason, ids] : deactivate) {
-      if (auto s = db.exec(
-              "UPDATE device_token SET active = 0, last_error = " + db.quote(reason.substr(0, 64)) +
-              ", deactivated_at = NOW(6) WHERE id IN (" + joinIds(ids) + ")");
+      if (auto s = db.exec("UPDATE device_token SET active = 0, last_error = " +
+                           db.quote(utf8Prefix(reason, 64)) +
+                           ", deactivated_at = NOW(6) WHERE id IN (" + joinIds(ids) + ")");
           !s.ok()) {
         return s.error();
       }
@@ -306,7 +307,7 @@ diag::Result<bool> finishSchedule(DbConnection& db, const Lease& lease) {
 diag::Result<bool> failSchedule(DbConnection& db, const Lease& lease, const std::string& reason) {
   if (auto s = db.exec("UPDATE schedule SET state = 'failed', finished_at = NOW(6), lease_until = "
                        "NULL, failure_reason = " +
-                       db.quote(reason.substr(0, 512)) + ownedWhere(db, lease));
+                       db.quote(utf8Prefix(reason, 512)) + ownedWhere(db, lease));
       !s.ok()) {
     return s.error();
   }

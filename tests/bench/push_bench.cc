@@ -157,7 +157,9 @@ int main(int argc, char** argv) {
   config.endpoint = {"localhost", static_cast<std::uint16_t>(port), "127.0.0.1"};
   config.tls.ca_file = ca;
   if (!key.empty()) {
-    config.token_auth = push::ApnsTokenAuth{key, key_id, team_id, std::chrono::minutes(50)};
+    auto signing = push::SigningKey::fromPemFile(key, push::SigningKey::Algorithm::kES256);
+    if (!signing) usage(signing.error().message);
+    config.token_auth = push::ApnsTokenAuth{*signing, key_id, team_id, std::chrono::minutes(50)};
   } else {
     config.tls.client_cert_file = client_cert;
     config.tls.client_key_file = client_key;

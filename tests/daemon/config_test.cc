@@ -4,8 +4,12 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include "gtest/gtest.h"
@@ -123,6 +127,66 @@ TEST(Config, PasswordFileMustBePrivateAndItsContentIsNeverInTheError) {
   chmod(path.c_str(), 0600);
   EXPECT_EQ(readPasswordFile(path), "s3cr3t-value");
   EXPECT_THROW(readPasswordFile(dir.path() + "/missing"), ConfigError);
+}
+
+TEST(Config, APasswordFileThatIsASymlinkOrAFifoIsRefusedWithoutBlocking) {
+  leakscope::testing::TempDir dir;
+  const std::string real = dir.path() + "/pw";
+  std::ofstream(real) << "s3cr3t-value\n";
+  chmod(real.c_str(), 0600);
+  const std::string link = dir.path() + "/pw-link";
+  ASSERT_EQ(symlink(real.c_str(), link.c_str()), 0);
+  try {
+    readPasswordFile(link);
+    FAIL() << "a symlinked password file was followed";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("is a symbolic link"), std::string::npos) << e.what();
+  }
+  // A FIFO (mode 0600) would block a plain open until a writer comes.
+  const std::string fifo = dir.path() + "/pw-fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto f = std::async(std::launch::async, [&]() -> std::string {
+    try {
+      readPasswordFile(fifo);
+      return "accepted";
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+  });
+  if (f.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    ADD_FAILURE() << "readPasswordFile blocked on a FIFO";
+    std::_Exit(1);  // the blocked thread cannot be joined
+  }
+  EXPECT_NE(f.get().find("not a regular file"), std::string::npos);
+}
+
+TEST(Config, TlsCredentialsDirAndCoreDumpOptionsAreCheckedTogether) {
+  const Config d = parseConfig("", "t", {});
+  EXPECT_EQ(d.db_ssl_mode, DbSslMode::kPreferred);
+  EXPECT_EQ(d.credentials_dir, "/etc/pushdaemon/credentials");
+  EXPECT_FALSE(d.allow_core_dumps);
+  const Config c = parseConfig(
+      "[database]\nssl_mode = \"verify_identity\"\nssl_ca = \"/ca.pem\"\n"
+      "[push]\ncredentials_dir = \"/srv/keys\"\n[daemon]\nallow_core_dumps = true\n",
+      "t", {});
+  EXPECT_EQ(c.db_ssl_mode, DbSslMode::kVerifyIdentity);
+  EXPECT_EQ(c.db_ssl_ca, "/ca.pem");
+  EXPECT_EQ(c.credentials_dir, "/srv/keys");
+  EXPECT_TRUE(c.allow_core_dumps);
+  auto refused = [](const std::string& text, const std::string& why) {
+    try {
+      parseConfig(text, "t.toml", {});
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  refused("[database]\nssl_mode = \"strict\"\n", "expected disabled, preferred, required");
+  refused("[database]\nssl_mode = \"verify_ca\"\n", "needs database.ssl_ca");
+  refused("[database]\nssl_mode = \"required\"\nssl_ca = \"/ca.pem\"\n",
+          "verify_ca or verify_identity only");
+  refused("[database]\nssl_cert = \"/c.pem\"\n", "go together");
+  refused("[push]\ncredentials_dir = \"keys\"\n", "expected an absolute directory");
 }
 
 TEST(Config, TheShippedExampleIsValid) {

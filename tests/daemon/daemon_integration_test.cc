@@ -4,6 +4,7 @@
 // snapshots and argv.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -39,6 +40,53 @@ Mix makeMix(const std::string& p, std::size_t n) {
     }
   }
   return m;
+}
+
+// The daemon, started so that whether it is dumpable shows: the kernel
+// gives a non-dumpable process's /proc/PID files to root:root, a dumpable
+// one's to its own euid:egid. As root the daemon gets egid nobody
+// (setpriv), so that its files differ from root's; otherwise it runs as
+// this user.
+struct ProbedDaemon {
+  std::unique_ptr<Child> child;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+ProbedDaemon startProbed(DaemonProcess& d) {
+  d.writeConfig({});
+  const std::string bin = std::string(LEAKSCOPE_BIN_DIR) + "/pushdaemon";
+  ProbedDaemon p{nullptr, geteuid(), getegid()};
+  std::vector<std::string> argv = {bin, "--config", d.configPath()};
+  if (geteuid() == 0) {
+    p.gid = 65534;
+    argv.insert(argv.begin(), {"/usr/bin/setpriv", "--regid=65534", "--clear-groups"});
+  }
+  p.child = std::make_unique<Child>(argv);
+  EXPECT_TRUE(p.child->waitForLine("pushdaemon pid=", 20000)) << p.child->err();
+  return p;
+}
+
+// uid:gid of /proc/PID/status.
+std::string procOwner(int pid) {
+  struct stat st {};
+  if (::stat(("/proc/" + std::to_string(pid) + "/status").c_str(), &st) != 0) return "?";
+  return std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid);
+}
+
+// "Max core file size  SOFT  HARD  bytes" of /proc/PID/limits.
+std::string coreLimit(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/limits");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Max core file size", 0) == 0) {
+      std::istringstream f(line.substr(18));
+      std::string soft, hard;
+      f >> soft >> hard;
+      return soft + " " + hard;
+    }
+  }
+  return "?";
 }
 
 class PushDaemonTest : public ::testing::Test {
@@ -202,6 +250,33 @@ TEST_F(PushDaemonTest, SecretsNeverAppearInLogsSnapshotsMetricsOrArgv) {
     EXPECT_EQ(metrics.find(s), std::string::npos) << "metrics leak " << s;
     EXPECT_EQ(argv.str().find(s), std::string::npos) << "argv leaks " << s;
   }
+}
+
+TEST_F(PushDaemonTest, CoreDumpsAreOffByDefaultAndAllowCoreDumpsLeavesThemOn) {
+  {
+    DaemonProcess d(db_, mock_, dir_.path());
+    ProbedDaemon p = startProbed(d);
+    ASSERT_TRUE(p.child->alive()) << p.child->err();
+    const int pid = p.child->pid();
+    EXPECT_EQ(coreLimit(pid), "0 0");
+    EXPECT_EQ(procOwner(pid), "0:0")
+        << "the daemon is dumpable (it runs as " << p.uid << ":" << p.gid << ")";
+    EXPECT_EQ(p.child->terminate(30000), 0);
+  }
+  {
+    // leakscope's own /proc/self reads still work while non-dumpable.
+    DaemonProcess d(db_, mock_, dir_.path() + "/metrics");
+    ASSERT_TRUE(d.start()) << d.log();
+    const std::string m = d.metrics();
+    EXPECT_GE(metricValue(m, "process_open_fds").value_or(0), 5.0) << m;
+    EXPECT_NE(m.find(R"(protocol="tcp",state="ESTABLISHED"})"), std::string::npos) << m;
+    EXPECT_EQ(d.terminate(), 0);
+  }
+  DaemonProcess d(db_, mock_, dir_.path() + "/allowed", {{"daemon.allow_core_dumps", "true"}});
+  ProbedDaemon p = startProbed(d);
+  ASSERT_TRUE(p.child->alive()) << p.child->err();
+  EXPECT_EQ(procOwner(p.child->pid()), std::to_string(p.uid) + ":" + std::to_string(p.gid));
+  EXPECT_EQ(p.child->terminate(30000), 0);
 }
 
 TEST_F(PushDaemonTest, MetricsPassPromtool) {
@@ -394,8 +469,10 @@ TEST_F(PushDaemonTest, SigtermDrainsPersistsReleasesAndClosesEveryConnection) {
   insertTokens(*conn_, app, "fcm", fcm);
   auto sid = pushdaemon::addSchedule(*conn_, app, bothPlatformsPayload(), -1);
   // Slow enough to be stopped in the middle: 1500 per second per platform.
-  Settings slow = {
-      {"apns.rate_limit", "1500"}, {"fcm.rate_limit", "1500"}, {"sending.page_size", "200"}};
+  Settings slow = {{"apns.rate_limit", "1500"},
+                   {"fcm.rate_limit", "1500"},
+                   {"sending.page_size", "200"},
+                   {"push.credentials_dir", "\"" + dir_.path() + "\""}};  // also for d2
   DaemonProcess d(db_, mock_, dir_.path(), slow);
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_TRUE(eventually([&] {

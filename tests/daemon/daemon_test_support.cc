@@ -43,7 +43,16 @@ pushdaemon::DbParams rootParams(const std::string& dir) {
 
 }  // namespace
 
-MariaDbServer::MariaDbServer() {
+std::vector<std::string> tlsFlags(bool require) {
+  const TestPki& pki = TestPki::get();
+  std::vector<std::string> f = {"--ssl-ca=" + pki.ca, "--ssl-cert=" + pki.server_cert,
+                                "--ssl-key=" + pki.server_key};
+  if (require) f.push_back("--require-secure-transport");
+  return f;
+}
+
+MariaDbServer::MariaDbServer(std::vector<std::string> extra_flags)
+    : extra_flags_(std::move(extra_flags)) {
   Child install({"/usr/bin/mariadb-install-db", "--no-defaults", "--datadir=" + dir() + "/data",
                  "--auth-root-authentication-method=normal", "--skip-test-db",
                  "--user=" + currentUser()});
@@ -83,12 +92,21 @@ MariaDbServer::MariaDbServer() {
 MariaDbServer::~MariaDbServer() { stop(); }
 
 bool MariaDbServer::start() {
-  server_ = std::make_unique<Child>(std::vector<std::string>{
-      "/usr/sbin/mariadbd", "--no-defaults", "--datadir=" + dir() + "/data",
-      "--socket=" + dir() + "/mysqld.sock", "--port=" + std::to_string(port_),
-      "--bind-address=127.0.0.1", "--user=" + currentUser(), "--pid-file=" + dir() + "/mysqld.pid",
-      "--skip-name-resolve", "--innodb-log-file-size=16M", "--innodb-buffer-pool-size=64M",
-      "--max-connections=200", "--log-error=" + dir() + "/error.log"});
+  std::vector<std::string> argv = {"/usr/sbin/mariadbd",
+                                   "--no-defaults",
+                                   "--datadir=" + dir() + "/data",
+                                   "--socket=" + dir() + "/mysqld.sock",
+                                   "--port=" + std::to_string(port_),
+                                   "--bind-address=127.0.0.1",
+                                   "--user=" + currentUser(),
+                                   "--pid-file=" + dir() + "/mysqld.pid",
+                                   "--skip-name-resolve",
+                                   "--innodb-log-file-size=16M",
+                                   "--innodb-buffer-pool-size=64M",
+                                   "--max-connections=200",
+                                   "--log-error=" + dir() + "/error.log"};
+  argv.insert(argv.end(), extra_flags_.begin(), extra_flags_.end());
+  server_ = std::make_unique<Child>(argv);
   return waitReady();
 }
 
@@ -159,6 +177,8 @@ DaemonProcess::DaemonProcess(const MariaDbServer& db, const MockPushServer& mock
       {"sending.undelivered_backoff_min_ms", "100"},
       {"sending.undelivered_backoff_max_ms", "1000"},
       {"diag.snapshot_dir", "\"" + dir_ + "/snapshots\""},
+      // createTestApp(dir_/...) puts the app's key files beneath it.
+      {"push.credentials_dir", "\"" + dir_ + "\""},
   };
   for (const char* p : {"apns", "fcm"}) {
     const std::string s = p;
@@ -233,14 +253,18 @@ std::uint64_t createTestApp(pushdaemon::DbConnection& db, const MockPushServer& 
                             const std::string& dir, const std::string& name) {
   const TestPki& pki = TestPki::get();
   std::filesystem::create_directories(dir);
-  const push::FcmConfig fcm = fcmConfig(mock, dir);  // writes dir/service-account.json
+  // The key files live in `dir`, mode 0600, as a daemon whose
+  // push.credentials_dir holds `dir` requires.
+  const std::string key = dir + "/apns.p8";
+  std::filesystem::copy_file(pki.apns_key, key, std::filesystem::copy_options::overwrite_existing);
+  ::chmod(key.c_str(), 0600);
   pushdaemon::AppRow a;
   a.name = name;
   a.apns_topic = kTopic;
-  a.apns_key_file = pki.apns_key;
+  a.apns_key_file = key;
   a.apns_key_id = kKeyId;
   a.apns_team_id = kTeamId;
-  a.fcm_service_account_file = fcm.service_account_file;
+  a.fcm_service_account_file = writeServiceAccount(mock, dir);
   auto id = pushdaemon::addApp(db, a);
   return id.ok() ? *id : 0;
 }

@@ -30,8 +30,9 @@ namespace leakscope::testing {
 
 class MariaDbServer {
  public:
-  // Initialises a data dir under a fresh temp dir and starts the server.
-  MariaDbServer();
+  // Initialises a data dir under a fresh temp dir and starts the server,
+  // with `extra_flags` for mariadbd (e.g. tlsFlags()).
+  explicit MariaDbServer(std::vector<std::string> extra_flags = {});
   ~MariaDbServer();
 
   bool ok() const { return ok_; }
@@ -52,6 +53,7 @@ class MariaDbServer {
 
  private:
   bool waitReady();
+  std::vector<std::string> extra_flags_;
   TempDir dir_;
   std::unique_ptr<Child> server_;
   int port_ = 0;
@@ -61,13 +63,20 @@ class MariaDbServer {
   std::string error_;
 };
 
+// mariadbd flags for TLS with the test PKI's server certificate (signed by
+// TestPki::ca; names localhost and 127.0.0.1), and with
+// `--require-secure-transport` when `require` (TCP without TLS refused; the
+// Unix socket, which the harness's root connection uses, stays allowed).
+std::vector<std::string> tlsFlags(bool require);
+
 // Settings as "section.key" -> TOML literal ("500", "\"text\"", "true").
 using Settings = std::map<std::string, std::string>;
 
 class DaemonProcess {
  public:
   // Settings for `db` and `mock` (short timeouts, small pages, port 0 for
-  // http, snapshots into dir/snapshots), then `overrides`.
+  // http, snapshots into dir/snapshots, push.credentials_dir = dir), then
+  // `overrides`.
   DaemonProcess(const MariaDbServer& db, const MockPushServer& mock, std::string dir,
                 Settings overrides = {});
   ~DaemonProcess();
@@ -104,7 +113,8 @@ class DaemonProcess {
 };
 
 // An app with APNs token auth (the test PKI's key) and an FCM service
-// account for `mock`, written into `dir`. Returns the app id (0 on error).
+// account for `mock`, both written into `dir` with mode 0600 (a daemon's
+// push.credentials_dir must hold `dir`). Returns the app id (0 on error).
 std::uint64_t createTestApp(pushdaemon::DbConnection& db, const MockPushServer& mock,
                             const std::string& dir, const std::string& name);
 

@@ -37,6 +37,12 @@ class DaemonFaults : public ::testing::Test {
     return count(*conn_,
                  "SELECT COUNT(*) FROM push_result WHERE schedule_id = " + std::to_string(sid));
   }
+  // The daemons run in sub-directories; the app's key files are in
+  // dir_/app.
+  Settings withCredentials(Settings s) const {
+    s["push.credentials_dir"] = "\"" + dir_.path() + "\"";
+    return s;
+  }
   std::string sub(const std::string& name) {
     std::filesystem::create_directories(dir_.path() + "/" + name);
     return dir_.path() + "/" + name;
@@ -62,7 +68,7 @@ TEST_F(DaemonFaults, KillNineAtSeveralPointsThenRestartCompletesWithinTheDuplica
   const std::vector<std::uint64_t> kill_after = {0, 2000, 4000};
   int kills = 0;
   for (std::size_t round = 0; round <= kill_after.size(); ++round) {
-    DaemonProcess d(db_, mock_, sub("d" + std::to_string(round)), kSmallPages);
+    DaemonProcess d(db_, mock_, sub("d" + std::to_string(round)), withCredentials(kSmallPages));
     ASSERT_TRUE(d.start()) << d.log();
     if (round == kill_after.size()) {
       ASSERT_TRUE(waitForState(*conn_, sid, "done", 60000)) << d.log();
@@ -102,11 +108,11 @@ TEST_F(DaemonFaults, KillNineAtSeveralPointsThenRestartCompletesWithinTheDuplica
 
 TEST_F(DaemonFaults, ALiveDaemonTakesOverTheExpiredLeaseOfADeadOne) {
   const std::uint64_t sid = schedule(2000);
-  DaemonProcess a(db_, mock_, sub("a"), kSmallPages);
+  DaemonProcess a(db_, mock_, sub("a"), withCredentials(kSmallPages));
   ASSERT_TRUE(a.start());
   ASSERT_TRUE(eventually([&] { return persisted(sid) > 0; }, 30000));
   // B starts while A holds the claim: it must not touch the schedule.
-  DaemonProcess b(db_, mock_, sub("b"), kSmallPages);
+  DaemonProcess b(db_, mock_, sub("b"), withCredentials(kSmallPages));
   ASSERT_TRUE(b.start());
   a.kill9();
   const auto dead = status(*conn_, sid);
@@ -123,10 +129,10 @@ TEST_F(DaemonFaults, MariaDbStoppedAndRestartedMidScheduleLosesNoResult) {
   const int n = 3000;
   const std::uint64_t sid = schedule(n);
   DaemonProcess d(db_, mock_, sub("d"),
-                  {{"sending.page_size", "100"},
-                   {"apns.rate_limit", "1500"},
-                   {"fcm.rate_limit", "1500"},
-                   {"daemon.lease_s", "3"}});
+                  withCredentials({{"sending.page_size", "100"},
+                                   {"apns.rate_limit", "1500"},
+                                   {"fcm.rate_limit", "1500"},
+                                   {"daemon.lease_s", "3"}}));
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_TRUE(eventually([&] { return persisted(sid) >= 600; }, 30000));
   conn_.reset();
@@ -164,7 +170,7 @@ TEST_F(DaemonFaults, MariaDbStoppedAndRestartedMidScheduleLosesNoResult) {
 TEST_F(DaemonFaults, PushServerDownTheScheduleWaitsAndIsNotDoneWithTokensUnsent) {
   ASSERT_TRUE(mock_.faults({{"refuse_connections", true}}));
   const std::uint64_t sid = schedule(500);
-  DaemonProcess d(db_, mock_, sub("d"), {{"sending.page_size", "100"}});
+  DaemonProcess d(db_, mock_, sub("d"), withCredentials({{"sending.page_size", "100"}}));
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_TRUE(eventually(
       [&] {

@@ -2,16 +2,24 @@
 # A throw-away MariaDB for scripts (benchmark, demo), the shell twin of
 # MariaDbServer in daemon_test_support.cc: same flags, 127.0.0.1 only.
 #
-#   mariadb-tmp.sh start DIR [EXTRA_MARIADBD_FLAGS...]
+#   mariadb-tmp.sh start DIR [--tls=PKI_DIR] [EXTRA_MARIADBD_FLAGS...]
 #       initialises DIR/data once (mariadb-install-db --no-defaults), starts
 #       mariadbd in the background, creates database `pushdaemon` and user
 #       `pushdaemon` (password in DIR/db-password, mode 0600) on first start,
 #       and prints: port=N socket=PATH password_file=PATH pid=N
+#       --tls=PKI_DIR: TLS with make-test-pki.sh's server certificate
+#       (--ssl-ca/--ssl-cert/--ssl-key); add --require-secure-transport to
+#       refuse unencrypted TCP (the socket, used here, stays allowed).
 #   mariadb-tmp.sh stop DIR     clean shutdown (SIGTERM, then SIGKILL after 60 s)
 set -euo pipefail
 cmd="${1:-}"; dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,11p' "$0" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,14p' "$0" >&2; exit 2; }
 shift 2
+if [ "${1:-}" != "${1#--tls=}" ]; then
+  pki=$(cd "${1#--tls=}" && pwd)
+  shift
+  set -- --ssl-ca="$pki/ca.pem" --ssl-cert="$pki/server.pem" --ssl-key="$pki/server.key" "$@"
+fi
 user=$(id -un)
 case "$cmd" in
 start)
@@ -58,5 +66,5 @@ stop)
   for _ in $(seq 600); do kill -0 "$pid" 2> /dev/null || exit 0; sleep 0.1; done
   kill -9 "$pid" 2> /dev/null || true
   ;;
-*) sed -n '2,11p' "$0" >&2; exit 2 ;;
+*) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

@@ -42,11 +42,13 @@ void runDaemons(int daemons) {
   }
   std::vector<std::unique_ptr<DaemonProcess>> ds;
   for (int i = 0; i < daemons; ++i) {
-    ds.push_back(std::make_unique<DaemonProcess>(db, mock, dir.path() + "/d" + std::to_string(i),
-                                                 Settings{{"sending.page_size", "50"},
-                                                          {"daemon.poll_interval_ms", "20"},
-                                                          {"apns.max_connections", "1"},
-                                                          {"fcm.max_connections", "1"}}));
+    ds.push_back(
+        std::make_unique<DaemonProcess>(db, mock, dir.path() + "/d" + std::to_string(i),
+                                        Settings{{"push.credentials_dir", "\"" + dir.path() + "\""},
+                                                 {"sending.page_size", "50"},
+                                                 {"daemon.poll_interval_ms", "20"},
+                                                 {"apns.max_connections", "1"},
+                                                 {"fcm.max_connections", "1"}}));
   }
   for (auto& d : ds) ASSERT_TRUE(d->start()) << d->log();
   for (auto id : schedules) ASSERT_TRUE(waitForState(*conn, id, "done", 120000));

@@ -105,6 +105,35 @@ TEST_F(Store, AnExpiredLeaseIsTakenOverWithANewEpochAndTheOldOwnerWritesNothing)
   EXPECT_EQ(st->fcm_cursor, 5u);
 }
 
+TEST_F(Store, AReasonCutAtItsColumnSizeNeverSplitsAUtf8Character) {
+  // A push server's reason text with a 2-byte character across the 64-byte
+  // cut: the strict utf8mb4 column refuses half a character, and with it
+  // the whole page.
+  const std::string reason = std::string(63, 'x') + "\xC3\xA9 t\xC3\xA9l\xC3\xA9phone";
+  const auto ids = insertTokens(*a_, app_, "fcm", {"u1", "u2"});
+  const auto sid = due();
+  auto c = pushdaemon::claimSchedule(*a_, "a/1", std::chrono::seconds(30));
+  ASSERT_TRUE(c.ok() && c->has_value());
+  const Lease lease{sid, "a/1", (*c)->epoch, std::chrono::seconds(30)};
+  const std::vector<ResultRow> rows = {{ids[0], TokenOutcome::kPermanent, 400, reason, 1},
+                                       {ids[1], TokenOutcome::kInvalidToken, 410, reason, 1}};
+  auto w = pushdaemon::writePage(*a_, lease, Platform::kFcm, ids[1], rows);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  EXPECT_EQ(*w, WriteOutcome::kWritten);
+  const auto stored = resultsByToken(*a_, sid);
+  ASSERT_EQ(stored.count("u1"), 1u);
+  EXPECT_EQ(stored.at("u1")[0].reason, std::string(63, 'x'));
+  EXPECT_EQ(count(*a_, "SELECT COUNT(*) FROM device_token WHERE last_error = '" +
+                           std::string(63, 'x') + "'"),
+            1u);
+  // A failure reason with a 3-byte character across its 512-byte cut.
+  const std::string failure = std::string(511, 'y') + "\xE2\x82\xAC";
+  auto f = pushdaemon::failSchedule(*a_, lease, failure);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_TRUE(*f);
+  EXPECT_EQ(status(*a_, sid)->failure_reason, std::string(511, 'y'));
+}
+
 TEST_F(Store, APageCommittedTwiceIsWrittenOnceAndInvalidTokensAreDeactivated) {
   const auto ids = insertTokens(*a_, app_, "fcm", {"t1", "t2", "t3"});
   const auto sid = due();

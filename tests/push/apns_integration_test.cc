@@ -745,6 +745,7 @@ TEST(ApnsIntegration, OutcomeCallbacksMaySendAgain) {
 
 TEST(ApnsIntegrationDeathTest, DestroyingTheClientFromItsOwnCallbackAbortsWithAMessage) {
   const TestPki& pki = TestPki::get();  // made here, not in the forked child
+  const push::SigningKey key = testApnsKey();
   auto run = [&] {
     push::EventLoop loop;
     push::ApnsConfig config;
@@ -752,7 +753,7 @@ TEST(ApnsIntegrationDeathTest, DestroyingTheClientFromItsOwnCallbackAbortsWithAM
     // outcome still arrives on the loop thread.
     config.endpoint = {"localhost", 9, "127.0.0.1"};
     config.tls.ca_file = pki.ca;
-    config.token_auth = push::ApnsTokenAuth{pki.apns_key, kKeyId, kTeamId};
+    config.token_auth = push::ApnsTokenAuth{key, kKeyId, kTeamId};
     auto created = push::ApnsClient::create(loop, config);
     if (!created) std::exit(3);
     std::unique_ptr<push::ApnsClient> client = std::move(*created);

@@ -209,8 +209,7 @@ TEST(FcmIntegration, ServiceAccountProblemsAreReportedAtCreate) {
   TempDir dir;
   push::EventLoop loop;
   auto config = fcmConfig(mock, dir.path());
-  config.service_account_file = dir.path() + "/missing.json";
-  auto missing = push::FcmClient::create(loop, config);
+  auto missing = push::FcmServiceAccount::fromFile(dir.path() + "/missing.json");
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find("missing.json"), std::string::npos);
   // A key that does not parse: the error names the file, never the key text.
@@ -219,12 +218,16 @@ TEST(FcmIntegration, ServiceAccountProblemsAreReportedAtCreate) {
       << R"("client_email":"x@p.iam.gserviceaccount.com","token_uri":"https://localhost/token",)"
       << R"("private_key":"-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n)"
       << R"(-----END PRIVATE KEY-----\n"})";
-  config.service_account_file = dir.path() + "/bad.json";
-  auto bad = push::FcmClient::create(loop, config);
+  auto bad = push::FcmServiceAccount::fromFile(dir.path() + "/bad.json");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("bad.json"), std::string::npos) << bad.error().message;
   EXPECT_EQ(bad.error().message.find("c2VjcmV0"), std::string::npos) << bad.error().message;
   EXPECT_EQ(bad.error().message.find("BEGIN PRIVATE KEY"), std::string::npos);
+  // A client without an account is refused at create().
+  config.service_account.reset();
+  auto none = push::FcmClient::create(loop, config);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("service account"), std::string::npos);
 }
 
 TEST(FcmIntegration, TransportFaultsAreReportedAsForApns) {

@@ -273,3 +273,18 @@ TEST_F(ProviderTokenCacheTest, AClockThatJumpsBackMakesANewToken) {
   EXPECT_EQ(*cache.refresh(), push::TokenRefresh::kAge);
   EXPECT_NE(cache.jwt(), first);
 }
+
+TEST(SigningKey, FingerprintNamesThePublicKeyNotTheLoad) {
+  TempDir dir;
+  auto ec = generate("EC");
+  const std::string path = writePkcs8(dir, ec.get(), "k.p8");
+  auto a = push::SigningKey::fromPemFile(path, push::SigningKey::Algorithm::kES256);
+  auto b = push::SigningKey::fromPemFile(path, push::SigningKey::Algorithm::kES256);
+  auto other = push::SigningKey::fromPemFile(writePkcs8(dir, generate("EC").get(), "o.p8"),
+                                             push::SigningKey::Algorithm::kES256);
+  ASSERT_TRUE(a && b && other);
+  EXPECT_EQ(a->fingerprint().rfind("sha256:", 0), 0u) << a->fingerprint();
+  EXPECT_EQ(a->fingerprint().size(), 7u + 64u);
+  EXPECT_EQ(a->fingerprint(), b->fingerprint());  // two parses of one key
+  EXPECT_NE(a->fingerprint(), other->fingerprint());
+}

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -110,7 +111,7 @@ push::ApnsConfig apnsConfig(const MockPushServer& mock, LogCapture* log) {
   push::ApnsConfig c;
   c.endpoint = {"localhost", static_cast<std::uint16_t>(mock.port()), "127.0.0.1"};
   c.tls.ca_file = pki.ca;
-  c.token_auth = push::ApnsTokenAuth{pki.apns_key, kKeyId, kTeamId, std::chrono::minutes(50)};
+  c.token_auth = push::ApnsTokenAuth{testApnsKey(), kKeyId, kTeamId, std::chrono::minutes(50)};
   c.pool.max_connections = 2;
   c.pool.connect_timeout = std::chrono::seconds(5);
   c.pool.request_timeout = std::chrono::seconds(5);
@@ -124,7 +125,20 @@ push::ApnsConfig apnsConfig(const MockPushServer& mock, LogCapture* log) {
   return c;
 }
 
-push::FcmConfig fcmConfig(const MockPushServer& mock, const std::string& dir, LogCapture* log) {
+push::SigningKey testApnsKey() {
+  static const push::SigningKey key = [] {
+    auto k =
+        push::SigningKey::fromPemFile(TestPki::get().apns_key, push::SigningKey::Algorithm::kES256);
+    if (!k) {
+      std::fprintf(stderr, "test APNs key: %s\n", k.error().message.c_str());
+      std::abort();
+    }
+    return *k;
+  }();
+  return key;
+}
+
+std::string writeServiceAccount(const MockPushServer& mock, const std::string& dir) {
   const TestPki& pki = TestPki::get();
   std::ifstream in(pki.fcm_key);
   std::stringstream pem;
@@ -138,10 +152,25 @@ push::FcmConfig fcmConfig(const MockPushServer& mock, const std::string& dir, Lo
       {"client_id", "1"},
       {"token_uri", "https://localhost:" + std::to_string(mock.port()) + "/token"}};
   const std::string path = dir + "/service-account.json";
-  std::ofstream(path) << sa.dump(2);
+  {
+    std::ofstream out(path);
+    out << sa.dump(2);
+  }
+  ::chmod(path.c_str(), 0600);  // as a daemon would require
+  return path;
+}
+
+push::FcmConfig fcmConfig(const MockPushServer& mock, const std::string& dir, LogCapture* log) {
+  const TestPki& pki = TestPki::get();
+  const std::string path = writeServiceAccount(mock, dir);
+  auto account = push::FcmServiceAccount::fromFile(path);
+  if (!account) {
+    ADD_FAILURE() << account.error().message;
+    return {};
+  }
   push::FcmConfig c;
   c.endpoint = {"localhost", static_cast<std::uint16_t>(mock.port()), "127.0.0.1"};
-  c.service_account_file = path;
+  c.service_account = std::move(*account);
   c.oauth_connect_address = "127.0.0.1";
   c.tls.ca_file = pki.ca;
   c.pool.max_connections = 2;

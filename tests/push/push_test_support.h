@@ -93,6 +93,12 @@ class TestClock {
   std::atomic<std::int64_t> offset_{0};
 };
 
+// The test PKI's APNs key, parsed once.
+push::SigningKey testApnsKey();
+// Writes a service-account file for `mock` (token_uri on the mock, mode
+// 0600) into `dir`; returns its path.
+std::string writeServiceAccount(const MockPushServer& mock, const std::string& dir);
+
 // Token auth against `mock`: host "localhost" (as the certificate says),
 // connecting to 127.0.0.1, the test CA, short timeouts, quiet log.
 push::ApnsConfig apnsConfig(const MockPushServer& mock, LogCapture* log = nullptr);

@@ -165,14 +165,12 @@ class ApnsClient::Impl final : public detail::ClientCore {
 diag::Result<std::unique_ptr<ApnsClient>> ApnsClient::create(EventLoop& loop, ApnsConfig config) {
   std::optional<ProviderTokenCache> tokens;
   if (config.token_auth) {
-    auto key = SigningKey::fromPemFile(config.token_auth->key_file, SigningKey::Algorithm::kES256);
-    if (!key) return key.error();
     ProviderTokenCache::Options o;
     o.key_id = config.token_auth->key_id;
     o.team_id = config.token_auth->team_id;
     o.refresh_after = config.token_auth->refresh_after;
     o.clock = config.clock;
-    auto cache = ProviderTokenCache::create(std::move(*key), std::move(o));
+    auto cache = ProviderTokenCache::create(config.token_auth->key, std::move(o));
     if (!cache) return cache.error();
     tokens.emplace(std::move(*cache));
   } else if (config.tls.client_cert_file.empty()) {

@@ -1,9 +1,15 @@
 #include "leakscope/push/fcm.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <fstream>
+#include <cerrno>
+#include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "leakscope/push/secret.h"
 
 #include "client_core.h"
 #include "pool.h"
@@ -17,18 +23,20 @@ using diag::Error;
 
 namespace {
 
-struct ServiceAccount {
-  std::string project_id;
-  std::string private_key_id;
-  std::string client_email;
+// Where OAuth2 tokens come from: the service account's token_uri, split.
+struct TokenEndpoint {
   std::string token_host;
   std::uint16_t token_port = 443;
   std::string token_path;
   std::string token_uri;
 };
 
+// JSON whose every string (values, keys, the parser's own token buffer) is
+// a SecretString: wiped when freed, so the private_key field leaves no copy.
+using SecretJson = nlohmann::basic_json<std::map, std::vector, SecretString>;
+
 // https://host[:port]/path
-diag::Status parseHttpsUrl(const std::string& url, ServiceAccount& sa) {
+diag::Status parseHttpsUrl(const std::string& url, TokenEndpoint& sa) {
   constexpr std::string_view kScheme = "https://";
   if (url.rfind(kScheme, 0) != 0) {
     return Error{Errc::kInvalidArgument, "token_uri must be an https:// URL"};
@@ -68,12 +76,11 @@ bool isSafeProjectId(std::string_view id) {
 
 class FcmClient::Impl final : public detail::ClientCore {
  public:
-  Impl(EventLoop& loop, FcmConfig config, std::shared_ptr<SSL_CTX> ctx, ServiceAccount sa,
-       SigningKey key)
+  Impl(EventLoop& loop, FcmConfig config, std::shared_ptr<SSL_CTX> ctx, TokenEndpoint sa)
       : ClientCore(loop, Settings{"fcm", config.endpoint.host, config.retry, config.max_outstanding,
                                   config.pool.instrument, config.metrics, config.clock}),
         sa_(std::move(sa)),
-        key_(std::move(key)),
+        account_(std::move(*config.service_account)),
         path_("/v1/projects/" + config.project_id + "/messages:send"),
         oauth_handler_(*this),
         pool_(std::make_unique<detail::Pool>(loop, "fcm", config.endpoint, config.pool, ctx,
@@ -205,8 +212,9 @@ class FcmClient::Impl final : public detail::ClientCore {
   void fetchToken() {
     if (fetching_) return;
     const auto t = now();
-    auto assertion = makeGoogleAssertion(key_, sa_.private_key_id, sa_.client_email, kFcmScope,
-                                         sa_.token_uri, t, std::chrono::hours(1));
+    auto assertion =
+        makeGoogleAssertion(account_.key, account_.private_key_id, account_.client_email, kFcmScope,
+                            sa_.token_uri, t, std::chrono::hours(1));
     if (!assertion) {
       failParked(outcomeOf(OutcomeKind::kRetryable, reason::kAuthFailed));
       return;
@@ -274,8 +282,8 @@ class FcmClient::Impl final : public detail::ClientCore {
 
   void pool_log(const std::string& line) { oauth_pool_->log("fcm: " + line); }
 
-  ServiceAccount sa_;
-  SigningKey key_;
+  TokenEndpoint sa_;
+  FcmServiceAccount account_;  // the key (shared EVP_PKEY) and its ids
   std::string path_;
   std::optional<std::string> token_;           // the access token (loop thread only)
   std::shared_ptr<const std::string> bearer_;  // "Bearer <token>", shared by requests
@@ -290,43 +298,69 @@ class FcmClient::Impl final : public detail::ClientCore {
   std::unique_ptr<detail::Pool> oauth_pool_;
 };
 
-diag::Result<std::unique_ptr<FcmClient>> FcmClient::create(EventLoop& loop, FcmConfig config) {
-  std::ifstream in(config.service_account_file);
-  if (!in) {
-    return Error{Errc::kIo, "cannot read service account file " + config.service_account_file};
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const auto json = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object()) {
-    return Error{Errc::kParse,
-                 "service account file " + config.service_account_file + " is not a JSON object"};
-  }
-  auto field = [&](const char* name) {
-    return json.contains(name) && json[name].is_string() ? json[name].get<std::string>()
-                                                         : std::string();
+diag::Result<FcmServiceAccount> FcmServiceAccount::fromJson(std::span<char> text,
+                                                            std::string_view what) {
+  // Wiped on every return path; the parsed strings wipe themselves.
+  struct WipeText {
+    std::span<char> t;
+    ~WipeText() { secureWipe(t.data(), t.size()); }
+  } wipe{text};
+  const auto json = SecretJson::parse(text.begin(), text.end(), nullptr,
+                                      /*allow_exceptions=*/false);
+  const std::string src(what);
+  if (!json.is_object()) return Error{Errc::kParse, src + " is not a JSON object"};
+  auto field = [&](const char* name) -> const SecretString* {
+    const auto it = json.find(name);
+    return it != json.end() && it->is_string() ? &it->get_ref<const SecretString&>() : nullptr;
   };
-  if (field("type") != "service_account") {
-    return Error{Errc::kParse,
-                 config.service_account_file + ": \"type\" is not \"service_account\""};
+  auto plain = [&](const char* name) {
+    const SecretString* v = field(name);
+    return v != nullptr ? std::string(v->data(), v->size()) : std::string();
+  };
+  if (plain("type") != "service_account") {
+    return Error{Errc::kParse, src + ": \"type\" is not \"service_account\""};
   }
-  ServiceAccount sa;
-  sa.project_id = field("project_id");
-  sa.private_key_id = field("private_key_id");
-  sa.client_email = field("client_email");
-  const std::string pem = field("private_key");
-  if (sa.client_email.empty() || pem.empty()) {
-    return Error{Errc::kParse, config.service_account_file +
-                                   ": \"client_email\" and \"private_key\" are required"};
+  const SecretString* pem = field("private_key");
+  std::string email = plain("client_email");
+  if (email.empty() || pem == nullptr || pem->empty()) {
+    return Error{Errc::kParse, src + ": \"client_email\" and \"private_key\" are required"};
   }
-  std::string token_uri = field("token_uri");
-  if (token_uri.empty()) token_uri = "https://oauth2.googleapis.com/token";
-  if (auto st = parseHttpsUrl(token_uri, sa); !st) {
-    return Error{st.error().code, config.service_account_file + ": " + st.error().message};
-  }
-  auto key = SigningKey::fromPem(pem, SigningKey::Algorithm::kRS256, config.service_account_file);
+  auto key = SigningKey::fromPem(*pem, SigningKey::Algorithm::kRS256, src);
   if (!key) return key.error();
-  if (config.project_id.empty()) config.project_id = sa.project_id;
+  std::string token_uri = plain("token_uri");
+  if (token_uri.empty()) token_uri = "https://oauth2.googleapis.com/token";
+  TokenEndpoint check;
+  if (auto st = parseHttpsUrl(token_uri, check); !st) {
+    return Error{st.error().code, src + ": " + st.error().message};
+  }
+  return FcmServiceAccount{std::move(*key), plain("project_id"), plain("private_key_id"),
+                           std::move(email), std::move(token_uri)};
+}
+
+diag::Result<FcmServiceAccount> FcmServiceAccount::fromFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Error{errno == EACCES ? Errc::kPermission : Errc::kIo,
+                 "cannot read service account file " + path + ": " + std::strerror(errno)};
+  }
+  auto text = readSecret(fd, "service account file " + path);
+  ::close(fd);
+  if (!text) return text.error();
+  return fromJson(*text, "service account file " + path);
+}
+
+diag::Result<std::unique_ptr<FcmClient>> FcmClient::create(EventLoop& loop, FcmConfig config) {
+  if (!config.service_account) {
+    return Error{Errc::kInvalidArgument,
+                 "FCM needs a service account (FcmConfig::service_account)"};
+  }
+  const FcmServiceAccount& account = *config.service_account;
+  TokenEndpoint sa;
+  if (auto st = parseHttpsUrl(account.token_uri, sa); !st) {
+    return Error{st.error().code,
+                 "service account " + account.client_email + ": " + st.error().message};
+  }
+  if (config.project_id.empty()) config.project_id = account.project_id;
   if (!isSafeProjectId(config.project_id)) {
     return Error{Errc::kInvalidArgument, "FCM project id is missing or malformed"};
   }
@@ -347,8 +381,7 @@ diag::Result<std::unique_ptr<FcmClient>> FcmClient::create(EventLoop& loop, FcmC
   if (!config.oauth_pool.log) config.oauth_pool.log = config.pool.log;
   auto ctx = detail::makeClientContext(config.tls);
   if (!ctx) return ctx.error();
-  auto impl = std::make_unique<Impl>(loop, std::move(config), std::move(*ctx), std::move(sa),
-                                     std::move(*key));
+  auto impl = std::make_unique<Impl>(loop, std::move(config), std::move(*ctx), std::move(sa));
   return std::make_unique<FcmClient>(std::move(impl));
 }
 

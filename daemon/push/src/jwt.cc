@@ -1,5 +1,6 @@
 #include "leakscope/push/jwt.h"
 
+#include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -7,16 +8,17 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <vector>
 
+#include "leakscope/push/secret.h"
 #include "tls.h"
 
 namespace leakscope::push {
@@ -52,6 +54,32 @@ bool isAppleId(std::string_view s) {
   return s.size() == 10 && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
          });
+}
+
+// "sha256:<hex>" of the DER SubjectPublicKeyInfo; "" if OpenSSL fails (then
+// two loads never compare equal: a needless client replacement, no harm).
+std::string publicKeyFingerprint(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(key, &der);
+  if (len <= 0) {
+    ERR_clear_error();
+    return "";
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  const int ok = EVP_Digest(der, static_cast<std::size_t>(len), md, &md_len, EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  if (ok != 1) {
+    ERR_clear_error();
+    return "";
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (unsigned i = 0; i < md_len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
 }
 
 std::int64_t unixSeconds(std::chrono::system_clock::time_point t) {
@@ -109,19 +137,46 @@ std::optional<std::string> base64UrlDecode(std::string_view in) {
 
 void SigningKey::KeyFree::operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
 
+void secureWipe(void* p, std::size_t n) {
+  if (p != nullptr && n > 0) OPENSSL_cleanse(p, n);
+}
+
+Result<SecretString> readSecret(int fd, std::string_view what) {
+  constexpr std::size_t kMax = 1 << 20;
+  SecretString out;
+  // Reserved up front: growth would leave copies behind (wiped, but why make them).
+  out.reserve(8192);
+  char chunk[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      secureWipe(chunk, sizeof chunk);
+      return Error{err == EACCES ? Errc::kPermission : Errc::kIo,
+                   "cannot read " + std::string(what) + ": " + std::strerror(err)};
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<std::size_t>(n) > kMax) {
+      secureWipe(chunk, sizeof chunk);
+      return Error{Errc::kInvalidArgument, std::string(what) + " is larger than 1 MiB: no key"};
+    }
+    out.append(chunk, static_cast<std::size_t>(n));
+  }
+  secureWipe(chunk, sizeof chunk);
+  return out;
+}
+
 Result<SigningKey> SigningKey::fromPemFile(const std::string& path, Algorithm alg) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     return Error{errno == EACCES ? Errc::kPermission : Errc::kIo,
                  "cannot read key file " + path + ": " + std::strerror(errno)};
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string pem = ss.str();
-  auto key = fromPem(pem, alg, path);
-  // Best effort: do not leave the PEM text in freed memory.
-  OPENSSL_cleanse(const_cast<char*>(pem.data()), pem.size());
-  return key;
+  auto pem = readSecret(fd, "key file " + path);
+  ::close(fd);
+  if (!pem) return pem.error();
+  return fromPem(*pem, alg, path);
 }
 
 Result<SigningKey> SigningKey::fromPem(std::string_view pem, Algorithm alg, std::string_view what) {
@@ -150,7 +205,7 @@ Result<SigningKey> SigningKey::fromPem(std::string_view pem, Algorithm alg, std:
                                                " is not an RSA key of at least 2048 bits (RS256)"};
     }
   }
-  return SigningKey(std::move(key), alg);
+  return SigningKey(std::move(key), alg, publicKeyFingerprint(raw));
 }
 
 Result<std::string> SigningKey::signJwt(std::string_view header_json,

@@ -57,7 +57,9 @@ struct ApnsNotification {
 std::optional<Outcome> checkApnsNotification(const ApnsNotification& n, bool token_auth);
 
 struct ApnsTokenAuth {
-  std::string key_file;                    // the .p8 file (PKCS#8 EC P-256); read once at create()
+  // The .p8 key (PKCS#8 EC P-256), parsed: SigningKey::fromPemFile(path,
+  // kES256), or shared with other clients of the same key.
+  SigningKey key;
   std::string key_id;                      // 10 characters
   std::string team_id;                     // 10 characters
   std::chrono::minutes refresh_after{50};  // 20..59
@@ -81,8 +83,9 @@ struct ApnsConfig {
 
 class ApnsClient {
  public:
-  // Reads the key or certificate files and sets up TLS; no connection is
-  // opened until the first notification. Errors name the file or setting.
+  // Sets up TLS (reading the CA and certificate files) and the token cache;
+  // no connection is opened until the first notification. Errors name the
+  // file or setting.
   static diag::Result<std::unique_ptr<ApnsClient>> create(EventLoop& loop, ApnsConfig config);
   // Shuts down (5 s grace) if shutdown() was not called.
   ~ApnsClient();

@@ -17,6 +17,8 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -43,11 +45,29 @@ inline constexpr std::size_t kFcmMaxMessageBytes = 4096;
 
 inline constexpr std::string_view kFcmScope = "https://www.googleapis.com/auth/firebase.messaging";
 
+// A Google service account's JSON key (type, project_id, private_key_id,
+// private_key, client_email, token_uri), parsed: the RSA key as a SigningKey
+// (an EVP_PKEY, shared by copies) and the fields the token exchange needs.
+// Parse it once and give it to every client of that account.
+struct FcmServiceAccount {
+  SigningKey key;
+  std::string project_id;
+  std::string private_key_id;
+  std::string client_email;
+  std::string token_uri;  // default https://oauth2.googleapis.com/token
+
+  // Parses the JSON text. `text` is wiped (every byte zeroed) before this
+  // returns, whatever the outcome, and so is every buffer the JSON parser
+  // held key text in. `what` names the source in errors (never contents).
+  static diag::Result<FcmServiceAccount> fromJson(std::span<char> text, std::string_view what);
+  // Reads and parses a file (no permission check: see SigningKey::fromPemFile).
+  static diag::Result<FcmServiceAccount> fromFile(const std::string& path);
+};
+
 struct FcmConfig {
   Endpoint endpoint{"fcm.googleapis.com", 443, ""};
-  // The service-account JSON key (type, project_id, private_key_id,
-  // private_key, client_email, token_uri). Read once at create().
-  std::string service_account_file;
+  // Required: the account whose key signs the OAuth2 assertions.
+  std::optional<FcmServiceAccount> service_account;
   std::string project_id;  // default: the service account's project_id
   // The token endpoint comes from the key's token_uri; this IP, when set,
   // is connected to instead of resolving its host (tests).

@@ -7,8 +7,11 @@
 //  - Google service-account assertions: RS256, exchanged for an OAuth2 access
 //    token (RFC 7523) by the FCM client.
 //
-// Keys are read from files and stay inside an EVP_PKEY; nothing here logs or
-// returns key material, and error messages name files, never contents.
+// A key is parsed once into an EVP_PKEY (SigningKey, shared by its copies)
+// and the clients take that object, never a path: a daemon with many clients
+// per key file parses it once. The text a key was parsed from is wiped
+// (secret.h). Nothing here logs or returns key material, and error messages
+// name files, never contents.
 // Thread-safety: SigningKey is immutable after loading and may be shared
 // between threads; ProviderTokenCache is not thread-safe (the client uses it
 // from its event-loop thread only).
@@ -40,12 +43,19 @@ class SigningKey {
   enum class Algorithm { kES256, kRS256 };
 
   // ES256 requires an EC P-256 key, RS256 an RSA key of at least 2048 bits.
+  // The file is read into a wiped buffer (secret.h); no permission check
+  // here: a caller that takes paths from elsewhere checks them first.
   static diag::Result<SigningKey> fromPemFile(const std::string& path, Algorithm alg);
-  // `what` names the source in error messages (e.g. the service-account file).
+  // `what` names the source in error messages (e.g. the service-account
+  // file). The caller owns (and wipes) `pem`.
   static diag::Result<SigningKey> fromPem(std::string_view pem, Algorithm alg,
                                           std::string_view what);
 
   Algorithm algorithm() const { return alg_; }
+  // "sha256:<hex>" of the public key (DER SubjectPublicKeyInfo): tells
+  // whether two loads hold the same key without comparing secrets. Safe to
+  // log.
+  const std::string& fingerprint() const { return fingerprint_; }
   // header_json and claims_json are the two JSON objects; returns
   // b64url(header).b64url(claims).b64url(signature). ES256 signatures are
   // the raw 64-byte R||S of RFC 7518 §3.4, not DER.
@@ -56,9 +66,11 @@ class SigningKey {
   struct KeyFree {
     void operator()(EVP_PKEY* k) const;
   };
-  SigningKey(std::shared_ptr<EVP_PKEY> key, Algorithm alg) : key_(std::move(key)), alg_(alg) {}
+  SigningKey(std::shared_ptr<EVP_PKEY> key, Algorithm alg, std::string fingerprint)
+      : key_(std::move(key)), alg_(alg), fingerprint_(std::move(fingerprint)) {}
   std::shared_ptr<EVP_PKEY> key_;  // shared: copies of a loaded key are cheap
   Algorithm alg_;
+  std::string fingerprint_;
 };
 
 // The APNs provider token for `iat`. `key_id` and `team_id` are Apple's
