@@ -123,6 +123,10 @@ std::map<std::string, Setter> makeOptions() {
   o["daemon.drain_timeout_s"] = durOpt(&Config::drain_timeout, 0, 3600);
   o["daemon.shutdown_grace_s"] = durOpt(&Config::shutdown_grace, 0, 600);
   o["daemon.http_address"] = strOpt(&Config::http_address);
+  o["daemon.http_max_connections"] = intOpt(&Config::http_max_connections, 1, 10000);
+  o["daemon.http_request_timeout_ms"] = durOpt(&Config::http_request_timeout, 100, 600000);
+  o["daemon.http_max_header_bytes"] = intOpt(&Config::http_max_header_bytes, 1024, 1 << 20);
+  o["daemon.http_fd_reserve"] = intOpt(&Config::http_fd_reserve, 0, 100000);
   o["daemon.leak_drill"] = boolOpt(&Config::leak_drill);
 
   o["database.host"] = strOpt(&Config::db_host);

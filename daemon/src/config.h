@@ -60,6 +60,11 @@ struct Config {
   std::chrono::seconds drain_timeout{30};
   std::chrono::seconds shutdown_grace{5};
   std::string http_address = "127.0.0.1:9477";  // /metrics and /healthz; "" = off
+  // What the HTTP endpoint tolerates from its clients (leakscope::diag::HttpServer).
+  std::size_t http_max_connections = 64;
+  std::chrono::milliseconds http_request_timeout{5000};
+  std::size_t http_max_header_bytes = 8192;
+  std::size_t http_fd_reserve = 32;
   // Reproduces the seed's bug on purpose (a new APNs client per schedule,
   // never shut down) so leakscope can be shown catching it. Never in
   // production; `--leak-drill` sets it too.

@@ -245,16 +245,22 @@ int runDaemon(int argc, char** argv) {
   std::unique_ptr<HttpServer> http;
   if (!config.http_address.empty()) {
     Scheduler* sched = scheduler.get();
-    auto h = HttpServer::start(
-        config.http_address, {runtime.collector(), push_metrics, metrics.registry()}, [sched] {
-          const auto s = sched->health();
-          const std::string body = std::string("{\"status\":\"") + (s.ok ? "ok" : "unhealthy") +
-                                   "\",\"reason\":\"" + jsonEscape(s.reason) + "\",\"db\":\"" +
-                                   (s.db_ok ? "up" : "down") +
-                                   "\",\"draining\":" + (s.draining ? "true" : "false") +
-                                   ",\"schedule\":" + std::to_string(s.schedule_id) + "}\n";
-          return std::make_pair(s.ok ? 200 : 503, body);
-        });
+    diag::HttpLimits limits;
+    limits.max_connections = config.http_max_connections;
+    limits.request_timeout = config.http_request_timeout;
+    limits.max_header_bytes = config.http_max_header_bytes;
+    limits.fd_reserve = config.http_fd_reserve;
+    auto h = HttpServer::start(config.http_address, limits,
+                               {runtime.collector(), push_metrics, metrics.registry()}, [sched] {
+                                 const auto s = sched->health();
+                                 const std::string body =
+                                     std::string("{\"status\":\"") + (s.ok ? "ok" : "unhealthy") +
+                                     "\",\"reason\":\"" + jsonEscape(s.reason) + "\",\"db\":\"" +
+                                     (s.db_ok ? "up" : "down") +
+                                     "\",\"draining\":" + (s.draining ? "true" : "false") +
+                                     ",\"schedule\":" + std::to_string(s.schedule_id) + "}\n";
+                                 return std::make_pair(s.ok ? 200 : 503, body);
+                               });
     if (!h.ok()) {
       logError("http", h.error().message);
       return 1;

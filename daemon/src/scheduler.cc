@@ -214,15 +214,20 @@ bool Scheduler::applyReload() {
     next.swap(pending_config_);
   }
   if (!next) return false;
+  const bool http_changed = next->http_address != config_.http_address ||
+                            next->http_max_connections != config_.http_max_connections ||
+                            next->http_request_timeout != config_.http_request_timeout ||
+                            next->http_max_header_bytes != config_.http_max_header_bytes ||
+                            next->http_fd_reserve != config_.http_fd_reserve;
   if (next->db_host != config_.db_host || next->db_port != config_.db_port ||
       next->db_socket != config_.db_socket || next->db_name != config_.db_name ||
-      next->db_user != config_.db_user || next->http_address != config_.http_address ||
+      next->db_user != config_.db_user || http_changed ||
       next->db_ssl_mode != config_.db_ssl_mode || next->db_ssl_ca != config_.db_ssl_ca ||
       next->db_ssl_cert != config_.db_ssl_cert || next->db_ssl_key != config_.db_ssl_key ||
       next->allow_core_dumps != config_.allow_core_dumps) {
     logWarn("scheduler",
-            "reload: database, http_address and allow_core_dumps settings take effect only after "
-            "a restart");
+            "reload: database, daemon.http_* and allow_core_dumps settings take effect only "
+            "after a restart");
   }
   Log::setLevel(next->log_level);
   const auto now = Clock::now();
@@ -240,6 +245,10 @@ bool Scheduler::applyReload() {
   next->db_ssl_key = config_.db_ssl_key;
   next->allow_core_dumps = config_.allow_core_dumps;
   next->http_address = config_.http_address;
+  next->http_max_connections = config_.http_max_connections;
+  next->http_request_timeout = config_.http_request_timeout;
+  next->http_max_header_bytes = config_.http_max_header_bytes;
+  next->http_fd_reserve = config_.http_fd_reserve;
   config_ = *next;
   max_loop_age_s_ = maxLoopAge(config_);
   registry_.configure(config_);

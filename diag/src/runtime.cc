@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <prometheus/exposer.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -93,27 +92,8 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
   } alive_guard;
   collector_ = std::make_shared<DiagCollector>(config_.peer_names);
 
-  if (!config_.metrics_address.empty()) {
-    if (Status v = validateListenAddress(config_.metrics_address); !v.ok()) {
-      metrics_status_ = v;
-    } else {
-      try {
-        exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics_address);
-        exposer_->RegisterCollectable(collector_);
-        const auto ports = exposer_->GetListeningPorts();
-        const std::string host =
-            config_.metrics_address.substr(0, config_.metrics_address.rfind(':'));
-        metrics_bound_ = host + ":" + std::to_string(ports.empty() ? 0 : ports.front());
-      } catch (const std::exception& e) {
-        exposer_.reset();
-        metrics_status_ = Error{Errc::kIo, "metrics address '" + config_.metrics_address +
-                                               "': cannot listen (" + e.what() + ")"};
-      }
-    }
-    if (!metrics_status_.ok()) {
-      log(metrics_status_.error().message + "; carrying on without /metrics");
-    }
-  }
+  collectables_.push_back(collector_);
+  if (!config_.metrics_address.empty()) startMetrics();
 
   if (!config_.snapshot_dir.empty()) {
     SnapshotOptions o;
@@ -175,6 +155,7 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
 }
 
 Runtime::~Runtime() {
+  http_.reset();  // no scrape runs while the rest goes
   if (handler_installed_) {
     // Put back what was there before, except the default action, which for
     // SIGUSR2 is to terminate: a `kill -USR2` that lands during shutdown must
@@ -200,8 +181,34 @@ Runtime::~Runtime() {
   for (int fd : pipe_) {
     if (fd >= 0) ::close(fd);
   }
-  exposer_.reset();
   g_runtime_alive.store(false);
+}
+
+void Runtime::startMetrics() {
+  auto handler = [this](std::string_view path) {
+    if (path != "/metrics") return HttpResponse{404, "text/plain; charset=utf-8", "try /metrics\n"};
+    std::vector<std::weak_ptr<prometheus::Collectable>> from;
+    {
+      std::lock_guard<std::mutex> lock(collectables_mu_);
+      from = collectables_;
+    }
+    return metricsResponse(from);
+  };
+  auto server =
+      HttpServer::start(config_.metrics_address, config_.metrics_limits, std::move(handler),
+                        [this](std::string_view line) { log(std::string(line)); });
+  if (server.ok()) {
+    http_ = std::move(*server);
+    metrics_bound_ = http_->address();
+  } else {
+    // Address errors already name the address; others get it in front.
+    metrics_status_ = server.error();
+    if (server.error().code != Errc::kInvalidArgument) {
+      metrics_status_ = Error{server.error().code, "metrics address '" + config_.metrics_address +
+                                                       "': " + server.error().message};
+    }
+    log(metrics_status_.error().message + "; carrying on without /metrics");
+  }
 }
 
 void Runtime::log(const std::string& line) const {
@@ -232,7 +239,8 @@ Result<SnapshotInfo> Runtime::snapshot(std::string_view detail) {
 }
 
 void Runtime::registerCollectable(const std::weak_ptr<prometheus::Collectable>& c) {
-  if (exposer_ != nullptr) exposer_->RegisterCollectable(c);
+  std::lock_guard<std::mutex> lock(collectables_mu_);
+  collectables_.push_back(c);
 }
 
 void Runtime::threadMain() {

@@ -34,6 +34,27 @@ TEST(Config, DefaultsWithoutAFile) {
   EXPECT_EQ(c.apns.host, "api.push.apple.com");
   EXPECT_EQ(c.fcm.host, "fcm.googleapis.com");
   EXPECT_EQ(c.log_level, LogLevel::kInfo);
+  // The HTTP endpoint's limits (issue #11): on by default.
+  EXPECT_EQ(c.http_max_connections, 64u);
+  EXPECT_EQ(c.http_request_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(c.http_max_header_bytes, 8192u);
+  EXPECT_EQ(c.http_fd_reserve, 32u);
+}
+
+TEST(Config, HttpLimitsAreReadAndRangeChecked) {
+  const Config c = parseConfig(
+      "[daemon]\nhttp_max_connections = 8\nhttp_request_timeout_ms = 1500\n"
+      "http_max_header_bytes = 4096\nhttp_fd_reserve = 100\n",
+      "cfg.toml", {});
+  EXPECT_EQ(c.http_max_connections, 8u);
+  EXPECT_EQ(c.http_request_timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(c.http_max_header_bytes, 4096u);
+  EXPECT_EQ(c.http_fd_reserve, 100u);
+  for (const char* bad :
+       {"http_max_connections = 0", "http_request_timeout_ms = 0", "http_max_header_bytes = 10"}) {
+    EXPECT_THROW(parseConfig(std::string("[daemon]\n") + bad + "\n", "cfg.toml", {}), ConfigError)
+        << bad;
+  }
 }
 
 TEST(Config, ReadsSectionsAndTypes) {

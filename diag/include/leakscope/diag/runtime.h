@@ -2,7 +2,8 @@
 //  - the snapshot thread: snapshots on SIGUSR2, on an interval, and on
 //    request; the SIGUSR2 handler only writes one byte to a pipe, all work
 //    runs in a thread started with every signal blocked;
-//  - the /metrics endpoint (prometheus-cpp Exposer), 127.0.0.1 by default.
+//  - the /metrics endpoint (HttpServer: bounded connections, header size
+//    and time per request, see http_server.h), 127.0.0.1 by default.
 //
 // Run-time problems never stop the daemon: an unwritable snapshot directory
 // or a metrics address that cannot be bound is logged with the reason and the
@@ -17,18 +18,20 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "leakscope/diag/heap_profile.h"
+#include "leakscope/diag/http_server.h"
 #include "leakscope/diag/result.h"
 #include "leakscope/diag/snapshot.h"
 #include "leakscope/diag/sockets.h"
 
 namespace prometheus {
 class Collectable;
-class Exposer;
 }  // namespace prometheus
 
 namespace leakscope::diag {
@@ -48,6 +51,8 @@ struct Config {
   // Metrics. An empty address serves nothing (use collector() yourself).
   // "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port (see metricsAddress()).
   std::string metrics_address = "127.0.0.1:9477";
+  // What the endpoint tolerates from its clients (see HttpServer).
+  HttpLimits metrics_limits;
   PeerNames peer_names;  // remote endpoint -> low-cardinality name
 
   // Where leakscope reports problems; default: one line on stderr.
@@ -80,11 +85,14 @@ class Runtime {
   void threadMain();
   void log(const std::string& line) const;
   void record(const Result<SnapshotInfo>& r, Trigger trigger);
+  void startMetrics();
 
   Config config_;
   std::shared_ptr<DiagCollector> collector_;
   std::unique_ptr<SnapshotWriter> writer_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::mutex collectables_mu_;
+  std::vector<std::weak_ptr<prometheus::Collectable>> collectables_;  // served on /metrics
+  std::unique_ptr<HttpServer> http_;  // after what its handler reads
   std::string metrics_bound_;
   Status metrics_status_ = Ok{};
   int pipe_[2] = {-1, -1};  // [0] read by the thread, [1] written by handler/stop
