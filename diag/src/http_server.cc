@@ -28,6 +28,7 @@
 #include <thread>
 #include <utility>
 
+#include "http_request.h"
 #include "leakscope/diag/runtime.h"
 
 namespace leakscope::diag {
@@ -151,22 +152,6 @@ std::string boundAddress(int fd) {
   const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
   inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
   return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
-}
-
-// "GET /metrics?x HTTP/1.1" -> method, path (no query); false if malformed.
-bool parseRequestLine(std::string_view line, std::string* method, std::string* path) {
-  const std::size_t sp1 = line.find(' ');
-  const std::size_t sp2 = line.rfind(' ');
-  if (sp1 == std::string_view::npos || sp2 == sp1) return false;
-  const std::string_view version = line.substr(sp2 + 1);
-  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  if (version.substr(0, 7) != "HTTP/1." || target.empty() || target.front() != '/') return false;
-  if (const std::size_t q = target.find('?'); q != std::string_view::npos) {
-    target = target.substr(0, q);
-  }
-  *method = std::string(line.substr(0, sp1));
-  *path = std::string(target);
-  return true;
 }
 
 }  // namespace

@@ -221,7 +221,7 @@ TEST(HostileCorpus, EveryAcceptFileIsShownWithoutControlCharacters) {
 
 TEST(HostileCorpus, TheReadmeListsEveryFile) {
   const std::string readme = readFile(kHostile + "/README.md");
-  for (const char* sub : {"reject", "accept", "proc"}) {
+  for (const char* sub : {"reject", "accept", "proc", "http"}) {
     for (const std::string& f : filesIn(kHostile + "/" + sub)) {
       const std::string name = fs::path(f).filename().string();
       EXPECT_NE(readme.find("`" + name + "`"), std::string::npos) << sub << "/" << name;
