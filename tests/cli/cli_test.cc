@@ -19,7 +19,9 @@ namespace {
 
 using json = nlohmann::json;
 using leakscope::testing::Child;
+using leakscope::testing::readFile;
 using leakscope::testing::TempDir;
+using leakscope::testing::writeFile;
 
 const std::string kBin = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope";
 const std::string kData = std::string(LEAKSCOPE_TEST_DATA) + "/snapshots";
@@ -49,18 +51,6 @@ std::vector<std::string> series(const std::string& dir, std::vector<int> order =
     out.push_back(dir + name);
   }
   return out;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void writeFile(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
 }
 
 const json* findSuspect(const json& j, const std::string& group, const std::string& name) {

@@ -26,7 +26,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using leakscope::testing::readFile;
 using leakscope::testing::TempDir;
+using leakscope::testing::writeFile;
 
 const std::string kBin = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope";
 const std::string kHostile = std::string(LEAKSCOPE_TEST_DATA) + "/hostile";
@@ -55,18 +57,6 @@ struct CliRun {
   std::string out, err;
   long max_rss_kib = 0;
 };
-
-std::string readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void writeFile(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-}
 
 // Runs leakscope with `args` under the memory bound (ASan reserves terabytes
 // of address space, so a sanitizer build gets the RSS check only) and the

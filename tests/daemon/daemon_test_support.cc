@@ -53,9 +53,12 @@ std::vector<std::string> tlsFlags(bool require) {
 
 MariaDbServer::MariaDbServer(std::vector<std::string> extra_flags)
     : extra_flags_(std::move(extra_flags)) {
+  // A temp dir of its own: servers bootstrapped at the same time (ctest -j)
+  // otherwise remove each other's temporary tables in /tmp.
+  std::filesystem::create_directories(dir() + "/tmp");
   Child install({"/usr/bin/mariadb-install-db", "--no-defaults", "--datadir=" + dir() + "/data",
                  "--auth-root-authentication-method=normal", "--skip-test-db",
-                 "--user=" + currentUser()});
+                 "--user=" + currentUser(), "--tmpdir=" + dir() + "/tmp"});
   if (install.wait(60000) != 0) {
     error_ = "mariadb-install-db failed: " + install.err();
     return;
@@ -100,6 +103,7 @@ bool MariaDbServer::start() {
                                    "--bind-address=127.0.0.1",
                                    "--user=" + currentUser(),
                                    "--pid-file=" + dir() + "/mysqld.pid",
+                                   "--tmpdir=" + dir() + "/tmp",
                                    "--skip-name-resolve",
                                    "--innodb-log-file-size=16M",
                                    "--innodb-buffer-pool-size=64M",

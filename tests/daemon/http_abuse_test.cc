@@ -37,25 +37,9 @@ class DaemonHttpAbuse : public ::testing::Test {
   pid_t pid() const { return daemon_->pid(); }
   const std::string& address() const { return daemon_->http(); }
 
-  ::testing::AssertionResult scrapeOk() const {
-    const auto r = timedGet(address(), "/metrics", kScrapeWithin);
-    if (!r.answer) {
-      return ::testing::AssertionFailure() << "no answer within " << kScrapeWithin.count() << " ms";
-    }
-    if (r.answer->status != 200) {
-      return ::testing::AssertionFailure() << "status " << r.answer->status;
-    }
-    if (r.answer->body.find("pushdaemon_") == std::string::npos) {
-      return ::testing::AssertionFailure() << "not pushdaemon's metrics";
-    }
-    latencies_.push_back(r.took);
-    return ::testing::AssertionSuccess() << r.took.count() << " ms";
-  }
-  void TearDown() override {
-    std::string l;
-    for (auto t : latencies_) l += std::to_string(t.count()) + " ";
-    RecordProperty("scrape_ms", l);
-  }
+  // A normal scrape, answered 200 within kScrapeWithin.
+  ::testing::AssertionResult scrapeOk() { return probe_.scrape(address()); }
+  void TearDown() override { RecordProperty("scrape_ms", probe_.latencies()); }
   std::string snapshotDir() const { return daemon_->dir() + "/snapshots"; }
 
   std::uint64_t own_fd_limit_ = 0;
@@ -63,7 +47,7 @@ class DaemonHttpAbuse : public ::testing::Test {
   MockPushServer mock_;
   TempDir dir_;
   std::unique_ptr<DaemonProcess> daemon_;
-  mutable std::vector<std::chrono::milliseconds> latencies_;
+  ScrapeProbe probe_{"pushdaemon_", kScrapeWithin};
 };
 
 TEST_F(DaemonHttpAbuse, HugeHeaderIsRefusedEarlyAndKeepsNoMemory) {

@@ -25,16 +25,17 @@ case "$cmd" in
 start)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  mkdir -p "$dir/tmp"  # its own: concurrent bootstraps clash in a shared /tmp
   if [ ! -d "$dir/data/mysql" ]; then
     mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
-      --skip-test-db --user="$user" > "$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
+      --skip-test-db --user="$user" --tmpdir="$dir/tmp" > "$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
   fi
   if [ ! -s "$dir/port" ]; then
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' > "$dir/port"
   fi
   port=$(cat "$dir/port")
   mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/mysqld.sock" --port="$port" \
-    --bind-address=127.0.0.1 --user="$user" --pid-file="$dir/mysqld.pid" --skip-name-resolve \
+    --bind-address=127.0.0.1 --user="$user" --pid-file="$dir/mysqld.pid" --tmpdir="$dir/tmp" --skip-name-resolve \
     --innodb-log-file-size=256M --innodb-buffer-pool-size=512M --max-connections=200 \
     --log-error="$dir/error.log" "$@" < /dev/null > /dev/null 2>&1 &
   pid=$!

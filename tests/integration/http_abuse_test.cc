@@ -49,32 +49,15 @@ class MetricsAbuse : public ::testing::Test {
 
   pid_t pid() const { return child_->pid(); }
   // A normal scrape, answered 200 within kScrapeWithin.
-  ::testing::AssertionResult scrapeOk() const {
-    const auto r = testing::timedGet(address_, "/metrics", kScrapeWithin);
-    if (!r.answer) {
-      return ::testing::AssertionFailure() << "no answer within " << kScrapeWithin.count() << " ms";
-    }
-    if (r.answer->status != 200) {
-      return ::testing::AssertionFailure() << "status " << r.answer->status;
-    }
-    if (r.answer->body.find("leakscope_tracked_objects") == std::string::npos) {
-      return ::testing::AssertionFailure() << "not leakscope's metrics";
-    }
-    latencies_.push_back(r.took);
-    return ::testing::AssertionSuccess() << r.took.count() << " ms";
-  }
-  void TearDown() override {
-    std::string l;
-    for (auto t : latencies_) l += std::to_string(t.count()) + " ";
-    RecordProperty("scrape_ms", l);
-  }
+  ::testing::AssertionResult scrapeOk() { return probe_.scrape(address_); }
+  void TearDown() override { RecordProperty("scrape_ms", probe_.latencies()); }
 
   TempDir tmp_;
   std::string snap_dir_ = tmp_.path() + "/snaps";
   std::uint64_t own_fd_limit_ = 0;
   std::unique_ptr<Child> child_;
   std::string address_;
-  mutable std::vector<std::chrono::milliseconds> latencies_;
+  testing::ScrapeProbe probe_{"leakscope_tracked_objects", kScrapeWithin};
 };
 
 TEST_F(MetricsAbuse, HugeHeaderIsRefusedEarlyAndKeepsNoMemory) {

@@ -305,4 +305,23 @@ std::uint64_t raiseOwnFdLimit() {
   return rl.rlim_cur;
 }
 
+::testing::AssertionResult ScrapeProbe::scrape(const std::string& host_port) {
+  const auto r = timedGet(host_port, "/metrics", within_);
+  if (!r.answer)
+    return ::testing::AssertionFailure() << "no answer within " << within_.count() << " ms";
+  if (r.answer->status != 200)
+    return ::testing::AssertionFailure() << "status " << r.answer->status;
+  if (r.answer->body.find(marker_) == std::string::npos) {
+    return ::testing::AssertionFailure() << "no " << marker_ << " in the answer";
+  }
+  latencies_.push_back(r.took);
+  return ::testing::AssertionSuccess() << r.took.count() << " ms";
+}
+
+std::string ScrapeProbe::latencies() const {
+  std::string l;
+  for (auto t : latencies_) l += (l.empty() ? "" : " ") + std::to_string(t.count());
+  return l;
+}
+
 }  // namespace leakscope::testing

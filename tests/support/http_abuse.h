@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "test_support.h"
 
 namespace leakscope::testing {
@@ -110,5 +112,21 @@ std::size_t snapshotsIn(const std::string& dir);
 // Raises this process's soft RLIMIT_NOFILE to its hard limit (the abuse
 // tests hold many sockets); returns the soft limit now in force.
 std::uint64_t raiseOwnFdLimit();
+
+// Normal scrapes during an attack: each must answer 200 within `within`
+// with `marker` (a series name the server exposes) in its body. Keeps every
+// latency for the test's record (latencies(): "7 12 9").
+class ScrapeProbe {
+ public:
+  ScrapeProbe(std::string marker, std::chrono::milliseconds within)
+      : marker_(std::move(marker)), within_(within) {}
+  ::testing::AssertionResult scrape(const std::string& host_port);
+  std::string latencies() const;
+
+ private:
+  std::string marker_;
+  std::chrono::milliseconds within_;
+  std::vector<std::chrono::milliseconds> latencies_;
+};
 
 }  // namespace leakscope::testing

@@ -8,6 +8,11 @@
 
 namespace leakscope::testing {
 
+// The whole content of a file (empty if it cannot be read), and a file
+// replaced by `text`: the tests' own fixtures, never the code under test.
+std::string readFile(const std::string& path);
+void writeFile(const std::string& path, const std::string& text);
+
 // A loopback TCP port free a moment ago (0 on failure), for servers that
 // cannot bind port 0 and report theirs (MariaDB, Prometheus). Racy by
 // nature: another process may take it before the server binds it.
