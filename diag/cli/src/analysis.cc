@@ -193,6 +193,188 @@ std::string describeStack(const SymbolTable& symbols, StackId stack, std::size_t
 
 // ---- diff ---------------------------------------------------------------
 
+namespace {
+
+// New/deleted split when the ids (or counters) do not say: the net change.
+void netSplit(CompareRow& r) {
+  r.basis = "net";
+  r.new_count = std::max(0.0, r.delta_count);
+  r.deleted_count = std::max(0.0, -r.delta_count);
+  r.alloc_bytes = std::max(0.0, r.delta_bytes);
+  r.freed_bytes = std::max(0.0, -r.delta_bytes);
+}
+
+// Within one process the object ids are comparable: a merge of the two
+// sorted id lists counts what was created and what was destroyed.
+void idSplit(CompareRow& r, const TrackedKind& b, const TrackedKind& g) {
+  r.basis = "ids";
+  std::size_t i = 0, j = 0;
+  while (i < b.objects.size() || j < g.objects.size()) {
+    if (j == g.objects.size() || (i < b.objects.size() && b.objects[i].id < g.objects[j].id)) {
+      r.deleted_count += 1;
+      r.freed_bytes += static_cast<double>(b.objects[i].bytes);
+      ++i;
+    } else if (i == b.objects.size() || g.objects[j].id < b.objects[i].id) {
+      r.new_count += 1;
+      r.alloc_bytes += static_cast<double>(g.objects[j].bytes);
+      ++j;
+    } else {
+      ++i;
+      ++j;
+    }
+  }
+  r.created = g.created_total - b.created_total;
+  r.destroyed = g.destroyed_total - b.destroyed_total;
+}
+
+CompareRow compareKind(const std::string& name, const TrackedKind& b, const TrackedKind& g,
+                       bool same_process) {
+  CompareRow r;
+  r.group = Group::kTracked;
+  r.name = name;
+  r.base_count = static_cast<double>(b.objects.size());
+  r.target_count = static_cast<double>(g.objects.size());
+  for (const auto& o : b.objects) r.base_bytes += static_cast<double>(o.bytes);
+  for (const auto& o : g.objects) r.target_bytes += static_cast<double>(o.bytes);
+  r.delta_count = r.target_count - r.base_count;
+  r.delta_bytes = r.target_bytes - r.base_bytes;
+  if (same_process) {
+    idSplit(r, b, g);
+  } else {
+    netSplit(r);
+  }
+  return r;
+}
+
+std::vector<CompareRow> compareTracked(const Snapshot& base, const Snapshot& target,
+                                       const Thresholds& t, Comparison& c) {
+  std::set<std::string> kinds;
+  for (const auto& k : base.kinds) kinds.insert(k.name);
+  for (const auto& k : target.kinds) kinds.insert(k.name);
+  static const TrackedKind kEmpty;
+  std::vector<CompareRow> tracked;
+  for (const std::string& name : kinds) {
+    const TrackedKind* b = base.kind(name);
+    const TrackedKind* g = target.kind(name);
+    if (b == nullptr) b = &kEmpty;
+    if (g == nullptr) g = &kEmpty;
+    const CompareRow r = compareKind(name, *b, *g, c.same_process);
+    tracked.push_back(r);
+    if (r.delta_count >= static_cast<double>(t.min_objects)) {
+      c.suspects.push_back({Group::kTracked, name,
+                            fmtCount(r.new_count) + " new, " + fmtCount(r.deleted_count) +
+                                " deleted: live " + fmtCount(r.base_count) + " -> " +
+                                fmtCount(r.target_count) + " (" + signedBytes(r.delta_bytes) + ")",
+                            r.delta_count, r.delta_bytes, std::nullopt});
+    } else if (r.delta_bytes >= t.min_tracked_bytes) {
+      c.suspects.push_back({Group::kTracked, name,
+                            "retained bytes " + signedBytes(r.delta_bytes) + " (" +
+                                fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
+                                " objects)",
+                            r.delta_count, r.delta_bytes, std::nullopt});
+    }
+  }
+  return tracked;
+}
+
+CompareRow compareSite(StackId st, const HeapSite& b, const HeapSite& g, bool exact,
+                       const SymbolTable& symbols) {
+  CompareRow r;
+  r.group = Group::kHeap;
+  r.stack = st;
+  r.name = siteName(symbols, st);
+  r.base_count = b.inuse_objects;
+  r.target_count = g.inuse_objects;
+  r.base_bytes = b.inuse_bytes;
+  r.target_bytes = g.inuse_bytes;
+  r.delta_count = r.target_count - r.base_count;
+  r.delta_bytes = r.target_bytes - r.base_bytes;
+  const double new_objects = g.alloc_objects - b.alloc_objects;
+  const double new_bytes = g.alloc_bytes - b.alloc_bytes;
+  if (exact && new_objects >= 0 && new_bytes >= 0 && new_objects >= r.delta_count) {
+    r.basis = "counters";
+    r.new_count = new_objects;
+    r.alloc_bytes = new_bytes;
+    r.deleted_count = new_objects - r.delta_count;
+    r.freed_bytes = new_bytes - r.delta_bytes;
+  } else {
+    netSplit(r);
+  }
+  return r;
+}
+
+std::vector<CompareRow> compareHeap(const Snapshot& base, const Snapshot& target,
+                                    const SymbolTable& symbols, const Thresholds& t,
+                                    Comparison& c) {
+  std::vector<CompareRow> heap;
+  if (!base.heap.available || !target.heap.available) {
+    if (base.heap.available != target.heap.available) {
+      c.notes.push_back("only one of the two inputs has a heap profile; heap sites not compared");
+    }
+    return heap;
+  }
+  std::unordered_map<StackId, const HeapSite*> bs;
+  for (const auto& s : base.heap.sites) bs.emplace(s.stack, &s);
+  std::unordered_map<StackId, const HeapSite*> ts;
+  for (const auto& s : target.heap.sites) ts.emplace(s.stack, &s);
+  std::set<StackId> stacks;
+  for (const auto& s : base.heap.sites) stacks.insert(s.stack);
+  for (const auto& s : target.heap.sites) stacks.insert(s.stack);
+  const bool exact = base.heap.exact() && target.heap.exact();
+  static const HeapSite kNone;
+  for (StackId st : stacks) {
+    const HeapSite* b = bs.count(st) ? bs[st] : &kNone;
+    const HeapSite* g = ts.count(st) ? ts[st] : &kNone;
+    const CompareRow r = compareSite(st, *b, *g, exact, symbols);
+    if (r.delta_bytes == 0 && r.new_count == 0 && r.deleted_count == 0) continue;
+    heap.push_back(r);
+    if (r.delta_bytes >= t.min_heap_bytes) {
+      c.suspects.push_back({Group::kHeap, r.name,
+                            "in use " + fmtBytes(r.base_bytes) + " -> " + fmtBytes(r.target_bytes) +
+                                " (" + signedBytes(r.delta_bytes) + ", " +
+                                signedCount(r.delta_count) + " objects)",
+                            r.delta_count, r.delta_bytes, st});
+    }
+  }
+  return heap;
+}
+
+std::vector<CompareRow> compareSockets(const Snapshot& base, const Snapshot& target,
+                                       const Thresholds& t, Comparison& c) {
+  std::vector<CompareRow> sockets;
+  const auto bl = listeningPorts(base);
+  const auto tl = listeningPorts(target);
+  std::map<std::pair<std::string, std::string>,
+           std::pair<std::set<std::uint64_t>, std::set<std::uint64_t>>>
+      groups;
+  for (const auto& s : base.sockets)
+    groups[{socketGroupName(s, bl), s.state}].first.insert(s.inode);
+  for (const auto& s : target.sockets)
+    groups[{socketGroupName(s, tl), s.state}].second.insert(s.inode);
+  for (const auto& [key, sets] : groups) {
+    CompareRow r;
+    r.group = Group::kSocket;
+    r.name = key.first + (key.second.empty() ? "" : " " + key.second);
+    r.basis = "inodes";
+    r.base_count = static_cast<double>(sets.first.size());
+    r.target_count = static_cast<double>(sets.second.size());
+    for (auto ino : sets.second) r.new_count += sets.first.count(ino) ? 0 : 1;
+    for (auto ino : sets.first) r.deleted_count += sets.second.count(ino) ? 0 : 1;
+    r.delta_count = r.target_count - r.base_count;
+    sockets.push_back(r);
+    if (r.delta_count >= static_cast<double>(t.min_objects) && isConnectedState(key.second)) {
+      c.suspects.push_back({Group::kSocket, r.name,
+                            fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
+                                " sockets (" + fmtCount(r.new_count) + " new, " +
+                                fmtCount(r.deleted_count) + " closed)",
+                            r.delta_count, 0, std::nullopt});
+    }
+  }
+  return sockets;
+}
+
+}  // namespace
+
 Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTable& symbols,
                    const Thresholds& t) {
   Comparison c;
@@ -210,155 +392,11 @@ Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTab
   }
   if (c.interval_seconds < 0) c.notes.push_back("TARGET was taken before BASE");
 
-  // Tracked kinds.
-  std::set<std::string> kinds;
-  for (const auto& k : base.kinds) kinds.insert(k.name);
-  for (const auto& k : target.kinds) kinds.insert(k.name);
-  static const TrackedKind kEmpty;
-  std::vector<CompareRow> tracked;
-  for (const std::string& name : kinds) {
-    const TrackedKind* b = base.kind(name);
-    const TrackedKind* g = target.kind(name);
-    if (b == nullptr) b = &kEmpty;
-    if (g == nullptr) g = &kEmpty;
-    CompareRow r;
-    r.group = Group::kTracked;
-    r.name = name;
-    r.base_count = static_cast<double>(b->objects.size());
-    r.target_count = static_cast<double>(g->objects.size());
-    for (const auto& o : b->objects) r.base_bytes += static_cast<double>(o.bytes);
-    for (const auto& o : g->objects) r.target_bytes += static_cast<double>(o.bytes);
-    r.delta_count = r.target_count - r.base_count;
-    r.delta_bytes = r.target_bytes - r.base_bytes;
-    if (c.same_process) {
-      r.basis = "ids";
-      std::size_t i = 0, j = 0;
-      while (i < b->objects.size() || j < g->objects.size()) {
-        if (j == g->objects.size() ||
-            (i < b->objects.size() && b->objects[i].id < g->objects[j].id)) {
-          r.deleted_count += 1;
-          r.freed_bytes += static_cast<double>(b->objects[i].bytes);
-          ++i;
-        } else if (i == b->objects.size() || g->objects[j].id < b->objects[i].id) {
-          r.new_count += 1;
-          r.alloc_bytes += static_cast<double>(g->objects[j].bytes);
-          ++j;
-        } else {
-          ++i;
-          ++j;
-        }
-      }
-      r.created = g->created_total - b->created_total;
-      r.destroyed = g->destroyed_total - b->destroyed_total;
-    } else {
-      r.basis = "net";
-      r.new_count = std::max(0.0, r.delta_count);
-      r.deleted_count = std::max(0.0, -r.delta_count);
-      r.alloc_bytes = std::max(0.0, r.delta_bytes);
-      r.freed_bytes = std::max(0.0, -r.delta_bytes);
-    }
-    tracked.push_back(r);
-    if (r.delta_count >= static_cast<double>(t.min_objects)) {
-      c.suspects.push_back({Group::kTracked, name,
-                            fmtCount(r.new_count) + " new, " + fmtCount(r.deleted_count) +
-                                " deleted: live " + fmtCount(r.base_count) + " -> " +
-                                fmtCount(r.target_count) + " (" + signedBytes(r.delta_bytes) + ")",
-                            r.delta_count, r.delta_bytes, std::nullopt});
-    } else if (r.delta_bytes >= t.min_tracked_bytes) {
-      c.suspects.push_back({Group::kTracked, name,
-                            "retained bytes " + signedBytes(r.delta_bytes) + " (" +
-                                fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
-                                " objects)",
-                            r.delta_count, r.delta_bytes, std::nullopt});
-    }
-  }
-
-  // Heap sites.
-  std::vector<CompareRow> heap;
-  if (base.heap.available && target.heap.available) {
-    std::unordered_map<StackId, const HeapSite*> bs;
-    for (const auto& s : base.heap.sites) bs.emplace(s.stack, &s);
-    std::unordered_map<StackId, const HeapSite*> ts;
-    for (const auto& s : target.heap.sites) ts.emplace(s.stack, &s);
-    std::set<StackId> stacks;
-    for (const auto& s : base.heap.sites) stacks.insert(s.stack);
-    for (const auto& s : target.heap.sites) stacks.insert(s.stack);
-    const bool exact = base.heap.exact() && target.heap.exact();
-    static const HeapSite kNone;
-    for (StackId st : stacks) {
-      const HeapSite* b = bs.count(st) ? bs[st] : &kNone;
-      const HeapSite* g = ts.count(st) ? ts[st] : &kNone;
-      CompareRow r;
-      r.group = Group::kHeap;
-      r.stack = st;
-      r.name = siteName(symbols, st);
-      r.base_count = b->inuse_objects;
-      r.target_count = g->inuse_objects;
-      r.base_bytes = b->inuse_bytes;
-      r.target_bytes = g->inuse_bytes;
-      r.delta_count = r.target_count - r.base_count;
-      r.delta_bytes = r.target_bytes - r.base_bytes;
-      const double new_objects = g->alloc_objects - b->alloc_objects;
-      const double new_bytes = g->alloc_bytes - b->alloc_bytes;
-      if (exact && new_objects >= 0 && new_bytes >= 0 && new_objects >= r.delta_count) {
-        r.basis = "counters";
-        r.new_count = new_objects;
-        r.alloc_bytes = new_bytes;
-        r.deleted_count = new_objects - r.delta_count;
-        r.freed_bytes = new_bytes - r.delta_bytes;
-      } else {
-        r.basis = "net";
-        r.new_count = std::max(0.0, r.delta_count);
-        r.deleted_count = std::max(0.0, -r.delta_count);
-        r.alloc_bytes = std::max(0.0, r.delta_bytes);
-        r.freed_bytes = std::max(0.0, -r.delta_bytes);
-      }
-      if (r.delta_bytes == 0 && r.new_count == 0 && r.deleted_count == 0) continue;
-      heap.push_back(r);
-      if (r.delta_bytes >= t.min_heap_bytes) {
-        c.suspects.push_back({Group::kHeap, r.name,
-                              "in use " + fmtBytes(r.base_bytes) + " -> " +
-                                  fmtBytes(r.target_bytes) + " (" + signedBytes(r.delta_bytes) +
-                                  ", " + signedCount(r.delta_count) + " objects)",
-                              r.delta_count, r.delta_bytes, st});
-      }
-    }
-  } else if (base.heap.available != target.heap.available) {
-    c.notes.push_back("only one of the two inputs has a heap profile; heap sites not compared");
-  }
-
-  // Socket groups.
-  std::vector<CompareRow> sockets;
-  {
-    const auto bl = listeningPorts(base);
-    const auto tl = listeningPorts(target);
-    std::map<std::pair<std::string, std::string>,
-             std::pair<std::set<std::uint64_t>, std::set<std::uint64_t>>>
-        groups;
-    for (const auto& s : base.sockets)
-      groups[{socketGroupName(s, bl), s.state}].first.insert(s.inode);
-    for (const auto& s : target.sockets)
-      groups[{socketGroupName(s, tl), s.state}].second.insert(s.inode);
-    for (const auto& [key, sets] : groups) {
-      CompareRow r;
-      r.group = Group::kSocket;
-      r.name = key.first + (key.second.empty() ? "" : " " + key.second);
-      r.basis = "inodes";
-      r.base_count = static_cast<double>(sets.first.size());
-      r.target_count = static_cast<double>(sets.second.size());
-      for (auto ino : sets.second) r.new_count += sets.first.count(ino) ? 0 : 1;
-      for (auto ino : sets.first) r.deleted_count += sets.second.count(ino) ? 0 : 1;
-      r.delta_count = r.target_count - r.base_count;
-      sockets.push_back(r);
-      if (r.delta_count >= static_cast<double>(t.min_objects) && isConnectedState(key.second)) {
-        c.suspects.push_back({Group::kSocket, r.name,
-                              fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
-                                  " sockets (" + fmtCount(r.new_count) + " new, " +
-                                  fmtCount(r.deleted_count) + " closed)",
-                              r.delta_count, 0, std::nullopt});
-      }
-    }
-  }
+  // Suspects are appended tracked, heap, sockets; the stable sort below
+  // keeps that order among equals.
+  std::vector<CompareRow> tracked = compareTracked(base, target, t, c);
+  std::vector<CompareRow> heap = compareHeap(base, target, symbols, t, c);
+  std::vector<CompareRow> sockets = compareSockets(base, target, t, c);
 
   auto byGrowth = [](const CompareRow& a, const CompareRow& b) {
     if (a.delta_bytes != b.delta_bytes) return a.delta_bytes > b.delta_bytes;
