@@ -535,6 +535,144 @@ void TrendBuilder::add(const Snapshot& s) {
   }
 }
 
+namespace {
+
+// The first six values of a series (and the last when there are more).
+std::string fmtSeries(const std::vector<double>& v, bool bytes) {
+  std::string out;
+  const std::size_t show = std::min<std::size_t>(v.size(), 6);
+  for (std::size_t i = 0; i < show; ++i) {
+    if (i > 0) out += ", ";
+    out += bytes ? fmtBytes(v[i]) : fmtCount(v[i]);
+  }
+  if (v.size() > show) out += ", ... " + (bytes ? fmtBytes(v.back()) : fmtCount(v.back()));
+  return out;
+}
+
+// Heap sites are judged by bytes; tracked kinds by count, unless their
+// bytes tell a clearer story (steady bytes, or objects that only grew in
+// size); sockets by count. `*by_bytes` says which series decided.
+Classification classifyGroup(const TrendGroup& g, const std::vector<double>& bytes_sd,
+                             const Thresholds& th, bool* by_bytes) {
+  *by_bytes = false;
+  if (g.group == Group::kHeap) {
+    *by_bytes = true;
+    return classify(g.bytes, th.min_heap_bytes, &bytes_sd);
+  }
+  Classification c = classify(g.counts, static_cast<double>(th.min_objects));
+  if (g.group == Group::kTracked && c.verdict != Verdict::kSteady) {
+    const Classification cb = classify(g.bytes, th.min_tracked_bytes);
+    if (cb.verdict == Verdict::kSteady || c.verdict == Verdict::kFlat) {
+      c = cb;
+      *by_bytes = true;
+    }
+  }
+  return c;
+}
+
+// Growth per interval and per hour, acceleration, time to the memory limit.
+void fillGrowth(TrendGroup& g, std::size_t n, const std::vector<double>& hours, bool timed,
+                bool by_bytes, const TrendOptions& options, double current_memory) {
+  const double intervals = static_cast<double>(n - 1);
+  if (n >= 2) {
+    g.growth_count_per_interval = (g.counts.back() - g.counts.front()) / intervals;
+    g.growth_bytes_per_interval = (g.bytes.back() - g.bytes.front()) / intervals;
+  }
+  if (timed) {
+    g.growth_count_per_hour = slope(hours, g.counts);
+    g.growth_bytes_per_hour = slope(hours, g.bytes);
+  }
+  const std::vector<double>& main = by_bytes ? g.bytes : g.counts;
+  if (n >= 4) {
+    const std::size_t half = (n - 1) / 2;
+    const double first_inc = (main[half] - main[0]) / static_cast<double>(half);
+    const double last_inc = (main[n - 1] - main[n - 1 - half]) / static_cast<double>(half);
+    g.accelerating = last_inc > 0 && last_inc > 1.25 * std::max(first_inc, 0.0);
+  }
+  if (options.memory_limit_bytes && g.growth_bytes_per_hour > 0) {
+    g.hours_to_limit =
+        std::max(0.0, (*options.memory_limit_bytes - current_memory) / g.growth_bytes_per_hour);
+  }
+}
+
+std::string trendReason(const TrendGroup& g, const Classification& c, bool by_bytes,
+                        const std::vector<SeriesPoint>& points) {
+  const std::size_t n = points.size();
+  const std::vector<double>& main = by_bytes ? g.bytes : g.counts;
+  const std::string unit = by_bytes ? "" : (g.group == Group::kSocket ? " sockets" : " objects");
+  std::string reason;
+  switch (g.verdict) {
+    case Verdict::kSteady:
+      reason = "grew in " + std::to_string(c.growing) + " of " + std::to_string(n - 1) +
+               " intervals and was never freed: " + fmtSeries(main, by_bytes) + unit;
+      if (g.group == Group::kTracked && !by_bytes) reason += " (" + fmtSeries(g.bytes, true) + ")";
+      if (g.accelerating) reason += "; accelerating";
+      break;
+    case Verdict::kTransient:
+      reason = "peaked at " + (by_bytes ? fmtBytes(main[c.peak]) : fmtCount(main[c.peak]) + unit) +
+               " in " + points[c.peak].path + " and was freed later (" + fmtSeries(main, by_bytes) +
+               ")";
+      break;
+    case Verdict::kRecent:
+      reason = "grew in the last interval only (" + fmtSeries(main, by_bytes) +
+               "): take another snapshot to tell a leak from a spike";
+      break;
+    case Verdict::kBounded:
+      reason = "grew, then levelled off (" + fmtSeries(main, by_bytes) + ")";
+      break;
+    case Verdict::kFlat:
+      break;
+  }
+  return reason;
+}
+
+// Suspects first, by bytes per hour (or per interval without times), then
+// the rest by how much they grew.
+void sortGroups(std::vector<TrendGroup>& groups, bool timed) {
+  auto rate = [&](const TrendGroup& g) {
+    return timed ? g.growth_bytes_per_hour : g.growth_bytes_per_interval;
+  };
+  auto count_rate = [&](const TrendGroup& g) {
+    return timed ? g.growth_count_per_hour : g.growth_count_per_interval;
+  };
+  std::stable_sort(groups.begin(), groups.end(), [&](const TrendGroup& a, const TrendGroup& b) {
+    const bool sa = a.verdict == Verdict::kSteady, sb = b.verdict == Verdict::kSteady;
+    if (sa != sb) return sa;
+    if (rate(a) != rate(b)) return rate(a) > rate(b);
+    if (count_rate(a) != count_rate(b)) return count_rate(a) > count_rate(b);
+    return a.name < b.name;
+  });
+}
+
+}  // namespace
+
+void TrendBuilder::addSurvivors(TrendGroup& g) const {
+  if (g.group != Group::kTracked || !survivors_valid_) return;
+  auto it = survivors_.find(g.name);
+  if (it == survivors_.end()) return;
+  auto cands = it->second;
+  g.survivor_count = cands.size();
+  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+    return a.object.birth_unix_ns != b.object.birth_unix_ns
+               ? a.object.birth_unix_ns < b.object.birth_unix_ns
+               : a.object.id < b.object.id;
+  });
+  for (std::size_t i = 0; i < cands.size() && i < options_.max_survivors; ++i) {
+    const auto& o = cands[i].object;
+    Survivor sv;
+    sv.id = o.id;
+    sv.age_seconds = static_cast<double>(points_.back().taken_unix_ns - o.birth_unix_ns) / 1e9;
+    sv.label = symbols_.str(o.label);
+    sv.bytes = o.bytes;
+    sv.fd = o.fd;
+    sv.socket = cands[i].socket;
+    g.survivors.push_back(sv);
+  }
+  if (g.verdict == Verdict::kSteady && g.survivor_count > 0) {
+    g.reason += "; " + std::to_string(g.survivor_count) + " object(s) alive in every snapshot";
+  }
+}
+
 TrendResult TrendBuilder::finish() {
   TrendResult r;
   r.points = points_;
@@ -562,7 +700,6 @@ TrendResult TrendBuilder::finish() {
           0.0, (*options_.memory_limit_bytes - current_memory) / *r.rss_growth_bytes_per_hour);
     }
   }
-  const auto& th = options_.thresholds;
   for (auto& [key, se] : series_) {
     TrendGroup g;
     g.group = se.group;
@@ -570,128 +707,21 @@ TrendResult TrendBuilder::finish() {
     g.stack = se.stack;
     g.counts = se.counts;
     g.bytes = se.bytes;
-    Classification c;
     bool by_bytes = false;
-    if (se.group == Group::kHeap) {
-      c = classify(se.bytes, th.min_heap_bytes, &se.bytes_sd);
-      by_bytes = true;
-    } else {
-      c = classify(se.counts, static_cast<double>(th.min_objects));
-      if (se.group == Group::kTracked && c.verdict != Verdict::kSteady) {
-        const Classification cb = classify(se.bytes, th.min_tracked_bytes);
-        if (cb.verdict == Verdict::kSteady || c.verdict == Verdict::kFlat) {
-          c = cb;
-          by_bytes = true;
-        }
-      }
-    }
+    const Classification c = classifyGroup(g, se.bytes_sd, options_.thresholds, &by_bytes);
     g.verdict = c.verdict;
     g.growing_intervals = c.growing;
     g.peak_index = c.peak;
-    const double intervals = static_cast<double>(n - 1);
-    if (n >= 2) {
-      g.growth_count_per_interval = (g.counts.back() - g.counts.front()) / intervals;
-      g.growth_bytes_per_interval = (g.bytes.back() - g.bytes.front()) / intervals;
-    }
-    if (timed) {
-      g.growth_count_per_hour = slope(hours, g.counts);
-      g.growth_bytes_per_hour = slope(hours, g.bytes);
-    }
-    const std::vector<double>& main = by_bytes ? g.bytes : g.counts;
-    if (n >= 4) {
-      const std::size_t half = (n - 1) / 2;
-      const double first_inc = (main[half] - main[0]) / static_cast<double>(half);
-      const double last_inc = (main[n - 1] - main[n - 1 - half]) / static_cast<double>(half);
-      g.accelerating = last_inc > 0 && last_inc > 1.25 * std::max(first_inc, 0.0);
-    }
-    if (options_.memory_limit_bytes && g.growth_bytes_per_hour > 0) {
-      g.hours_to_limit =
-          std::max(0.0, (*options_.memory_limit_bytes - current_memory) / g.growth_bytes_per_hour);
-    }
-    auto fmtSeries = [&](const std::vector<double>& v, bool bytes) {
-      std::string out;
-      const std::size_t show = std::min<std::size_t>(v.size(), 6);
-      for (std::size_t i = 0; i < show; ++i) {
-        if (i > 0) out += ", ";
-        out += bytes ? fmtBytes(v[i]) : fmtCount(v[i]);
-      }
-      if (v.size() > show) out += ", ... " + (bytes ? fmtBytes(v.back()) : fmtCount(v.back()));
-      return out;
-    };
-    const std::string unit = by_bytes ? "" : (se.group == Group::kSocket ? " sockets" : " objects");
-    switch (g.verdict) {
-      case Verdict::kSteady:
-        g.reason = "grew in " + std::to_string(c.growing) + " of " + std::to_string(n - 1) +
-                   " intervals and was never freed: " + fmtSeries(main, by_bytes) + unit;
-        if (se.group == Group::kTracked && !by_bytes)
-          g.reason += " (" + fmtSeries(g.bytes, true) + ")";
-        if (g.accelerating) g.reason += "; accelerating";
-        break;
-      case Verdict::kTransient:
-        g.reason = "peaked at " +
-                   (by_bytes ? fmtBytes(main[c.peak]) : fmtCount(main[c.peak]) + unit) + " in " +
-                   points_[c.peak].path + " and was freed later (" + fmtSeries(main, by_bytes) +
-                   ")";
-        break;
-      case Verdict::kRecent:
-        g.reason = "grew in the last interval only (" + fmtSeries(main, by_bytes) +
-                   "): take another snapshot to tell a leak from a spike";
-        break;
-      case Verdict::kBounded:
-        g.reason = "grew, then levelled off (" + fmtSeries(main, by_bytes) + ")";
-        break;
-      case Verdict::kFlat:
-        break;
-    }
-    if (se.group == Group::kTracked && survivors_valid_) {
-      auto it = survivors_.find(se.name);
-      if (it != survivors_.end()) {
-        auto cands = it->second;
-        g.survivor_count = cands.size();
-        std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
-          return a.object.birth_unix_ns != b.object.birth_unix_ns
-                     ? a.object.birth_unix_ns < b.object.birth_unix_ns
-                     : a.object.id < b.object.id;
-        });
-        for (std::size_t i = 0; i < cands.size() && i < options_.max_survivors; ++i) {
-          const auto& o = cands[i].object;
-          Survivor sv;
-          sv.id = o.id;
-          sv.age_seconds =
-              static_cast<double>(points_.back().taken_unix_ns - o.birth_unix_ns) / 1e9;
-          sv.label = symbols_.str(o.label);
-          sv.bytes = o.bytes;
-          sv.fd = o.fd;
-          sv.socket = cands[i].socket;
-          g.survivors.push_back(sv);
-        }
-        if (g.verdict == Verdict::kSteady && g.survivor_count > 0) {
-          g.reason +=
-              "; " + std::to_string(g.survivor_count) + " object(s) alive in every snapshot";
-        }
-      }
-    }
+    fillGrowth(g, n, hours, timed, by_bytes, options_, current_memory);
+    g.reason = trendReason(g, c, by_bytes, points_);
+    addSurvivors(g);
     if (g.verdict == Verdict::kFlat && g.counts.back() == 0 && g.bytes.back() == 0 &&
         se.group == Group::kHeap) {
       continue;  // heap sites that came and went without mattering
     }
     r.groups.push_back(std::move(g));
   }
-  // Suspects first, by bytes per hour (or per interval without times), then
-  // the rest by how much they grew.
-  auto rate = [&](const TrendGroup& g) {
-    return timed ? g.growth_bytes_per_hour : g.growth_bytes_per_interval;
-  };
-  auto count_rate = [&](const TrendGroup& g) {
-    return timed ? g.growth_count_per_hour : g.growth_count_per_interval;
-  };
-  std::stable_sort(r.groups.begin(), r.groups.end(), [&](const TrendGroup& a, const TrendGroup& b) {
-    const bool sa = a.verdict == Verdict::kSteady, sb = b.verdict == Verdict::kSteady;
-    if (sa != sb) return sa;
-    if (rate(a) != rate(b)) return rate(a) > rate(b);
-    if (count_rate(a) != count_rate(b)) return count_rate(a) > count_rate(b);
-    return a.name < b.name;
-  });
+  sortGroups(r.groups, timed);
   for (const TrendGroup& g : r.groups) {
     if (g.verdict != Verdict::kSteady) continue;
     r.suspects.push_back({g.group, g.name, g.reason, g.counts.back() - g.counts.front(),

@@ -171,6 +171,8 @@ class TrendBuilder {
     std::string socket;
   };
   Series& series(Group g, const std::string& name, std::optional<StackId> stack);
+  // A tracked kind's objects alive in every snapshot, oldest first.
+  void addSurvivors(TrendGroup& g) const;
 
   const SymbolTable& symbols_;
   TrendOptions options_;
