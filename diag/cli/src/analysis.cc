@@ -732,12 +732,15 @@ TrendResult TrendBuilder::finish() {
 
 // ---- sockets ------------------------------------------------------------
 
-SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const SymbolTable& symbols,
-                             const Thresholds& t) {
-  SocketsResult r;
-  if (snaps.empty()) return r;
+namespace {
+
+// Key: group name, TCP state, protocol.
+using SocketRows = std::map<std::tuple<std::string, std::string, std::string>, SocketRow>;
+
+// One point per snapshot and the per-snapshot count of each socket group.
+SocketRows countSockets(const std::vector<const Snapshot*>& snaps, SocketsResult& r) {
   const std::size_t n = snaps.size();
-  std::map<std::tuple<std::string, std::string, std::string>, SocketRow> rows;
+  SocketRows rows;
   for (std::size_t i = 0; i < n; ++i) {
     const Snapshot& s = *snaps[i];
     SeriesPoint p;
@@ -760,25 +763,32 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
     }
   }
   for (auto& [key, row] : rows) row.counts.resize(n, 0);
+  return rows;
+}
 
-  // The last snapshot: owners and details.
-  const Snapshot& last = *snaps.back();
+// What the last snapshot's sockets are owned by.
+struct Ownership {
+  bool any_owned = false;
+  std::set<std::uint64_t> owners_seen;
+  std::map<std::pair<std::string, std::string>, std::int64_t> unowned;  // connected TCP
+};
+
+Ownership describeLast(const Snapshot& last, const SymbolTable& symbols, SocketRows& rows,
+                       SocketsResult& r) {
   std::unordered_map<std::uint64_t, std::pair<const TrackedKind*, const TrackedObject*>> objects;
   for (const TrackedKind& k : last.kinds) {
     for (const TrackedObject& o : k.objects) objects.emplace(o.id, std::make_pair(&k, &o));
   }
   const auto listening = listeningPorts(last);
-  bool any_owned = false;
-  std::set<std::uint64_t> owners_seen;
-  std::map<std::pair<std::string, std::string>, std::int64_t> unowned;
+  Ownership own;
   for (const Socket& k : last.sockets) {
     SocketDetail d;
     d.socket = k;
     d.group = socketGroupName(k, listening);
     SocketRow& row = rows[{d.group, k.state, k.protocol}];
     if (k.owner) {
-      any_owned = true;
-      owners_seen.insert(*k.owner);
+      own.any_owned = true;
+      own.owners_seen.insert(*k.owner);
       ++row.owned;
       auto it = objects.find(*k.owner);
       if (it != objects.end()) {
@@ -791,13 +801,17 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
       if (row.owners.size() < 5) row.owners.push_back(d.owner);
     } else {
       ++row.unowned;
-      if (isTcp(k) && isConnectedState(k.state)) unowned[{d.group, k.state}] += 1;
+      if (isTcp(k) && isConnectedState(k.state)) own.unowned[{d.group, k.state}] += 1;
     }
     r.last.push_back(std::move(d));
   }
+  return own;
+}
+
+void flagOwnership(const Snapshot& last, const Ownership& own, SocketsResult& r) {
   // Unowned connections only mean something in a program that declares owners.
-  if (any_owned) {
-    for (const auto& [key, count] : unowned) {
+  if (own.any_owned) {
+    for (const auto& [key, count] : own.unowned) {
       const std::string name = key.first + " " + key.second;
       SocketFlag f{"unowned", name,
                    std::to_string(count) + " " + key.second +
@@ -811,7 +825,7 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
   for (const TrackedKind& k : last.kinds) {
     std::vector<std::uint64_t> orphans;
     for (const TrackedObject& o : k.objects) {
-      if (o.fd >= 0 && owners_seen.count(o.id) == 0) orphans.push_back(o.id);
+      if (o.fd >= 0 && own.owners_seen.count(o.id) == 0) orphans.push_back(o.id);
     }
     if (orphans.empty()) continue;
     std::string ids;
@@ -826,8 +840,17 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
     r.suspects.push_back(
         {Group::kTracked, k.name, f.reason, static_cast<double>(orphans.size()), 0, std::nullopt});
   }
+}
 
-  for (auto& [key, row] : rows) {
+std::string countSeries(const std::vector<std::int64_t>& c) {
+  std::string series;
+  for (std::size_t i = 0; i < c.size(); ++i) series += (i ? ", " : "") + std::to_string(c[i]);
+  return series;
+}
+
+// CLOSE_WAIT that only accumulates, and connected groups that keep growing.
+void flagGrowth(const SocketRows& rows, std::size_t n, const Thresholds& t, SocketsResult& r) {
+  for (const auto& [key, row] : rows) {
     const auto& c = row.counts;
     std::vector<double> v(c.begin(), c.end());
     const std::string name = row.name + (row.state.empty() ? "" : " " + row.state);
@@ -835,10 +858,8 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
       bool non_decreasing = true;
       for (std::size_t i = 1; i < n; ++i) non_decreasing = non_decreasing && c[i] >= c[i - 1];
       if (non_decreasing) {
-        std::string series;
-        for (std::size_t i = 0; i < n; ++i) series += (i ? ", " : "") + std::to_string(c[i]);
         SocketFlag f{"close-wait", name,
-                     "CLOSE_WAIT sockets accumulating (" + series +
+                     "CLOSE_WAIT sockets accumulating (" + countSeries(c) +
                          "): the peer closed and this process never closed its end"};
         r.flags.push_back(f);
         r.suspects.push_back({Group::kSocket, name, f.reason,
@@ -854,12 +875,25 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
       growing = c[1] - c[0] >= t.min_objects;
     }
     if (growing) {
-      std::string series;
-      for (std::size_t i = 0; i < n; ++i) series += (i ? ", " : "") + std::to_string(c[i]);
-      r.suspects.push_back({Group::kSocket, name, "open sockets keep growing (" + series + ")",
+      r.suspects.push_back({Group::kSocket, name,
+                            "open sockets keep growing (" + countSeries(c) + ")",
                             static_cast<double>(c.back() - c.front()), 0, std::nullopt});
     }
   }
+}
+
+}  // namespace
+
+SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const SymbolTable& symbols,
+                             const Thresholds& t) {
+  SocketsResult r;
+  if (snaps.empty()) return r;
+  SocketRows rows = countSockets(snaps, r);
+  // The last snapshot: owners and details.
+  const Snapshot& last = *snaps.back();
+  const Ownership own = describeLast(last, symbols, rows, r);
+  flagOwnership(last, own, r);
+  flagGrowth(rows, snaps.size(), t, r);
   for (auto& [key, row] : rows) r.rows.push_back(std::move(row));
   std::stable_sort(r.rows.begin(), r.rows.end(), [](const SocketRow& a, const SocketRow& b) {
     if (a.counts.back() != b.counts.back()) return a.counts.back() > b.counts.back();
