@@ -434,27 +434,7 @@ TrendBuilder::Series& TrendBuilder::series(Group g, const std::string& name,
   return it->second;
 }
 
-void TrendBuilder::add(const Snapshot& s) {
-  SeriesPoint p;
-  p.path = s.path;
-  p.sequence = s.sequence;
-  p.taken_unix_ns = s.taken_unix_ns;
-  p.utc = s.utc;
-  p.pid = s.process.pid;
-  p.rss_bytes = s.process.rss_bytes;
-  p.heap_inuse_bytes = s.heap.available ? s.heap.inuse_bytes : 0;
-  p.open_fds = s.process.open_fds;
-  const bool first = points_.empty();
-  if (!first && p.pid != points_.front().pid && survivors_valid_) {
-    survivors_valid_ = false;
-    survivors_.clear();
-    notes_.push_back("the process restarted within the series (pid " +
-                     std::to_string(points_.front().pid) + " -> " + std::to_string(p.pid) + " at " +
-                     s.path + "): no survivors can be named across a restart");
-  }
-  points_.push_back(p);
-  const std::size_t n = points_.size();
-
+void TrendBuilder::addTracked(const Snapshot& s) {
   for (const TrackedKind& k : s.kinds) {
     Series& se = series(Group::kTracked, k.name, std::nullopt);
     double bytes = 0;
@@ -462,24 +442,28 @@ void TrendBuilder::add(const Snapshot& s) {
     se.counts.push_back(static_cast<double>(k.objects.size()));
     se.bytes.push_back(bytes);
   }
-  if (s.heap.available) {
-    for (const HeapSite& h : s.heap.sites) {
-      Series& se = series(Group::kHeap, siteName(symbols_, h.stack), h.stack);
-      // Two snapshot sites never share a stack (the reader merges them).
-      se.counts.push_back(h.inuse_objects);
-      se.bytes.push_back(h.inuse_bytes);
-      // A sampled estimate stands on k sampled objects: relative error 1/sqrt(k).
-      double sd = 0;
-      if (!s.heap.exact() && s.heap.sample_period > 0 && h.inuse_objects > 0) {
-        const double avg = h.inuse_bytes / h.inuse_objects;
-        const double k =
-            h.inuse_objects * (1 - std::exp(-avg / static_cast<double>(s.heap.sample_period)));
-        if (k > 0) sd = h.inuse_bytes / std::sqrt(k);
-      }
-      se.bytes_sd.resize(n - 1, 0.0);
-      se.bytes_sd.push_back(sd);
+}
+
+void TrendBuilder::addHeap(const Snapshot& s, std::size_t n) {
+  for (const HeapSite& h : s.heap.sites) {
+    Series& se = series(Group::kHeap, siteName(symbols_, h.stack), h.stack);
+    // Two snapshot sites never share a stack (the reader merges them).
+    se.counts.push_back(h.inuse_objects);
+    se.bytes.push_back(h.inuse_bytes);
+    // A sampled estimate stands on k sampled objects: relative error 1/sqrt(k).
+    double sd = 0;
+    if (!s.heap.exact() && s.heap.sample_period > 0 && h.inuse_objects > 0) {
+      const double avg = h.inuse_bytes / h.inuse_objects;
+      const double k =
+          h.inuse_objects * (1 - std::exp(-avg / static_cast<double>(s.heap.sample_period)));
+      if (k > 0) sd = h.inuse_bytes / std::sqrt(k);
     }
+    se.bytes_sd.resize(n - 1, 0.0);
+    se.bytes_sd.push_back(sd);
   }
+}
+
+void TrendBuilder::addSockets(const Snapshot& s) {
   const auto listening = listeningPorts(s);
   std::map<std::string, double> socket_counts;
   for (const Socket& k : s.sockets) {
@@ -490,15 +474,9 @@ void TrendBuilder::add(const Snapshot& s) {
     se.counts.push_back(count);
     se.bytes.push_back(0);
   }
-  // Groups absent from this snapshot are at zero here.
-  for (auto& [key, se] : series_) {
-    if (se.counts.size() < n) se.counts.push_back(0);
-    if (se.bytes.size() < n) se.bytes.push_back(0);
-    if (se.group == Group::kHeap) se.bytes_sd.resize(n, 0.0);
-  }
+}
 
-  // Survivors: the ids of the first snapshot still alive in this one.
-  if (!survivors_valid_ || s.source != SourceKind::kSnapshot) return;
+void TrendBuilder::updateSurvivors(const Snapshot& s, bool first) {
   std::unordered_map<std::uint64_t, const Socket*> by_owner;
   for (const Socket& k : s.sockets) {
     if (k.owner) by_owner.emplace(*k.owner, &k);
@@ -533,6 +511,42 @@ void TrendBuilder::add(const Snapshot& s) {
     cands.resize(out);
     cands.shrink_to_fit();
   }
+}
+
+void TrendBuilder::add(const Snapshot& s) {
+  SeriesPoint p;
+  p.path = s.path;
+  p.sequence = s.sequence;
+  p.taken_unix_ns = s.taken_unix_ns;
+  p.utc = s.utc;
+  p.pid = s.process.pid;
+  p.rss_bytes = s.process.rss_bytes;
+  p.heap_inuse_bytes = s.heap.available ? s.heap.inuse_bytes : 0;
+  p.open_fds = s.process.open_fds;
+  const bool first = points_.empty();
+  if (!first && p.pid != points_.front().pid && survivors_valid_) {
+    survivors_valid_ = false;
+    survivors_.clear();
+    notes_.push_back("the process restarted within the series (pid " +
+                     std::to_string(points_.front().pid) + " -> " + std::to_string(p.pid) + " at " +
+                     s.path + "): no survivors can be named across a restart");
+  }
+  points_.push_back(p);
+  const std::size_t n = points_.size();
+
+  addTracked(s);
+  if (s.heap.available) addHeap(s, n);
+  addSockets(s);
+  // Groups absent from this snapshot are at zero here.
+  for (auto& [key, se] : series_) {
+    if (se.counts.size() < n) se.counts.push_back(0);
+    if (se.bytes.size() < n) se.bytes.push_back(0);
+    if (se.group == Group::kHeap) se.bytes_sd.resize(n, 0.0);
+  }
+
+  // Survivors: the ids of the first snapshot still alive in this one.
+  if (!survivors_valid_ || s.source != SourceKind::kSnapshot) return;
+  updateSurvivors(s, first);
 }
 
 namespace {
