@@ -53,6 +53,34 @@ struct Slot {
   bool final = false;
 };
 
+namespace {
+
+TokenOutcome tokenOutcome(push::OutcomeKind kind) {
+  switch (kind) {
+    case push::OutcomeKind::kSuccess:
+      return TokenOutcome::kSuccess;
+    case push::OutcomeKind::kInvalidToken:
+      return TokenOutcome::kInvalidToken;
+    case push::OutcomeKind::kPermanent:
+      return TokenOutcome::kPermanent;
+    case push::OutcomeKind::kRetryable:
+      return TokenOutcome::kRetryable;
+  }
+  return TokenOutcome::kRetryable;
+}
+
+// A complete page's rows for the writer.
+std::shared_ptr<std::vector<ResultRow>> resultRows(const std::vector<Slot>& slots) {
+  auto rows = std::make_shared<std::vector<ResultRow>>();
+  rows->reserve(slots.size());
+  for (const Slot& s : slots) {
+    rows->push_back(ResultRow{s.id, tokenOutcome(s.kind), s.status, s.reason, s.attempts});
+  }
+  return rows;
+}
+
+}  // namespace
+
 // A page: up to page_size tokens of one platform, from one keyset read.
 // Shared with the outcome callbacks (loop thread), which fill slots and
 // count `outstanding` down; the scheduler thread reads slots only after
@@ -82,6 +110,17 @@ struct Scheduler::WriterEvent {
   double seconds = 0;
 };
 
+// One platform's part of the schedule being run.
+struct Scheduler::PlatformRun {
+  bool active = false;     // the payload has a message for this platform
+  bool exhausted = false;  // every token was read
+  std::uint64_t read_cursor = 0;
+  std::shared_ptr<PlatformClient> client;   // null: fetch again (ClientRegistry::clientFor)
+  std::deque<std::shared_ptr<Page>> pages;  // unwritten, in cursor order
+  push::Backoff undelivered_backoff{{}};
+  Clock::time_point client_retry_at{};
+};
+
 // The state of the schedule being run.
 struct Scheduler::Run {
   // Which run of runSchedule this is: pages and writer events of an earlier
@@ -93,18 +132,20 @@ struct Scheduler::Run {
   AppRow app;
   SchedulePayload payload;
   Lease lease;
-  bool active[2] = {false, false};
-  bool exhausted[2] = {false, false};
-  std::uint64_t read_cursor[2] = {0, 0};
-  std::shared_ptr<PlatformClient> client[2];
-  std::deque<std::shared_ptr<Page>> pages[2];  // unwritten, in cursor order
-  push::Backoff undelivered_backoff[2] = {push::Backoff({}), push::Backoff({})};
-  Clock::time_point client_retry_at[2]{};
+  PlatformRun platforms[2];  // indexed by Platform
   bool lease_lost = false;
   std::string fatal;  // a write that cannot succeed: the schedule fails
   // Set by the writer thread when a page write failed for good.
   std::shared_ptr<std::atomic<bool>> write_failed = std::make_shared<std::atomic<bool>>(false);
   std::size_t in_memory_tokens = 0;
+  // Leaving: stop requested, no new pages; finish those in flight.
+  bool draining = false;
+  Clock::time_point drain_deadline{};
+  bool finishing = false;  // the final state change is queued
+  bool finished = false;   // ... and was applied
+  bool finish_changed = false;
+
+  PlatformRun& of(Platform p) { return platforms[static_cast<int>(p)]; }
 };
 
 Scheduler::Scheduler(Config config, DbParams db, push::EventLoop& loop,
@@ -342,18 +383,19 @@ void Scheduler::pageDone(const std::shared_ptr<Page>& page) {
 bool Scheduler::sendSome(Run& run, Page& page, const std::shared_ptr<Page>& self) {
   const Platform p = page.platform;
   const int pi = static_cast<int>(p);
+  PlatformRun& pr = run.of(p);
   if (page.next_to_send >= page.to_send.size()) return false;
   const auto now = Clock::now();
   if (now < page.ready_at) return false;
-  if (!run.client[pi]) {
-    if (now < run.client_retry_at[pi]) return false;
+  if (!pr.client) {
+    if (now < pr.client_retry_at) return false;
     auto c = registry_.clientFor(run.app, p, run.id);
     if (!c.ok()) {
       logWarn("scheduler", c.error().message);
-      run.client_retry_at[pi] = now + run.undelivered_backoff[pi].next();
+      pr.client_retry_at = now + pr.undelivered_backoff.next();
       return false;
     }
-    run.client[pi] = *c;
+    pr.client = *c;
   }
   const std::size_t want = page.to_send.size() - page.next_to_send;
   const std::size_t n = limiter_[pi].take(want, now);
@@ -366,7 +408,7 @@ bool Scheduler::sendSome(Run& run, Page& page, const std::shared_ptr<Page>& self
   for (std::uint32_t i : *idx) tokens.push_back(&page.slots[i].token);
   if (page.next_to_send == 0) page.send_start = now;
   page.outstanding.fetch_add(n, std::memory_order_acq_rel);
-  const auto admission = run.client[pi]->sendMany(
+  const auto admission = pr.client->sendMany(
       tokens, run.payload, run.app, [this, self, idx](std::size_t i, const push::Outcome& o) {
         Slot& s = self->slots[(*idx)[i]];
         s.kind = o.kind;
@@ -378,7 +420,7 @@ bool Scheduler::sendSome(Run& run, Page& page, const std::shared_ptr<Page>& self
       });
   if (admission != push::Admission::kAccepted) {
     page.outstanding.fetch_sub(n, std::memory_order_acq_rel);
-    if (admission == push::Admission::kShutDown) run.client[pi].reset();  // replaced: fetch again
+    if (admission == push::Admission::kShutDown) pr.client.reset();  // replaced: fetch again
     // Queue full: the clients' outcomes will make room; try again shortly.
     page.ready_at = now + std::chrono::milliseconds(2);
     return false;
@@ -388,7 +430,7 @@ bool Scheduler::sendSome(Run& run, Page& page, const std::shared_ptr<Page>& self
 }
 
 void Scheduler::classify(Run& run, const std::shared_ptr<Page>& page) {
-  const int pi = static_cast<int>(page->platform);
+  PlatformRun& pr = run.of(page->platform);
   std::vector<std::uint32_t> again;
   std::size_t undelivered = 0, retry = 0;
   bool answered = false;
@@ -419,19 +461,18 @@ void Scheduler::classify(Run& run, const std::shared_ptr<Page>& page) {
     // Not before the server said (Retry-After), nor before our own delay.
     delay = std::max({delay, config_.token_retry_delay, s.retry_after});
   }
-  if (answered) run.undelivered_backoff[pi].reset();
+  if (answered) pr.undelivered_backoff.reset();
   if (again.empty()) {
     page->complete = true;
     metrics_->batchDuration(page->platform, Stage::kSend, seconds(Clock::now() - page->send_start));
     return;
   }
   if (undelivered > 0) {
-    const auto b = run.undelivered_backoff[pi].next();
+    const auto b = pr.undelivered_backoff.next();
     delay = std::max(
         delay, std::clamp(b, config_.undelivered_backoff_min, config_.undelivered_backoff_max));
     metrics_->resend(page->platform, true, static_cast<double>(undelivered));
-    if (run.undelivered_backoff[pi].failures() == 1 ||
-        run.undelivered_backoff[pi].failures() % 10 == 0) {
+    if (pr.undelivered_backoff.failures() == 1 || pr.undelivered_backoff.failures() % 10 == 0) {
       logWarn("scheduler", "schedule " + std::to_string(run.id) + " " +
                                platformName(page->platform) + ": " + std::to_string(undelivered) +
                                " notifications got no answer (" + page->slots[again[0]].reason +
@@ -445,31 +486,11 @@ void Scheduler::classify(Run& run, const std::shared_ptr<Page>& page) {
 }
 
 void Scheduler::submitWrites(Run& run, Platform p) {
-  const int pi = static_cast<int>(p);
-  for (auto& page : run.pages[pi]) {
+  for (auto& page : run.of(p).pages) {
     if (!page->complete) break;  // cursor order: later pages wait
     if (page->submitted) continue;
     page->submitted = true;
-    auto rows = std::make_shared<std::vector<ResultRow>>();
-    rows->reserve(page->slots.size());
-    for (const Slot& s : page->slots) {
-      TokenOutcome o = TokenOutcome::kRetryable;
-      switch (s.kind) {
-        case push::OutcomeKind::kSuccess:
-          o = TokenOutcome::kSuccess;
-          break;
-        case push::OutcomeKind::kInvalidToken:
-          o = TokenOutcome::kInvalidToken;
-          break;
-        case push::OutcomeKind::kPermanent:
-          o = TokenOutcome::kPermanent;
-          break;
-        case push::OutcomeKind::kRetryable:
-          o = TokenOutcome::kRetryable;
-          break;
-      }
-      rows->push_back(ResultRow{s.id, o, s.status, s.reason, s.attempts});
-    }
+    auto rows = resultRows(page->slots);
     const Lease lease = run.lease;
     const std::uint64_t last_id = page->last_id;
     const auto queued_at = Clock::now();
@@ -508,9 +529,9 @@ void Scheduler::submitWrites(Run& run, Platform p) {
 }
 
 void Scheduler::abandonPages(Run& run) {
-  for (auto& q : run.pages) {
-    for (auto& pg : q) metrics_->backlog(-static_cast<double>(pg->slots.size()));
-    q.clear();
+  for (PlatformRun& pr : run.platforms) {
+    for (auto& pg : pr.pages) metrics_->backlog(-static_cast<double>(pg->slots.size()));
+    pr.pages.clear();
   }
   run.in_memory_tokens = 0;
 }
@@ -519,8 +540,18 @@ void Scheduler::abandonPages(Run& run) {
 
 namespace pushdaemon {
 
-void Scheduler::runSchedule(ClaimedSchedule claimed) {
-  Run run;
+// A schedule that cannot be sent is marked failed with the reason; the
+// daemon carries on with the next one.
+void Scheduler::failRun(Run& run, const std::string& reason) {
+  logWarn("scheduler", "schedule " + std::to_string(run.id) + " failed: " + reason);
+  auto r = db_.run(
+      DbOp::kFinish, [&](DbConnection& c) { return failSchedule(c, run.lease, reason); },
+      &stop_flag_);
+  if (r.ok() && *r) metrics_->scheduleFinished(false);
+  current_schedule_ = 0;
+}
+
+bool Scheduler::startRun(Run& run, ClaimedSchedule claimed) {
   run.serial = ++run_serial_;
   run.id = claimed.id;
   run.lease = Lease{claimed.id, owner_, claimed.epoch, config_.lease};
@@ -534,251 +565,242 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
     done_pages_.clear();
     writer_events_.clear();
   }
-  // A schedule that cannot be sent is marked failed with the reason; the
-  // daemon carries on with the next one.
-  auto fail = [&](const std::string& reason) {
-    logWarn("scheduler", "schedule " + std::to_string(run.id) + " failed: " + reason);
-    auto r = db_.run(
-        DbOp::kFinish, [&](DbConnection& c) { return failSchedule(c, run.lease, reason); },
-        &stop_flag_);
-    if (r.ok() && *r) metrics_->scheduleFinished(false);
-    current_schedule_ = 0;
-  };
   auto app = db_.run(
       DbOp::kApp, [&](DbConnection& c) { return loadApp(c, claimed.app_id); }, &stop_flag_);
   if (!app.ok()) {
     current_schedule_ = 0;
-    return;  // stopping without a database: the lease will expire
+    return false;  // stopping without a database: the lease will expire
   }
-  if (!*app) return fail("app " + std::to_string(claimed.app_id) + " does not exist");
+  if (!*app) {
+    failRun(run, "app " + std::to_string(claimed.app_id) + " does not exist");
+    return false;
+  }
   run.app = **app;
   auto payload = validateSchedulePayload(claimed.payload, config_.max_payload_bytes);
-  if (!payload.ok()) return fail(payload.error().message);
+  if (!payload.ok()) {
+    failRun(run, payload.error().message);
+    return false;
+  }
   run.payload = std::move(*payload);
-  run.active[0] = run.payload.apns.has_value();
-  run.active[1] = run.payload.fcm.has_value();
+  run.of(Platform::kApns).active = run.payload.apns.has_value();
+  run.of(Platform::kFcm).active = run.payload.fcm.has_value();
   for (Platform p : kPlatforms) {
-    const int pi = static_cast<int>(p);
-    run.exhausted[pi] = !run.active[pi];
-    run.read_cursor[pi] = claimed.cursor[pi];
-    if (!run.active[pi]) continue;
+    PlatformRun& pr = run.of(p);
+    pr.exhausted = !pr.active;
+    pr.read_cursor = claimed.cursor[static_cast<int>(p)];
+    if (!pr.active) continue;
     // The one place a schedule gets its clients (ClientRegistry::clientFor).
     auto c = registry_.clientFor(run.app, p, run.id);
-    if (!c.ok()) return fail(c.error().message);
-    run.client[pi] = *c;
+    if (!c.ok()) {
+      failRun(run, c.error().message);
+      return false;
+    }
+    pr.client = *c;
   }
   run.claimed = std::move(claimed);
   writer_->setLease(run.lease);
+  return true;
+}
 
-  bool draining = false;
-  Clock::time_point drain_deadline{};
-  bool finishing = false;  // the final state change is queued
-  bool finished = false;   // ... and was applied
-  bool finish_changed = false;
-  for (;;) {
-    const auto now = Clock::now();
-    last_loop_ns_ = now.time_since_epoch().count();
-    if (!draining && stop_flag_.load()) {
-      draining = true;
-      draining_ = true;
-      drain_deadline = now + config_.drain_timeout;
-      logInfo("scheduler", "draining schedule " + std::to_string(run.id) +
-                               ": no new pages; finishing those in flight");
-    }
-    if (draining && now >= drain_deadline) {
-      logWarn("scheduler", "drain timeout: " + std::to_string(run.in_memory_tokens) +
-                               " tokens of schedule " + std::to_string(run.id) +
-                               " not persisted; they will be sent again by the next owner");
-      break;
-    }
-    if (writer_->leaseLost()) run.lease_lost = true;
-    if (run.lease_lost) {
-      metrics_->leaseLost();
-      logWarn("scheduler", "schedule " + std::to_string(run.id) +
-                               ": another daemon holds the claim now; abandoning it");
-      break;
-    }
-    if (applyReload()) {
-      auto fresh = loadAppOnce(run.app.id);
-      if (fresh.ok() && *fresh) run.app = **fresh;
-      for (Platform p : kPlatforms) {
-        if (!run.active[static_cast<int>(p)]) continue;
-        auto c = registry_.clientFor(run.app, p, run.id);
-        if (c.ok()) {
-          run.client[static_cast<int>(p)] = *c;
-        } else {
-          logWarn("scheduler", c.error().message);
-          run.client[static_cast<int>(p)].reset();
-        }
-      }
-    }
-
-    // What the other threads reported.
-    std::deque<std::shared_ptr<Page>> done;
-    std::deque<std::shared_ptr<WriterEvent>> events;
-    {
-      const std::lock_guard lock(mu_);
-      done.swap(done_pages_);
-      events.swap(writer_events_);
-    }
-    for (auto& page : done) {
-      if (page->run != run.serial) continue;                    // from an abandoned earlier run
-      if (page->next_to_send < page->to_send.size()) continue;  // more of this round to send
-      if (page->outstanding.load(std::memory_order_acquire) != 0) continue;
-      if (page->complete) continue;
-      classify(run, page);
-      if (page->complete) submitWrites(run, page->platform);
-    }
-    for (auto& e : events) {
-      if (e->run != run.serial) continue;  // from an abandoned earlier run
-      if (!e->page) {
-        finished = true;
-        finish_changed = !e->error && e->changed;
-        continue;
-      }
-      const Platform p = e->page->platform;
-      const int pi = static_cast<int>(p);
-      if (e->error) {
-        if (run.fatal.empty()) run.fatal = "writing results failed: " + e->error->message;
-        continue;
-      }
-      if (e->outcome == WriteOutcome::kLeaseLost) {
-        run.lease_lost = true;
-        continue;
-      }
-      metrics_->batchDuration(p, Stage::kWrite, e->seconds);
-      if (e->outcome == WriteOutcome::kWritten) {
-        std::size_t invalid = 0;
-        for (const ResultRow& r : *e->rows) {
-          metrics_->tokens(p, r.outcome, 1);
-          invalid += r.outcome == TokenOutcome::kInvalidToken;
-        }
-        if (invalid > 0) metrics_->deactivated(p, static_cast<double>(invalid));
-      }
-      // Pages commit in order: the event is for the front page.
-      auto& q = run.pages[pi];
-      if (!q.empty() && q.front() == e->page) {
-        metrics_->backlog(-static_cast<double>(q.front()->slots.size()));
-        run.in_memory_tokens -= q.front()->slots.size();
-        q.pop_front();
-      }
-    }
-    if (run.lease_lost) continue;  // handled at the top
-    if (!run.fatal.empty()) break;
-    if (finished) break;
-
-    // Send what may go now.
-    Clock::time_point wake = now + std::chrono::milliseconds(100);
-    for (Platform p : kPlatforms) {
-      const int pi = static_cast<int>(p);
-      for (auto& page : run.pages[pi]) {
-        while (sendSome(run, *page, page)) {
-        }
-        if (page->next_to_send < page->to_send.size()) {
-          wake = std::min(wake, std::max(page->ready_at, limiter_[pi].nextAt(Clock::now())));
-        }
-      }
-    }
-
-    // Read more, within the bound on unwritten pages.
-    for (Platform p : kPlatforms) {
-      const int pi = static_cast<int>(p);
-      while (!draining && !run.exhausted[pi] && run.pages[pi].size() < config_.pages_in_flight) {
-        const auto t0 = Clock::now();
-        auto tokens = db_.run(
-            DbOp::kRead,
-            [&](DbConnection& c) {
-              return readTokens(c, run.app.id, p, run.read_cursor[pi], config_.page_size);
-            },
-            &stop_flag_);
-        if (!tokens.ok()) {
-          // kUnavailable only comes back once stopping: drain what we have.
-          // Anything else is a statement the server refuses; repeating it
-          // will not help, so the schedule fails with it.
-          if (tokens.error().code != diag::Errc::kUnavailable && run.fatal.empty()) {
-            run.fatal = "reading tokens failed: " + tokens.error().message;
-          }
-          break;
-        }
-        metrics_->batchDuration(p, Stage::kRead, seconds(Clock::now() - t0));
-        if (tokens->empty()) {
-          run.exhausted[pi] = true;
-          break;
-        }
-        auto page = std::make_shared<Page>();
-        page->run = run.serial;
-        page->platform = p;
-        page->last_id = tokens->back().id;
-        page->slots.resize(tokens->size());
-        page->to_send.reserve(tokens->size());
-        for (std::size_t i = 0; i < tokens->size(); ++i) {
-          Slot& s = page->slots[i];
-          s.id = (*tokens)[i].id;
-          s.token = std::move((*tokens)[i].token);
-          if (s.token.empty()) {
-            // Never sent: there is nothing to send it to.
-            s.kind = push::OutcomeKind::kPermanent;
-            s.reason = "EmptyToken";
-            s.final = true;
-            continue;
-          }
-          page->to_send.push_back(static_cast<std::uint32_t>(i));
-        }
-        run.read_cursor[pi] = page->last_id;
-        run.in_memory_tokens += page->slots.size();
-        metrics_->backlog(static_cast<double>(page->slots.size()));
-        page->send_start = Clock::now();
-        if (page->to_send.empty()) page->complete = true;
-        run.pages[pi].push_back(page);
-        if (page->complete) submitWrites(run, p);
-        while (sendSome(run, *page, page)) {
-        }
-        if (page->next_to_send < page->to_send.size()) {
-          wake = std::min(wake, std::max(page->ready_at, limiter_[pi].nextAt(Clock::now())));
-        }
-      }
-    }
-
-    const bool all_written = run.pages[0].empty() && run.pages[1].empty();
-    if (all_written && !finishing) {
-      if (run.exhausted[0] && run.exhausted[1]) {
-        finishing = true;
-        const Lease lease = run.lease;
-        ResultWriter::Job job;
-        job.op = DbOp::kFinish;
-        auto changed = std::make_shared<bool>(false);
-        job.work = [lease, changed](DbConnection& c) -> diag::Status {
-          auto r = finishSchedule(c, lease);
-          if (!r.ok()) return r.error();
-          *changed = *r;
-          return diag::Ok{};
-        };
-        job.done = [this, changed, serial = run.serial](const diag::Status& s) {
-          WriterEvent e;
-          e.run = serial;
-          e.changed = *changed;
-          if (!s.ok()) e.error = s.error();
-          const std::lock_guard lock(mu_);
-          writer_events_.push_back(std::make_shared<WriterEvent>(std::move(e)));
-          cv_.notify_all();
-        };
-        writer_->submit(std::move(job));
-      } else if (draining) {
-        break;  // everything read so far is persisted: release below
-      }
-    }
-
-    std::unique_lock lock(mu_);
-    cv_.wait_until(lock, wake, [&] {
-      return !done_pages_.empty() || !writer_events_.empty() || pending_config_.has_value() ||
-             (stop_requested_ && !draining);
-    });
+bool Scheduler::mustLeave(Run& run, Clock::time_point now) {
+  if (!run.draining && stop_flag_.load()) {
+    run.draining = true;
+    draining_ = true;
+    run.drain_deadline = now + config_.drain_timeout;
+    logInfo("scheduler", "draining schedule " + std::to_string(run.id) +
+                             ": no new pages; finishing those in flight");
   }
+  if (run.draining && now >= run.drain_deadline) {
+    logWarn("scheduler", "drain timeout: " + std::to_string(run.in_memory_tokens) +
+                             " tokens of schedule " + std::to_string(run.id) +
+                             " not persisted; they will be sent again by the next owner");
+    return true;
+  }
+  if (writer_->leaseLost()) run.lease_lost = true;
+  if (run.lease_lost) {
+    metrics_->leaseLost();
+    logWarn("scheduler", "schedule " + std::to_string(run.id) +
+                             ": another daemon holds the claim now; abandoning it");
+    return true;
+  }
+  return false;
+}
 
-  // Leaving the schedule.
+// After a reload: the app's credentials may have changed.
+void Scheduler::refreshClients(Run& run) {
+  auto fresh = loadAppOnce(run.app.id);
+  if (fresh.ok() && *fresh) run.app = **fresh;
+  for (Platform p : kPlatforms) {
+    PlatformRun& pr = run.of(p);
+    if (!pr.active) continue;
+    auto c = registry_.clientFor(run.app, p, run.id);
+    if (c.ok()) {
+      pr.client = *c;
+    } else {
+      logWarn("scheduler", c.error().message);
+      pr.client.reset();
+    }
+  }
+}
+
+// What the other threads reported: pages whose round was answered, and
+// the writer's results.
+void Scheduler::collectReports(Run& run) {
+  std::deque<std::shared_ptr<Page>> done;
+  std::deque<std::shared_ptr<WriterEvent>> events;
+  {
+    const std::lock_guard lock(mu_);
+    done.swap(done_pages_);
+    events.swap(writer_events_);
+  }
+  for (auto& page : done) {
+    if (page->run != run.serial) continue;                    // from an abandoned earlier run
+    if (page->next_to_send < page->to_send.size()) continue;  // more of this round to send
+    if (page->outstanding.load(std::memory_order_acquire) != 0) continue;
+    if (page->complete) continue;
+    classify(run, page);
+    if (page->complete) submitWrites(run, page->platform);
+  }
+  for (auto& e : events) {
+    if (e->run != run.serial) continue;  // from an abandoned earlier run
+    onWriterEvent(run, *e);
+  }
+}
+
+void Scheduler::onWriterEvent(Run& run, const WriterEvent& e) {
+  if (!e.page) {
+    run.finished = true;
+    run.finish_changed = !e.error && e.changed;
+    return;
+  }
+  const Platform p = e.page->platform;
+  if (e.error) {
+    if (run.fatal.empty()) run.fatal = "writing results failed: " + e.error->message;
+    return;
+  }
+  if (e.outcome == WriteOutcome::kLeaseLost) {
+    run.lease_lost = true;
+    return;
+  }
+  metrics_->batchDuration(p, Stage::kWrite, e.seconds);
+  if (e.outcome == WriteOutcome::kWritten) {
+    std::size_t invalid = 0;
+    for (const ResultRow& r : *e.rows) {
+      metrics_->tokens(p, r.outcome, 1);
+      invalid += r.outcome == TokenOutcome::kInvalidToken;
+    }
+    if (invalid > 0) metrics_->deactivated(p, static_cast<double>(invalid));
+  }
+  // Pages commit in order: the event is for the front page.
+  auto& q = run.of(p).pages;
+  if (!q.empty() && q.front() == e.page) {
+    metrics_->backlog(-static_cast<double>(q.front()->slots.size()));
+    run.in_memory_tokens -= q.front()->slots.size();
+    q.pop_front();
+  }
+}
+
+// Sends what the rate limit lets go now; `wake` is lowered to when the
+// page may send more.
+void Scheduler::sendPage(Run& run, const std::shared_ptr<Page>& page, Clock::time_point& wake) {
+  while (sendSome(run, *page, page)) {
+  }
+  if (page->next_to_send < page->to_send.size()) {
+    const int pi = static_cast<int>(page->platform);
+    wake = std::min(wake, std::max(page->ready_at, limiter_[pi].nextAt(Clock::now())));
+  }
+}
+
+// Reads pages, within the bound on unwritten pages, and sends them.
+void Scheduler::readPages(Run& run, Platform p, Clock::time_point& wake) {
+  PlatformRun& pr = run.of(p);
+  while (!run.draining && !pr.exhausted && pr.pages.size() < config_.pages_in_flight) {
+    const auto t0 = Clock::now();
+    auto tokens = db_.run(
+        DbOp::kRead,
+        [&](DbConnection& c) {
+          return readTokens(c, run.app.id, p, pr.read_cursor, config_.page_size);
+        },
+        &stop_flag_);
+    if (!tokens.ok()) {
+      // kUnavailable only comes back once stopping: drain what we have.
+      // Anything else is a statement the server refuses; repeating it
+      // will not help, so the schedule fails with it.
+      if (tokens.error().code != diag::Errc::kUnavailable && run.fatal.empty()) {
+        run.fatal = "reading tokens failed: " + tokens.error().message;
+      }
+      break;
+    }
+    metrics_->batchDuration(p, Stage::kRead, seconds(Clock::now() - t0));
+    if (tokens->empty()) {
+      pr.exhausted = true;
+      break;
+    }
+    auto page = makePage(run, p, std::move(*tokens));
+    pr.read_cursor = page->last_id;
+    run.in_memory_tokens += page->slots.size();
+    metrics_->backlog(static_cast<double>(page->slots.size()));
+    page->send_start = Clock::now();
+    if (page->to_send.empty()) page->complete = true;
+    pr.pages.push_back(page);
+    if (page->complete) submitWrites(run, p);
+    sendPage(run, page, wake);
+  }
+}
+
+std::shared_ptr<Scheduler::Page> Scheduler::makePage(const Run& run, Platform p,
+                                                     std::vector<TokenRow> tokens) {
+  auto page = std::make_shared<Page>();
+  page->run = run.serial;
+  page->platform = p;
+  page->last_id = tokens.back().id;
+  page->slots.resize(tokens.size());
+  page->to_send.reserve(tokens.size());
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    Slot& s = page->slots[i];
+    s.id = tokens[i].id;
+    s.token = std::move(tokens[i].token);
+    if (s.token.empty()) {
+      // Never sent: there is nothing to send it to.
+      s.kind = push::OutcomeKind::kPermanent;
+      s.reason = "EmptyToken";
+      s.final = true;
+      continue;
+    }
+    page->to_send.push_back(static_cast<std::uint32_t>(i));
+  }
+  return page;
+}
+
+// Every token was read and every page written: mark the schedule done.
+void Scheduler::queueFinish(Run& run) {
+  run.finishing = true;
+  const Lease lease = run.lease;
+  ResultWriter::Job job;
+  job.op = DbOp::kFinish;
+  auto changed = std::make_shared<bool>(false);
+  job.work = [lease, changed](DbConnection& c) -> diag::Status {
+    auto r = finishSchedule(c, lease);
+    if (!r.ok()) return r.error();
+    *changed = *r;
+    return diag::Ok{};
+  };
+  job.done = [this, changed, serial = run.serial](const diag::Status& s) {
+    WriterEvent e;
+    e.run = serial;
+    e.changed = *changed;
+    if (!s.ok()) e.error = s.error();
+    const std::lock_guard lock(mu_);
+    writer_events_.push_back(std::make_shared<WriterEvent>(std::move(e)));
+    cv_.notify_all();
+  };
+  writer_->submit(std::move(job));
+}
+
+void Scheduler::leaveRun(Run& run) {
   writer_->clearLease();
-  if (finished) {
-    if (finish_changed) {
+  if (run.finished) {
+    if (run.finish_changed) {
       metrics_->scheduleFinished(true);
       logInfo("scheduler", "schedule " + std::to_string(run.id) + " done");
     } else {
@@ -787,7 +809,7 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
     }
   } else if (!run.fatal.empty()) {
     abandonPages(run);
-    fail(run.fatal);
+    failRun(run, run.fatal);
   } else if (!run.lease_lost) {
     // Draining: what is persisted stays; the rest goes back to waiting for
     // the next daemon (or this one after a restart).
@@ -801,6 +823,43 @@ void Scheduler::runSchedule(ClaimedSchedule claimed) {
     abandonPages(run);
   }
   current_schedule_ = 0;
+}
+
+void Scheduler::runSchedule(ClaimedSchedule claimed) {
+  Run run;
+  if (!startRun(run, std::move(claimed))) return;
+  for (;;) {
+    const auto now = Clock::now();
+    last_loop_ns_ = now.time_since_epoch().count();
+    if (mustLeave(run, now)) break;
+    if (applyReload()) refreshClients(run);
+    collectReports(run);
+    if (run.lease_lost) continue;  // handled at the top
+    if (!run.fatal.empty()) break;
+    if (run.finished) break;
+
+    Clock::time_point wake = now + std::chrono::milliseconds(100);
+    for (Platform p : kPlatforms) {
+      for (auto& page : run.of(p).pages) sendPage(run, page, wake);
+    }
+    for (Platform p : kPlatforms) readPages(run, p, wake);
+
+    const bool all_written = run.platforms[0].pages.empty() && run.platforms[1].pages.empty();
+    if (all_written && !run.finishing) {
+      if (run.platforms[0].exhausted && run.platforms[1].exhausted) {
+        queueFinish(run);
+      } else if (run.draining) {
+        break;  // everything read so far is persisted: release below
+      }
+    }
+
+    std::unique_lock lock(mu_);
+    cv_.wait_until(lock, wake, [&] {
+      return !done_pages_.empty() || !writer_events_.empty() || pending_config_.has_value() ||
+             (stop_requested_ && !run.draining);
+    });
+  }
+  leaveRun(run);
 }
 
 }  // namespace pushdaemon

@@ -72,6 +72,7 @@ class Scheduler {
 
  private:
   struct Page;
+  struct PlatformRun;
   struct Run;
   struct WriterEvent;
   void threadMain();
@@ -83,6 +84,20 @@ class Scheduler {
   void waitIdle(std::chrono::milliseconds d);
   // Outcome delivery (loop thread) -> this thread.
   void pageDone(const std::shared_ptr<Page>& page);
+
+  // The steps of runSchedule (scheduler thread).
+  bool startRun(Run& run, ClaimedSchedule claimed);  // false: failed or stopping
+  bool mustLeave(Run& run, std::chrono::steady_clock::time_point now);
+  void refreshClients(Run& run);
+  void collectReports(Run& run);
+  void onWriterEvent(Run& run, const WriterEvent& e);
+  void sendPage(Run& run, const std::shared_ptr<Page>& page,
+                std::chrono::steady_clock::time_point& wake);
+  void readPages(Run& run, Platform p, std::chrono::steady_clock::time_point& wake);
+  std::shared_ptr<Page> makePage(const Run& run, Platform p, std::vector<TokenRow> tokens);
+  void queueFinish(Run& run);
+  void leaveRun(Run& run);
+  void failRun(Run& run, const std::string& reason);
 
   // Schedule pieces (scheduler thread).
   bool sendSome(Run& run, Page& page, const std::shared_ptr<Page>& self);

@@ -193,6 +193,188 @@ std::string describeStack(const SymbolTable& symbols, StackId stack, std::size_t
 
 // ---- diff ---------------------------------------------------------------
 
+namespace {
+
+// New/deleted split when the ids (or counters) do not say: the net change.
+void netSplit(CompareRow& r) {
+  r.basis = "net";
+  r.new_count = std::max(0.0, r.delta_count);
+  r.deleted_count = std::max(0.0, -r.delta_count);
+  r.alloc_bytes = std::max(0.0, r.delta_bytes);
+  r.freed_bytes = std::max(0.0, -r.delta_bytes);
+}
+
+// Within one process the object ids are comparable: a merge of the two
+// sorted id lists counts what was created and what was destroyed.
+void idSplit(CompareRow& r, const TrackedKind& b, const TrackedKind& g) {
+  r.basis = "ids";
+  std::size_t i = 0, j = 0;
+  while (i < b.objects.size() || j < g.objects.size()) {
+    if (j == g.objects.size() || (i < b.objects.size() && b.objects[i].id < g.objects[j].id)) {
+      r.deleted_count += 1;
+      r.freed_bytes += static_cast<double>(b.objects[i].bytes);
+      ++i;
+    } else if (i == b.objects.size() || g.objects[j].id < b.objects[i].id) {
+      r.new_count += 1;
+      r.alloc_bytes += static_cast<double>(g.objects[j].bytes);
+      ++j;
+    } else {
+      ++i;
+      ++j;
+    }
+  }
+  r.created = g.created_total - b.created_total;
+  r.destroyed = g.destroyed_total - b.destroyed_total;
+}
+
+CompareRow compareKind(const std::string& name, const TrackedKind& b, const TrackedKind& g,
+                       bool same_process) {
+  CompareRow r;
+  r.group = Group::kTracked;
+  r.name = name;
+  r.base_count = static_cast<double>(b.objects.size());
+  r.target_count = static_cast<double>(g.objects.size());
+  for (const auto& o : b.objects) r.base_bytes += static_cast<double>(o.bytes);
+  for (const auto& o : g.objects) r.target_bytes += static_cast<double>(o.bytes);
+  r.delta_count = r.target_count - r.base_count;
+  r.delta_bytes = r.target_bytes - r.base_bytes;
+  if (same_process) {
+    idSplit(r, b, g);
+  } else {
+    netSplit(r);
+  }
+  return r;
+}
+
+std::vector<CompareRow> compareTracked(const Snapshot& base, const Snapshot& target,
+                                       const Thresholds& t, Comparison& c) {
+  std::set<std::string> kinds;
+  for (const auto& k : base.kinds) kinds.insert(k.name);
+  for (const auto& k : target.kinds) kinds.insert(k.name);
+  static const TrackedKind kEmpty;
+  std::vector<CompareRow> tracked;
+  for (const std::string& name : kinds) {
+    const TrackedKind* b = base.kind(name);
+    const TrackedKind* g = target.kind(name);
+    if (b == nullptr) b = &kEmpty;
+    if (g == nullptr) g = &kEmpty;
+    const CompareRow r = compareKind(name, *b, *g, c.same_process);
+    tracked.push_back(r);
+    if (r.delta_count >= static_cast<double>(t.min_objects)) {
+      c.suspects.push_back({Group::kTracked, name,
+                            fmtCount(r.new_count) + " new, " + fmtCount(r.deleted_count) +
+                                " deleted: live " + fmtCount(r.base_count) + " -> " +
+                                fmtCount(r.target_count) + " (" + signedBytes(r.delta_bytes) + ")",
+                            r.delta_count, r.delta_bytes, std::nullopt});
+    } else if (r.delta_bytes >= t.min_tracked_bytes) {
+      c.suspects.push_back({Group::kTracked, name,
+                            "retained bytes " + signedBytes(r.delta_bytes) + " (" +
+                                fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
+                                " objects)",
+                            r.delta_count, r.delta_bytes, std::nullopt});
+    }
+  }
+  return tracked;
+}
+
+CompareRow compareSite(StackId st, const HeapSite& b, const HeapSite& g, bool exact,
+                       const SymbolTable& symbols) {
+  CompareRow r;
+  r.group = Group::kHeap;
+  r.stack = st;
+  r.name = siteName(symbols, st);
+  r.base_count = b.inuse_objects;
+  r.target_count = g.inuse_objects;
+  r.base_bytes = b.inuse_bytes;
+  r.target_bytes = g.inuse_bytes;
+  r.delta_count = r.target_count - r.base_count;
+  r.delta_bytes = r.target_bytes - r.base_bytes;
+  const double new_objects = g.alloc_objects - b.alloc_objects;
+  const double new_bytes = g.alloc_bytes - b.alloc_bytes;
+  if (exact && new_objects >= 0 && new_bytes >= 0 && new_objects >= r.delta_count) {
+    r.basis = "counters";
+    r.new_count = new_objects;
+    r.alloc_bytes = new_bytes;
+    r.deleted_count = new_objects - r.delta_count;
+    r.freed_bytes = new_bytes - r.delta_bytes;
+  } else {
+    netSplit(r);
+  }
+  return r;
+}
+
+std::vector<CompareRow> compareHeap(const Snapshot& base, const Snapshot& target,
+                                    const SymbolTable& symbols, const Thresholds& t,
+                                    Comparison& c) {
+  std::vector<CompareRow> heap;
+  if (!base.heap.available || !target.heap.available) {
+    if (base.heap.available != target.heap.available) {
+      c.notes.push_back("only one of the two inputs has a heap profile; heap sites not compared");
+    }
+    return heap;
+  }
+  std::unordered_map<StackId, const HeapSite*> bs;
+  for (const auto& s : base.heap.sites) bs.emplace(s.stack, &s);
+  std::unordered_map<StackId, const HeapSite*> ts;
+  for (const auto& s : target.heap.sites) ts.emplace(s.stack, &s);
+  std::set<StackId> stacks;
+  for (const auto& s : base.heap.sites) stacks.insert(s.stack);
+  for (const auto& s : target.heap.sites) stacks.insert(s.stack);
+  const bool exact = base.heap.exact() && target.heap.exact();
+  static const HeapSite kNone;
+  for (StackId st : stacks) {
+    const HeapSite* b = bs.count(st) ? bs[st] : &kNone;
+    const HeapSite* g = ts.count(st) ? ts[st] : &kNone;
+    const CompareRow r = compareSite(st, *b, *g, exact, symbols);
+    if (r.delta_bytes == 0 && r.new_count == 0 && r.deleted_count == 0) continue;
+    heap.push_back(r);
+    if (r.delta_bytes >= t.min_heap_bytes) {
+      c.suspects.push_back({Group::kHeap, r.name,
+                            "in use " + fmtBytes(r.base_bytes) + " -> " + fmtBytes(r.target_bytes) +
+                                " (" + signedBytes(r.delta_bytes) + ", " +
+                                signedCount(r.delta_count) + " objects)",
+                            r.delta_count, r.delta_bytes, st});
+    }
+  }
+  return heap;
+}
+
+std::vector<CompareRow> compareSockets(const Snapshot& base, const Snapshot& target,
+                                       const Thresholds& t, Comparison& c) {
+  std::vector<CompareRow> sockets;
+  const auto bl = listeningPorts(base);
+  const auto tl = listeningPorts(target);
+  std::map<std::pair<std::string, std::string>,
+           std::pair<std::set<std::uint64_t>, std::set<std::uint64_t>>>
+      groups;
+  for (const auto& s : base.sockets)
+    groups[{socketGroupName(s, bl), s.state}].first.insert(s.inode);
+  for (const auto& s : target.sockets)
+    groups[{socketGroupName(s, tl), s.state}].second.insert(s.inode);
+  for (const auto& [key, sets] : groups) {
+    CompareRow r;
+    r.group = Group::kSocket;
+    r.name = key.first + (key.second.empty() ? "" : " " + key.second);
+    r.basis = "inodes";
+    r.base_count = static_cast<double>(sets.first.size());
+    r.target_count = static_cast<double>(sets.second.size());
+    for (auto ino : sets.second) r.new_count += sets.first.count(ino) ? 0 : 1;
+    for (auto ino : sets.first) r.deleted_count += sets.second.count(ino) ? 0 : 1;
+    r.delta_count = r.target_count - r.base_count;
+    sockets.push_back(r);
+    if (r.delta_count >= static_cast<double>(t.min_objects) && isConnectedState(key.second)) {
+      c.suspects.push_back({Group::kSocket, r.name,
+                            fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
+                                " sockets (" + fmtCount(r.new_count) + " new, " +
+                                fmtCount(r.deleted_count) + " closed)",
+                            r.delta_count, 0, std::nullopt});
+    }
+  }
+  return sockets;
+}
+
+}  // namespace
+
 Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTable& symbols,
                    const Thresholds& t) {
   Comparison c;
@@ -210,155 +392,11 @@ Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTab
   }
   if (c.interval_seconds < 0) c.notes.push_back("TARGET was taken before BASE");
 
-  // Tracked kinds.
-  std::set<std::string> kinds;
-  for (const auto& k : base.kinds) kinds.insert(k.name);
-  for (const auto& k : target.kinds) kinds.insert(k.name);
-  static const TrackedKind kEmpty;
-  std::vector<CompareRow> tracked;
-  for (const std::string& name : kinds) {
-    const TrackedKind* b = base.kind(name);
-    const TrackedKind* g = target.kind(name);
-    if (b == nullptr) b = &kEmpty;
-    if (g == nullptr) g = &kEmpty;
-    CompareRow r;
-    r.group = Group::kTracked;
-    r.name = name;
-    r.base_count = static_cast<double>(b->objects.size());
-    r.target_count = static_cast<double>(g->objects.size());
-    for (const auto& o : b->objects) r.base_bytes += static_cast<double>(o.bytes);
-    for (const auto& o : g->objects) r.target_bytes += static_cast<double>(o.bytes);
-    r.delta_count = r.target_count - r.base_count;
-    r.delta_bytes = r.target_bytes - r.base_bytes;
-    if (c.same_process) {
-      r.basis = "ids";
-      std::size_t i = 0, j = 0;
-      while (i < b->objects.size() || j < g->objects.size()) {
-        if (j == g->objects.size() ||
-            (i < b->objects.size() && b->objects[i].id < g->objects[j].id)) {
-          r.deleted_count += 1;
-          r.freed_bytes += static_cast<double>(b->objects[i].bytes);
-          ++i;
-        } else if (i == b->objects.size() || g->objects[j].id < b->objects[i].id) {
-          r.new_count += 1;
-          r.alloc_bytes += static_cast<double>(g->objects[j].bytes);
-          ++j;
-        } else {
-          ++i;
-          ++j;
-        }
-      }
-      r.created = g->created_total - b->created_total;
-      r.destroyed = g->destroyed_total - b->destroyed_total;
-    } else {
-      r.basis = "net";
-      r.new_count = std::max(0.0, r.delta_count);
-      r.deleted_count = std::max(0.0, -r.delta_count);
-      r.alloc_bytes = std::max(0.0, r.delta_bytes);
-      r.freed_bytes = std::max(0.0, -r.delta_bytes);
-    }
-    tracked.push_back(r);
-    if (r.delta_count >= static_cast<double>(t.min_objects)) {
-      c.suspects.push_back({Group::kTracked, name,
-                            fmtCount(r.new_count) + " new, " + fmtCount(r.deleted_count) +
-                                " deleted: live " + fmtCount(r.base_count) + " -> " +
-                                fmtCount(r.target_count) + " (" + signedBytes(r.delta_bytes) + ")",
-                            r.delta_count, r.delta_bytes, std::nullopt});
-    } else if (r.delta_bytes >= t.min_tracked_bytes) {
-      c.suspects.push_back({Group::kTracked, name,
-                            "retained bytes " + signedBytes(r.delta_bytes) + " (" +
-                                fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
-                                " objects)",
-                            r.delta_count, r.delta_bytes, std::nullopt});
-    }
-  }
-
-  // Heap sites.
-  std::vector<CompareRow> heap;
-  if (base.heap.available && target.heap.available) {
-    std::unordered_map<StackId, const HeapSite*> bs;
-    for (const auto& s : base.heap.sites) bs.emplace(s.stack, &s);
-    std::unordered_map<StackId, const HeapSite*> ts;
-    for (const auto& s : target.heap.sites) ts.emplace(s.stack, &s);
-    std::set<StackId> stacks;
-    for (const auto& s : base.heap.sites) stacks.insert(s.stack);
-    for (const auto& s : target.heap.sites) stacks.insert(s.stack);
-    const bool exact = base.heap.exact() && target.heap.exact();
-    static const HeapSite kNone;
-    for (StackId st : stacks) {
-      const HeapSite* b = bs.count(st) ? bs[st] : &kNone;
-      const HeapSite* g = ts.count(st) ? ts[st] : &kNone;
-      CompareRow r;
-      r.group = Group::kHeap;
-      r.stack = st;
-      r.name = siteName(symbols, st);
-      r.base_count = b->inuse_objects;
-      r.target_count = g->inuse_objects;
-      r.base_bytes = b->inuse_bytes;
-      r.target_bytes = g->inuse_bytes;
-      r.delta_count = r.target_count - r.base_count;
-      r.delta_bytes = r.target_bytes - r.base_bytes;
-      const double new_objects = g->alloc_objects - b->alloc_objects;
-      const double new_bytes = g->alloc_bytes - b->alloc_bytes;
-      if (exact && new_objects >= 0 && new_bytes >= 0 && new_objects >= r.delta_count) {
-        r.basis = "counters";
-        r.new_count = new_objects;
-        r.alloc_bytes = new_bytes;
-        r.deleted_count = new_objects - r.delta_count;
-        r.freed_bytes = new_bytes - r.delta_bytes;
-      } else {
-        r.basis = "net";
-        r.new_count = std::max(0.0, r.delta_count);
-        r.deleted_count = std::max(0.0, -r.delta_count);
-        r.alloc_bytes = std::max(0.0, r.delta_bytes);
-        r.freed_bytes = std::max(0.0, -r.delta_bytes);
-      }
-      if (r.delta_bytes == 0 && r.new_count == 0 && r.deleted_count == 0) continue;
-      heap.push_back(r);
-      if (r.delta_bytes >= t.min_heap_bytes) {
-        c.suspects.push_back({Group::kHeap, r.name,
-                              "in use " + fmtBytes(r.base_bytes) + " -> " +
-                                  fmtBytes(r.target_bytes) + " (" + signedBytes(r.delta_bytes) +
-                                  ", " + signedCount(r.delta_count) + " objects)",
-                              r.delta_count, r.delta_bytes, st});
-      }
-    }
-  } else if (base.heap.available != target.heap.available) {
-    c.notes.push_back("only one of the two inputs has a heap profile; heap sites not compared");
-  }
-
-  // Socket groups.
-  std::vector<CompareRow> sockets;
-  {
-    const auto bl = listeningPorts(base);
-    const auto tl = listeningPorts(target);
-    std::map<std::pair<std::string, std::string>,
-             std::pair<std::set<std::uint64_t>, std::set<std::uint64_t>>>
-        groups;
-    for (const auto& s : base.sockets)
-      groups[{socketGroupName(s, bl), s.state}].first.insert(s.inode);
-    for (const auto& s : target.sockets)
-      groups[{socketGroupName(s, tl), s.state}].second.insert(s.inode);
-    for (const auto& [key, sets] : groups) {
-      CompareRow r;
-      r.group = Group::kSocket;
-      r.name = key.first + (key.second.empty() ? "" : " " + key.second);
-      r.basis = "inodes";
-      r.base_count = static_cast<double>(sets.first.size());
-      r.target_count = static_cast<double>(sets.second.size());
-      for (auto ino : sets.second) r.new_count += sets.first.count(ino) ? 0 : 1;
-      for (auto ino : sets.first) r.deleted_count += sets.second.count(ino) ? 0 : 1;
-      r.delta_count = r.target_count - r.base_count;
-      sockets.push_back(r);
-      if (r.delta_count >= static_cast<double>(t.min_objects) && isConnectedState(key.second)) {
-        c.suspects.push_back({Group::kSocket, r.name,
-                              fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
-                                  " sockets (" + fmtCount(r.new_count) + " new, " +
-                                  fmtCount(r.deleted_count) + " closed)",
-                              r.delta_count, 0, std::nullopt});
-      }
-    }
-  }
+  // Suspects are appended tracked, heap, sockets; the stable sort below
+  // keeps that order among equals.
+  std::vector<CompareRow> tracked = compareTracked(base, target, t, c);
+  std::vector<CompareRow> heap = compareHeap(base, target, symbols, t, c);
+  std::vector<CompareRow> sockets = compareSockets(base, target, t, c);
 
   auto byGrowth = [](const CompareRow& a, const CompareRow& b) {
     if (a.delta_bytes != b.delta_bytes) return a.delta_bytes > b.delta_bytes;
@@ -396,27 +434,7 @@ TrendBuilder::Series& TrendBuilder::series(Group g, const std::string& name,
   return it->second;
 }
 
-void TrendBuilder::add(const Snapshot& s) {
-  SeriesPoint p;
-  p.path = s.path;
-  p.sequence = s.sequence;
-  p.taken_unix_ns = s.taken_unix_ns;
-  p.utc = s.utc;
-  p.pid = s.process.pid;
-  p.rss_bytes = s.process.rss_bytes;
-  p.heap_inuse_bytes = s.heap.available ? s.heap.inuse_bytes : 0;
-  p.open_fds = s.process.open_fds;
-  const bool first = points_.empty();
-  if (!first && p.pid != points_.front().pid && survivors_valid_) {
-    survivors_valid_ = false;
-    survivors_.clear();
-    notes_.push_back("the process restarted within the series (pid " +
-                     std::to_string(points_.front().pid) + " -> " + std::to_string(p.pid) + " at " +
-                     s.path + "): no survivors can be named across a restart");
-  }
-  points_.push_back(p);
-  const std::size_t n = points_.size();
-
+void TrendBuilder::addTracked(const Snapshot& s) {
   for (const TrackedKind& k : s.kinds) {
     Series& se = series(Group::kTracked, k.name, std::nullopt);
     double bytes = 0;
@@ -424,24 +442,28 @@ void TrendBuilder::add(const Snapshot& s) {
     se.counts.push_back(static_cast<double>(k.objects.size()));
     se.bytes.push_back(bytes);
   }
-  if (s.heap.available) {
-    for (const HeapSite& h : s.heap.sites) {
-      Series& se = series(Group::kHeap, siteName(symbols_, h.stack), h.stack);
-      // Two snapshot sites never share a stack (the reader merges them).
-      se.counts.push_back(h.inuse_objects);
-      se.bytes.push_back(h.inuse_bytes);
-      // A sampled estimate stands on k sampled objects: relative error 1/sqrt(k).
-      double sd = 0;
-      if (!s.heap.exact() && s.heap.sample_period > 0 && h.inuse_objects > 0) {
-        const double avg = h.inuse_bytes / h.inuse_objects;
-        const double k =
-            h.inuse_objects * (1 - std::exp(-avg / static_cast<double>(s.heap.sample_period)));
-        if (k > 0) sd = h.inuse_bytes / std::sqrt(k);
-      }
-      se.bytes_sd.resize(n - 1, 0.0);
-      se.bytes_sd.push_back(sd);
+}
+
+void TrendBuilder::addHeap(const Snapshot& s, std::size_t n) {
+  for (const HeapSite& h : s.heap.sites) {
+    Series& se = series(Group::kHeap, siteName(symbols_, h.stack), h.stack);
+    // Two snapshot sites never share a stack (the reader merges them).
+    se.counts.push_back(h.inuse_objects);
+    se.bytes.push_back(h.inuse_bytes);
+    // A sampled estimate stands on k sampled objects: relative error 1/sqrt(k).
+    double sd = 0;
+    if (!s.heap.exact() && s.heap.sample_period > 0 && h.inuse_objects > 0) {
+      const double avg = h.inuse_bytes / h.inuse_objects;
+      const double k =
+          h.inuse_objects * (1 - std::exp(-avg / static_cast<double>(s.heap.sample_period)));
+      if (k > 0) sd = h.inuse_bytes / std::sqrt(k);
     }
+    se.bytes_sd.resize(n - 1, 0.0);
+    se.bytes_sd.push_back(sd);
   }
+}
+
+void TrendBuilder::addSockets(const Snapshot& s) {
   const auto listening = listeningPorts(s);
   std::map<std::string, double> socket_counts;
   for (const Socket& k : s.sockets) {
@@ -452,15 +474,9 @@ void TrendBuilder::add(const Snapshot& s) {
     se.counts.push_back(count);
     se.bytes.push_back(0);
   }
-  // Groups absent from this snapshot are at zero here.
-  for (auto& [key, se] : series_) {
-    if (se.counts.size() < n) se.counts.push_back(0);
-    if (se.bytes.size() < n) se.bytes.push_back(0);
-    if (se.group == Group::kHeap) se.bytes_sd.resize(n, 0.0);
-  }
+}
 
-  // Survivors: the ids of the first snapshot still alive in this one.
-  if (!survivors_valid_ || s.source != SourceKind::kSnapshot) return;
+void TrendBuilder::updateSurvivors(const Snapshot& s, bool first) {
   std::unordered_map<std::uint64_t, const Socket*> by_owner;
   for (const Socket& k : s.sockets) {
     if (k.owner) by_owner.emplace(*k.owner, &k);
@@ -497,6 +513,180 @@ void TrendBuilder::add(const Snapshot& s) {
   }
 }
 
+void TrendBuilder::add(const Snapshot& s) {
+  SeriesPoint p;
+  p.path = s.path;
+  p.sequence = s.sequence;
+  p.taken_unix_ns = s.taken_unix_ns;
+  p.utc = s.utc;
+  p.pid = s.process.pid;
+  p.rss_bytes = s.process.rss_bytes;
+  p.heap_inuse_bytes = s.heap.available ? s.heap.inuse_bytes : 0;
+  p.open_fds = s.process.open_fds;
+  const bool first = points_.empty();
+  if (!first && p.pid != points_.front().pid && survivors_valid_) {
+    survivors_valid_ = false;
+    survivors_.clear();
+    notes_.push_back("the process restarted within the series (pid " +
+                     std::to_string(points_.front().pid) + " -> " + std::to_string(p.pid) + " at " +
+                     s.path + "): no survivors can be named across a restart");
+  }
+  points_.push_back(p);
+  const std::size_t n = points_.size();
+
+  addTracked(s);
+  if (s.heap.available) addHeap(s, n);
+  addSockets(s);
+  // Groups absent from this snapshot are at zero here.
+  for (auto& [key, se] : series_) {
+    if (se.counts.size() < n) se.counts.push_back(0);
+    if (se.bytes.size() < n) se.bytes.push_back(0);
+    if (se.group == Group::kHeap) se.bytes_sd.resize(n, 0.0);
+  }
+
+  // Survivors: the ids of the first snapshot still alive in this one.
+  if (!survivors_valid_ || s.source != SourceKind::kSnapshot) return;
+  updateSurvivors(s, first);
+}
+
+namespace {
+
+// The first six values of a series (and the last when there are more).
+std::string fmtSeries(const std::vector<double>& v, bool bytes) {
+  std::string out;
+  const std::size_t show = std::min<std::size_t>(v.size(), 6);
+  for (std::size_t i = 0; i < show; ++i) {
+    if (i > 0) out += ", ";
+    out += bytes ? fmtBytes(v[i]) : fmtCount(v[i]);
+  }
+  if (v.size() > show) out += ", ... " + (bytes ? fmtBytes(v.back()) : fmtCount(v.back()));
+  return out;
+}
+
+// Heap sites are judged by bytes; tracked kinds by count, unless their
+// bytes tell a clearer story (steady bytes, or objects that only grew in
+// size); sockets by count. `*by_bytes` says which series decided.
+Classification classifyGroup(const TrendGroup& g, const std::vector<double>& bytes_sd,
+                             const Thresholds& th, bool* by_bytes) {
+  *by_bytes = false;
+  if (g.group == Group::kHeap) {
+    *by_bytes = true;
+    return classify(g.bytes, th.min_heap_bytes, &bytes_sd);
+  }
+  Classification c = classify(g.counts, static_cast<double>(th.min_objects));
+  if (g.group == Group::kTracked && c.verdict != Verdict::kSteady) {
+    const Classification cb = classify(g.bytes, th.min_tracked_bytes);
+    if (cb.verdict == Verdict::kSteady || c.verdict == Verdict::kFlat) {
+      c = cb;
+      *by_bytes = true;
+    }
+  }
+  return c;
+}
+
+// Growth per interval and per hour, acceleration, time to the memory limit.
+void fillGrowth(TrendGroup& g, std::size_t n, const std::vector<double>& hours, bool timed,
+                bool by_bytes, const TrendOptions& options, double current_memory) {
+  const double intervals = static_cast<double>(n - 1);
+  if (n >= 2) {
+    g.growth_count_per_interval = (g.counts.back() - g.counts.front()) / intervals;
+    g.growth_bytes_per_interval = (g.bytes.back() - g.bytes.front()) / intervals;
+  }
+  if (timed) {
+    g.growth_count_per_hour = slope(hours, g.counts);
+    g.growth_bytes_per_hour = slope(hours, g.bytes);
+  }
+  const std::vector<double>& main = by_bytes ? g.bytes : g.counts;
+  if (n >= 4) {
+    const std::size_t half = (n - 1) / 2;
+    const double first_inc = (main[half] - main[0]) / static_cast<double>(half);
+    const double last_inc = (main[n - 1] - main[n - 1 - half]) / static_cast<double>(half);
+    g.accelerating = last_inc > 0 && last_inc > 1.25 * std::max(first_inc, 0.0);
+  }
+  if (options.memory_limit_bytes && g.growth_bytes_per_hour > 0) {
+    g.hours_to_limit =
+        std::max(0.0, (*options.memory_limit_bytes - current_memory) / g.growth_bytes_per_hour);
+  }
+}
+
+std::string trendReason(const TrendGroup& g, const Classification& c, bool by_bytes,
+                        const std::vector<SeriesPoint>& points) {
+  const std::size_t n = points.size();
+  const std::vector<double>& main = by_bytes ? g.bytes : g.counts;
+  const std::string unit = by_bytes ? "" : (g.group == Group::kSocket ? " sockets" : " objects");
+  std::string reason;
+  switch (g.verdict) {
+    case Verdict::kSteady:
+      reason = "grew in " + std::to_string(c.growing) + " of " + std::to_string(n - 1) +
+               " intervals and was never freed: " + fmtSeries(main, by_bytes) + unit;
+      if (g.group == Group::kTracked && !by_bytes) reason += " (" + fmtSeries(g.bytes, true) + ")";
+      if (g.accelerating) reason += "; accelerating";
+      break;
+    case Verdict::kTransient:
+      reason = "peaked at " + (by_bytes ? fmtBytes(main[c.peak]) : fmtCount(main[c.peak]) + unit) +
+               " in " + points[c.peak].path + " and was freed later (" + fmtSeries(main, by_bytes) +
+               ")";
+      break;
+    case Verdict::kRecent:
+      reason = "grew in the last interval only (" + fmtSeries(main, by_bytes) +
+               "): take another snapshot to tell a leak from a spike";
+      break;
+    case Verdict::kBounded:
+      reason = "grew, then levelled off (" + fmtSeries(main, by_bytes) + ")";
+      break;
+    case Verdict::kFlat:
+      break;
+  }
+  return reason;
+}
+
+// Suspects first, by bytes per hour (or per interval without times), then
+// the rest by how much they grew.
+void sortGroups(std::vector<TrendGroup>& groups, bool timed) {
+  auto rate = [&](const TrendGroup& g) {
+    return timed ? g.growth_bytes_per_hour : g.growth_bytes_per_interval;
+  };
+  auto count_rate = [&](const TrendGroup& g) {
+    return timed ? g.growth_count_per_hour : g.growth_count_per_interval;
+  };
+  std::stable_sort(groups.begin(), groups.end(), [&](const TrendGroup& a, const TrendGroup& b) {
+    const bool sa = a.verdict == Verdict::kSteady, sb = b.verdict == Verdict::kSteady;
+    if (sa != sb) return sa;
+    if (rate(a) != rate(b)) return rate(a) > rate(b);
+    if (count_rate(a) != count_rate(b)) return count_rate(a) > count_rate(b);
+    return a.name < b.name;
+  });
+}
+
+}  // namespace
+
+void TrendBuilder::addSurvivors(TrendGroup& g) const {
+  if (g.group != Group::kTracked || !survivors_valid_) return;
+  auto it = survivors_.find(g.name);
+  if (it == survivors_.end()) return;
+  auto cands = it->second;
+  g.survivor_count = cands.size();
+  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+    return a.object.birth_unix_ns != b.object.birth_unix_ns
+               ? a.object.birth_unix_ns < b.object.birth_unix_ns
+               : a.object.id < b.object.id;
+  });
+  for (std::size_t i = 0; i < cands.size() && i < options_.max_survivors; ++i) {
+    const auto& o = cands[i].object;
+    Survivor sv;
+    sv.id = o.id;
+    sv.age_seconds = static_cast<double>(points_.back().taken_unix_ns - o.birth_unix_ns) / 1e9;
+    sv.label = symbols_.str(o.label);
+    sv.bytes = o.bytes;
+    sv.fd = o.fd;
+    sv.socket = cands[i].socket;
+    g.survivors.push_back(sv);
+  }
+  if (g.verdict == Verdict::kSteady && g.survivor_count > 0) {
+    g.reason += "; " + std::to_string(g.survivor_count) + " object(s) alive in every snapshot";
+  }
+}
+
 TrendResult TrendBuilder::finish() {
   TrendResult r;
   r.points = points_;
@@ -524,7 +714,6 @@ TrendResult TrendBuilder::finish() {
           0.0, (*options_.memory_limit_bytes - current_memory) / *r.rss_growth_bytes_per_hour);
     }
   }
-  const auto& th = options_.thresholds;
   for (auto& [key, se] : series_) {
     TrendGroup g;
     g.group = se.group;
@@ -532,128 +721,21 @@ TrendResult TrendBuilder::finish() {
     g.stack = se.stack;
     g.counts = se.counts;
     g.bytes = se.bytes;
-    Classification c;
     bool by_bytes = false;
-    if (se.group == Group::kHeap) {
-      c = classify(se.bytes, th.min_heap_bytes, &se.bytes_sd);
-      by_bytes = true;
-    } else {
-      c = classify(se.counts, static_cast<double>(th.min_objects));
-      if (se.group == Group::kTracked && c.verdict != Verdict::kSteady) {
-        const Classification cb = classify(se.bytes, th.min_tracked_bytes);
-        if (cb.verdict == Verdict::kSteady || c.verdict == Verdict::kFlat) {
-          c = cb;
-          by_bytes = true;
-        }
-      }
-    }
+    const Classification c = classifyGroup(g, se.bytes_sd, options_.thresholds, &by_bytes);
     g.verdict = c.verdict;
     g.growing_intervals = c.growing;
     g.peak_index = c.peak;
-    const double intervals = static_cast<double>(n - 1);
-    if (n >= 2) {
-      g.growth_count_per_interval = (g.counts.back() - g.counts.front()) / intervals;
-      g.growth_bytes_per_interval = (g.bytes.back() - g.bytes.front()) / intervals;
-    }
-    if (timed) {
-      g.growth_count_per_hour = slope(hours, g.counts);
-      g.growth_bytes_per_hour = slope(hours, g.bytes);
-    }
-    const std::vector<double>& main = by_bytes ? g.bytes : g.counts;
-    if (n >= 4) {
-      const std::size_t half = (n - 1) / 2;
-      const double first_inc = (main[half] - main[0]) / static_cast<double>(half);
-      const double last_inc = (main[n - 1] - main[n - 1 - half]) / static_cast<double>(half);
-      g.accelerating = last_inc > 0 && last_inc > 1.25 * std::max(first_inc, 0.0);
-    }
-    if (options_.memory_limit_bytes && g.growth_bytes_per_hour > 0) {
-      g.hours_to_limit =
-          std::max(0.0, (*options_.memory_limit_bytes - current_memory) / g.growth_bytes_per_hour);
-    }
-    auto fmtSeries = [&](const std::vector<double>& v, bool bytes) {
-      std::string out;
-      const std::size_t show = std::min<std::size_t>(v.size(), 6);
-      for (std::size_t i = 0; i < show; ++i) {
-        if (i > 0) out += ", ";
-        out += bytes ? fmtBytes(v[i]) : fmtCount(v[i]);
-      }
-      if (v.size() > show) out += ", ... " + (bytes ? fmtBytes(v.back()) : fmtCount(v.back()));
-      return out;
-    };
-    const std::string unit = by_bytes ? "" : (se.group == Group::kSocket ? " sockets" : " objects");
-    switch (g.verdict) {
-      case Verdict::kSteady:
-        g.reason = "grew in " + std::to_string(c.growing) + " of " + std::to_string(n - 1) +
-                   " intervals and was never freed: " + fmtSeries(main, by_bytes) + unit;
-        if (se.group == Group::kTracked && !by_bytes)
-          g.reason += " (" + fmtSeries(g.bytes, true) + ")";
-        if (g.accelerating) g.reason += "; accelerating";
-        break;
-      case Verdict::kTransient:
-        g.reason = "peaked at " +
-                   (by_bytes ? fmtBytes(main[c.peak]) : fmtCount(main[c.peak]) + unit) + " in " +
-                   points_[c.peak].path + " and was freed later (" + fmtSeries(main, by_bytes) +
-                   ")";
-        break;
-      case Verdict::kRecent:
-        g.reason = "grew in the last interval only (" + fmtSeries(main, by_bytes) +
-                   "): take another snapshot to tell a leak from a spike";
-        break;
-      case Verdict::kBounded:
-        g.reason = "grew, then levelled off (" + fmtSeries(main, by_bytes) + ")";
-        break;
-      case Verdict::kFlat:
-        break;
-    }
-    if (se.group == Group::kTracked && survivors_valid_) {
-      auto it = survivors_.find(se.name);
-      if (it != survivors_.end()) {
-        auto cands = it->second;
-        g.survivor_count = cands.size();
-        std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
-          return a.object.birth_unix_ns != b.object.birth_unix_ns
-                     ? a.object.birth_unix_ns < b.object.birth_unix_ns
-                     : a.object.id < b.object.id;
-        });
-        for (std::size_t i = 0; i < cands.size() && i < options_.max_survivors; ++i) {
-          const auto& o = cands[i].object;
-          Survivor sv;
-          sv.id = o.id;
-          sv.age_seconds =
-              static_cast<double>(points_.back().taken_unix_ns - o.birth_unix_ns) / 1e9;
-          sv.label = symbols_.str(o.label);
-          sv.bytes = o.bytes;
-          sv.fd = o.fd;
-          sv.socket = cands[i].socket;
-          g.survivors.push_back(sv);
-        }
-        if (g.verdict == Verdict::kSteady && g.survivor_count > 0) {
-          g.reason +=
-              "; " + std::to_string(g.survivor_count) + " object(s) alive in every snapshot";
-        }
-      }
-    }
+    fillGrowth(g, n, hours, timed, by_bytes, options_, current_memory);
+    g.reason = trendReason(g, c, by_bytes, points_);
+    addSurvivors(g);
     if (g.verdict == Verdict::kFlat && g.counts.back() == 0 && g.bytes.back() == 0 &&
         se.group == Group::kHeap) {
       continue;  // heap sites that came and went without mattering
     }
     r.groups.push_back(std::move(g));
   }
-  // Suspects first, by bytes per hour (or per interval without times), then
-  // the rest by how much they grew.
-  auto rate = [&](const TrendGroup& g) {
-    return timed ? g.growth_bytes_per_hour : g.growth_bytes_per_interval;
-  };
-  auto count_rate = [&](const TrendGroup& g) {
-    return timed ? g.growth_count_per_hour : g.growth_count_per_interval;
-  };
-  std::stable_sort(r.groups.begin(), r.groups.end(), [&](const TrendGroup& a, const TrendGroup& b) {
-    const bool sa = a.verdict == Verdict::kSteady, sb = b.verdict == Verdict::kSteady;
-    if (sa != sb) return sa;
-    if (rate(a) != rate(b)) return rate(a) > rate(b);
-    if (count_rate(a) != count_rate(b)) return count_rate(a) > count_rate(b);
-    return a.name < b.name;
-  });
+  sortGroups(r.groups, timed);
   for (const TrendGroup& g : r.groups) {
     if (g.verdict != Verdict::kSteady) continue;
     r.suspects.push_back({g.group, g.name, g.reason, g.counts.back() - g.counts.front(),
@@ -664,12 +746,15 @@ TrendResult TrendBuilder::finish() {
 
 // ---- sockets ------------------------------------------------------------
 
-SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const SymbolTable& symbols,
-                             const Thresholds& t) {
-  SocketsResult r;
-  if (snaps.empty()) return r;
+namespace {
+
+// Key: group name, TCP state, protocol.
+using SocketRows = std::map<std::tuple<std::string, std::string, std::string>, SocketRow>;
+
+// One point per snapshot and the per-snapshot count of each socket group.
+SocketRows countSockets(const std::vector<const Snapshot*>& snaps, SocketsResult& r) {
   const std::size_t n = snaps.size();
-  std::map<std::tuple<std::string, std::string, std::string>, SocketRow> rows;
+  SocketRows rows;
   for (std::size_t i = 0; i < n; ++i) {
     const Snapshot& s = *snaps[i];
     SeriesPoint p;
@@ -692,25 +777,32 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
     }
   }
   for (auto& [key, row] : rows) row.counts.resize(n, 0);
+  return rows;
+}
 
-  // The last snapshot: owners and details.
-  const Snapshot& last = *snaps.back();
+// What the last snapshot's sockets are owned by.
+struct Ownership {
+  bool any_owned = false;
+  std::set<std::uint64_t> owners_seen;
+  std::map<std::pair<std::string, std::string>, std::int64_t> unowned;  // connected TCP
+};
+
+Ownership describeLast(const Snapshot& last, const SymbolTable& symbols, SocketRows& rows,
+                       SocketsResult& r) {
   std::unordered_map<std::uint64_t, std::pair<const TrackedKind*, const TrackedObject*>> objects;
   for (const TrackedKind& k : last.kinds) {
     for (const TrackedObject& o : k.objects) objects.emplace(o.id, std::make_pair(&k, &o));
   }
   const auto listening = listeningPorts(last);
-  bool any_owned = false;
-  std::set<std::uint64_t> owners_seen;
-  std::map<std::pair<std::string, std::string>, std::int64_t> unowned;
+  Ownership own;
   for (const Socket& k : last.sockets) {
     SocketDetail d;
     d.socket = k;
     d.group = socketGroupName(k, listening);
     SocketRow& row = rows[{d.group, k.state, k.protocol}];
     if (k.owner) {
-      any_owned = true;
-      owners_seen.insert(*k.owner);
+      own.any_owned = true;
+      own.owners_seen.insert(*k.owner);
       ++row.owned;
       auto it = objects.find(*k.owner);
       if (it != objects.end()) {
@@ -723,13 +815,17 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
       if (row.owners.size() < 5) row.owners.push_back(d.owner);
     } else {
       ++row.unowned;
-      if (isTcp(k) && isConnectedState(k.state)) unowned[{d.group, k.state}] += 1;
+      if (isTcp(k) && isConnectedState(k.state)) own.unowned[{d.group, k.state}] += 1;
     }
     r.last.push_back(std::move(d));
   }
+  return own;
+}
+
+void flagOwnership(const Snapshot& last, const Ownership& own, SocketsResult& r) {
   // Unowned connections only mean something in a program that declares owners.
-  if (any_owned) {
-    for (const auto& [key, count] : unowned) {
+  if (own.any_owned) {
+    for (const auto& [key, count] : own.unowned) {
       const std::string name = key.first + " " + key.second;
       SocketFlag f{"unowned", name,
                    std::to_string(count) + " " + key.second +
@@ -743,7 +839,7 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
   for (const TrackedKind& k : last.kinds) {
     std::vector<std::uint64_t> orphans;
     for (const TrackedObject& o : k.objects) {
-      if (o.fd >= 0 && owners_seen.count(o.id) == 0) orphans.push_back(o.id);
+      if (o.fd >= 0 && own.owners_seen.count(o.id) == 0) orphans.push_back(o.id);
     }
     if (orphans.empty()) continue;
     std::string ids;
@@ -758,8 +854,17 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
     r.suspects.push_back(
         {Group::kTracked, k.name, f.reason, static_cast<double>(orphans.size()), 0, std::nullopt});
   }
+}
 
-  for (auto& [key, row] : rows) {
+std::string countSeries(const std::vector<std::int64_t>& c) {
+  std::string series;
+  for (std::size_t i = 0; i < c.size(); ++i) series += (i ? ", " : "") + std::to_string(c[i]);
+  return series;
+}
+
+// CLOSE_WAIT that only accumulates, and connected groups that keep growing.
+void flagGrowth(const SocketRows& rows, std::size_t n, const Thresholds& t, SocketsResult& r) {
+  for (const auto& [key, row] : rows) {
     const auto& c = row.counts;
     std::vector<double> v(c.begin(), c.end());
     const std::string name = row.name + (row.state.empty() ? "" : " " + row.state);
@@ -767,10 +872,8 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
       bool non_decreasing = true;
       for (std::size_t i = 1; i < n; ++i) non_decreasing = non_decreasing && c[i] >= c[i - 1];
       if (non_decreasing) {
-        std::string series;
-        for (std::size_t i = 0; i < n; ++i) series += (i ? ", " : "") + std::to_string(c[i]);
         SocketFlag f{"close-wait", name,
-                     "CLOSE_WAIT sockets accumulating (" + series +
+                     "CLOSE_WAIT sockets accumulating (" + countSeries(c) +
                          "): the peer closed and this process never closed its end"};
         r.flags.push_back(f);
         r.suspects.push_back({Group::kSocket, name, f.reason,
@@ -786,12 +889,25 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
       growing = c[1] - c[0] >= t.min_objects;
     }
     if (growing) {
-      std::string series;
-      for (std::size_t i = 0; i < n; ++i) series += (i ? ", " : "") + std::to_string(c[i]);
-      r.suspects.push_back({Group::kSocket, name, "open sockets keep growing (" + series + ")",
+      r.suspects.push_back({Group::kSocket, name,
+                            "open sockets keep growing (" + countSeries(c) + ")",
                             static_cast<double>(c.back() - c.front()), 0, std::nullopt});
     }
   }
+}
+
+}  // namespace
+
+SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const SymbolTable& symbols,
+                             const Thresholds& t) {
+  SocketsResult r;
+  if (snaps.empty()) return r;
+  SocketRows rows = countSockets(snaps, r);
+  // The last snapshot: owners and details.
+  const Snapshot& last = *snaps.back();
+  const Ownership own = describeLast(last, symbols, rows, r);
+  flagOwnership(last, own, r);
+  flagGrowth(rows, snaps.size(), t, r);
   for (auto& [key, row] : rows) r.rows.push_back(std::move(row));
   std::stable_sort(r.rows.begin(), r.rows.end(), [](const SocketRow& a, const SocketRow& b) {
     if (a.counts.back() != b.counts.back()) return a.counts.back() > b.counts.back();

@@ -171,6 +171,13 @@ class TrendBuilder {
     std::string socket;
   };
   Series& series(Group g, const std::string& name, std::optional<StackId> stack);
+  // The steps of add(): one value per series for this snapshot.
+  void addTracked(const Snapshot& s);
+  void addHeap(const Snapshot& s, std::size_t n);
+  void addSockets(const Snapshot& s);
+  void updateSurvivors(const Snapshot& s, bool first);
+  // A tracked kind's objects alive in every snapshot, oldest first.
+  void addSurvivors(TrendGroup& g) const;
 
   const SymbolTable& symbols_;
   TrendOptions options_;
