@@ -10,6 +10,8 @@ packages=(
   libgoogle-perftools-dev google-perftools libdw-dev
   prometheus-cpp-dev
   nlohmann-json3-dev
+  # command lines of leakscope, pushdaemon, pushdaemon-admin, leakscope-example
+  libcli11-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   curl jq bc python3 procps iproute2 time binutils

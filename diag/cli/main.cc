@@ -12,6 +12,14 @@
 #include <string>
 #include <vector>
 
+// GCC 12 sees a "potential null pointer dereference" in std::vector's
+// reallocation as inlined from CLI11's string splitting: a false positive
+// in code that is not ours.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#include <CLI/CLI.hpp>
+#pragma GCC diagnostic pop
+
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
 #include "leakscope/analysis/output_file.h"
@@ -178,67 +186,116 @@ long long parseCount(const std::string& flag, const std::string& v, long long mi
 
 struct Args {
   std::string command;
-  bool json = false;
-  bool help = false;
   std::string html;
   std::string binary;
+  bool json = false;
   la::RenderOptions render;
   la::TrendOptions trend;
   std::vector<std::string> inputs;
 };
 
-Args parse(int argc, char** argv) {
-  Args a;
-  if (argc < 2)
-    throw UsageError{"no command given (show, diff, trend, sockets, report); see --help"};
-  a.command = argv[1];
-  auto value = [&](int& i, const std::string& flag) -> std::string {
-    if (i + 1 >= argc) throw UsageError{flag + " needs a value"};
-    return argv[++i];
-  };
-  bool options_done = false;
-  for (int i = 2; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string inline_value;
-    bool has_inline = false;
-    if (!options_done && arg.rfind("--", 0) == 0) {
-      if (auto eq = arg.find('='); eq != std::string::npos) {
-        inline_value = arg.substr(eq + 1);
-        arg = arg.substr(0, eq);
-        has_inline = true;
-      }
-    }
-    auto val = [&](const std::string& flag) { return has_inline ? inline_value : value(i, flag); };
-    if (options_done || arg.empty() || arg[0] != '-' || arg == "-") {
-      a.inputs.push_back(arg);
-    } else if (arg == "--") {
-      options_done = true;
-    } else if (arg == "-h" || arg == "--help") {
-      a.help = true;
-    } else if (arg == "--json") {
-      a.json = true;
-    } else if (arg == "--top") {
-      a.render.top = static_cast<std::size_t>(parseCount(arg, val(arg), 1));
-    } else if (arg == "--binary") {
-      a.binary = val(arg);
-    } else if (arg == "--html" && a.command == "report") {
-      a.html = val(arg);
-    } else if (arg == "--min-objects" && a.command != "show") {
-      a.trend.thresholds.min_objects = parseCount(arg, val(arg), 1);
-    } else if (arg == "--min-bytes" && a.command != "show") {
-      const double b = parseSize(arg, val(arg));
+const char* const kCommands[] = {"show", "diff", "trend", "sockets", "report"};
+
+// The options each command takes, as CLI11 sees them. Values are converted
+// by our own functions so that a bad one is named in our words (the unit
+// list, the minimum), one line.
+void addOptions(CLI::App& cmd, Args& a) {
+  const std::string name = cmd.get_name();
+  const bool thresholds = name != "show";
+  const bool series = name == "trend" || name == "report";
+  cmd.add_flag("--json", a.json);
+  cmd.add_option_function<std::string>("--top", [&a](const std::string& v) {
+    a.render.top = static_cast<std::size_t>(parseCount("--top", v, 1));
+  });
+  cmd.add_option("--binary", a.binary);
+  if (name == "report") cmd.add_option("--html", a.html);
+  if (thresholds) {
+    cmd.add_option_function<std::string>("--min-objects", [&a](const std::string& v) {
+      a.trend.thresholds.min_objects = parseCount("--min-objects", v, 1);
+    });
+    cmd.add_option_function<std::string>("--min-bytes", [&a](const std::string& v) {
+      const double b = parseSize("--min-bytes", v);
       a.trend.thresholds.min_heap_bytes = b;
       a.trend.thresholds.min_tracked_bytes = b;
-    } else if (arg == "--memory-limit" && (a.command == "trend" || a.command == "report")) {
-      a.trend.memory_limit_bytes = parseSize(arg, val(arg));
-    } else if (arg == "--survivors" && (a.command == "trend" || a.command == "report")) {
-      a.trend.max_survivors = static_cast<std::size_t>(parseCount(arg, val(arg), 0));
-    } else {
-      throw UsageError{"unknown option '" + arg + "' for '" + a.command + "'; see leakscope " +
-                       a.command + " --help"};
-    }
+    });
   }
-  return a;
+  if (series) {
+    cmd.add_option_function<std::string>("--memory-limit", [&a](const std::string& v) {
+      a.trend.memory_limit_bytes = parseSize("--memory-limit", v);
+    });
+    cmd.add_option_function<std::string>("--survivors", [&a](const std::string& v) {
+      a.trend.max_survivors = static_cast<std::size_t>(parseCount("--survivors", v, 0));
+    });
+  }
+  cmd.add_option("INPUT", a.inputs);
+  // Unknown options are reported below in our words, naming the command.
+  cmd.allow_extras();
+}
+
+const char* helpFor(const std::string& command);
+
+// The result of reading the command line: what to run, or what to print
+// and the exit code (help, version).
+struct Parsed {
+  Args args;
+  std::string print;  // non-empty: print this to stdout and exit 0
+};
+
+std::string helpText(const std::string& command) {
+  const char* h = helpFor(command);
+  return h != nullptr ? std::string(h) + kCommonOptions : kMainHelp;
+}
+
+Parsed parse(int argc, char** argv) {
+  Parsed p;
+  Args& a = p.args;
+  CLI::App app("leakscope", "leakscope");
+  // At most one command: an input named like a command stays an input.
+  app.require_subcommand(0, 1);
+  app.allow_extras();
+  bool version = false;
+  app.add_flag("--version", version);
+  CLI::App* help = app.add_subcommand("help");
+  std::string topic;
+  help->add_option("COMMAND", topic);
+  help->allow_extras();
+  for (const char* c : kCommands) addOptions(*app.add_subcommand(c), a);
+
+  auto unknownCommand = [&app]() {
+    const std::vector<std::string> extra = app.remaining();
+    const std::string what = extra.empty() ? std::string() : extra.front();
+    return UsageError{"unknown command '" + what +
+                      "' (show, diff, trend, sockets, report); see --help"};
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    if (!app.remaining().empty()) throw unknownCommand();
+    const auto subs = app.get_subcommands();
+    p.print = helpText(subs.empty() ? std::string() : subs.front()->get_name());
+    return p;
+  }
+  if (version) {
+    p.print = std::string("leakscope ") + LEAKSCOPE_VERSION + " (reads snapshot format version " +
+              std::to_string(la::kSnapshotVersion) + ")\n";
+    return p;
+  }
+  if (help->parsed()) {
+    p.print = helpText(topic);
+    return p;
+  }
+  if (!app.remaining().empty()) throw unknownCommand();
+  const auto subs = app.get_subcommands();
+  if (subs.empty())
+    throw UsageError{"no command given (show, diff, trend, sockets, report); see --help"};
+  a.command = subs.front()->get_name();
+  // CLI11 keeps a "--" among the extras; it only ended the options.
+  for (const std::string& extra : subs.front()->remaining()) {
+    if (extra == "--") continue;
+    throw UsageError{"unknown option '" + extra + "' for '" + a.command + "'; see leakscope " +
+                     a.command + " --help"};
+  }
+  return p;
 }
 
 // Progress on stderr, only when it is a terminal and a file takes more than
@@ -455,29 +512,18 @@ int fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   try {
-    if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
-                      std::strcmp(argv[1], "help") == 0)) {
-      const char* h = argc >= 3 ? helpFor(argv[2]) : nullptr;
-      std::cout << (h != nullptr ? h : kMainHelp);
-      if (h != nullptr) std::cout << kCommonOptions;
+    const Parsed p = parse(argc, argv);
+    if (!p.print.empty()) {
+      std::cout << p.print;
       return kExitClean;
     }
-    if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) {
-      std::cout << "leakscope " << LEAKSCOPE_VERSION << " (reads snapshot format version "
-                << la::kSnapshotVersion << ")\n";
-      return kExitClean;
-    }
-    const Args a = parse(argc, argv);
-    if (a.help) {
-      const char* h = helpFor(a.command);
-      if (h == nullptr)
-        throw UsageError{"unknown command '" + a.command + "'; see leakscope --help"};
-      std::cout << h << kCommonOptions;
-      return kExitClean;
-    }
-    return run(a);
+    return run(p.args);
   } catch (const UsageError& e) {
     return fail(e.message);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own findings (a missing value, an unknown option before the
+    // command): its message, on our one line.
+    return fail(std::string(e.what()) + "; see --help");
   } catch (const InputFailure& e) {
     return fail(e.message);
   } catch (const std::bad_alloc&) {

@@ -426,12 +426,59 @@ TEST(Usage, ErrorsExitWith2AndSayWhatIsWrong) {
       {{"trend", "--memory-limit", "2XB", "a", "b", "c"}, "unknown unit 'xb'"},
       {{"report", "a", "b"}, "report needs --html OUT.html"},
       {{"show", "--bogus", "a"}, "unknown option '--bogus' for 'show'"},
+      {{"show", "--bogus=3", "a"}, "unknown option '--bogus=3' for 'show'"},
+      {{"--bogus"}, "unknown command '--bogus'"},
+      {{"frobnicate", "--help"}, "unknown command 'frobnicate'"},
+      {{"show", "--top"}, "--top"},
+      {{"show", "--top=x", "a"}, "--top: 'x' is not a whole number"},
+      {{"sockets", "--binary"}, "--binary"},
+      {{"trend", "--survivors", "-1", "a", "b", "c"}, "--survivors: '-1' is not a whole number"},
+      // Options belong to the commands that take them.
+      {{"show", "--memory-limit", "1GiB", "a"}, "unknown option '--memory-limit' for 'show'"},
+      {{"diff", "--html", "x.html", "a", "b"}, "unknown option '--html' for 'diff'"},
   };
   for (const auto& c : cases) {
     const CliRun r = leakscope(c.args);
     EXPECT_EQ(r.status, 2) << c.message;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+    // One line, whatever the parser found; nothing on stdout.
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("leakscope: ", 0), 0u) << r.err;
+    EXPECT_EQ(r.out, "") << c.message;
   }
+}
+
+// "--" ends the options, and an input named like a command stays an input:
+// both reach the loader, which names the file it cannot read.
+TEST(Usage, InputsThatLookLikeOptionsOrCommandsAreInputs) {
+  const CliRun dashes = leakscope({"show", "--", "--top"});
+  EXPECT_EQ(dashes.status, 2);
+  EXPECT_EQ(dashes.err.rfind("leakscope: --top: ", 0), 0u) << dashes.err;
+  const CliRun named = leakscope({"diff", "show", "trend"});
+  EXPECT_EQ(named.status, 2);
+  EXPECT_EQ(named.err.rfind("leakscope: show: ", 0), 0u) << named.err;
+}
+
+// Every way of asking for a command's help prints the same text, exit 0.
+TEST(Usage, HelpIsTheSameHoweverItIsAskedFor) {
+  const CliRun diff = leakscope({"diff", "--help"});
+  ASSERT_EQ(diff.status, 0);
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"diff", "-h"}, {"help", "diff"}, {"--help", "diff"}, {"diff", "a", "--help"}}) {
+    const CliRun r = leakscope(args);
+    EXPECT_EQ(r.status, 0) << args.front();
+    EXPECT_EQ(r.out, diff.out) << args.front();
+  }
+  const CliRun top = leakscope({"--help"});
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"-h"}, {"help"}, {"help", "nosuch"}}) {
+    const CliRun r = leakscope(args);
+    EXPECT_EQ(r.status, 0) << args.front();
+    EXPECT_EQ(r.out, top.out) << args.front();
+  }
+  const CliRun version = leakscope({"--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out.rfind("leakscope ", 0), 0u) << version.out;
 }
 
 TEST(Usage, EveryCommandHasHelpWithAnExample) {

@@ -1,10 +1,12 @@
 // End-to-end tests of leakscope::diag through the real example program: a
 // child process, real loopback sockets, real signals, real HTTP scrapes.
 #include <gtest/gtest.h>
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -352,6 +354,31 @@ TEST(ExampleProgram, BadFlagsExitTwoWithTheFlagNamed) {
   Child child({kExample, "--leak-every", "many"});
   EXPECT_EQ(child.wait(), 2);
   EXPECT_NE(child.err().find("--leak-every: 'many'"), std::string::npos) << child.err();
+}
+
+// What CLI11 finds itself (an unknown flag, a missing value, a stray word)
+// is still one line naming it, exit 2; --help is the program's own text.
+TEST(ExampleProgram, UsageErrorsAreOneLineAndHelpIsItsOwnText) {
+  for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--bogus"}, "--bogus"},
+           {{"--connections"}, "--connections"},
+           {{"--connections", "0"}, "--connections: '0'"},
+           {{"--buffer-bytes", "8"}, "--buffer-bytes: '8'"},
+           {{"--heap-mode", "bad"}, "bad"},
+           {{"stray"}, "stray"}}) {
+    std::vector<std::string> argv = {kExample};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Child child(argv);
+    EXPECT_EQ(child.wait(), 2) << says;
+    const std::string err = child.err();
+    EXPECT_EQ(err.rfind("leakscope-example: ", 0), 0u) << err;
+    EXPECT_NE(err.find(says), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
+  Child help({kExample, "--help"});
+  EXPECT_EQ(help.wait(), 0);
+  EXPECT_EQ(help.out().rfind("usage: leakscope-example [options]", 0), 0u) << help.out();
+  EXPECT_NE(help.out().find("--snapshot-interval-ms MS"), std::string::npos) << help.out();
 }
 
 }  // namespace
