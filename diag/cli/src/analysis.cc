@@ -114,6 +114,19 @@ std::string groupKey(Group g, const std::string& name) {
   return std::string(groupName(g)) + ":" + name;
 }
 
+// What every series point says of its snapshot: which one, when, which
+// process, how many fds. Figures a view adds (RSS, heap) are its own.
+SeriesPoint seriesPoint(const Snapshot& s) {
+  SeriesPoint p;
+  p.path = s.path;
+  p.sequence = s.sequence;
+  p.taken_unix_ns = s.taken_unix_ns;
+  p.utc = s.utc;
+  p.pid = s.process.pid;
+  p.open_fds = s.process.open_fds;
+  return p;
+}
+
 }  // namespace
 
 const char* groupName(Group g) {
@@ -514,15 +527,9 @@ void TrendBuilder::updateSurvivors(const Snapshot& s, bool first) {
 }
 
 void TrendBuilder::add(const Snapshot& s) {
-  SeriesPoint p;
-  p.path = s.path;
-  p.sequence = s.sequence;
-  p.taken_unix_ns = s.taken_unix_ns;
-  p.utc = s.utc;
-  p.pid = s.process.pid;
+  SeriesPoint p = seriesPoint(s);
   p.rss_bytes = s.process.rss_bytes;
   p.heap_inuse_bytes = s.heap.available ? s.heap.inuse_bytes : 0;
-  p.open_fds = s.process.open_fds;
   const bool first = points_.empty();
   if (!first && p.pid != points_.front().pid && survivors_valid_) {
     survivors_valid_ = false;
@@ -757,14 +764,7 @@ SocketRows countSockets(const std::vector<const Snapshot*>& snaps, SocketsResult
   SocketRows rows;
   for (std::size_t i = 0; i < n; ++i) {
     const Snapshot& s = *snaps[i];
-    SeriesPoint p;
-    p.path = s.path;
-    p.sequence = s.sequence;
-    p.taken_unix_ns = s.taken_unix_ns;
-    p.utc = s.utc;
-    p.pid = s.process.pid;
-    p.open_fds = s.process.open_fds;
-    r.points.push_back(p);
+    r.points.push_back(seriesPoint(s));
     const auto listening = listeningPorts(s);
     for (const Socket& k : s.sockets) {
       const std::string name = socketGroupName(k, listening);
