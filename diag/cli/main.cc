@@ -22,8 +22,8 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
-#include "leakscope/analysis/output_file.h"
-#include "leakscope/analysis/render.h"
+#include "output_file.h"
+#include "render.h"
 
 namespace la = leakscope::analysis;
 

@@ -24,7 +24,7 @@
 
 #include "leakscope/diag/heap_profile.h"
 #include "leakscope/diag/process.h"
-#include "leakscope/diag/snapshot.h"
+#include "leakscope/diag/snapshot_writer.h"
 #include "leakscope/diag/tracked.h"
 
 namespace diag = leakscope::diag;

@@ -7,7 +7,7 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
-#include "leakscope/analysis/render.h"
+#include "render.h"
 
 namespace la = leakscope::analysis;
 

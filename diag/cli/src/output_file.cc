@@ -1,4 +1,4 @@
-#include "leakscope/analysis/output_file.h"
+#include "output_file.h"
 
 #include <fcntl.h>
 #include <sys/random.h>
@@ -13,10 +13,10 @@
 namespace leakscope::analysis {
 namespace {
 
-using diag::Errc;
-using diag::Error;
-using diag::Ok;
-using diag::Status;
+using core::Errc;
+using core::Error;
+using core::Ok;
+using core::Status;
 
 // Owns one fd; closes it exactly once.
 class Fd {

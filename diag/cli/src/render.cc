@@ -1,4 +1,4 @@
-#include "leakscope/analysis/render.h"
+#include "render.h"
 
 #include <algorithm>
 #include <cmath>

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "leakscope/analysis/render.h"
+#include "render.h"
 
 namespace leakscope::analysis {
 namespace {

@@ -1,0 +1,104 @@
+// Runtime: the part of leakscope a daemon starts in main. It owns
+//  - the snapshot thread: snapshots on SIGUSR2, on an interval, and on
+//    request; the SIGUSR2 handler only writes one byte to a pipe, all work
+//    runs in a thread started with every signal blocked;
+//  - the /metrics endpoint (HttpServer: bounded connections, header size
+//    and time per request, see http_server.h), 127.0.0.1 by default.
+//
+// Run-time problems never stop the daemon: an unwritable snapshot directory
+// or a metrics address that cannot be bound is logged with the reason and the
+// rest carries on (`metricsStatus()`, `snapshot()` return the error too).
+// Only one Runtime may exist at a time (SIGUSR2 is process-wide).
+//
+// Thread-safety: all methods may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "leakscope/diag/heap_profile.h"
+#include "leakscope/diag/http_server.h"
+#include "leakscope/diag/result.h"
+#include "leakscope/diag/snapshot_writer.h"
+#include "leakscope/diag/sockets.h"
+
+namespace prometheus {
+class Collectable;
+}  // namespace prometheus
+
+namespace leakscope::diag {
+
+class DiagCollector;
+
+struct Config {
+  // Snapshots. An empty dir turns snapshots (and the SIGUSR2 handler) off.
+  std::string snapshot_dir;
+  std::string snapshot_name;                       // file prefix; default: executable name
+  std::uint64_t snapshot_keep = 0;                 // keep the newest N files (0 = all)
+  std::uint64_t snapshot_max_bytes = 0;            // and at most this many bytes (0 = no limit)
+  std::chrono::milliseconds snapshot_interval{0};  // 0 = no interval snapshots
+  bool snapshot_on_sigusr2 = true;
+  HeapMode heap_mode = HeapMode::kSampled;
+
+  // Metrics. An empty address serves nothing (use collector() yourself).
+  // "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port (see metricsAddress()).
+  std::string metrics_address = "127.0.0.1:9477";
+  // What the endpoint tolerates from its clients (see HttpServer).
+  HttpLimits metrics_limits;
+  PeerNames peer_names;  // remote endpoint -> low-cardinality name
+
+  // Where leakscope reports problems; default: one line on stderr.
+  std::function<void(std::string_view)> log;
+};
+
+// Checks "HOST:PORT" / "[V6]:PORT" syntax; the error says what is wrong.
+Status validateListenAddress(std::string_view address);
+
+class Runtime {
+ public:
+  // Throws std::logic_error only if another Runtime is alive.
+  explicit Runtime(Config config);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Writes a snapshot now, in the calling thread (serialized with the others).
+  Result<SnapshotInfo> snapshot(std::string_view detail = "api");
+
+  // "127.0.0.1:PORT" as actually bound; "" when not serving.
+  std::string metricsAddress() const { return metrics_bound_; }
+  const Status& metricsStatus() const { return metrics_status_; }
+
+  // Adds the daemon's own metrics to the same endpoint.
+  void registerCollectable(const std::weak_ptr<prometheus::Collectable>& c);
+  std::shared_ptr<DiagCollector> collector() const { return collector_; }
+
+ private:
+  void threadMain();
+  void log(const std::string& line) const;
+  void record(const Result<SnapshotInfo>& r, Trigger trigger);
+  void startMetrics();
+
+  Config config_;
+  std::shared_ptr<DiagCollector> collector_;
+  std::unique_ptr<SnapshotWriter> writer_;
+  std::mutex collectables_mu_;
+  std::vector<std::weak_ptr<prometheus::Collectable>> collectables_;  // served on /metrics
+  std::unique_ptr<HttpServer> http_;  // after what its handler reads
+  std::string metrics_bound_;
+  Status metrics_status_ = Ok{};
+  int pipe_[2] = {-1, -1};  // [0] read by the thread, [1] written by handler/stop
+  std::atomic<bool> stop_{false};
+  bool handler_installed_ = false;
+  std::thread thread_;  // last: started after everything it uses exists
+};
+
+}  // namespace leakscope::diag
