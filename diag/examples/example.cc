@@ -281,6 +281,88 @@ int parseOptions(int argc, char** argv, Options& o) {
   return 0;
 }
 
+// SIGTERM and SIGINT only set g_stop; the server and the worker poll it.
+void installStopHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = onStop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+diag::Config runtimeConfig(const Options& o, const std::string& server_address) {
+  diag::Config config;
+  config.snapshot_dir = o.snapshot_dir;
+  config.snapshot_keep = o.snapshot_keep;
+  config.snapshot_max_bytes = o.snapshot_max_bytes;
+  config.snapshot_interval = std::chrono::milliseconds(o.snapshot_interval_ms);
+  config.heap_mode = o.heap_mode;
+  config.metrics_address = o.metrics_address;
+  config.peer_names.add(server_address, "example-server");
+  return config;
+}
+
+// Opens `connections` connections to the server per round and closes them
+// again, except every leak_every-th one, which it keeps for good: the bug, on
+// purpose. After `rounds` rounds (if set) it idles until told to stop.
+class Worker {
+ public:
+  Worker(const Options& o, const Server& server) : o_(o), server_(server) {}
+
+  void run() {
+    for (std::uint64_t round = 1; !g_stop.load(); ++round) {
+      if (o_.rounds != 0 && round > o_.rounds) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      openRound();
+      report(round);
+      for (std::uint64_t slept = 0; slept < o_.interval_ms && !g_stop.load(); slept += 10) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+  }
+
+ private:
+  void openRound() {
+    std::vector<std::unique_ptr<Connection>> batch;
+    for (std::uint64_t i = 0; i < o_.connections && !g_stop.load(); ++i) {
+      auto c = Connection::open(server_.address(), o_.buffer_bytes);
+      if (c == nullptr || !c->ping()) {
+        ++failed_;
+        continue;
+      }
+      batch.push_back(std::move(c));
+    }
+    for (auto& c : batch) {
+      ++opened_;
+      if (o_.leak_every != 0 && opened_ % o_.leak_every == 0) leaked_.push_back(std::move(c));
+    }
+    batch.clear();  // the rest close here
+  }
+
+  void report(std::uint64_t round) const {
+    if (o_.verbose) {
+      std::printf("round %llu: opened=%llu leaked=%zu failed=%llu\n",
+                  static_cast<unsigned long long>(round), static_cast<unsigned long long>(opened_),
+                  leaked_.size(), static_cast<unsigned long long>(failed_));
+      std::fflush(stdout);
+    }
+    if (o_.rounds != 0 && round == o_.rounds) {
+      std::printf("rounds done: opened=%llu leaked=%zu failed=%llu\n",
+                  static_cast<unsigned long long>(opened_), leaked_.size(),
+                  static_cast<unsigned long long>(failed_));
+      std::fflush(stdout);
+    }
+  }
+
+  const Options& o_;
+  const Server& server_;
+  std::vector<std::unique_ptr<Connection>> leaked_;
+  std::uint64_t opened_ = 0;
+  std::uint64_t failed_ = 0;
+};
+
 int run(int argc, char** argv) {
   Options o;
   if (const int rc = parseOptions(argc, argv, o); rc != 0) return rc < 0 ? 0 : rc;
@@ -291,12 +373,7 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "leakscope-example: %s\n", s.error().message.c_str());
     }
   }
-
-  struct sigaction sa {};
-  sa.sa_handler = onStop;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  installStopHandlers();
 
   Server server;
   if (!server.listen()) {
@@ -305,16 +382,7 @@ int run(int argc, char** argv) {
     return 1;
   }
   const std::string server_address = "127.0.0.1:" + std::to_string(server.port());
-
-  diag::Config config;
-  config.snapshot_dir = o.snapshot_dir;
-  config.snapshot_keep = o.snapshot_keep;
-  config.snapshot_max_bytes = o.snapshot_max_bytes;
-  config.snapshot_interval = std::chrono::milliseconds(o.snapshot_interval_ms);
-  config.heap_mode = o.heap_mode;
-  config.metrics_address = o.metrics_address;
-  config.peer_names.add(server_address, "example-server");
-  diag::Runtime runtime(config);
+  diag::Runtime runtime(runtimeConfig(o, server_address));
 
   std::printf("leakscope-example pid=%d listen=%s metrics=%s snapshots=%s leak_every=%llu\n",
               static_cast<int>(getpid()), server_address.c_str(),
@@ -324,45 +392,8 @@ int run(int argc, char** argv) {
   std::fflush(stdout);
 
   std::thread server_thread([&server] { server.run(); });
-
-  std::vector<std::unique_ptr<Connection>> leaked;  // the bug, on purpose
-  std::uint64_t opened = 0;
-  std::uint64_t failed = 0;
-  for (std::uint64_t round = 1; !g_stop.load(); ++round) {
-    if (o.rounds != 0 && round > o.rounds) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      continue;
-    }
-    std::vector<std::unique_ptr<Connection>> batch;
-    for (std::uint64_t i = 0; i < o.connections && !g_stop.load(); ++i) {
-      auto c = Connection::open(server.address(), o.buffer_bytes);
-      if (c == nullptr || !c->ping()) {
-        ++failed;
-        continue;
-      }
-      batch.push_back(std::move(c));
-    }
-    for (auto& c : batch) {
-      ++opened;
-      if (o.leak_every != 0 && opened % o.leak_every == 0) leaked.push_back(std::move(c));
-    }
-    batch.clear();  // the rest close here
-    if (o.verbose) {
-      std::printf("round %llu: opened=%llu leaked=%zu failed=%llu\n",
-                  static_cast<unsigned long long>(round), static_cast<unsigned long long>(opened),
-                  leaked.size(), static_cast<unsigned long long>(failed));
-      std::fflush(stdout);
-    }
-    if (o.rounds != 0 && round == o.rounds) {
-      std::printf("rounds done: opened=%llu leaked=%zu failed=%llu\n",
-                  static_cast<unsigned long long>(opened), leaked.size(),
-                  static_cast<unsigned long long>(failed));
-      std::fflush(stdout);
-    }
-    for (std::uint64_t slept = 0; slept < o.interval_ms && !g_stop.load(); slept += 10) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
+  Worker worker(o, server);  // after the thread: its leaked connections close after the join
+  worker.run();
   server_thread.join();
   return 0;
 }

@@ -72,6 +72,46 @@ Error lineError(std::size_t line_no, const std::string& what) {
   return Error{Errc::kParse, "line " + std::to_string(line_no) + ": " + what};
 }
 
+// The first data line, into the totals, format and sampling period of `p`:
+// heap profile:  N:  B [  N:  B] @ heap_v2/524288   |   ... @ heapprofile
+Status parseHeader(Cursor& c, std::size_t line_no, RawHeapProfile& p) {
+  if (!c.takeWord("heap profile:")) {
+    return lineError(line_no, "expected 'heap profile:' (not a gperftools heap profile)");
+  }
+  if (!takeCounts(c, p.totals)) {
+    return lineError(line_no, "malformed totals 'N: B [N: B]' (non-negative integers)");
+  }
+  if (!c.take('@')) return lineError(line_no, "expected '@' after the totals");
+  c.skipSpaces();
+  if (c.takeWord("heap_v2/")) {
+    p.format = "heap_v2";
+    if (!c.takeInt(p.sample_period) || p.sample_period <= 0) {
+      return lineError(line_no, "heap_v2 without a positive sampling period");
+    }
+  } else if (c.takeWord("heapprofile")) {
+    p.format = "heapprofile";
+  } else {
+    return lineError(
+        line_no, "unknown profile type '" + quoted(c.s) + "' (expected heap_v2/R or heapprofile)");
+  }
+  return Ok{};
+}
+
+// Every later data line: "N: B [N: B] @ 0xADDR 0xADDR ...".
+Result<HeapRecord> parseRecord(Cursor& c, std::size_t line_no) {
+  HeapRecord r;
+  if (!takeCounts(c, r)) {
+    return lineError(line_no, "malformed record 'N: B [N: B] @ ...' (non-negative integers)");
+  }
+  if (!c.take('@')) return lineError(line_no, "expected '@' before the stack");
+  while (!c.atEnd()) {
+    std::uint64_t a = 0;
+    if (!c.takeAddress(a)) return lineError(line_no, "malformed stack address");
+    r.stack.push_back(a);
+  }
+  return r;
+}
+
 }  // namespace
 
 Result<RawHeapProfile> parseHeapProfile(std::string_view text) {
@@ -93,40 +133,13 @@ Result<RawHeapProfile> parseHeapProfile(std::string_view text) {
     }
     Cursor c{line};
     if (!header) {
-      // heap profile:  N:  B [  N:  B] @ heap_v2/524288   |   ... @ heapprofile
-      if (!c.takeWord("heap profile:")) {
-        return lineError(line_no, "expected 'heap profile:' (not a gperftools heap profile)");
-      }
-      if (!takeCounts(c, p.totals)) {
-        return lineError(line_no, "malformed totals 'N: B [N: B]' (non-negative integers)");
-      }
-      if (!c.take('@')) return lineError(line_no, "expected '@' after the totals");
-      c.skipSpaces();
-      if (c.takeWord("heap_v2/")) {
-        p.format = "heap_v2";
-        if (!c.takeInt(p.sample_period) || p.sample_period <= 0) {
-          return lineError(line_no, "heap_v2 without a positive sampling period");
-        }
-      } else if (c.takeWord("heapprofile")) {
-        p.format = "heapprofile";
-      } else {
-        return lineError(line_no, "unknown profile type '" + quoted(c.s) +
-                                      "' (expected heap_v2/R or heapprofile)");
-      }
+      if (Status s = parseHeader(c, line_no, p); !s.ok()) return s.error();
       header = true;
       continue;
     }
-    HeapRecord r;
-    if (!takeCounts(c, r)) {
-      return lineError(line_no, "malformed record 'N: B [N: B] @ ...' (non-negative integers)");
-    }
-    if (!c.take('@')) return lineError(line_no, "expected '@' before the stack");
-    while (!c.atEnd()) {
-      std::uint64_t a = 0;
-      if (!c.takeAddress(a)) return lineError(line_no, "malformed stack address");
-      r.stack.push_back(a);
-    }
-    p.records.push_back(std::move(r));
+    auto r = parseRecord(c, line_no);
+    if (!r.ok()) return r.error();
+    p.records.push_back(std::move(*r));
   }
   if (!header) return lineError(line_no, "empty input: no 'heap profile:' header");
   return p;

@@ -29,6 +29,8 @@
 #include <utility>
 
 #include "http_request.h"
+#include "leakscope/core/signals.h"
+#include "leakscope/core/unique_fd.h"
 #include "leakscope/diag/runtime.h"
 
 namespace leakscope::diag {
@@ -64,22 +66,6 @@ using ListenerPtr = std::unique_ptr<evconnlistener, ListenerFree>;
 using EventPtr = std::unique_ptr<event, EventFree>;
 using Line = std::unique_ptr<char, MallocFree>;
 
-class Fd {
- public:
-  Fd() = default;
-  ~Fd() { reset(-1); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void reset(int fd) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 // One line for the first occurrence, then at most one per kLogEvery saying
 // how many were not logged: a flood of bad clients cannot become a flood of
 // log lines.
@@ -109,7 +95,7 @@ class ThrottledLog {
 // Descriptors open in this process (the directory's own not counted), or
 // nullopt when /proc/self/fd cannot be read (e.g. no descriptor left for it).
 std::optional<std::size_t> openFds() {
-  std::unique_ptr<DIR, int (*)(DIR*)> d(opendir("/proc/self/fd"), &closedir);
+  const core::UniqueDir d(opendir("/proc/self/fd"));
   if (d == nullptr) return std::nullopt;
   std::size_t n = 0;
   while (const dirent* e = readdir(d.get())) {
@@ -208,7 +194,7 @@ class HttpServer::Impl {
   const Log log_;
   std::string address_;
   ThrottledLog full_log_, fd_log_, accept_log_, timeout_log_, head_log_;
-  Fd stop_read_, stop_write_;
+  core::UniqueFd stop_read_, stop_write_;
   // Teardown order (reverse of declaration) matters: the connections'
   // bufferevents, the listener and the events are freed before the base.
   EventBasePtr base_;
@@ -251,8 +237,8 @@ Status HttpServer::Impl::bind(std::string_view address) {
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
     return Error{Errc::kIo, std::string("pipe: ") + std::strerror(errno)};
   }
-  stop_read_.reset(fds[0]);
-  stop_write_.reset(fds[1]);
+  stop_read_ = core::UniqueFd(fds[0]);
+  stop_write_ = core::UniqueFd(fds[1]);
   base_.reset(event_base_new());
   if (base_ == nullptr) return Error{Errc::kIo, "event_base_new failed"};
 
@@ -286,12 +272,9 @@ Status HttpServer::Impl::run() {
     return Error{Errc::kIo, "libevent: cannot create the HTTP server's events"};
   }
   try {
-    thread_ = std::thread([this] {
-      sigset_t all;
-      sigfillset(&all);
-      pthread_sigmask(SIG_BLOCK, &all, nullptr);
-      event_base_loop(base_.get(), EVLOOP_NO_EXIT_ON_EMPTY);
-    });
+    const core::SignalsBlocked blocked =
+        core::blockAllSignals();  // the loop thread inherits the mask
+    thread_ = std::thread([this] { event_base_loop(base_.get(), EVLOOP_NO_EXIT_ON_EMPTY); });
   } catch (const std::system_error& e) {
     return Error{Errc::kIo, std::string("HTTP server thread: ") + e.what()};
   }
@@ -314,6 +297,7 @@ void HttpServer::Impl::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr*, 
 }
 
 void HttpServer::Impl::accept(evutil_socket_t fd) {
+  core::UniqueFd owned(fd);  // closed here unless a bufferevent takes it over
   if (const std::size_t over = fdsOverBudget(); over > 0) {
     // Keep serving (the endpoint is how an operator sees the trouble), but
     // give back what keeps fewer than fd_reserve free, oldest first.
@@ -329,11 +313,9 @@ void HttpServer::Impl::accept(evutil_socket_t fd) {
     full_log_.note(log_, "HTTP " + address_ + ": " + std::to_string(limits_.max_connections) +
                              " connections open (the limit): closed the oldest");
   }
-  bufferevent* bev = bufferevent_socket_new(base_.get(), fd, BEV_OPT_CLOSE_ON_FREE);
-  if (bev == nullptr) {
-    ::close(fd);
-    return;
-  }
+  bufferevent* bev = bufferevent_socket_new(base_.get(), owned.get(), BEV_OPT_CLOSE_ON_FREE);
+  if (bev == nullptr) return;
+  owned.release();  // BEV_OPT_CLOSE_ON_FREE: the bufferevent closes it
   auto it = conns_.insert(conns_.end(), Conn{});
   it->server = this;
   it->bev = bev;

@@ -18,6 +18,8 @@
 #include <gperftools/malloc_extension.h>
 #endif
 
+#include "leakscope/core/unique_fd.h"
+
 namespace leakscope::diag {
 namespace {
 
@@ -102,13 +104,12 @@ std::optional<std::uint64_t> smallestLimit(const std::string& root, const Cgroup
 }
 
 std::uint64_t countDirEntries(const char* path) {
-  DIR* d = opendir(path);
+  const core::UniqueDir d(opendir(path));
   if (d == nullptr) return 0;
   std::uint64_t n = 0;
-  while (dirent* e = readdir(d)) {
+  while (dirent* e = readdir(d.get())) {
     if (e->d_name[0] != '.') ++n;
   }
-  closedir(d);
   return n;
 }
 

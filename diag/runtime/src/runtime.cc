@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "leakscope/core/signals.h"
+#include "leakscope/core/unique_fd.h"
 #include "leakscope/diag/metrics.h"
 
 namespace leakscope::diag {
@@ -79,6 +81,109 @@ Status validateListenAddress(std::string_view address) {
   return Ok{};
 }
 
+// The snapshot thread and the pipe that wakes it: byte 's' from the SIGUSR2
+// handler, 'q' from the destructor; a poll timeout is an interval snapshot.
+// The destructor stops and joins the thread, then the pipe closes (members).
+// start() and the destructor run in the thread that owns the Runtime.
+class Runtime::SnapshotThread {
+ public:
+  using Take = std::function<void(Trigger, std::string_view detail)>;
+  using Log = std::function<void(const std::string&)>;
+
+  SnapshotThread(std::chrono::milliseconds interval, Take take, Log log)
+      : interval_(interval), take_(std::move(take)), log_(std::move(log)) {}
+  ~SnapshotThread();
+  SnapshotThread(const SnapshotThread&) = delete;
+  SnapshotThread& operator=(const SnapshotThread&) = delete;
+
+  // Opens the pipe and starts the thread with every signal blocked, so no
+  // signal is ever delivered to it; it only reads the pipe. False (the reason
+  // logged) when either fails.
+  bool start();
+  // The write end, for the SIGUSR2 handler.
+  int signalFd() const { return write_.get(); }
+
+ private:
+  void run();
+
+  const std::chrono::milliseconds interval_;
+  const Take take_;
+  const Log log_;
+  core::UniqueFd read_;
+  core::UniqueFd write_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;  // last: started after everything it uses exists
+};
+
+bool Runtime::SnapshotThread::start() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    log_(std::string("snapshot thread: pipe: ") + std::strerror(errno) +
+         "; SIGUSR2 and interval snapshots are off");
+    return false;
+  }
+  read_ = core::UniqueFd(fds[0]);
+  write_ = core::UniqueFd(fds[1]);
+  try {
+    const core::SignalsBlocked blocked = core::blockAllSignals();  // the thread inherits the mask
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    log_(std::string("snapshot thread: ") + e.what() + "; SIGUSR2 and interval snapshots are off");
+  }
+  return thread_.joinable();
+}
+
+Runtime::SnapshotThread::~SnapshotThread() {
+  if (!thread_.joinable()) return;
+  // The flag, not the byte, is what stops the thread: the pipe may be full
+  // after a burst of signals, and then the byte cannot be written — but a
+  // full pipe wakes the thread anyway.
+  stop_.store(true);
+  const char b = kStopByte;
+  while (::write(write_.get(), &b, 1) < 0 && errno == EINTR) {
+  }
+  thread_.join();
+}
+
+void Runtime::SnapshotThread::run() {
+  using Clock = std::chrono::steady_clock;
+  auto next_interval = Clock::now() + interval_;
+  for (;;) {
+    int timeout = -1;
+    if (interval_.count() > 0) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_interval - Clock::now());
+      timeout = static_cast<int>(std::max<std::int64_t>(0, left.count()));
+    }
+    pollfd p{read_.get(), POLLIN, 0};
+    const int n = poll(&p, 1, timeout);
+    if (n < 0 && errno != EINTR) {
+      log_(std::string("snapshot thread: poll: ") + std::strerror(errno));
+      return;
+    }
+    if (stop_.load()) return;
+    if (n == 0) {
+      take_(Trigger::kInterval, "interval");
+      next_interval = Clock::now() + interval_;
+      continue;
+    }
+    // Drain: a burst of signals becomes one snapshot.
+    bool stop = false;
+    std::uint64_t signals = 0;
+    char buf[256];
+    for (;;) {
+      const ssize_t got = ::read(read_.get(), buf, sizeof buf);
+      if (got <= 0) break;
+      for (ssize_t i = 0; i < got; ++i) {
+        if (buf[i] == kStopByte) stop = true;
+        if (buf[i] == kSignalByte) ++signals;
+      }
+    }
+    if (stop || stop_.load()) return;
+    if (signals > 0) take_(Trigger::kSignal, "SIGUSR2");
+  }
+}
+
 Runtime::Runtime(Config config) : config_(std::move(config)) {
   if (g_runtime_alive.exchange(true)) {
     throw std::logic_error("leakscope::diag::Runtime: only one may exist at a time");
@@ -94,63 +199,53 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
 
   collectables_.push_back(collector_);
   if (!config_.metrics_address.empty()) startMetrics();
-
-  if (!config_.snapshot_dir.empty()) {
-    SnapshotOptions o;
-    o.dir = config_.snapshot_dir;
-    o.name = config_.snapshot_name;
-    o.keep = config_.snapshot_keep;
-    o.max_bytes = config_.snapshot_max_bytes;
-    o.heap_mode = config_.heap_mode;
-    o.peer_names = config_.peer_names;
-    writer_ = std::make_unique<SnapshotWriter>(std::move(o));
-    if (Status s = writer_->prepareDir(); !s.ok()) {
-      log(s.error().message + "; snapshots will fail until this is fixed");
-    }
-    if (config_.heap_mode == HeapMode::kSampled) {
-      if (activeSamplePeriod() == 0) {
-        log("heap mode 'sampled' but TCMALLOC_SAMPLE_PARAMETER is not set: snapshots will have "
-            "no heap sites (set it in the environment, or call ensureHeapSampling in main)");
-      } else {
-        primeHeapSampler();  // for the thread that constructs the Runtime (usually main)
-      }
-    }
-  }
+  if (!config_.snapshot_dir.empty()) createSnapshotWriter();
 
   alive_guard.armed = false;  // nothing below throws
 
-  if (writer_ != nullptr) {
-    if (pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
-      log(std::string("snapshot thread: pipe: ") + std::strerror(errno) +
-          "; SIGUSR2 and interval snapshots are off");
-      return;
-    }
-    // The thread starts with every signal blocked, so no signal is ever
-    // delivered to it; it only reads the pipe.
-    sigset_t all;
-    sigset_t old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    try {
-      thread_ = std::thread([this] { threadMain(); });
-    } catch (const std::system_error& e) {
-      log(std::string("snapshot thread: ") + e.what() + "; SIGUSR2 and interval snapshots are off");
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    if (!thread_.joinable()) return;
+  if (snapshot_thread_ == nullptr || !snapshot_thread_->start()) return;
+  if (config_.snapshot_on_sigusr2) installSnapshotSignal();
+}
 
-    if (config_.snapshot_on_sigusr2) {
-      g_signal_fd.store(pipe_[1]);
-      struct sigaction sa {};
-      sa.sa_handler = onSnapshotSignal;
-      sigemptyset(&sa.sa_mask);
-      sa.sa_flags = SA_RESTART;
-      if (sigaction(SIGUSR2, &sa, &g_old_action) == 0) {
-        handler_installed_ = true;
-      } else {
-        log(std::string("sigaction(SIGUSR2): ") + std::strerror(errno));
-      }
+// The writer, and the (not yet started) thread that will call it.
+void Runtime::createSnapshotWriter() {
+  SnapshotOptions o;
+  o.dir = config_.snapshot_dir;
+  o.name = config_.snapshot_name;
+  o.keep = config_.snapshot_keep;
+  o.max_bytes = config_.snapshot_max_bytes;
+  o.heap_mode = config_.heap_mode;
+  o.peer_names = config_.peer_names;
+  writer_ = std::make_unique<SnapshotWriter>(std::move(o));
+  if (Status s = writer_->prepareDir(); !s.ok()) {
+    log(s.error().message + "; snapshots will fail until this is fixed");
+  }
+  if (config_.heap_mode == HeapMode::kSampled) {
+    if (activeSamplePeriod() == 0) {
+      log("heap mode 'sampled' but TCMALLOC_SAMPLE_PARAMETER is not set: snapshots will have "
+          "no heap sites (set it in the environment, or call ensureHeapSampling in main)");
+    } else {
+      primeHeapSampler();  // for the thread that constructs the Runtime (usually main)
     }
+  }
+  snapshot_thread_ = std::make_unique<SnapshotThread>(
+      config_.snapshot_interval,
+      [this](Trigger trigger, std::string_view detail) {
+        record(writer_->write(trigger, detail), trigger);
+      },
+      [this](const std::string& line) { log(line); });
+}
+
+void Runtime::installSnapshotSignal() {
+  g_signal_fd.store(snapshot_thread_->signalFd());
+  struct sigaction sa {};
+  sa.sa_handler = onSnapshotSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  if (sigaction(SIGUSR2, &sa, &g_old_action) == 0) {
+    handler_installed_ = true;
+  } else {
+    log(std::string("sigaction(SIGUSR2): ") + std::strerror(errno));
   }
 }
 
@@ -168,19 +263,7 @@ Runtime::~Runtime() {
   }
   g_signal_fd.store(-1);
   while (g_handlers_in_flight.load() != 0) std::this_thread::yield();
-  if (thread_.joinable()) {
-    // The flag, not the byte, is what stops the thread: the pipe may be full
-    // after a burst of signals, and then the byte cannot be written — but a
-    // full pipe wakes the thread anyway.
-    stop_.store(true);
-    const char b = kStopByte;
-    while (::write(pipe_[1], &b, 1) < 0 && errno == EINTR) {
-    }
-    thread_.join();
-  }
-  for (int fd : pipe_) {
-    if (fd >= 0) ::close(fd);
-  }
+  snapshot_thread_.reset();  // joins the thread (a snapshot in progress ends), closes the pipe
   g_runtime_alive.store(false);
 }
 
@@ -241,46 +324,6 @@ Result<SnapshotInfo> Runtime::snapshot(std::string_view detail) {
 void Runtime::registerCollectable(const std::weak_ptr<prometheus::Collectable>& c) {
   std::lock_guard<std::mutex> lock(collectables_mu_);
   collectables_.push_back(c);
-}
-
-void Runtime::threadMain() {
-  using Clock = std::chrono::steady_clock;
-  const auto interval = config_.snapshot_interval;
-  auto next_interval = Clock::now() + interval;
-  for (;;) {
-    int timeout = -1;
-    if (interval.count() > 0) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(next_interval - Clock::now());
-      timeout = static_cast<int>(std::max<std::int64_t>(0, left.count()));
-    }
-    pollfd p{pipe_[0], POLLIN, 0};
-    const int n = poll(&p, 1, timeout);
-    if (n < 0 && errno != EINTR) {
-      log(std::string("snapshot thread: poll: ") + std::strerror(errno));
-      return;
-    }
-    if (stop_.load()) return;
-    if (n == 0) {
-      record(writer_->write(Trigger::kInterval, "interval"), Trigger::kInterval);
-      next_interval = Clock::now() + interval;
-      continue;
-    }
-    // Drain: a burst of signals becomes one snapshot.
-    bool stop = false;
-    std::uint64_t signals = 0;
-    char buf[256];
-    for (;;) {
-      const ssize_t got = ::read(pipe_[0], buf, sizeof buf);
-      if (got <= 0) break;
-      for (ssize_t i = 0; i < got; ++i) {
-        if (buf[i] == kStopByte) stop = true;
-        if (buf[i] == kSignalByte) ++signals;
-      }
-    }
-    if (stop || stop_.load()) return;
-    if (signals > 0) record(writer_->write(Trigger::kSignal, "SIGUSR2"), Trigger::kSignal);
-  }
 }
 
 }  // namespace leakscope::diag

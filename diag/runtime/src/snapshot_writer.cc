@@ -473,26 +473,17 @@ std::uint64_t writeSockets(JsonWriter& w, const PeerNames& names,
   return n;
 }
 
-std::uint64_t writeHeap(JsonWriter& w, HeapMode mode, Result<std::string>& text, Symbolizer& sym) {
-  w.key("heap").beginObject().field("mode", heapModeName(mode));
-  if (!text.ok()) {
-    w.field("available", false).field("reason", text.error().message).endObject();
-    return 0;
-  }
-  auto parsed = parseHeapProfile(*text);
-  if (!parsed.ok()) {
-    w.field("available", false)
-        .field("reason", "tcmalloc profile did not parse: " + parsed.error().message)
-        .endObject();
-    return 0;
-  }
-  std::string().swap(text.value());  // the text is no longer needed
-  const RawHeapProfile& p = *parsed;
-
-  // Frame table: every distinct frame once; sites refer to frames by index.
+// The profile's records merged by call site. Every distinct frame is kept
+// once, in `frames`; a site's key is its stack as indexes into `frames`,
+// starting past the allocator's own frames.
+struct HeapSites {
   std::vector<const Frame*> frames;
-  std::unordered_map<const Frame*, std::uint32_t> frame_ids;
   std::map<std::vector<std::uint32_t>, HeapRecord> sites;
+};
+
+HeapSites groupSites(const RawHeapProfile& p, Symbolizer& sym) {
+  HeapSites out;
+  std::unordered_map<const Frame*, std::uint32_t> frame_ids;
   for (const HeapRecord& r : p.records) {
     std::vector<const Frame*> stack;
     stack.reserve(r.stack.size());
@@ -504,26 +495,21 @@ std::uint64_t writeHeap(JsonWriter& w, HeapMode mode, Result<std::string>& text,
     if (first == stack.size()) first = 0;
     std::vector<std::uint32_t> ids;
     for (std::size_t i = first; i < stack.size(); ++i) {
-      auto [it, inserted] = frame_ids.emplace(stack[i], static_cast<std::uint32_t>(frames.size()));
-      if (inserted) frames.push_back(stack[i]);
+      auto [it, inserted] =
+          frame_ids.emplace(stack[i], static_cast<std::uint32_t>(out.frames.size()));
+      if (inserted) out.frames.push_back(stack[i]);
       ids.push_back(it->second);
     }
-    HeapRecord& s = sites[ids];
+    HeapRecord& s = out.sites[ids];
     s.inuse_objects += r.inuse_objects;
     s.inuse_bytes += r.inuse_bytes;
     s.alloc_objects += r.alloc_objects;
     s.alloc_bytes += r.alloc_bytes;
   }
+  return out;
+}
 
-  w.field("available", true).field("format", p.format).field("sample_period", p.sample_period);
-  w.key("totals")
-      .beginObject()
-      .field("inuse_objects", p.totals.inuse_objects)
-      .field("inuse_bytes", p.totals.inuse_bytes)
-      .field("alloc_objects", p.totals.alloc_objects)
-      .field("alloc_bytes", p.totals.alloc_bytes)
-      .endObject();
-
+void writeFrames(JsonWriter& w, const std::vector<const Frame*>& frames) {
   w.key("frames").beginArray();
   for (std::size_t i = 0; i < frames.size(); ++i) {
     const Frame& f = *frames[i];
@@ -538,9 +524,12 @@ std::uint64_t writeHeap(JsonWriter& w, HeapMode mode, Result<std::string>& text,
         .endObject();
   }
   w.endArray();
+}
 
+// The sites, most bytes in use first; returns how many.
+std::uint64_t writeSites(JsonWriter& w, const HeapSites& heap, const RawHeapProfile& p) {
   std::vector<std::pair<const std::vector<std::uint32_t>*, const HeapRecord*>> order;
-  for (const auto& [ids, rec] : sites) order.emplace_back(&ids, &rec);
+  for (const auto& [ids, rec] : heap.sites) order.emplace_back(&ids, &rec);
   std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
     return a.second->inuse_bytes > b.second->inuse_bytes;
   });
@@ -560,8 +549,39 @@ std::uint64_t writeHeap(JsonWriter& w, HeapMode mode, Result<std::string>& text,
     for (std::uint32_t id : *ids) w.value(static_cast<std::uint64_t>(id));
     w.endArray().endObject();
   }
-  w.endArray().endObject();
+  w.endArray();
   return order.size();
+}
+
+std::uint64_t writeHeap(JsonWriter& w, HeapMode mode, Result<std::string>& text, Symbolizer& sym) {
+  w.key("heap").beginObject().field("mode", heapModeName(mode));
+  if (!text.ok()) {
+    w.field("available", false).field("reason", text.error().message).endObject();
+    return 0;
+  }
+  auto parsed = parseHeapProfile(*text);
+  if (!parsed.ok()) {
+    w.field("available", false)
+        .field("reason", "tcmalloc profile did not parse: " + parsed.error().message)
+        .endObject();
+    return 0;
+  }
+  std::string().swap(text.value());  // the text is no longer needed
+  const RawHeapProfile& p = *parsed;
+  const HeapSites heap = groupSites(p, sym);
+
+  w.field("available", true).field("format", p.format).field("sample_period", p.sample_period);
+  w.key("totals")
+      .beginObject()
+      .field("inuse_objects", p.totals.inuse_objects)
+      .field("inuse_bytes", p.totals.inuse_bytes)
+      .field("alloc_objects", p.totals.alloc_objects)
+      .field("alloc_bytes", p.totals.alloc_bytes)
+      .endObject();
+  writeFrames(w, heap.frames);
+  const std::uint64_t sites = writeSites(w, heap, p);
+  w.endObject();
+  return sites;
 }
 
 }  // namespace

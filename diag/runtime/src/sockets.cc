@@ -11,6 +11,8 @@
 #include <fstream>
 #include <unordered_map>
 
+#include "leakscope/core/unique_fd.h"
+
 namespace leakscope::diag {
 namespace {
 
@@ -102,6 +104,28 @@ void readUnixTable(const std::string& path, Tables& t) {
   }
 }
 
+// The socket fds in `fd_dir` (a /proc/PID/fd), with their inodes; the rest
+// of each OwnSocket is filled in from the /proc/net tables.
+Result<std::vector<OwnSocket>> socketFds(const std::string& fd_dir) {
+  std::vector<OwnSocket> out;
+  const core::UniqueDir d(opendir(fd_dir.c_str()));
+  if (d == nullptr) {
+    return Error{Errc::kIo, fd_dir + ": " + std::strerror(errno)};
+  }
+  while (dirent* e = readdir(d.get())) {
+    int fd = 0;
+    if (!parseDec(std::string_view(e->d_name), fd)) continue;
+    const std::string target = readLink(fd_dir + "/" + e->d_name);
+    // "socket:[12345]"
+    if (target.rfind("socket:[", 0) != 0 || target.back() != ']') continue;
+    OwnSocket s;
+    s.fd = fd;
+    if (!parseDec(std::string_view(target).substr(8, target.size() - 9), s.inode)) continue;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string Endpoint::str() const {
@@ -171,24 +195,9 @@ std::string unixStateName(const UnixRow& row) {
 }
 
 Result<std::vector<OwnSocket>> listSockets(const std::string& fd_dir, const std::string& net_dir) {
-  std::vector<OwnSocket> out;
-  DIR* d = opendir(fd_dir.c_str());
-  if (d == nullptr) {
-    return Error{Errc::kIo, fd_dir + ": " + std::strerror(errno)};
-  }
-  while (dirent* e = readdir(d)) {
-    int fd = 0;
-    if (!parseDec(std::string_view(e->d_name), fd)) continue;
-    const std::string target = readLink(fd_dir + "/" + e->d_name);
-    // "socket:[12345]"
-    if (target.rfind("socket:[", 0) != 0 || target.back() != ']') continue;
-    OwnSocket s;
-    s.fd = fd;
-    if (!parseDec(std::string_view(target).substr(8, target.size() - 9), s.inode)) continue;
-    out.push_back(std::move(s));
-  }
-  closedir(d);
-  if (out.empty()) return out;
+  auto fds = socketFds(fd_dir);
+  if (!fds.ok() || fds->empty()) return fds;
+  std::vector<OwnSocket>& out = *fds;
 
   Tables t;
   readInetTable(net_dir + "/tcp", "tcp", false, t);
@@ -218,7 +227,7 @@ Result<std::vector<OwnSocket>> listSockets(const std::string& fd_dir, const std:
   }
   std::sort(out.begin(), out.end(),
             [](const OwnSocket& a, const OwnSocket& b) { return a.fd < b.fd; });
-  return out;
+  return fds;
 }
 
 Result<std::vector<OwnSocket>> listOwnSockets() {

@@ -82,10 +82,15 @@ class Runtime {
   std::shared_ptr<DiagCollector> collector() const { return collector_; }
 
  private:
-  void threadMain();
+  class SnapshotThread;  // the thread and the pipe that wakes it (runtime.cc)
+
+  // Start-up steps, in the order the constructor takes them.
+  void startMetrics();
+  void createSnapshotWriter();
+  void installSnapshotSignal();
+
   void log(const std::string& line) const;
   void record(const Result<SnapshotInfo>& r, Trigger trigger);
-  void startMetrics();
 
   Config config_;
   std::shared_ptr<DiagCollector> collector_;
@@ -95,10 +100,9 @@ class Runtime {
   std::unique_ptr<HttpServer> http_;  // after what its handler reads
   std::string metrics_bound_;
   Status metrics_status_ = Ok{};
-  int pipe_[2] = {-1, -1};  // [0] read by the thread, [1] written by handler/stop
-  std::atomic<bool> stop_{false};
   bool handler_installed_ = false;
-  std::thread thread_;  // last: started after everything it uses exists
+  // Last: its thread starts after everything it uses exists.
+  std::unique_ptr<SnapshotThread> snapshot_thread_;
 };
 
 }  // namespace leakscope::diag
