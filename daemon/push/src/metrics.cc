@@ -89,7 +89,7 @@ UpstreamStats::Counts UpstreamStats::counts() const {
   return c;
 }
 
-// One sorted list per component (STYLE 13).
+// One sorted list per component (style guide: metric names).
 void UpstreamStats::collect(std::vector<MetricFamily>& out) const {
   const Counts c = counts();
   Families f(out, component_);
