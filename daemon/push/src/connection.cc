@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "pool.h"
 #include "timeval.h"
 
 namespace leakscope::push::detail {
@@ -247,12 +246,14 @@ const char* Connection::stateName(State s) {
   return "unknown";
 }
 
-Connection::Connection(Pool& pool, ConnId id) : pool_(pool), id_(id) {
-  if (diag::Kind* k = pool_.trackedKind()) {
-    tracked_.emplace(*k, pool_.endpoint().host);
+Connection::Connection(EventLoop& loop, ConnectionSettings settings, ConnectionOwner& owner,
+                       ConnId id)
+    : loop_(loop), settings_(std::move(settings)), owner_(owner), id_(id) {
+  if (diag::Kind* k = settings_.tracked_kind) {
+    tracked_.emplace(*k, settings_.endpoint.host);
     tracked_->setBytesCallback([this] { return retainedBytes(); });
   }
-  if (UpstreamStats* s = pool_.stats()) s->cxOpened();
+  if (UpstreamStats* s = settings_.stats) s->cxOpened();
 }
 
 Connection::~Connection() {
@@ -282,8 +283,8 @@ std::unique_ptr<Exchange> Connection::takeStream(
 }
 
 void Connection::log(const std::string& line) const {
-  pool_.log(pool_.component() + " connection " + std::to_string(id_.value) + " to " +
-            pool_.endpoint().host + ":" + std::to_string(pool_.endpoint().port) + ": " + line);
+  owner_.log(settings_.component + " connection " + std::to_string(id_.value) + " to " +
+             settings_.endpoint.host + ":" + std::to_string(settings_.endpoint.port) + ": " + line);
 }
 
 template <class F>
@@ -298,14 +299,14 @@ void Connection::io(F&& f) {
 }
 
 void Connection::start() {
-  const auto& ep = pool_.endpoint();
-  event_base* base = pool_.loop().base();
+  const auto& ep = settings_.endpoint;
+  event_base* base = loop_.base();
   connect_timer_.reset(evtimer_new(base, &Connection::onConnectTimeout, this));
   if (!connect_timer_) {
     fail(CloseSide::kLocal, Failure::kConnectFailed, "cannot create timer");
     return;
   }
-  const timeval tv = toTimeval(pool_.options().connect_timeout);
+  const timeval tv = toTimeval(settings_.connect_timeout);
   evtimer_add(connect_timer_.get(), &tv);
 
   if (!ep.connect_address.empty()) {
@@ -345,7 +346,7 @@ void Connection::start() {
   // The callback owns the waiter from here on; it may run before
   // evdns_getaddrinfo returns (numeric host, /etc/hosts), clearing dns_.
   evdns_getaddrinfo_request* req = evdns_getaddrinfo(
-      pool_.loop().dns(), ep.host.c_str(), port.c_str(), &hints,
+      loop_.dns(), ep.host.c_str(), port.c_str(), &hints,
       [](int err, evutil_addrinfo* res, void* arg) {
         std::unique_ptr<DnsWaiter> owned(static_cast<DnsWaiter*>(arg));
         if (owned->conn == nullptr) {
@@ -401,7 +402,7 @@ void Connection::connectNext() {
       ::close(fd);
       continue;
     }
-    event_base* base = pool_.loop().base();
+    event_base* base = loop_.base();
     read_ev_.reset(event_new(base, fd, EV_READ | EV_PERSIST, &Connection::onIo, this));
     write_ev_.reset(event_new(base, fd, EV_WRITE | EV_PERSIST, &Connection::onIo, this));
     if (!read_ev_ || !write_ev_) {
@@ -452,7 +453,7 @@ void Connection::finishTcpConnect() {
     return;
   }
   tcp_connecting_ = false;
-  auto ssl = makeClientSsl(pool_.sslContext(), pool_.endpoint().host, fd_);
+  auto ssl = makeClientSsl(settings_.ssl_ctx, settings_.endpoint.host, fd_);
   if (!ssl) {
     fail(CloseSide::kLocal, Failure::kConnectFailed, ssl.error().message);
     return;
@@ -683,7 +684,7 @@ void Connection::flush() {
 // ---- streams -------------------------------------------------------------
 
 std::uint32_t Connection::streamLimit() const {
-  return std::min(remote_max_streams_, pool_.options().max_streams_per_connection);
+  return std::min(remote_max_streams_, settings_.max_streams);
 }
 
 std::uint32_t Connection::freeStreams() const {
@@ -699,7 +700,7 @@ void Connection::updateState() {
   if (!idle_timer_) return;
   if (streams_.empty() && (state_ == State::kReady)) {
     if (evtimer_pending(idle_timer_.get(), nullptr) == 0) {
-      const timeval tv = toTimeval(pool_.options().idle_timeout);
+      const timeval tv = toTimeval(settings_.idle_timeout);
       evtimer_add(idle_timer_.get(), &tv);
     }
   } else {
@@ -709,7 +710,7 @@ void Connection::updateState() {
 
 void Connection::submit(std::unique_ptr<Exchange> ex) {
   if (authority_.empty()) {
-    const Endpoint& ep = pool_.endpoint();
+    const Endpoint& ep = settings_.endpoint;
     authority_ = ep.port == 443 ? ep.host : ep.host + ":" + std::to_string(ep.port);
   }
   std::vector<nghttp2_nv>& nva = nva_;  // reused: no allocation per request
@@ -731,7 +732,7 @@ void Connection::submit(std::unique_ptr<Exchange> ex) {
     // Stream ids used up, or the session is going away: this connection
     // takes no more, the request goes to another one untouched.
     log(std::string("cannot open a stream: ") + nghttp2_strerror(id));
-    pool_.onExchangeDone(std::move(ex), {Failure::kRefusedStream, -1});
+    owner_.onExchangeDone(std::move(ex), {Failure::kRefusedStream, -1});
     drain(CloseSide::kLocal);
     return;
   }
@@ -741,7 +742,7 @@ void Connection::submit(std::unique_ptr<Exchange> ex) {
       sizeof(Exchange) + ex->request.path.capacity() + ex->request.body.capacity();
   stream_bytes_ += ex->accounted_bytes;
   streams_.emplace(id, std::move(ex));
-  if (UpstreamStats* s = pool_.stats()) s->rqStarted();
+  if (UpstreamStats* s = settings_.stats) s->rqStarted();
   updateState();
 }
 
@@ -750,7 +751,7 @@ void Connection::onStreamClose(std::int32_t stream_id, std::uint32_t error_code)
   if (it == streams_.end()) return;  // already handed back (timed out, aborted)
   std::unique_ptr<Exchange> ex = takeStream(it);
   nghttp2_session_set_stream_user_data(session_.get(), stream_id, nullptr);
-  if (UpstreamStats* s = pool_.stats()) s->rqFinished();
+  if (UpstreamStats* s = settings_.stats) s->rqFinished();
   Failure f = Failure::kNone;
   if (ex->complete && ex->response.status != 0) {
     f = Failure::kNone;
@@ -764,9 +765,9 @@ void Connection::onStreamClose(std::int32_t stream_id, std::uint32_t error_code)
     f = Failure::kStreamReset;
   }
   const double secs = secondsSince(ex->sent_at);
-  pool_.onExchangeDone(std::move(ex), {f, secs});
+  owner_.onExchangeDone(std::move(ex), {f, secs});
   updateState();
-  pool_.onCapacity();
+  owner_.onCapacity();
 }
 
 void Connection::onFrameRecv(const nghttp2_frame* frame) {
@@ -782,22 +783,22 @@ void Connection::onFrameRecv(const nghttp2_frame* frame) {
         state_ = State::kReady;
         ever_ready_ = true;
         evtimer_del(connect_timer_.get());
-        event_base* base = pool_.loop().base();
-        if (pool_.options().idle_timeout.count() > 0) {
+        event_base* base = loop_.base();
+        if (settings_.idle_timeout.count() > 0) {
           idle_timer_.reset(evtimer_new(base, &Connection::onIdle, this));
         }
-        if (pool_.options().ping_interval.count() > 0) {
+        if (settings_.ping_interval.count() > 0) {
           ping_timer_.reset(event_new(base, -1, EV_PERSIST, &Connection::onPingTick, this));
           ping_timeout_timer_.reset(evtimer_new(base, &Connection::onPingTimeout, this));
-          const timeval tv = toTimeval(pool_.options().ping_interval);
+          const timeval tv = toTimeval(settings_.ping_interval);
           if (ping_timer_) event_add(ping_timer_.get(), &tv);
         }
         updateState();
-        pool_.onReady(*this);
+        owner_.onReady(*this);
       } else {
         // SETTINGS_MAX_CONCURRENT_STREAMS may go up or down mid-connection.
         updateState();
-        pool_.onCapacity();
+        owner_.onCapacity();
       }
       return;
     }
@@ -816,7 +817,7 @@ void Connection::onFrameRecv(const nghttp2_frame* frame) {
       }
       return;
     case NGHTTP2_GOAWAY:
-      if (UpstreamStats* s = pool_.stats()) s->goawayReceived();
+      if (UpstreamStats* s = settings_.stats) s->goawayReceived();
       log("GOAWAY received (error " + std::to_string(frame->goaway.error_code) + ", last stream " +
           std::to_string(frame->goaway.last_stream_id) + "); draining");
       drain(CloseSide::kRemote);
@@ -842,15 +843,15 @@ int Connection::expire(SteadyTime now) {
   }
   if (expired.empty()) return 0;
   for (auto& ex : expired) {
-    if (UpstreamStats* s = pool_.stats()) s->rqFinished();
+    if (UpstreamStats* s = settings_.stats) s->rqFinished();
     const double secs = secondsSince(ex->sent_at);
-    pool_.onExchangeDone(std::move(ex), {Failure::kTimeout, secs});
+    owner_.onExchangeDone(std::move(ex), {Failure::kTimeout, secs});
   }
   // A request that got no answer may mean a dead peer: check now rather
   // than at the next ping tick.
   checkHealth();
   updateState();
-  pool_.onCapacity();
+  owner_.onCapacity();
   flush();
   return static_cast<int>(expired.size());
 }
@@ -863,9 +864,9 @@ void Connection::abortStreams(Failure why) {
   for (auto& [id, ex] : streams) {
     nghttp2_session_set_stream_user_data(session_.get(), id, nullptr);
     nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
-    if (UpstreamStats* s = pool_.stats()) s->rqFinished();
+    if (UpstreamStats* s = settings_.stats) s->rqFinished();
     const double secs = secondsSince(ex->sent_at);
-    pool_.onExchangeDone(std::move(ex), {why, secs});
+    owner_.onExchangeDone(std::move(ex), {why, secs});
   }
   updateState();
   flush();
@@ -875,7 +876,7 @@ void Connection::checkHealth() {
   if (ping_outstanding_ || !session_ || !ping_timeout_timer_ || state_ == State::kClosed) return;
   if (nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, nullptr) != 0) return;
   ping_outstanding_ = true;
-  const timeval tv = toTimeval(pool_.options().ping_timeout);
+  const timeval tv = toTimeval(settings_.ping_timeout);
   evtimer_add(ping_timeout_timer_.get(), &tv);
   flush();
 }
@@ -931,7 +932,7 @@ void Connection::closeNow(CloseSide side, Failure why) {
   std::vector<std::pair<std::unique_ptr<Exchange>, ExchangeResult>> back;
   for (auto& [id, ex] : streams) {
     if (session_) nghttp2_session_set_stream_user_data(session_.get(), id, nullptr);
-    if (UpstreamStats* s = pool_.stats()) s->rqFinished();
+    if (UpstreamStats* s = settings_.stats) s->rqFinished();
     const Failure f = !ex->headers_sent       ? Failure::kRefusedStream
                       : why == Failure::kNone ? Failure::kConnectionLost
                                               : why;
@@ -956,9 +957,9 @@ void Connection::closeNow(CloseSide side, Failure why) {
   wbuf_.shrink_to_fit();
   woff_ = 0;
   if (tracked_) tracked_->release();
-  if (UpstreamStats* s = pool_.stats()) s->cxDestroyed(side, had_streams);
-  for (auto& [ex, result] : back) pool_.onExchangeDone(std::move(ex), result);
-  pool_.onClosed(*this);
+  if (UpstreamStats* s = settings_.stats) s->cxDestroyed(side, had_streams);
+  for (auto& [ex, result] : back) owner_.onExchangeDone(std::move(ex), result);
+  owner_.onClosed(*this);
 }
 
 // ---- timers ----------------------------------------------------------------
@@ -971,7 +972,7 @@ void Connection::onConnectTimeout(int, short, void* arg) {
 void Connection::onIdle(int, short, void* arg) {
   auto* c = static_cast<Connection*>(arg);
   if (!c->streams_.empty() || c->state_ != State::kReady) return;
-  if (UpstreamStats* s = c->pool_.stats()) s->cxIdleTimeout();
+  if (UpstreamStats* s = c->settings_.stats) s->cxIdleTimeout();
   c->drain(CloseSide::kLocal);
 }
 
@@ -984,7 +985,7 @@ void Connection::onPingTick(int, short, void* arg) {
 
 void Connection::onPingTimeout(int, short, void* arg) {
   auto* c = static_cast<Connection*>(arg);
-  if (UpstreamStats* s = c->pool_.stats()) s->cxPingTimeout();
+  if (UpstreamStats* s = c->settings_.stats) s->cxPingTimeout();
   c->fail(CloseSide::kLocal, Failure::kConnectionLost, "PING not answered in time; closing");
 }
 

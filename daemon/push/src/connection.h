@@ -1,5 +1,7 @@
 // Connection: one TCP + TLS + HTTP/2 client session to one push server,
-// owned by its Pool. Loop thread only.
+// owned by its Pool. Loop thread only. It is told everything it needs at
+// construction (ConnectionSettings) and reports back to its owner only
+// through ConnectionOwner; it never reads its pool's state.
 //
 // States (docs/architecture.md, "Push connection state machine"):
 //   kConnecting  resolving, TCP connect, TLS handshake, waiting for the
@@ -18,9 +20,9 @@
 // The connection closes when nghttp2 wants neither read nor write and the
 // buffer is empty, or at once on an error.
 //
-// The connection never calls back into the pool synchronously from inside
+// The connection never calls back into its owner synchronously from inside
 // nghttp2 or OpenSSL in a way that re-enters itself: finished exchanges are
-// handed to the pool (which only queues work), and closing from inside a
+// handed to the owner (which only queues work), and closing from inside a
 // callback is deferred to the end of the I/O call.
 #pragma once
 
@@ -38,7 +40,9 @@
 
 #include "exchange.h"
 #include "leakscope/diag/tracked.h"
+#include "leakscope/push/event_loop.h"
 #include "leakscope/push/metrics.h"
+#include "leakscope/push/options.h"
 #include "tls.h"
 
 struct event;
@@ -47,7 +51,7 @@ struct evdns_getaddrinfo_request;
 
 namespace leakscope::push::detail {
 
-class Pool;
+class Connection;
 
 struct EventFree {
   void operator()(event* e) const;
@@ -65,12 +69,53 @@ struct CountingAllocator {
   nghttp2_mem mem();  // hooks with mem_user_data = this
 };
 
+// What a connection is told at construction. Its pool builds this once from
+// its endpoint and PoolOptions; each connection keeps a copy.
+struct ConnectionSettings {
+  std::string component;  // "apns", "fcm", "oauth": names the connection in log lines
+  Endpoint endpoint;
+  // Owned by the pool, which outlives its connections. `stats` and
+  // `tracked_kind` are null when instrumentation is off.
+  SSL_CTX* ssl_ctx = nullptr;
+  UpstreamStats* stats = nullptr;
+  diag::Kind* tracked_kind = nullptr;
+  // PoolOptions::max_streams_per_connection (at least 1), connect_timeout,
+  // idle_timeout (0: never) and ping_interval (0: no pings) / ping_timeout.
+  std::uint32_t max_streams = 1;
+  std::chrono::milliseconds connect_timeout{};
+  std::chrono::milliseconds idle_timeout{};
+  std::chrono::milliseconds ping_interval{};
+  std::chrono::milliseconds ping_timeout{};
+};
+
+// The only calls a connection makes to its owner (the pool). They come on
+// the loop thread, also from inside the connection's nghttp2 and OpenSSL
+// callbacks, so an owner only queues work and never calls back into the
+// connection from within them.
+class ConnectionOwner {
+ public:
+  virtual ~ConnectionOwner() = default;
+  // The server's first SETTINGS arrived: `c` takes streams now.
+  virtual void onReady(Connection& c) = 0;
+  // A connection can take more streams (one ended, or the server raised
+  // its limit).
+  virtual void onCapacity() = 0;
+  // An exchange is back: answered, or failed with `result.failure`
+  // (kRefusedStream: the server provably did not process it).
+  virtual void onExchangeDone(std::unique_ptr<Exchange> ex, ExchangeResult result) = 0;
+  // `c` is closed (why: c.closeReason()); the owner destroys it later, never
+  // from inside this call.
+  virtual void onClosed(Connection& c) = 0;
+  // One line for the owner's log; the connection has already said who it is.
+  virtual void log(const std::string& line) const = 0;
+};
+
 class Connection {
  public:
   enum class State { kConnecting, kReady, kBusy, kDraining, kClosed };
   static const char* stateName(State s);
 
-  Connection(Pool& pool, ConnId id);
+  Connection(EventLoop& loop, ConnectionSettings settings, ConnectionOwner& owner, ConnId id);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -112,7 +157,7 @@ class Connection {
   std::uint64_t retainedBytes() const;
 
  private:
-  // min(our max_streams_per_connection, the server's SETTINGS_MAX_CONCURRENT_STREAMS).
+  // min(our settings_.max_streams, the server's SETTINGS_MAX_CONCURRENT_STREAMS).
   std::uint32_t streamLimit() const;
   friend struct Callbacks;
   static void onIo(int fd, short what, void* arg);
@@ -142,7 +187,9 @@ class Connection {
   void onStreamClose(std::int32_t stream_id, std::uint32_t error_code);
   void onFrameRecv(const nghttp2_frame* frame);
 
-  Pool& pool_;
+  EventLoop& loop_;
+  const ConnectionSettings settings_;
+  ConnectionOwner& owner_;
   ConnId id_;
   State state_ = State::kConnecting;
   bool ever_ready_ = false;

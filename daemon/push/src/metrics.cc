@@ -12,7 +12,11 @@ using prometheus::MetricType;
 
 double d(std::uint64_t v) { return static_cast<double>(v); }
 
-class Families {
+}  // namespace
+
+// Builds the families of one component, names prefixed
+// "pushdaemon_<component>_".
+class UpstreamStats::Families {
  public:
   Families(std::vector<MetricFamily>& out, const std::string& component)
       : out_(out), prefix_("pushdaemon_" + component + "_") {}
@@ -45,8 +49,6 @@ class Families {
   std::vector<MetricFamily>& out_;
   std::string prefix_;
 };
-
-}  // namespace
 
 void UpstreamStats::cxDestroyed(CloseSide side, bool with_active_rq) {
   if (with_active_rq) cx_destroy_with_active_rq_.fetch_add(1, kRelaxed);
@@ -89,10 +91,18 @@ UpstreamStats::Counts UpstreamStats::counts() const {
   return c;
 }
 
-// One sorted list per component (STYLE 13).
+// One sorted list per component (style guide: metric names): the groups
+// below, and the families within each, come in name order.
 void UpstreamStats::collect(std::vector<MetricFamily>& out) const {
   const Counts c = counts();
   Families f(out, component_);
+  collectCredentials(f);     // access_token_fetch_total, jwt_refresh_total
+  collectNotifications(f);   // notifications_total
+  collectConnections(f, c);  // upstream_cx_*
+  collectRequests(f, c);     // upstream_rq_*
+}
+
+void UpstreamStats::collectCredentials(Families& f) const {
   auto fetch = f.make("access_token_fetch_total", "OAuth2 access-token requests, by result.",
                       MetricType::Counter);
   Families::sample(fetch, d(token_fetch_error_.load(kRelaxed)), {{"result", "error"}});
@@ -107,7 +117,9 @@ void UpstreamStats::collect(std::vector<MetricFamily>& out) const {
                      {{"reason", tokenRefreshName(r)}});
   }
   f.push(std::move(jwt));
+}
 
+void UpstreamStats::collectNotifications(Families& f) const {
   auto notes = f.make("notifications_total", "Notifications finished, by final outcome.",
                       MetricType::Counter);
   for (const OutcomeKind k : {OutcomeKind::kInvalidToken, OutcomeKind::kPermanent,
@@ -116,7 +128,9 @@ void UpstreamStats::collect(std::vector<MetricFamily>& out) const {
                      {{"outcome", outcomeKindName(k)}});
   }
   f.push(std::move(notes));
+}
 
+void UpstreamStats::collectConnections(Families& f, const Counts& c) const {
   f.value("upstream_cx_active", "Open upstream connections (connecting, ready, busy or draining).",
           MetricType::Gauge, d(c.cx_active));
   f.value("upstream_cx_connect_fail_total",
@@ -139,44 +153,12 @@ void UpstreamStats::collect(std::vector<MetricFamily>& out) const {
           MetricType::Counter, d(cx_ping_timeout_.load(kRelaxed)));
   f.value("upstream_cx_total", "Upstream connections opened (attempts included).",
           MetricType::Counter, d(c.cx_total));
+}
+
+void UpstreamStats::collectRequests(Families& f, const Counts& c) const {
   f.value("upstream_rq_active", "Requests on the wire (open HTTP/2 streams).", MetricType::Gauge,
           d(c.rq_active));
-
-  auto hist = f.make("upstream_rq_duration_seconds",
-                     "Time from sending a request to its complete answer.", MetricType::Histogram);
-  auto by_status =
-      f.make("upstream_rq_total",
-             "Requests finished, by HTTP status (none: no answer), reason and outcome.",
-             MetricType::Counter);
-  {
-    ClientMetric m;
-    std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < duration_counts_.size(); ++i) {
-      cumulative += duration_counts_[i].load(kRelaxed);
-      ClientMetric::Bucket b;
-      b.cumulative_count = cumulative;
-      b.upper_bound = i < kBuckets.size() ? kBuckets[i] : std::numeric_limits<double>::infinity();
-      m.histogram.bucket.push_back(b);
-    }
-    m.histogram.sample_count = cumulative;
-    m.histogram.sample_sum = static_cast<double>(duration_sum_ns_.load(kRelaxed)) / 1e9;
-    hist.metric.push_back(std::move(m));
-    std::map<std::tuple<int, std::string, int>, std::uint64_t> table;
-    {
-      const std::lock_guard lock(mu_);
-      table = by_status_;
-    }
-    const std::uint64_t ok = rq_200_.load(kRelaxed);
-    if (ok > 0) table[{200, "", static_cast<int>(OutcomeKind::kSuccess)}] += ok;
-    for (const auto& [key, n] : table) {
-      const auto& [status, why, kind] = key;
-      Families::sample(by_status, d(n),
-                       {{"outcome", outcomeKindName(static_cast<OutcomeKind>(kind))},
-                        {"reason", why.empty() ? "none" : why},
-                        {"status", status == 0 ? "none" : std::to_string(status)}});
-    }
-  }
-  f.push(std::move(hist));
+  f.push(durationHistogram(f));
   f.value("upstream_rq_pending_active", "Requests queued for a free stream.", MetricType::Gauge,
           static_cast<double>(std::max<std::int64_t>(rq_pending_.load(kRelaxed), 0)));
   f.value("upstream_rq_pending_overflow_total",
@@ -186,7 +168,47 @@ void UpstreamStats::collect(std::vector<MetricFamily>& out) const {
           MetricType::Counter, d(c.rq_retry));
   f.value("upstream_rq_timeout_total", "Requests that got no answer in time.", MetricType::Counter,
           d(c.rq_timeout));
-  f.push(std::move(by_status));
+  f.push(requestsByStatus(f));
+}
+
+MetricFamily UpstreamStats::durationHistogram(const Families& f) const {
+  auto hist = f.make("upstream_rq_duration_seconds",
+                     "Time from sending a request to its complete answer.", MetricType::Histogram);
+  ClientMetric m;
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < duration_counts_.size(); ++i) {
+    cumulative += duration_counts_[i].load(kRelaxed);
+    ClientMetric::Bucket b;
+    b.cumulative_count = cumulative;
+    b.upper_bound = i < kBuckets.size() ? kBuckets[i] : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back(b);
+  }
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = static_cast<double>(duration_sum_ns_.load(kRelaxed)) / 1e9;
+  hist.metric.push_back(std::move(m));
+  return hist;
+}
+
+MetricFamily UpstreamStats::requestsByStatus(const Families& f) const {
+  auto by_status =
+      f.make("upstream_rq_total",
+             "Requests finished, by HTTP status (none: no answer), reason and outcome.",
+             MetricType::Counter);
+  std::map<std::tuple<int, std::string, int>, std::uint64_t> table;
+  {
+    const std::lock_guard lock(mu_);
+    table = by_status_;
+  }
+  const std::uint64_t ok = rq_200_.load(kRelaxed);
+  if (ok > 0) table[{200, "", static_cast<int>(OutcomeKind::kSuccess)}] += ok;
+  for (const auto& [key, n] : table) {
+    const auto& [status, why, kind] = key;
+    Families::sample(by_status, d(n),
+                     {{"outcome", outcomeKindName(static_cast<OutcomeKind>(kind))},
+                      {"reason", why.empty() ? "none" : why},
+                      {"status", status == 0 ? "none" : std::to_string(status)}});
+  }
+  return by_status;
 }
 
 std::shared_ptr<UpstreamStats> PushMetrics::upstream(std::string_view component) {

@@ -34,6 +34,16 @@ Pool::Pool(EventLoop& loop, std::string component, Endpoint endpoint, PoolOption
   if (options_.instrument) kind_ = &diag::kind(component_ + ".connection");
   if (options_.max_connections == 0) options_.max_connections = 1;
   if (options_.max_streams_per_connection == 0) options_.max_streams_per_connection = 1;
+  connection_settings_ = ConnectionSettings{.component = component_,
+                                            .endpoint = endpoint_,
+                                            .ssl_ctx = ctx_.get(),
+                                            .stats = stats_.get(),
+                                            .tracked_kind = kind_,
+                                            .max_streams = options_.max_streams_per_connection,
+                                            .connect_timeout = options_.connect_timeout,
+                                            .idle_timeout = options_.idle_timeout,
+                                            .ping_interval = options_.ping_interval,
+                                            .ping_timeout = options_.ping_timeout};
   event_base* base = loop_.base();
   dispatch_ev_ = newEvent(base, 0, &Pool::onDispatch, this);
   deliver_ev_ = newEvent(base, 0, &Pool::onDeliver, this);
@@ -153,7 +163,8 @@ void Pool::maybeConnect() {
     }
     return;
   }
-  conns_.push_back(std::make_unique<Connection>(*this, ConnId{next_conn_id_++}));
+  conns_.push_back(
+      std::make_unique<Connection>(loop_, connection_settings_, *this, ConnId{next_conn_id_++}));
   Connection* c = conns_.back().get();
   countOpen();
   c->start();

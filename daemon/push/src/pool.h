@@ -15,6 +15,10 @@
 //   deadline whatever is left fails with `Shutdown` and the sockets close
 //   anyway. `done` runs once no connection object is left.
 //
+// Connections get their settings once, at construction (ConnectionSettings,
+// built here from the endpoint and PoolOptions), and report back only
+// through the ConnectionOwner callbacks.
+//
 // Nothing here calls into a connection, or out to the handler, from inside
 // a connection's callbacks (which run inside nghttp2 and OpenSSL calls):
 // submit() and completions only queue, and dispatching, delivering finished
@@ -40,7 +44,7 @@
 
 namespace leakscope::push::detail {
 
-class Pool {
+class Pool : public ConnectionOwner {
  public:
   // `component` names metrics and the tracked kind "<component>.connection".
   // `stats` may be null (instrumentation off).
@@ -62,21 +66,16 @@ class Pool {
   std::size_t openConnections() const { return open_.load(std::memory_order_relaxed); }
   std::size_t peakConnections() const { return peak_.load(std::memory_order_relaxed); }
 
-  // For connections.
-  EventLoop& loop() { return loop_; }
-  const Endpoint& endpoint() const { return endpoint_; }
-  const PoolOptions& options() const { return options_; }
-  SSL_CTX* sslContext() const { return ctx_.get(); }
-  UpstreamStats* stats() const { return stats_.get(); }
-  diag::Kind* trackedKind() const { return kind_; }
-  const std::string& component() const { return component_; }
-  void log(const std::string& line) const;
-  void onReady(Connection& c);
-  void onCapacity();
-  void onExchangeDone(std::unique_ptr<Exchange> ex, ExchangeResult result);
-  void onClosed(Connection& c);
+  // To PoolOptions::log, or stderr. Also the connections' log.
+  void log(const std::string& line) const override;
 
  private:
+  // ConnectionOwner: what the connections report.
+  void onReady(Connection& c) override;
+  void onCapacity() override;
+  void onExchangeDone(std::unique_ptr<Exchange> ex, ExchangeResult result) override;
+  void onClosed(Connection& c) override;
+
   static void onDispatch(int, short, void* arg);
   static void onDeliver(int, short, void* arg);
   static void onReap(int, short, void* arg);
@@ -106,6 +105,7 @@ class Pool {
   std::shared_ptr<UpstreamStats> stats_;
   ExchangeHandler& handler_;
   diag::Kind* kind_ = nullptr;
+  ConnectionSettings connection_settings_;  // every new connection gets a copy
 
   std::deque<std::unique_ptr<Exchange>> pending_;
   std::vector<std::pair<std::unique_ptr<Exchange>, ExchangeResult>> finished_;

@@ -116,7 +116,7 @@ class ProviderTokenCache {
   const std::string& jwt() const { return jwt_; }
 
   // APNs said ExpiredProviderToken for `jwt`. If it is still the current
-  // token, the next current() makes a new one; answers for older tokens
+  // token, the next refresh() makes a new one (kRejected); answers for older tokens
   // (other in-flight requests) change nothing, so a burst of rejections
   // makes one new token, not one per request.
   void reject(std::string_view jwt);

@@ -102,6 +102,15 @@ class UpstreamStats {
                                                       0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
 
  private:
+  class Families;  // metrics.cc
+  // collect(), one group of families each, in name order.
+  void collectCredentials(Families& f) const;
+  void collectNotifications(Families& f) const;
+  void collectConnections(Families& f, const Counts& c) const;
+  void collectRequests(Families& f, const Counts& c) const;
+  prometheus::MetricFamily durationHistogram(const Families& f) const;
+  prometheus::MetricFamily requestsByStatus(const Families& f) const;
+
   static constexpr auto kRelaxed = std::memory_order_relaxed;
   std::string component_;
   std::atomic<std::uint64_t> cx_total_{0};
