@@ -3,6 +3,7 @@
 #include <mysql.h>
 #include <signal.h>
 
+#include "leakscope/core/signals.h"
 #include "log.h"
 
 namespace pushdaemon {
@@ -79,9 +80,7 @@ void ResultWriter::maybeRenew() {
 void ResultWriter::threadMain() {
   // Signals belong to main (sigwait) and leakscope's SIGUSR2 handler; none
   // may interrupt a database call here.
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  const leakscope::core::SignalsBlocked blocked = leakscope::core::blockAllSignals();
   mysql_thread_init();
   for (;;) {
     Job job;

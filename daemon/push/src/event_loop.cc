@@ -8,6 +8,8 @@
 #include <future>
 #include <stdexcept>
 
+#include "leakscope/core/signals.h"
+
 namespace leakscope::push {
 
 EventLoop::EventLoop() {
@@ -39,9 +41,7 @@ EventLoop::EventLoop() {
   }
   std::promise<void> started;
   thread_ = std::thread([this, &started] {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    const core::SignalsBlocked blocked = core::blockAllSignals();
     thread_id_ = std::this_thread::get_id();
     started.set_value();
     event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
