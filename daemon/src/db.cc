@@ -9,6 +9,7 @@
 
 #include "credentials.h"
 #include "log.h"
+#include "metrics.h"
 
 namespace pushdaemon {
 
@@ -231,7 +232,7 @@ DbConnection* Db::get() {
   auto c = DbConnection::connect(params_);
   if (metrics_ != nullptr) metrics_->dbConnect(c.ok());
   if (!c.ok()) {
-    if (metrics_ != nullptr) metrics_->dbError(DbOp::kConnect);
+    countError(DbOp::kConnect);
     if (failures_ == 0 || last_error_ != c.error().message) {
       logWarn(who_, c.error().message);
     }
@@ -244,6 +245,10 @@ DbConnection* Db::get() {
   conn_ = std::move(*c);
   up_ = true;
   return conn_.get();
+}
+
+void Db::countError(DbOp op) {
+  if (metrics_ != nullptr) metrics_->dbError(op);
 }
 
 void Db::backoff(const std::atomic<bool>* stop) {
