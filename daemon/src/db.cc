@@ -268,6 +268,23 @@ void Db::backoff(const std::atomic<bool>* stop) {
   }
 }
 
+DbParams dbParams(const Config& c, std::string password) {
+  DbParams p;
+  p.host = c.db_host;
+  p.port = c.db_port;
+  p.socket = c.db_socket;
+  p.user = c.db_user;
+  p.password = std::move(password);
+  p.name = c.db_name;
+  p.connect_timeout = c.db_connect_timeout;
+  p.io_timeout = c.db_io_timeout;
+  p.ssl_mode = c.db_ssl_mode;
+  p.ssl_ca = c.db_ssl_ca;
+  p.ssl_cert = c.db_ssl_cert;
+  p.ssl_key = c.db_ssl_key;
+  return p;
+}
+
 std::string joinIds(const std::vector<std::uint64_t>& ids) {
   std::string s;
   for (std::uint64_t id : ids) {

@@ -51,6 +51,10 @@ struct DbParams {
   std::string label() const;
 };
 
+// The connection settings of a configuration (database.*), with the
+// password read from database.password_file.
+DbParams dbParams(const Config& c, std::string password);
+
 using Row = std::vector<std::optional<std::string>>;
 using Rows = std::vector<Row>;
 
