@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -127,87 +128,106 @@ std::optional<int> parseCommandLine(int argc, char** argv, AdminArgs& a) {
   return std::nullopt;
 }
 
+// Each command: its output on stdout, its exit code.
+
+int runMigrate(DbConnection& db, const AdminArgs&) {
+  auto v = migrate(db);
+  if (!v) return dbFail(v.error());
+  std::printf("schema_version=%d\n", *v);
+  return 0;
+}
+
+int runAddApp(DbConnection& db, const AdminArgs& args) {
+  auto id = addApp(db, args.app);
+  if (!id) return dbFail(id.error());
+  std::printf("app_id=%llu\n", static_cast<unsigned long long>(*id));
+  return 0;
+}
+
+int runLoadTokens(DbConnection& db, const AdminArgs& args) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (args.file != "-") {
+    file.open(args.file);
+    if (!file) return usage(args.file + ": cannot open");
+    in = &file;
+  }
+  auto lines = parseTokenFile(*in, args.file == "-" ? "stdin" : args.file);
+  if (!lines) return dbFail(lines.error());
+  auto n = loadTokens(db, args.id, *lines);
+  if (!n) return dbFail(n.error());
+  std::printf("inserted=%llu\nalready_present=%llu\n", static_cast<unsigned long long>(n->inserted),
+              static_cast<unsigned long long>(n->already_present));
+  return 0;
+}
+
+int runGenerateTokens(DbConnection& db, const AdminArgs& args) {
+  auto n = generateTokens(db, args.id, args.platform, args.count, args.prefix);
+  if (!n) return dbFail(n.error());
+  std::printf("inserted=%llu\n", static_cast<unsigned long long>(*n));
+  return 0;
+}
+
+int runAddSchedule(DbConnection& db, const AdminArgs& args) {
+  std::ifstream f(args.file);
+  if (!f) return usage(args.file + ": cannot open");
+  std::stringstream s;
+  s << f.rdbuf();
+  auto id = addSchedule(db, args.id, s.str(), args.delay);
+  if (!id) {
+    std::fprintf(stderr, "pushdaemon-admin: %s: %s\n", args.file.c_str(),
+                 id.error().message.c_str());
+    return id.error().code == diag::Errc::kInvalidArgument ? 2 : 1;
+  }
+  std::printf("schedule_id=%llu\n", static_cast<unsigned long long>(*id));
+  return 0;
+}
+
+int runStatus(DbConnection& db, const AdminArgs& args) {
+  auto st = scheduleStatus(db, args.id);
+  if (!st) return dbFail(st.error());
+  if (!*st) return usage("no schedule " + std::to_string(args.id));
+  const ScheduleStatus& x = **st;
+  std::printf(
+      "state=%s\nsuccess=%llu\ninvalid_token=%llu\npermanent=%llu\nretryable=%llu\n"
+      "apns_cursor=%llu\nfcm_cursor=%llu\nepoch=%u\nfailure_reason=%s\n",
+      x.state.c_str(), static_cast<unsigned long long>(x.success),
+      static_cast<unsigned long long>(x.invalid_token),
+      static_cast<unsigned long long>(x.permanent), static_cast<unsigned long long>(x.retryable),
+      static_cast<unsigned long long>(x.apns_cursor), static_cast<unsigned long long>(x.fcm_cursor),
+      x.epoch, x.failure_reason.c_str());
+  return 0;
+}
+
+int runCommand(DbConnection& db, const AdminArgs& args) {
+  using Command = int (*)(DbConnection&, const AdminArgs&);
+  static const std::map<std::string, Command> commands = {
+      {"migrate", runMigrate},          {"add-app", runAddApp},
+      {"load-tokens", runLoadTokens},   {"generate-tokens", runGenerateTokens},
+      {"add-schedule", runAddSchedule}, {"status", runStatus}};
+  const auto it = commands.find(args.command);
+  return it == commands.end() ? 0 : it->second(db, args);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   AdminArgs args;
   if (const auto done = parseCommandLine(argc, argv, args)) return *done;
   Config config;
-  DbParams p;
+  std::string password;
   try {
     config = loadConfig(args.config_path, args.overrides);
-    p.password = readPasswordFile(config.db_password_file);
+    password = readPasswordFile(config.db_password_file);
   } catch (const ConfigError& e) {
     return usage(e.what());
   }
-  p.host = config.db_host;
-  p.port = config.db_port;
-  p.socket = config.db_socket;
-  p.user = config.db_user;
-  p.name = config.db_name;
-  p.connect_timeout = config.db_connect_timeout;
+  DbParams p = dbParams(config, std::move(password));
+  // Not database.io_timeout_s: one admin statement (a whole token file,
+  // millions of generated tokens) may run far longer than the daemon's.
   p.io_timeout = std::chrono::seconds(600);
-  p.ssl_mode = config.db_ssl_mode;
-  p.ssl_ca = config.db_ssl_ca;
-  p.ssl_cert = config.db_ssl_cert;
-  p.ssl_key = config.db_ssl_key;
   mysql_library_init(0, nullptr, nullptr);
   auto conn = DbConnection::connect(p);
   if (!conn) return dbFail(conn.error());
-  DbConnection& db = **conn;
-  const std::string& cmd = args.command;
-  if (cmd == "migrate") {
-    auto v = migrate(db);
-    if (!v) return dbFail(v.error());
-    std::printf("schema_version=%d\n", *v);
-  } else if (cmd == "add-app") {
-    auto id = addApp(db, args.app);
-    if (!id) return dbFail(id.error());
-    std::printf("app_id=%llu\n", static_cast<unsigned long long>(*id));
-  } else if (cmd == "load-tokens") {
-    std::ifstream file;
-    std::istream* in = &std::cin;
-    if (args.file != "-") {
-      file.open(args.file);
-      if (!file) return usage(args.file + ": cannot open");
-      in = &file;
-    }
-    auto lines = parseTokenFile(*in, args.file == "-" ? "stdin" : args.file);
-    if (!lines) return dbFail(lines.error());
-    auto n = loadTokens(db, args.id, *lines);
-    if (!n) return dbFail(n.error());
-    std::printf("inserted=%llu\nalready_present=%llu\n",
-                static_cast<unsigned long long>(n->inserted),
-                static_cast<unsigned long long>(n->already_present));
-  } else if (cmd == "generate-tokens") {
-    auto n = generateTokens(db, args.id, args.platform, args.count, args.prefix);
-    if (!n) return dbFail(n.error());
-    std::printf("inserted=%llu\n", static_cast<unsigned long long>(*n));
-  } else if (cmd == "add-schedule") {
-    std::ifstream f(args.file);
-    if (!f) return usage(args.file + ": cannot open");
-    std::stringstream s;
-    s << f.rdbuf();
-    auto id = addSchedule(db, args.id, s.str(), args.delay);
-    if (!id) {
-      std::fprintf(stderr, "pushdaemon-admin: %s: %s\n", args.file.c_str(),
-                   id.error().message.c_str());
-      return id.error().code == diag::Errc::kInvalidArgument ? 2 : 1;
-    }
-    std::printf("schedule_id=%llu\n", static_cast<unsigned long long>(*id));
-  } else if (cmd == "status") {
-    auto st = scheduleStatus(db, args.id);
-    if (!st) return dbFail(st.error());
-    if (!*st) return usage("no schedule " + std::to_string(args.id));
-    const ScheduleStatus& x = **st;
-    std::printf(
-        "state=%s\nsuccess=%llu\ninvalid_token=%llu\npermanent=%llu\nretryable=%llu\n"
-        "apns_cursor=%llu\nfcm_cursor=%llu\nepoch=%u\nfailure_reason=%s\n",
-        x.state.c_str(), static_cast<unsigned long long>(x.success),
-        static_cast<unsigned long long>(x.invalid_token),
-        static_cast<unsigned long long>(x.permanent), static_cast<unsigned long long>(x.retryable),
-        static_cast<unsigned long long>(x.apns_cursor),
-        static_cast<unsigned long long>(x.fcm_cursor), x.epoch, x.failure_reason.c_str());
-  }
-  return 0;
+  return runCommand(**conn, args);
 }

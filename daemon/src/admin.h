@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "clients.h"
 #include "db.h"
+#include "model.h"
 
 namespace pushdaemon {
 

@@ -268,7 +268,10 @@ void ClientRegistry::shutdownAll() {
   // takes one grace, not one per client (systemd's TimeoutStopSec).
   std::vector<std::thread> stopping;
   stopping.reserve(clients_.size());
-  for (auto& [key, e] : clients_) stopping.emplace_back([this, &e] { shutdown(e); });
+  for (auto& kv : clients_) {
+    Entry& e = kv.second;  // named, not bound: clang before 16 cannot capture a binding
+    stopping.emplace_back([this, &e] { shutdown(e); });
+  }
   for (auto& t : stopping) t.join();
   clients_.clear();
   publishPoolMax();

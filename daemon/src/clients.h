@@ -40,24 +40,13 @@
 #include "leakscope/push/fcm.h"
 #include "leakscope/push/metrics.h"
 #include "metrics.h"
+#include "model.h"
 #include "payload.h"
 
 namespace pushdaemon {
 
 namespace push = leakscope::push;
 namespace diag = leakscope::diag;
-
-// An app row: credentials are file paths beneath push.credentials_dir
-// (absolute, or relative to it), read when a client is made.
-struct AppRow {
-  std::uint64_t id = 0;
-  std::string name;
-  std::string apns_topic;
-  std::string apns_key_file;
-  std::string apns_key_id;
-  std::string apns_team_id;
-  std::string fcm_service_account_file;
-};
 
 // One platform's client behind one interface.
 class PlatformClient {

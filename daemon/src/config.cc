@@ -95,11 +95,10 @@ Setter boolOpt(bool Config::*field) {
   return [=](Config& c, const toml::node& n) { c.*field = boolean(n); };
 }
 
-// Platform options exist twice, as [apns] and [fcm].
-using PlatformSetter = std::function<void(PlatformConfig&, const toml::node&)>;
+using Options = std::map<std::string, Setter>;
 
-std::map<std::string, Setter> makeOptions() {
-  std::map<std::string, Setter> o;
+// [daemon]
+void addDaemonOptions(Options& o) {
   o["daemon.instance_id"] = [](Config& c, const toml::node& n) {
     c.instance_id = str(n);
     if (c.instance_id.size() > 100) throw BadValue{"at most 100 characters"};
@@ -128,7 +127,11 @@ std::map<std::string, Setter> makeOptions() {
   o["daemon.http_max_header_bytes"] = intOpt(&Config::http_max_header_bytes, 1024, 1 << 20);
   o["daemon.http_fd_reserve"] = intOpt(&Config::http_fd_reserve, 0, 100000);
   o["daemon.leak_drill"] = boolOpt(&Config::leak_drill);
+  o["daemon.allow_core_dumps"] = boolOpt(&Config::allow_core_dumps);
+}
 
+// [database]
+void addDatabaseOptions(Options& o) {
   o["database.host"] = strOpt(&Config::db_host);
   o["database.port"] = intOpt(&Config::db_port, 1, 65535);
   o["database.socket"] = strOpt(&Config::db_socket);
@@ -155,15 +158,10 @@ std::map<std::string, Setter> makeOptions() {
   o["database.ssl_ca"] = strOpt(&Config::db_ssl_ca);
   o["database.ssl_cert"] = strOpt(&Config::db_ssl_cert);
   o["database.ssl_key"] = strOpt(&Config::db_ssl_key);
+}
 
-  o["push.credentials_dir"] = [](Config& c, const toml::node& n) {
-    c.credentials_dir = str(n);
-    if (c.credentials_dir.empty() || c.credentials_dir.front() != '/') {
-      throw BadValue{"expected an absolute directory, got '" + c.credentials_dir + "'"};
-    }
-  };
-  o["daemon.allow_core_dumps"] = boolOpt(&Config::allow_core_dumps);
-
+// [sending] and [push]
+void addSendingOptions(Options& o) {
   o["sending.page_size"] = intOpt(&Config::page_size, 1, 100000);
   o["sending.pages_in_flight"] = intOpt(&Config::pages_in_flight, 1, 64);
   o["sending.max_token_attempts"] = intOpt(&Config::max_token_attempts, 1, 100);
@@ -172,6 +170,20 @@ std::map<std::string, Setter> makeOptions() {
   o["sending.undelivered_backoff_max_ms"] = durOpt(&Config::undelivered_backoff_max, 1, 3600000);
   o["sending.max_payload_bytes"] = intOpt(&Config::max_payload_bytes, 1, 1 << 20);
 
+  o["push.credentials_dir"] = [](Config& c, const toml::node& n) {
+    c.credentials_dir = str(n);
+    if (c.credentials_dir.empty() || c.credentials_dir.front() != '/') {
+      throw BadValue{"expected an absolute directory, got '" + c.credentials_dir + "'"};
+    }
+  };
+}
+
+// Platform options exist twice, as [apns] and [fcm].
+using PlatformSetter = std::function<void(PlatformConfig&, const toml::node&)>;
+
+// [apns] and [fcm]: the same keys for each (PlatformConfig), and FCM's
+// OAuth endpoint.
+void addPlatformOptions(Options& o) {
   std::map<std::string, PlatformSetter> p;
   p["enabled"] = [](PlatformConfig& c, const toml::node& n) { c.enabled = boolean(n); };
   p["host"] = [](PlatformConfig& c, const toml::node& n) { c.host = str(n); };
@@ -210,16 +222,19 @@ std::map<std::string, Setter> makeOptions() {
   p["rate_limit"] = [](PlatformConfig& c, const toml::node& n) {
     c.rate_limit = number(n, 0, 1e9);
   };
-  for (const auto& [key, set] : p) {
-    o["apns." + key] = [set](Config& c, const toml::node& n) { set(c.apns, n); };
-    if (key != "oauth_connect_address") {
-      o["fcm." + key] = [set](Config& c, const toml::node& n) { set(c.fcm, n); };
-    }
+  for (const auto& [key, setter] : p) {
+    // Copied by an init-capture: clang before 16 cannot capture a
+    // structured binding.
+    o["apns." + key] = [set = setter](Config& c, const toml::node& n) { set(c.apns, n); };
+    o["fcm." + key] = [set = setter](Config& c, const toml::node& n) { set(c.fcm, n); };
   }
   o["fcm.oauth_connect_address"] = [](Config& c, const toml::node& n) {
     c.fcm.oauth_connect_address = str(n);
   };
+}
 
+// [diag]
+void addDiagOptions(Options& o) {
   o["diag.snapshot_dir"] = strOpt(&Config::snapshot_dir);
   o["diag.snapshot_name"] = strOpt(&Config::snapshot_name);
   o["diag.snapshot_keep"] = intOpt(&Config::snapshot_keep, 0, 1000000);
@@ -234,11 +249,20 @@ std::map<std::string, Setter> makeOptions() {
     c.heap_mode = v;
   };
   o["diag.heap_sample_bytes"] = intOpt(&Config::heap_sample_bytes, 1, std::int64_t{1} << 40);
+}
+
+Options makeOptions() {
+  Options o;
+  addDaemonOptions(o);
+  addDatabaseOptions(o);
+  addSendingOptions(o);
+  addPlatformOptions(o);
+  addDiagOptions(o);
   return o;
 }
 
-const std::map<std::string, Setter>& options() {
-  static const std::map<std::string, Setter> o = makeOptions();
+const Options& options() {
+  static const Options o = makeOptions();
   return o;
 }
 

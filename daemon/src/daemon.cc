@@ -7,12 +7,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
 
 // GCC 12 sees a "potential null pointer dereference" in std::vector's
 // reallocation as inlined from CLI11's string splitting: a false positive
@@ -77,23 +80,6 @@ std::string jsonEscape(const std::string& s) {
   return o;
 }
 
-DbParams dbParams(const Config& c, std::string password) {
-  DbParams p;
-  p.host = c.db_host;
-  p.port = c.db_port;
-  p.socket = c.db_socket;
-  p.user = c.db_user;
-  p.password = std::move(password);
-  p.name = c.db_name;
-  p.connect_timeout = c.db_connect_timeout;
-  p.io_timeout = c.db_io_timeout;
-  p.ssl_mode = c.db_ssl_mode;
-  p.ssl_ca = c.db_ssl_ca;
-  p.ssl_cert = c.db_ssl_cert;
-  p.ssl_key = c.db_ssl_key;
-  return p;
-}
-
 // Before any secret is read: no core file, no same-user ptrace or
 // /proc/PID/mem. A core would hold the database password, the push keys
 // and the OAuth tokens. execve() (the tcmalloc re-exec) makes the process
@@ -153,107 +139,19 @@ std::optional<int> parseCommandLine(int argc, char** argv, CommandLine& cl) {
   return std::nullopt;
 }
 
-}  // namespace
+// /healthz: 200 with the scheduler's state, 503 when it is unhealthy.
+std::pair<int, std::string> healthResponse(const Scheduler::Health& s) {
+  const std::string body = std::string("{\"status\":\"") + (s.ok ? "ok" : "unhealthy") +
+                           "\",\"reason\":\"" + jsonEscape(s.reason) + "\",\"db\":\"" +
+                           (s.db_ok ? "up" : "down") +
+                           "\",\"draining\":" + (s.draining ? "true" : "false") +
+                           ",\"schedule\":" + std::to_string(s.schedule_id) + "}\n";
+  return std::make_pair(s.ok ? 200 : 503, body);
+}
 
-int runDaemon(int argc, char** argv) {
-  CommandLine cl;
-  if (const auto done = parseCommandLine(argc, argv, cl)) return *done;
-  const std::string& config_path = cl.config_path;
-  const std::vector<std::string>& overrides = cl.overrides;
-  const bool check_only = cl.check_only;
-  const bool migrate_only = cl.migrate_only;
-
-  Config config;
-  std::string password;
-  try {
-    config = loadConfig(config_path, overrides);
-    if (!config.allow_core_dumps && !disableCoreDumps()) return 1;
-    password = readPasswordFile(config.db_password_file);
-  } catch (const ConfigError& e) {
-    std::fprintf(stderr, "pushdaemon: %s\n", e.what());
-    return 2;
-  }
-  if (check_only) {
-    std::puts("config ok");
-    return 0;
-  }
-  if (config.lease < 3 * config.db_io_timeout) {
-    // The writer renews the lease every third of it, between statements; one
-    // that hangs for the whole io_timeout can let the lease lapse while this
-    // daemon lives, and another daemon may then take the schedule over.
-    logWarn("main", "daemon.lease_s (" + std::to_string(config.lease.count()) +
-                        ") is under 3 x database.io_timeout_s (" +
-                        std::to_string(config.db_io_timeout.count()) +
-                        "): a hung statement can let a live daemon lose its lease");
-  }
+// leakscope's runtime as the configuration's [diag] section asks.
+diag::Config diagConfig(const Config& config) {
   auto heap_mode = diag::parseHeapMode(config.heap_mode);
-  if (heap_mode.ok() && *heap_mode == diag::HeapMode::kSampled && !migrate_only) {
-    // tcmalloc reads its sampling period before main: re-exec once with it
-    // set. argv holds no secret (passwords come from files).
-    if (auto s = diag::ensureHeapSampling(argv, config.heap_sample_bytes, false); !s.ok()) {
-      std::fprintf(stderr, "pushdaemon: %s\n", s.error().message.c_str());
-    }
-  }
-  Log::setLevel(config.log_level);
-
-  // Signals for the main thread's sigwait; every thread started from here
-  // on inherits the mask (SIGUSR2 stays with leakscope's handler).
-  sigset_t wait_set;
-  sigemptyset(&wait_set);
-  sigaddset(&wait_set, SIGTERM);
-  sigaddset(&wait_set, SIGINT);
-  sigaddset(&wait_set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &wait_set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-
-  evthread_use_pthreads();
-  if (mysql_library_init(0, nullptr, nullptr) != 0) {
-    std::fprintf(stderr, "pushdaemon: mysql_library_init failed\n");
-    return 1;
-  }
-  struct LibraryEnd {
-    ~LibraryEnd() { mysql_library_end(); }
-  } library_end;
-
-  const DbParams db = dbParams(config, password);
-  password.assign(password.size(), '\0');
-  DaemonMetrics metrics;
-
-  if (migrate_only || config.db_migrate) {
-    Db mdb(db, &metrics, config.db_reconnect_min, config.db_reconnect_max, "migrate");
-    // At start the database may not be up yet: wait for it (SIGTERM still
-    // ends the wait).
-    std::atomic<bool> stop{false};
-    for (;;) {
-      DbConnection* c = mdb.get();
-      if (c != nullptr) {
-        auto v = migrate(*c);
-        if (v.ok()) {
-          logInfo("migrate", "schema version " + std::to_string(*v));
-          break;
-        }
-        if (v.error().code != diag::Errc::kUnavailable) {
-          logError("migrate", v.error().message);
-          return 1;
-        }
-        mdb.reset();
-      } else if (mdb.lastErrorCode() == diag::Errc::kPermission) {
-        // Wrong user or password, or TLS refused: waiting will not fix it.
-        logError("migrate", mdb.lastError());
-        return 1;
-      }
-      timespec zero{0, 0};
-      const int sig = sigtimedwait(&wait_set, nullptr, &zero);
-      if (sig == SIGTERM || sig == SIGINT) return 0;
-      if (sig == SIGHUP) {
-        logWarn("main",
-                "SIGHUP while waiting for the database: the configuration is read at start");
-      }
-      mdb.backoff(&stop);
-    }
-    if (migrate_only) return 0;
-  }
-
   diag::Config dc;
   dc.snapshot_dir = config.snapshot_dir;
   dc.snapshot_name = config.snapshot_name;
@@ -261,77 +159,253 @@ int runDaemon(int argc, char** argv) {
   dc.snapshot_max_bytes = config.snapshot_max_bytes;
   dc.snapshot_interval = config.snapshot_interval;
   dc.heap_mode = heap_mode.ok() ? *heap_mode : diag::HeapMode::kSampled;
-  dc.metrics_address = "";  // served below, together with /healthz
+  dc.metrics_address = "";  // served by HttpServer, together with /healthz
   dc.log = [](std::string_view line) { logWarn("leakscope", line); };
-  auto push_metrics = std::make_shared<push::PushMetrics>();
-  diag::Runtime runtime(dc);
+  return dc;
+}
 
-  push::EventLoop loop;
-  auto scheduler = std::make_unique<Scheduler>(config, db, loop, push_metrics, &metrics);
+diag::HttpLimits httpLimits(const Config& config) {
+  diag::HttpLimits limits;
+  limits.max_connections = config.http_max_connections;
+  limits.request_timeout = config.http_request_timeout;
+  limits.max_header_bytes = config.http_max_header_bytes;
+  limits.fd_reserve = config.http_fd_reserve;
+  return limits;
+}
 
-  std::unique_ptr<HttpServer> http;
-  if (!config.http_address.empty()) {
-    Scheduler* sched = scheduler.get();
-    diag::HttpLimits limits;
-    limits.max_connections = config.http_max_connections;
-    limits.request_timeout = config.http_request_timeout;
-    limits.max_header_bytes = config.http_max_header_bytes;
-    limits.fd_reserve = config.http_fd_reserve;
-    auto h = HttpServer::start(config.http_address, limits,
-                               {runtime.collector(), push_metrics, metrics.registry()}, [sched] {
-                                 const auto s = sched->health();
-                                 const std::string body =
-                                     std::string("{\"status\":\"") + (s.ok ? "ok" : "unhealthy") +
-                                     "\",\"reason\":\"" + jsonEscape(s.reason) + "\",\"db\":\"" +
-                                     (s.db_ok ? "up" : "down") +
-                                     "\",\"draining\":" + (s.draining ? "true" : "false") +
-                                     ",\"schedule\":" + std::to_string(s.schedule_id) + "}\n";
-                                 return std::make_pair(s.ok ? 200 : 503, body);
-                               });
-    if (!h.ok()) {
-      logError("http", h.error().message);
+// mysql_library_end() once mysql_library_init() succeeded.
+struct MysqlLibrary {
+  bool initialized = false;
+  MysqlLibrary() = default;
+  MysqlLibrary(const MysqlLibrary&) = delete;
+  MysqlLibrary& operator=(const MysqlLibrary&) = delete;
+  ~MysqlLibrary() {
+    if (initialized) mysql_library_end();
+  }
+};
+
+// One run of the daemon, in named steps: configure, take the signals,
+// start the libraries, migrate, start the parts, serve until a signal says
+// stop, tear down. Each step that can end the process returns its exit
+// code. Used once, from runDaemon(), on the main thread.
+class Daemon {
+ public:
+  int run(int argc, char** argv);
+
+ private:
+  std::optional<int> configure(char** argv);
+  void blockSignals();
+  bool startLibraries();
+  std::optional<int> migrateSchema();
+  bool startParts();
+  void announce();
+  void serve();
+  void stop();
+
+  CommandLine cl_;
+  Config config_;
+  std::string password_;  // until it is in db_; then wiped
+  sigset_t wait_set_{};   // the signals serve() waits for
+
+  // Members are destroyed in reverse order: everything below is gone
+  // before the client library ends (mysql_library_end last), and the
+  // metrics outlive what counts into them. stop() resets http_ and
+  // scheduler_ first, in that order, after the scheduler thread ended.
+  MysqlLibrary mysql_;
+  DbParams db_;
+  DaemonMetrics metrics_;
+  std::shared_ptr<push::PushMetrics> push_metrics_;
+  std::optional<diag::Runtime> runtime_;
+  std::optional<push::EventLoop> loop_;
+  std::unique_ptr<Scheduler> scheduler_;  // uses loop_, metrics_, push_metrics_
+  // /healthz reads the scheduler; /metrics the runtime and both metrics.
+  std::unique_ptr<HttpServer> http_;
+};
+
+int Daemon::run(int argc, char** argv) {
+  if (const auto done = parseCommandLine(argc, argv, cl_)) return *done;
+  if (const auto done = configure(argv)) return *done;
+  blockSignals();
+  if (!startLibraries()) return 1;
+  db_ = dbParams(config_, password_);
+  password_.assign(password_.size(), '\0');
+  if (cl_.migrate_only || config_.db_migrate) {
+    if (const auto done = migrateSchema()) return *done;
+    if (cl_.migrate_only) return 0;
+  }
+  if (!startParts()) return 1;
+  announce();
+  serve();
+  stop();
+  return 0;
+}
+
+// The configuration, the process's protections and the password; the exit
+// code when that is all (--check-config) or it fails.
+std::optional<int> Daemon::configure(char** argv) {
+  try {
+    config_ = loadConfig(cl_.config_path, cl_.overrides);
+    if (!config_.allow_core_dumps && !disableCoreDumps()) return 1;
+    password_ = readPasswordFile(config_.db_password_file);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "pushdaemon: %s\n", e.what());
+    return 2;
+  }
+  if (cl_.check_only) {
+    std::puts("config ok");
+    return 0;
+  }
+  if (config_.lease < 3 * config_.db_io_timeout) {
+    // The writer renews the lease every third of it, between statements; one
+    // that hangs for the whole io_timeout can let the lease lapse while this
+    // daemon lives, and another daemon may then take the schedule over.
+    logWarn("main", "daemon.lease_s (" + std::to_string(config_.lease.count()) +
+                        ") is under 3 x database.io_timeout_s (" +
+                        std::to_string(config_.db_io_timeout.count()) +
+                        "): a hung statement can let a live daemon lose its lease");
+  }
+  auto heap_mode = diag::parseHeapMode(config_.heap_mode);
+  if (heap_mode.ok() && *heap_mode == diag::HeapMode::kSampled && !cl_.migrate_only) {
+    // tcmalloc reads its sampling period before main: re-exec once with it
+    // set. argv holds no secret (passwords come from files).
+    if (auto s = diag::ensureHeapSampling(argv, config_.heap_sample_bytes, false); !s.ok()) {
+      std::fprintf(stderr, "pushdaemon: %s\n", s.error().message.c_str());
+    }
+  }
+  Log::setLevel(config_.log_level);
+  return std::nullopt;
+}
+
+// Signals for the main thread's sigwait; every thread started from here
+// on inherits the mask (SIGUSR2 stays with leakscope's handler).
+void Daemon::blockSignals() {
+  sigemptyset(&wait_set_);
+  sigaddset(&wait_set_, SIGTERM);
+  sigaddset(&wait_set_, SIGINT);
+  sigaddset(&wait_set_, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &wait_set_, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+bool Daemon::startLibraries() {
+  evthread_use_pthreads();
+  if (mysql_library_init(0, nullptr, nullptr) != 0) {
+    std::fprintf(stderr, "pushdaemon: mysql_library_init failed\n");
+    return false;
+  }
+  mysql_.initialized = true;
+  return true;
+}
+
+// The exit code when the daemon ends here: 1 when the schema cannot be
+// migrated, 0 when SIGTERM/SIGINT came first.
+std::optional<int> Daemon::migrateSchema() {
+  Db mdb(db_, &metrics_, config_.db_reconnect_min, config_.db_reconnect_max, "migrate");
+  // At start the database may not be up yet: wait for it (SIGTERM still
+  // ends the wait).
+  std::atomic<bool> stop{false};
+  for (;;) {
+    DbConnection* c = mdb.get();
+    if (c != nullptr) {
+      auto v = migrate(*c);
+      if (v.ok()) {
+        logInfo("migrate", "schema version " + std::to_string(*v));
+        return std::nullopt;
+      }
+      if (v.error().code != diag::Errc::kUnavailable) {
+        logError("migrate", v.error().message);
+        return 1;
+      }
+      mdb.reset();
+    } else if (mdb.lastErrorCode() == diag::Errc::kPermission) {
+      // Wrong user or password, or TLS refused: waiting will not fix it.
+      logError("migrate", mdb.lastError());
       return 1;
     }
-    http = std::move(*h);
+    timespec zero{0, 0};
+    const int sig = sigtimedwait(&wait_set_, nullptr, &zero);
+    if (sig == SIGTERM || sig == SIGINT) return 0;
+    if (sig == SIGHUP) {
+      logWarn("main", "SIGHUP while waiting for the database: the configuration is read at start");
+    }
+    mdb.backoff(&stop);
   }
+}
+
+// leakscope's runtime, the event loop, the scheduler (not started yet) and
+// the HTTP server; false when the HTTP address cannot be served.
+bool Daemon::startParts() {
+  push_metrics_ = std::make_shared<push::PushMetrics>();
+  runtime_.emplace(diagConfig(config_));
+  loop_.emplace();
+  scheduler_ = std::make_unique<Scheduler>(config_, db_, *loop_, push_metrics_, &metrics_);
+  if (config_.http_address.empty()) return true;
+  Scheduler* sched = scheduler_.get();
+  auto h = HttpServer::start(config_.http_address, httpLimits(config_),
+                             {runtime_->collector(), push_metrics_, metrics_.registry()},
+                             [sched] { return healthResponse(sched->health()); });
+  if (!h.ok()) {
+    logError("http", h.error().message);
+    return false;
+  }
+  http_ = std::move(*h);
+  return true;
+}
+
+// The start-up line on stdout (tests and the demo read it), the log lines,
+// and the scheduler's thread.
+void Daemon::announce() {
   std::printf("pushdaemon pid=%d http=%s owner=%s\n", static_cast<int>(getpid()),
-              http ? http->address().c_str() : "off", scheduler->owner().c_str());
+              http_ ? http_->address().c_str() : "off", scheduler_->owner().c_str());
   std::fflush(stdout);
-  logInfo("main", "started; database " + db.label() + ", http " +
-                      (http ? http->address() : std::string("off")));
-  if (config.leak_drill) {
+  logInfo("main", "started; database " + db_.label() + ", http " +
+                      (http_ ? http_->address() : std::string("off")));
+  if (config_.leak_drill) {
     logWarn("main",
             "LEAK DRILL ON (daemon.leak_drill): every schedule gets a new APNs client and the "
             "previous one is never shut down; its connections and memory grow until exit. "
             "Never run this in production.");
   }
-  scheduler->start();
+  scheduler_->start();
+}
 
+// Until SIGTERM or SIGINT: SIGHUP re-reads the configuration file (with the
+// command line's overrides) and hands it to the scheduler.
+void Daemon::serve() {
   for (;;) {
     int sig = 0;
-    if (sigwait(&wait_set, &sig) != 0) continue;
+    if (sigwait(&wait_set_, &sig) != 0) continue;
     if (sig == SIGHUP) {
       try {
-        Config next = loadConfig(config_path, overrides);
-        scheduler->requestReload(std::move(next));
+        Config next = loadConfig(cl_.config_path, cl_.overrides);
+        scheduler_->requestReload(std::move(next));
         logInfo("main", "SIGHUP: configuration read; applying");
       } catch (const ConfigError& e) {
-        metrics.reload(false);
+        metrics_.reload(false);
         logError("main", std::string("SIGHUP: keeping the running configuration: ") + e.what());
       }
       continue;
     }
     logInfo("main", std::string(strsignal(sig)) + ": draining");
-    scheduler->requestStop();
-    break;
+    scheduler_->requestStop();
+    return;
   }
-  scheduler->join();
+}
+
+void Daemon::stop() {
+  scheduler_->join();
   // The HTTP server first: /healthz reads the scheduler, which goes next
   // (push clients are shut down inside it; then the loop goes).
-  http.reset();
-  scheduler.reset();
+  http_.reset();
+  scheduler_.reset();
   logInfo("main", "stopped");
-  return 0;
+}
+
+}  // namespace
+
+int runDaemon(int argc, char** argv) {
+  Daemon daemon;
+  return daemon.run(argc, argv);
 }
 
 }  // namespace pushdaemon

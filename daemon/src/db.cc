@@ -9,6 +9,7 @@
 
 #include "credentials.h"
 #include "log.h"
+#include "metrics.h"
 
 namespace pushdaemon {
 
@@ -231,7 +232,7 @@ DbConnection* Db::get() {
   auto c = DbConnection::connect(params_);
   if (metrics_ != nullptr) metrics_->dbConnect(c.ok());
   if (!c.ok()) {
-    if (metrics_ != nullptr) metrics_->dbError(DbOp::kConnect);
+    countError(DbOp::kConnect);
     if (failures_ == 0 || last_error_ != c.error().message) {
       logWarn(who_, c.error().message);
     }
@@ -244,6 +245,10 @@ DbConnection* Db::get() {
   conn_ = std::move(*c);
   up_ = true;
   return conn_.get();
+}
+
+void Db::countError(DbOp op) {
+  if (metrics_ != nullptr) metrics_->dbError(op);
 }
 
 void Db::backoff(const std::atomic<bool>* stop) {
@@ -261,6 +266,23 @@ void Db::backoff(const std::atomic<bool>* stop) {
     std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(
         std::chrono::milliseconds(20), until - std::chrono::steady_clock::now()));
   }
+}
+
+DbParams dbParams(const Config& c, std::string password) {
+  DbParams p;
+  p.host = c.db_host;
+  p.port = c.db_port;
+  p.socket = c.db_socket;
+  p.user = c.db_user;
+  p.password = std::move(password);
+  p.name = c.db_name;
+  p.connect_timeout = c.db_connect_timeout;
+  p.io_timeout = c.db_io_timeout;
+  p.ssl_mode = c.db_ssl_mode;
+  p.ssl_ca = c.db_ssl_ca;
+  p.ssl_cert = c.db_ssl_cert;
+  p.ssl_key = c.db_ssl_key;
+  return p;
 }
 
 std::string joinIds(const std::vector<std::uint64_t>& ids) {

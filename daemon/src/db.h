@@ -22,13 +22,15 @@
 #include "config.h"
 #include "leakscope/diag/result.h"
 #include "leakscope/diag/tracked.h"
-#include "metrics.h"
+#include "model.h"
 
 typedef struct st_mysql MYSQL;  // NOLINT: the library's own name
 
 namespace pushdaemon {
 
 namespace diag = leakscope::diag;
+
+class DaemonMetrics;
 
 struct DbParams {
   std::string host = "127.0.0.1";
@@ -48,6 +50,10 @@ struct DbParams {
   // Where we connect, for logs and the tracked label: no credentials.
   std::string label() const;
 };
+
+// The connection settings of a configuration (database.*), with the
+// password read from database.password_file.
+DbParams dbParams(const Config& c, std::string password);
 
 using Row = std::vector<std::optional<std::string>>;
 using Rows = std::vector<Row>;
@@ -117,8 +123,12 @@ class Db {
   void resetBackoff() { failures_ = 0; }
 
  private:
+  // pushdaemon_db_errors_total{op} (out of line: the metrics stay out of
+  // this header, which the SQL layer includes).
+  void countError(DbOp op);
+
   DbParams params_;
-  DaemonMetrics* metrics_;
+  DaemonMetrics* metrics_;  // may be null
   std::chrono::milliseconds backoff_min_;
   std::chrono::milliseconds backoff_max_;
   std::string who_;
@@ -138,7 +148,7 @@ auto Db::run(DbOp op, Fn fn, const std::atomic<bool>* stop) -> decltype(fn(*get(
         failures_ = 0;
         return r;
       }
-      if (metrics_ != nullptr) metrics_->dbError(op);
+      countError(op);
       last_error_ = r.error().message;
       if (r.error().code != diag::Errc::kUnavailable) return r;
       up_ = false;

@@ -8,20 +8,6 @@ const char* kDbOpNames[kDbOps] = {"connect", "poll",   "claim",   "read", "write
 const char* kStageNames[3] = {"read", "send", "write"};
 }  // namespace
 
-const char* tokenOutcomeName(TokenOutcome o) {
-  switch (o) {
-    case TokenOutcome::kSuccess:
-      return "success";
-    case TokenOutcome::kInvalidToken:
-      return "invalid_token";
-    case TokenOutcome::kPermanent:
-      return "permanent";
-    case TokenOutcome::kRetryable:
-      return "retryable";
-  }
-  return "?";
-}
-
 DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using namespace prometheus;
   schedules_ = &BuildGauge()
@@ -45,6 +31,35 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
                      .Help("Running schedules abandoned because another daemon took the lease")
                      .Register(*registry_)
                      .Add({});
+  addPlatformSeries();
+  auto& dberr = BuildCounter()
+                    .Name("pushdaemon_db_errors_total")
+                    .Help("Database statements or connections that failed, by operation")
+                    .Register(*registry_);
+  for (int op = 0; op < kDbOps; ++op) db_errors_[op] = &dberr.Add({{"op", kDbOpNames[op]}});
+  auto& connect = BuildCounter()
+                      .Name("pushdaemon_db_connect_total")
+                      .Help("Database connection attempts, by result")
+                      .Register(*registry_);
+  db_connect_ok_ = &connect.Add({{"result", "ok"}});
+  db_connect_error_ = &connect.Add({{"result", "error"}});
+  backlog_ = &BuildGauge()
+                  .Name("pushdaemon_result_backlog_tokens")
+                  .Help("Tokens handed to the transport whose results are not yet committed")
+                  .Register(*registry_)
+                  .Add({});
+  auto& reload = BuildCounter()
+                     .Name("pushdaemon_config_reloads_total")
+                     .Help("SIGHUP reloads, by result")
+                     .Register(*registry_);
+  reload_ok_ = &reload.Add({{"result", "ok"}});
+  reload_error_ = &reload.Add({{"result", "error"}});
+}
+
+// The series labelled by platform, registered between the schedules'
+// and the database's families (the order /metrics lists them in).
+void DaemonMetrics::addPlatformSeries() {
+  using namespace prometheus;
   auto& tokens = BuildCounter()
                      .Name("pushdaemon_tokens_total")
                      .Help("Tokens whose final outcome was recorded, by platform and outcome")
@@ -79,44 +94,24 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
   const Histogram::BucketBoundaries buckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                0.5,   1,     2.5,  5,     10,   30,  60};
   for (Platform p : kPlatforms) {
-    const int i = static_cast<int>(p);
-    for (int o = 0; o < 4; ++o) {
-      tokens_[i][o] = &tokens.Add({{"platform", platformName(p)},
-                                   {"outcome", tokenOutcomeName(static_cast<TokenOutcome>(o))}});
+    PlatformSeries& x = of(p);
+    // Added in the order they always were (apns before fcm; outcomes
+    // success, invalid_token, permanent, retryable), so /metrics lists them
+    // as before.
+    for (push::OutcomeKind o : kOutcomeKinds) {
+      x.tokens[static_cast<std::size_t>(o)] =
+          &tokens.Add({{"platform", platformName(p)}, {"outcome", push::outcomeKindName(o)}});
     }
-    resends_[i][0] = &resends.Add({{"platform", platformName(p)}, {"reason", "undelivered"}});
-    resends_[i][1] = &resends.Add({{"platform", platformName(p)}, {"reason", "retryable"}});
-    deactivated_[i] = &deact.Add({{"platform", platformName(p)}});
-    for (int s = 0; s < 3; ++s) {
-      batch_[i][s] =
-          &batch.Add({{"platform", platformName(p)}, {"stage", kStageNames[s]}}, buckets);
+    x.resend_undelivered = &resends.Add({{"platform", platformName(p)}, {"reason", "undelivered"}});
+    x.resend_retryable = &resends.Add({{"platform", platformName(p)}, {"reason", "retryable"}});
+    x.deactivated = &deact.Add({{"platform", platformName(p)}});
+    for (std::size_t s = 0; s < x.batch.size(); ++s) {
+      x.batch[s] = &batch.Add({{"platform", platformName(p)}, {"stage", kStageNames[s]}}, buckets);
     }
-    replaced_[i] = &replaced.Add({{"platform", platformName(p)}});
-    created_[i] = &created.Add({{"platform", platformName(p)}});
-    pool_max_[i] = &pool_max.Add({{"platform", platformName(p)}});
+    x.replaced = &replaced.Add({{"platform", platformName(p)}});
+    x.created = &created.Add({{"platform", platformName(p)}});
+    x.pool_max = &pool_max.Add({{"platform", platformName(p)}});
   }
-  auto& dberr = BuildCounter()
-                    .Name("pushdaemon_db_errors_total")
-                    .Help("Database statements or connections that failed, by operation")
-                    .Register(*registry_);
-  for (int op = 0; op < kDbOps; ++op) db_errors_[op] = &dberr.Add({{"op", kDbOpNames[op]}});
-  auto& connect = BuildCounter()
-                      .Name("pushdaemon_db_connect_total")
-                      .Help("Database connection attempts, by result")
-                      .Register(*registry_);
-  db_connect_ok_ = &connect.Add({{"result", "ok"}});
-  db_connect_error_ = &connect.Add({{"result", "error"}});
-  backlog_ = &BuildGauge()
-                  .Name("pushdaemon_result_backlog_tokens")
-                  .Help("Tokens handed to the transport whose results are not yet committed")
-                  .Register(*registry_)
-                  .Add({});
-  auto& reload = BuildCounter()
-                     .Name("pushdaemon_config_reloads_total")
-                     .Help("SIGHUP reloads, by result")
-                     .Register(*registry_);
-  reload_ok_ = &reload.Add({{"result", "ok"}});
-  reload_error_ = &reload.Add({{"result", "error"}});
 }
 
 void DaemonMetrics::setSchedules(const char* state, double n) {

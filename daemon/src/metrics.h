@@ -17,23 +17,15 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <cstddef>
 #include <memory>
 #include <string>
 
+#include "model.h"
+
 namespace pushdaemon {
 
-enum class Platform { kApns = 0, kFcm = 1 };
-inline constexpr std::array<Platform, 2> kPlatforms = {Platform::kApns, Platform::kFcm};
-inline const char* platformName(Platform p) { return p == Platform::kApns ? "apns" : "fcm"; }
-
-// Final outcomes recorded per token (push_result.outcome).
-enum class TokenOutcome { kSuccess = 0, kInvalidToken = 1, kPermanent = 2, kRetryable = 3 };
-const char* tokenOutcomeName(TokenOutcome o);
-
 enum class Stage { kRead = 0, kSend = 1, kWrite = 2 };
-
-enum class DbOp { kConnect, kPoll, kClaim, kRead, kWrite, kLease, kFinish, kMigrate, kApp };
-inline constexpr int kDbOps = 9;
 
 class DaemonMetrics {
  public:
@@ -45,47 +37,55 @@ class DaemonMetrics {
   void scheduleClaimed() { claimed_->Increment(); }
   void scheduleFinished(bool done) { (done ? finished_done_ : finished_failed_)->Increment(); }
   void leaseLost() { lease_lost_->Increment(); }
-  void tokens(Platform p, TokenOutcome o, double n) {
-    tokens_[static_cast<int>(p)][static_cast<int>(o)]->Increment(n);
+  void tokens(Platform p, push::OutcomeKind o, double n) {
+    of(p).tokens[static_cast<std::size_t>(o)]->Increment(n);
   }
   void resend(Platform p, bool undelivered, double n) {
-    resends_[static_cast<int>(p)][undelivered ? 0 : 1]->Increment(n);
+    (undelivered ? of(p).resend_undelivered : of(p).resend_retryable)->Increment(n);
   }
-  void deactivated(Platform p, double n) { deactivated_[static_cast<int>(p)]->Increment(n); }
+  void deactivated(Platform p, double n) { of(p).deactivated->Increment(n); }
   void batchDuration(Platform p, Stage s, double seconds) {
-    batch_[static_cast<int>(p)][static_cast<int>(s)]->Observe(seconds);
+    of(p).batch[static_cast<std::size_t>(s)]->Observe(seconds);
   }
   void dbError(DbOp op) { db_errors_[static_cast<int>(op)]->Increment(); }
   void dbConnect(bool ok) { (ok ? db_connect_ok_ : db_connect_error_)->Increment(); }
   void backlog(double delta) { backlog_->Increment(delta); }
   double backlogValue() const { return backlog_->Value(); }
   void reload(bool ok) { (ok ? reload_ok_ : reload_error_)->Increment(); }
-  void clientReplaced(Platform p) { replaced_[static_cast<int>(p)]->Increment(); }
-  void clientCreated(Platform p) { created_[static_cast<int>(p)]->Increment(); }
+  void clientReplaced(Platform p) { of(p).replaced->Increment(); }
+  void clientCreated(Platform p) { of(p).created->Increment(); }
   // The connections the registry's clients may open together (the
   // PushConnectionsAbovePoolMax alert compares the live count with it).
-  void poolMaxConnections(Platform p, double n) { pool_max_[static_cast<int>(p)]->Set(n); }
+  void poolMaxConnections(Platform p, double n) { of(p).pool_max->Set(n); }
 
  private:
+  // One platform's series (label platform="apns" or "fcm").
+  struct PlatformSeries {
+    std::array<prometheus::Counter*, kOutcomeKinds.size()> tokens{};  // by push::OutcomeKind
+    prometheus::Counter* resend_undelivered = nullptr;
+    prometheus::Counter* resend_retryable = nullptr;
+    prometheus::Counter* deactivated = nullptr;
+    std::array<prometheus::Histogram*, 3> batch{};  // by Stage
+    prometheus::Counter* replaced = nullptr;
+    prometheus::Counter* created = nullptr;
+    prometheus::Gauge* pool_max = nullptr;
+  };
+  PlatformSeries& of(Platform p) { return platforms_[static_cast<std::size_t>(p)]; }
+  void addPlatformSeries();
+
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>* schedules_;
   prometheus::Counter* claimed_;
   prometheus::Counter* finished_done_;
   prometheus::Counter* finished_failed_;
   prometheus::Counter* lease_lost_;
-  prometheus::Counter* tokens_[2][4];
-  prometheus::Counter* resends_[2][2];
-  prometheus::Counter* deactivated_[2];
-  prometheus::Histogram* batch_[2][3];
   prometheus::Counter* db_errors_[kDbOps];
   prometheus::Counter* db_connect_ok_;
   prometheus::Counter* db_connect_error_;
   prometheus::Gauge* backlog_;
   prometheus::Counter* reload_ok_;
   prometheus::Counter* reload_error_;
-  prometheus::Counter* replaced_[2];
-  prometheus::Counter* created_[2];
-  prometheus::Gauge* pool_max_[2];
+  std::array<PlatformSeries, kPlatforms.size()> platforms_;  // by Platform
 };
 
 }  // namespace pushdaemon

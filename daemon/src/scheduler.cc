@@ -55,26 +55,12 @@ struct Slot {
 
 namespace {
 
-TokenOutcome tokenOutcome(push::OutcomeKind kind) {
-  switch (kind) {
-    case push::OutcomeKind::kSuccess:
-      return TokenOutcome::kSuccess;
-    case push::OutcomeKind::kInvalidToken:
-      return TokenOutcome::kInvalidToken;
-    case push::OutcomeKind::kPermanent:
-      return TokenOutcome::kPermanent;
-    case push::OutcomeKind::kRetryable:
-      return TokenOutcome::kRetryable;
-  }
-  return TokenOutcome::kRetryable;
-}
-
 // A complete page's rows for the writer.
 std::shared_ptr<std::vector<ResultRow>> resultRows(const std::vector<Slot>& slots) {
   auto rows = std::make_shared<std::vector<ResultRow>>();
   rows->reserve(slots.size());
   for (const Slot& s : slots) {
-    rows->push_back(ResultRow{s.id, tokenOutcome(s.kind), s.status, s.reason, s.attempts});
+    rows->push_back(ResultRow{s.id, s.kind, s.status, s.reason, s.attempts});
   }
   return rows;
 }
@@ -152,7 +138,6 @@ Scheduler::Scheduler(Config config, DbParams db, push::EventLoop& loop,
                      std::shared_ptr<push::PushMetrics> push_metrics, DaemonMetrics* metrics)
     : config_(std::move(config)),
       db_params_(db),
-      loop_(loop),
       metrics_(metrics),
       owner_(makeOwner(config_.instance_id)),
       db_(db, metrics, config_.db_reconnect_min, config_.db_reconnect_max, "scheduler"),
@@ -687,7 +672,7 @@ void Scheduler::onWriterEvent(Run& run, const WriterEvent& e) {
     std::size_t invalid = 0;
     for (const ResultRow& r : *e.rows) {
       metrics_->tokens(p, r.outcome, 1);
-      invalid += r.outcome == TokenOutcome::kInvalidToken;
+      invalid += r.outcome == push::OutcomeKind::kInvalidToken;
     }
     if (invalid > 0) metrics_->deactivated(p, static_cast<double>(invalid));
   }

@@ -107,7 +107,6 @@ class Scheduler {
 
   Config config_;
   DbParams db_params_;
-  push::EventLoop& loop_;
   DaemonMetrics* metrics_;
   std::string owner_;
   Db db_;

@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 
 #include "schema_sql.h"
@@ -220,6 +221,77 @@ std::string ownedWhere(DbConnection& db, const Lease& lease) {
          " AND claim_epoch = " + std::to_string(lease.epoch) + " AND state = 'running'";
 }
 
+// What one page adds to the schedule's counters, by push::OutcomeKind.
+using OutcomeCounts = std::array<std::uint64_t, kOutcomeKinds.size()>;
+
+std::string countOf(const OutcomeCounts& n, push::OutcomeKind kind) {
+  return std::to_string(n[static_cast<std::size_t>(kind)]);
+}
+
+// One multi-row INSERT of a page's results (rows must not be empty).
+std::string resultInsert(DbConnection& db, const Lease& lease, Platform p,
+                         const std::vector<ResultRow>& rows) {
+  std::string sql;
+  sql.reserve(96 + rows.size() * 48);
+  sql +=
+      "INSERT INTO push_result (schedule_id, token_id, platform, outcome, status, reason, "
+      "attempts) VALUES ";
+  const std::string sid = std::to_string(lease.schedule_id);
+  const std::string plat = std::string("'") + platformName(p) + "'";
+  bool first = true;
+  for (const ResultRow& r : rows) {
+    if (!first) sql += ',';
+    first = false;
+    sql += '(';
+    sql += sid;
+    sql += ',';
+    sql += std::to_string(r.token_id);
+    sql += ',';
+    sql += plat;
+    sql += ",'";
+    sql += push::outcomeKindName(r.outcome);
+    sql += "',";
+    sql += std::to_string(std::clamp(r.status, 0, 65535));
+    sql += ',';
+    sql += db.quote(utf8Prefix(r.reason, 64));  // VARCHAR(64), utf8mb4, strict
+    sql += ',';
+    sql += std::to_string(std::clamp(r.attempts, 0, 255));
+    sql += ')';
+  }
+  return sql;
+}
+
+// The tokens answered "invalid" stop being sent to: one UPDATE per reason.
+diag::Status deactivateInvalid(DbConnection& db, const std::vector<ResultRow>& rows) {
+  std::map<std::string, std::vector<std::uint64_t>> by_reason;
+  for (const ResultRow& r : rows) {
+    if (r.outcome == push::OutcomeKind::kInvalidToken) by_reason[r.reason].push_back(r.token_id);
+  }
+  for (const auto& [reason, ids] : by_reason) {
+    if (auto s = db.exec(
+            "UPDATE device_token SET active = 0, last_error = " + db.quote(utf8Prefix(reason, 64)) +
+            ", deactivated_at = NOW(6) WHERE id IN (" + joinIds(ids) + ")");
+        !s.ok()) {
+      return s;
+    }
+  }
+  return diag::Ok{};
+}
+
+// The schedule's cursor for `p` moves to last_id, its counters grow by the
+// page's, and the lease is renewed.
+diag::Status advanceSchedule(DbConnection& db, const Lease& lease, Platform p,
+                             std::uint64_t last_id, const OutcomeCounts& n) {
+  return db.exec(
+      std::string("UPDATE schedule SET ") + cursorColumn(p) + " = " + std::to_string(last_id) +
+      ", success_count = success_count + " + countOf(n, push::OutcomeKind::kSuccess) +
+      ", invalid_token_count = invalid_token_count + " +
+      countOf(n, push::OutcomeKind::kInvalidToken) + ", permanent_count = permanent_count + " +
+      countOf(n, push::OutcomeKind::kPermanent) + ", retryable_count = retryable_count + " +
+      countOf(n, push::OutcomeKind::kRetryable) + ", " + leaseClause(lease) +
+      " WHERE id = " + std::to_string(lease.schedule_id));
+}
+
 }  // namespace
 
 diag::Result<WriteOutcome> writePage(DbConnection& db, const Lease& lease, Platform p,
@@ -229,59 +301,13 @@ diag::Result<WriteOutcome> writePage(DbConnection& db, const Lease& lease, Platf
     if (!cursor) return cursor.error();
     if (!*cursor) return WriteOutcome::kLeaseLost;
     if (**cursor >= last_id) return WriteOutcome::kAlreadyWritten;
-    std::uint64_t counts[4] = {0, 0, 0, 0};
-    std::map<std::string, std::vector<std::uint64_t>> deactivate;  // by reason
+    OutcomeCounts counts{};
     if (!rows.empty()) {
-      std::string sql;
-      sql.reserve(96 + rows.size() * 48);
-      sql +=
-          "INSERT INTO push_result (schedule_id, token_id, platform, outcome, status, reason, "
-          "attempts) VALUES ";
-      const std::string sid = std::to_string(lease.schedule_id);
-      const std::string plat = std::string("'") + platformName(p) + "'";
-      bool first = true;
-      for (const ResultRow& r : rows) {
-        if (!first) sql += ',';
-        first = false;
-        sql += '(';
-        sql += sid;
-        sql += ',';
-        sql += std::to_string(r.token_id);
-        sql += ',';
-        sql += plat;
-        sql += ",'";
-        sql += tokenOutcomeName(r.outcome);
-        sql += "',";
-        sql += std::to_string(std::clamp(r.status, 0, 65535));
-        sql += ',';
-        sql += db.quote(utf8Prefix(r.reason, 64));  // VARCHAR(64), utf8mb4, strict
-        sql += ',';
-        sql += std::to_string(std::clamp(r.attempts, 0, 255));
-        sql += ')';
-        ++counts[static_cast<int>(r.outcome)];
-        if (r.outcome == TokenOutcome::kInvalidToken) deactivate[r.reason].push_back(r.token_id);
-      }
-      if (auto s = db.exec(sql); !s.ok()) return s.error();
+      if (auto s = db.exec(resultInsert(db, lease, p, rows)); !s.ok()) return s.error();
+      for (const ResultRow& r : rows) ++counts[static_cast<std::size_t>(r.outcome)];
+      if (auto s = deactivateInvalid(db, rows); !s.ok()) return s.error();
     }
-    for (const auto& [reason, ids] : deactivate) {
-      if (auto s = db.exec("UPDATE device_token SET active = 0, last_error = " +
-                           db.quote(utf8Prefix(reason, 64)) +
-                           ", deactivated_at = NOW(6) WHERE id IN (" + joinIds(ids) + ")");
-          !s.ok()) {
-        return s.error();
-      }
-    }
-    if (auto s =
-            db.exec(std::string("UPDATE schedule SET ") + cursorColumn(p) + " = " +
-                    std::to_string(last_id) + ", success_count = success_count + " +
-                    std::to_string(counts[0]) + ", invalid_token_count = invalid_token_count + " +
-                    std::to_string(counts[1]) + ", permanent_count = permanent_count + " +
-                    std::to_string(counts[2]) + ", retryable_count = retryable_count + " +
-                    std::to_string(counts[3]) + ", " + leaseClause(lease) +
-                    " WHERE id = " + std::to_string(lease.schedule_id));
-        !s.ok()) {
-      return s.error();
-    }
+    if (auto s = advanceSchedule(db, lease, p, last_id, counts); !s.ok()) return s.error();
     return WriteOutcome::kWritten;
   });
 }

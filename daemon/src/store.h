@@ -11,9 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "clients.h"
 #include "db.h"
-#include "metrics.h"
+#include "model.h"
 
 namespace pushdaemon {
 
@@ -56,7 +55,7 @@ diag::Result<std::vector<TokenRow>> readTokens(DbConnection& db, std::uint64_t a
 
 struct ResultRow {
   std::uint64_t token_id = 0;
-  TokenOutcome outcome = TokenOutcome::kRetryable;
+  push::OutcomeKind outcome = push::OutcomeKind::kRetryable;
   int status = 0;
   std::string reason;
   int attempts = 0;

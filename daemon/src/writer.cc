@@ -9,9 +9,7 @@
 namespace pushdaemon {
 
 ResultWriter::ResultWriter(DbParams params, const Config& config, DaemonMetrics* metrics)
-    : metrics_(metrics),
-      db_(std::move(params), metrics, config.db_reconnect_min, config.db_reconnect_max, "writer"),
-      lease_length_(config.lease),
+    : db_(std::move(params), metrics, config.db_reconnect_min, config.db_reconnect_max, "writer"),
       thread_([this] { threadMain(); }) {}
 
 ResultWriter::~ResultWriter() { stop(false); }

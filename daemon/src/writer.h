@@ -51,9 +51,7 @@ class ResultWriter {
   void threadMain();
   void maybeRenew();
 
-  DaemonMetrics* metrics_;
   Db db_;
-  std::chrono::seconds lease_length_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> jobs_;        // guarded by mu_

@@ -10,11 +10,11 @@
 namespace leakscope::testing {
 namespace {
 
+using leakscope::push::OutcomeKind;
 using pushdaemon::ClaimedSchedule;
 using pushdaemon::Lease;
 using pushdaemon::Platform;
 using pushdaemon::ResultRow;
-using pushdaemon::TokenOutcome;
 using pushdaemon::WriteOutcome;
 
 class Store : public ::testing::Test {
@@ -88,7 +88,7 @@ TEST_F(Store, AnExpiredLeaseIsTakenOverWithANewEpochAndTheOldOwnerWritesNothing)
   EXPECT_EQ((*b)->epoch, 2u);
   EXPECT_TRUE((*b)->takeover);
 
-  const std::vector<ResultRow> rows = {{5, TokenOutcome::kSuccess, 200, "", 1}};
+  const std::vector<ResultRow> rows = {{5, OutcomeKind::kSuccess, 200, "", 1}};
   const Lease old{sid, "a/1", 1, std::chrono::seconds(30)};
   auto stale = pushdaemon::writePage(*a_, old, Platform::kFcm, 5, rows);
   ASSERT_TRUE(stale.ok());
@@ -115,8 +115,8 @@ TEST_F(Store, AReasonCutAtItsColumnSizeNeverSplitsAUtf8Character) {
   auto c = pushdaemon::claimSchedule(*a_, "a/1", std::chrono::seconds(30));
   ASSERT_TRUE(c.ok() && c->has_value());
   const Lease lease{sid, "a/1", (*c)->epoch, std::chrono::seconds(30)};
-  const std::vector<ResultRow> rows = {{ids[0], TokenOutcome::kPermanent, 400, reason, 1},
-                                       {ids[1], TokenOutcome::kInvalidToken, 410, reason, 1}};
+  const std::vector<ResultRow> rows = {{ids[0], OutcomeKind::kPermanent, 400, reason, 1},
+                                       {ids[1], OutcomeKind::kInvalidToken, 410, reason, 1}};
   auto w = pushdaemon::writePage(*a_, lease, Platform::kFcm, ids[1], rows);
   ASSERT_TRUE(w.ok()) << w.error().message;
   EXPECT_EQ(*w, WriteOutcome::kWritten);
@@ -140,10 +140,9 @@ TEST_F(Store, APageCommittedTwiceIsWrittenOnceAndInvalidTokensAreDeactivated) {
   auto c = pushdaemon::claimSchedule(*a_, "a/1", std::chrono::seconds(30));
   ASSERT_TRUE(c.ok() && c->has_value());
   const Lease lease{sid, "a/1", (*c)->epoch, std::chrono::seconds(30)};
-  const std::vector<ResultRow> rows = {
-      {ids[0], TokenOutcome::kSuccess, 200, "", 1},
-      {ids[1], TokenOutcome::kInvalidToken, 404, "UNREGISTERED", 1},
-      {ids[2], TokenOutcome::kRetryable, 503, "UNAVAILABLE", 9}};
+  const std::vector<ResultRow> rows = {{ids[0], OutcomeKind::kSuccess, 200, "", 1},
+                                       {ids[1], OutcomeKind::kInvalidToken, 404, "UNREGISTERED", 1},
+                                       {ids[2], OutcomeKind::kRetryable, 503, "UNAVAILABLE", 9}};
   EXPECT_EQ(*pushdaemon::writePage(*a_, lease, Platform::kFcm, ids[2], rows),
             WriteOutcome::kWritten);
   // The same page again (its COMMIT's answer was lost): nothing is written.
