@@ -87,12 +87,7 @@ std::string dumpJson(const nlohmann::json& j, int indent) {
 
 namespace {
 
-std::string num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f", v);
-  return buf;
-}
-std::string signedNum(double v) { return (v > 0 ? "+" : "") + num(v); }
+std::string signedNum(double v) { return (v > 0 ? "+" : "") + formatCount(v); }
 std::string signedBytes(double v) { return (v > 0 ? "+" : "") + formatBytes(v); }
 
 // A plain text table: the first column left-aligned, the others right-aligned.
@@ -179,39 +174,6 @@ void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
 
 }  // namespace
 
-std::string formatBytes(double v) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double a = std::fabs(v);
-  int u = 0;
-  while (a >= 1024 && u < 4) {
-    a /= 1024;
-    ++u;
-  }
-  char buf[48];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%s%.0f B", v < 0 ? "-" : "", a);
-  } else {
-    std::snprintf(buf, sizeof buf, "%s%.1f %s", v < 0 ? "-" : "", a, units[u]);
-  }
-  return buf;
-}
-
-std::string formatDuration(double seconds) {
-  if (!std::isfinite(seconds)) return "never";
-  const auto s = static_cast<long long>(std::llround(std::max(0.0, seconds)));
-  char buf[48];
-  if (s < 60) {
-    std::snprintf(buf, sizeof buf, "%llds", s);
-  } else if (s < 3600) {
-    std::snprintf(buf, sizeof buf, "%lldm %llds", s / 60, s % 60);
-  } else if (s < 86400) {
-    std::snprintf(buf, sizeof buf, "%lldh %lldm", s / 3600, (s % 3600) / 60);
-  } else {
-    std::snprintf(buf, sizeof buf, "%lldd %lldh", s / 86400, (s % 86400) / 3600);
-  }
-  return buf;
-}
-
 // ---- show ---------------------------------------------------------------
 
 static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
@@ -268,7 +230,8 @@ static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsRe
     t.lastColumnLeft();
     for (std::size_t i = 0; i < s.heap.sites.size() && i < o.top; ++i) {
       const HeapSite& h = s.heap.sites[i];
-      t.add({formatBytes(h.inuse_bytes), num(h.inuse_objects), describeStack(symbols, h.stack, 3)});
+      t.add({formatBytes(h.inuse_bytes), formatCount(h.inuse_objects),
+             describeStack(symbols, h.stack, 3)});
     }
     t.print(out);
   }
@@ -357,9 +320,9 @@ static void renderCompareText(std::ostream& out, const Comparison& c, const Symb
       if (shown >= o.top) continue;
       ++shown;
       const bool sized = g != Group::kSocket;
-      t.add({r.name, num(r.new_count), num(r.deleted_count), signedNum(r.delta_count),
-             sized ? formatBytes(r.alloc_bytes) : "-", sized ? formatBytes(r.freed_bytes) : "-",
-             sized ? signedBytes(r.delta_bytes) : "-"});
+      t.add({r.name, formatCount(r.new_count), formatCount(r.deleted_count),
+             signedNum(r.delta_count), sized ? formatBytes(r.alloc_bytes) : "-",
+             sized ? formatBytes(r.freed_bytes) : "-", sized ? signedBytes(r.delta_bytes) : "-"});
     }
     if (t.empty()) continue;
     out << "\n";

@@ -10,6 +10,7 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/model.h"
+#include "leakscope/analysis/units.h"
 
 namespace leakscope::analysis {
 
@@ -51,10 +52,5 @@ std::string printable(std::string_view text, bool keep_newlines = false);
 // (a file name, a library path from a profile) is replaced by U+FFFD rather
 // than throwing.
 std::string dumpJson(const nlohmann::json& j, int indent = -1);
-
-// "1.5 MiB", "-320 B".
-std::string formatBytes(double bytes);
-// "3h 12m", "45s", "2d 4h".
-std::string formatDuration(double seconds);
 
 }  // namespace leakscope::analysis
