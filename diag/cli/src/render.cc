@@ -176,79 +176,100 @@ void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
 
 // ---- show ---------------------------------------------------------------
 
-static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
-                           const SymbolTable& symbols, const RenderOptions& o) {
+namespace {
+
+// Where the input came from: the snapshot's process figures, or the
+// profile's format.
+void showSource(std::ostream& out, const Snapshot& s) {
   out << oneLine(s.path) << "\n";
-  if (s.source == SourceKind::kSnapshot) {
-    out << "  snapshot " << oneLine(s.name) << " #" << s.sequence << ", taken " << oneLine(s.utc)
-        << " (" << oneLine(s.trigger) << ")\n";
-    out << "  process pid " << s.process.pid << " " << oneLine(s.process.exe) << ": RSS "
-        << formatBytes(static_cast<double>(s.process.rss_bytes)) << ", " << s.process.open_fds
-        << "/" << s.process.max_fds << " fds, " << s.process.threads << " threads\n";
-    if (s.allocator_available) {
-      out << "  tcmalloc: " << formatBytes(static_cast<double>(s.allocated_bytes))
-          << " allocated, heap " << formatBytes(static_cast<double>(s.heap_bytes)) << "\n";
-    }
-  } else {
+  if (s.source != SourceKind::kSnapshot) {
     out << "  gperftools heap profile (" << oneLine(s.heap.format) << ")\n";
+    return;
   }
-
-  if (!s.kinds.empty()) {
-    std::vector<const TrackedKind*> kinds;
-    for (const auto& k : s.kinds) kinds.push_back(&k);
-    std::stable_sort(kinds.begin(), kinds.end(), [](const TrackedKind* a, const TrackedKind* b) {
-      return a->live_bytes != b->live_bytes ? a->live_bytes > b->live_bytes : a->live > b->live;
-    });
-    out << "\nTracked objects by live bytes:\n";
-    Table t({"kind", "live", "live bytes", "created", "destroyed", "oldest age"});
-    for (std::size_t i = 0; i < kinds.size() && i < o.top; ++i) {
-      const TrackedKind& k = *kinds[i];
-      std::int64_t oldest = 0;
-      for (const auto& obj : k.objects) {
-        if (oldest == 0 || obj.birth_unix_ns < oldest) oldest = obj.birth_unix_ns;
-      }
-      t.add({k.name, std::to_string(k.objects.size()),
-             formatBytes(static_cast<double>(k.live_bytes)), std::to_string(k.created_total),
-             std::to_string(k.destroyed_total),
-             oldest == 0 ? "-"
-                         : formatDuration(static_cast<double>(s.taken_unix_ns - oldest) / 1e9)});
-    }
-    t.print(out);
+  out << "  snapshot " << oneLine(s.name) << " #" << s.sequence << ", taken " << oneLine(s.utc)
+      << " (" << oneLine(s.trigger) << ")\n";
+  out << "  process pid " << s.process.pid << " " << oneLine(s.process.exe) << ": RSS "
+      << formatBytes(static_cast<double>(s.process.rss_bytes)) << ", " << s.process.open_fds << "/"
+      << s.process.max_fds << " fds, " << s.process.threads << " threads\n";
+  if (s.allocator_available) {
+    out << "  tcmalloc: " << formatBytes(static_cast<double>(s.allocated_bytes))
+        << " allocated, heap " << formatBytes(static_cast<double>(s.heap_bytes)) << "\n";
   }
+}
 
+// "-" when the kind has no live object.
+std::string oldestAge(const TrackedKind& k, std::int64_t taken_unix_ns) {
+  std::int64_t oldest = 0;
+  for (const auto& obj : k.objects) {
+    if (oldest == 0 || obj.birth_unix_ns < oldest) oldest = obj.birth_unix_ns;
+  }
+  return oldest == 0 ? "-" : formatDuration(static_cast<double>(taken_unix_ns - oldest) / 1e9);
+}
+
+void showKinds(std::ostream& out, const Snapshot& s, const RenderOptions& o) {
+  if (s.kinds.empty()) return;
+  std::vector<const TrackedKind*> kinds;
+  for (const auto& k : s.kinds) kinds.push_back(&k);
+  std::stable_sort(kinds.begin(), kinds.end(), [](const TrackedKind* a, const TrackedKind* b) {
+    return a->live_bytes != b->live_bytes ? a->live_bytes > b->live_bytes : a->live > b->live;
+  });
+  out << "\nTracked objects by live bytes:\n";
+  Table t({"kind", "live", "live bytes", "created", "destroyed", "oldest age"});
+  for (std::size_t i = 0; i < kinds.size() && i < o.top; ++i) {
+    const TrackedKind& k = *kinds[i];
+    t.add({k.name, std::to_string(k.objects.size()), formatBytes(static_cast<double>(k.live_bytes)),
+           std::to_string(k.created_total), std::to_string(k.destroyed_total),
+           oldestAge(k, s.taken_unix_ns)});
+  }
+  t.print(out);
+}
+
+void showHeap(std::ostream& out, const Snapshot& s, const SymbolTable& symbols,
+              const RenderOptions& o) {
   out << "\nHeap";
   if (!s.heap.available) {
     out << ": not available (" << oneLine(s.heap.reason) << ")\n";
-  } else {
-    out << " (" << oneLine(s.heap.mode)
-        << (s.heap.mode == "sampled" ? ", estimated from a 1-in-" +
-                                           std::to_string(s.heap.sample_period) + "-bytes sample"
-                                     : "")
-        << "): " << formatBytes(s.heap.inuse_bytes) << " in use at " << s.heap.sites.size()
-        << " sites; top sites:\n";
-    Table t({"in use", "objects", "site"});
-    t.lastColumnLeft();
-    for (std::size_t i = 0; i < s.heap.sites.size() && i < o.top; ++i) {
-      const HeapSite& h = s.heap.sites[i];
-      t.add({formatBytes(h.inuse_bytes), formatCount(h.inuse_objects),
-             describeStack(symbols, h.stack, 3)});
-    }
-    t.print(out);
+    return;
   }
+  out << " (" << oneLine(s.heap.mode)
+      << (s.heap.mode == "sampled"
+              ? ", estimated from a 1-in-" + std::to_string(s.heap.sample_period) + "-bytes sample"
+              : "")
+      << "): " << formatBytes(s.heap.inuse_bytes) << " in use at " << s.heap.sites.size()
+      << " sites; top sites:\n";
+  Table t({"in use", "objects", "site"});
+  t.lastColumnLeft();
+  for (std::size_t i = 0; i < s.heap.sites.size() && i < o.top; ++i) {
+    const HeapSite& h = s.heap.sites[i];
+    t.add({formatBytes(h.inuse_bytes), formatCount(h.inuse_objects),
+           describeStack(symbols, h.stack, 3)});
+  }
+  t.print(out);
+}
 
-  if (s.source == SourceKind::kSnapshot) {
-    out << "\nSockets (" << s.sockets.size() << "):\n";
-    if (!s.sockets_error.empty()) out << "  not read: " << oneLine(s.sockets_error) << "\n";
-    Table t({"remote / group", "state", "proto", "count", "owned"});
-    for (std::size_t i = 0; i < sockets.rows.size() && i < o.top; ++i) {
-      const SocketRow& r = sockets.rows[i];
-      t.add(
-          {r.name, r.state, r.protocol, std::to_string(r.counts.back()), std::to_string(r.owned)});
-    }
-    if (!t.empty()) t.print(out);
-    out << "\n";
-    printSuspects(out, sockets.suspects, symbols);
+// Snapshots only: a profile has no sockets.
+void showSockets(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                 const SymbolTable& symbols, const RenderOptions& o) {
+  out << "\nSockets (" << s.sockets.size() << "):\n";
+  if (!s.sockets_error.empty()) out << "  not read: " << oneLine(s.sockets_error) << "\n";
+  Table t({"remote / group", "state", "proto", "count", "owned"});
+  for (std::size_t i = 0; i < sockets.rows.size() && i < o.top; ++i) {
+    const SocketRow& r = sockets.rows[i];
+    t.add({r.name, r.state, r.protocol, std::to_string(r.counts.back()), std::to_string(r.owned)});
   }
+  if (!t.empty()) t.print(out);
+  out << "\n";
+  printSuspects(out, sockets.suspects, symbols);
+}
+
+}  // namespace
+
+static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                           const SymbolTable& symbols, const RenderOptions& o) {
+  showSource(out, s);
+  showKinds(out, s, o);
+  showHeap(out, s, symbols, o);
+  if (s.source == SourceKind::kSnapshot) showSockets(out, s, sockets, symbols, o);
 }
 
 json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable& symbols,
@@ -403,11 +424,8 @@ std::string rateText(const TrendGroup& g, bool timed) {
   return out;
 }
 
-}  // namespace
-
-static void renderTrendText(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
-                            const RenderOptions& o) {
-  const bool timed = t.span_seconds > 0;
+// The inputs in time order, the notes and the process' RSS trend.
+void trendInputs(std::ostream& out, const TrendResult& t) {
   out << "Trend over " << t.points.size() << " inputs, " << formatDuration(t.span_seconds)
       << " (in time order):\n";
   for (std::size_t i = 0; i < t.points.size(); ++i) {
@@ -426,6 +444,25 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
     out << "\n";
   }
   out << "\n";
+}
+
+void trendSurvivors(std::ostream& out, const TrendGroup& g) {
+  out << "     survivors (alive in every snapshot): " << g.survivor_count << "\n";
+  Table st({"id", "age", "label", "bytes", "socket"});
+  st.lastColumnLeft();
+  for (const Survivor& s : g.survivors) {
+    st.add({"#" + std::to_string(s.id), formatDuration(s.age_seconds), s.label,
+            formatBytes(static_cast<double>(s.bytes)), s.socket.empty() ? "-" : s.socket});
+  }
+  st.print(out, "       ");
+  if (g.survivor_count > g.survivors.size()) {
+    out << "       ... " << g.survivor_count - g.survivors.size() << " more\n";
+  }
+}
+
+// The groups that grew steadily: the leak suspects, with their rates.
+void trendSuspects(std::ostream& out, const TrendResult& t, const SymbolTable& symbols) {
+  const bool timed = t.span_seconds > 0;
   std::size_t index = 0;
   if (t.suspects.empty()) {
     out << "No steady growth: no leak suspected.\n";
@@ -443,41 +480,42 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
       out << "     at this rate the memory limit is reached in ~"
           << formatDuration(*g.hours_to_limit * 3600) << "\n";
     }
-    if (g.survivor_count > 0) {
-      out << "     survivors (alive in every snapshot): " << g.survivor_count << "\n";
-      Table st({"id", "age", "label", "bytes", "socket"});
-      st.lastColumnLeft();
-      for (const Survivor& s : g.survivors) {
-        st.add({"#" + std::to_string(s.id), formatDuration(s.age_seconds), s.label,
-                formatBytes(static_cast<double>(s.bytes)), s.socket.empty() ? "-" : s.socket});
-      }
-      st.print(out, "       ");
-      if (g.survivor_count > g.survivors.size()) {
-        out << "       ... " << g.survivor_count - g.survivors.size() << " more\n";
-      }
-    }
+    if (g.survivor_count > 0) trendSurvivors(out, g);
   }
+}
+
+// Growth that did not persist: freed later, levelled off, or only in the
+// last interval.
+bool notPersisted(Verdict v) {
+  return v == Verdict::kTransient || v == Verdict::kRecent || v == Verdict::kBounded;
+}
+
+void trendNotLeaks(std::ostream& out, const TrendResult& t, const RenderOptions& o) {
   std::size_t others = 0;
   for (const TrendGroup& g : t.groups) {
-    if (g.verdict == Verdict::kTransient || g.verdict == Verdict::kRecent ||
-        g.verdict == Verdict::kBounded)
-      ++others;
+    if (notPersisted(g.verdict)) ++others;
   }
-  if (others > 0) {
-    out << "\nNot leaks (growth that did not persist):\n";
-    std::size_t shown = 0;
-    for (const TrendGroup& g : t.groups) {
-      if (g.verdict != Verdict::kTransient && g.verdict != Verdict::kRecent &&
-          g.verdict != Verdict::kBounded)
-        continue;
-      if (shown++ >= o.top) {
-        out << "  ... " << others - o.top << " more\n";
-        break;
-      }
-      out << "  - " << verdictName(g.verdict) << " [" << groupName(g.group) << "] "
-          << oneLine(g.name) << ": " << oneLine(g.reason) << "\n";
+  if (others == 0) return;
+  out << "\nNot leaks (growth that did not persist):\n";
+  std::size_t shown = 0;
+  for (const TrendGroup& g : t.groups) {
+    if (!notPersisted(g.verdict)) continue;
+    if (shown++ >= o.top) {
+      out << "  ... " << others - o.top << " more\n";
+      break;
     }
+    out << "  - " << verdictName(g.verdict) << " [" << groupName(g.group) << "] " << oneLine(g.name)
+        << ": " << oneLine(g.reason) << "\n";
   }
+}
+
+}  // namespace
+
+static void renderTrendText(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
+                            const RenderOptions& o) {
+  trendInputs(out, t);
+  trendSuspects(out, t, symbols);
+  trendNotLeaks(out, t, o);
 }
 
 json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {
