@@ -202,18 +202,23 @@ int runSockets(Session& session);
 int runReport(Session& session);
 
 // One entry per command: the name CLI11 registers it under (in this order),
-// its help text and what it runs.
+// its help text, how many inputs it takes (`inputs` names that in the usage
+// error) and what it runs.
 struct Command {
   const char* name;
   const char* help;
+  std::size_t min_inputs;
+  std::size_t max_inputs;
+  const char* inputs;
   int (*run)(Session&);
 };
 
-const Command kCommands[] = {{"show", kShowHelp, runShow},
-                             {"diff", kDiffHelp, runDiff},
-                             {"trend", kTrendHelp, runTrend},
-                             {"sockets", kSocketsHelp, runSockets},
-                             {"report", kReportHelp, runReport}};
+const Command kCommands[] = {
+    {"show", kShowHelp, 1, 1, "one input", runShow},
+    {"diff", kDiffHelp, 2, 2, "two inputs, BASE and TARGET", runDiff},
+    {"trend", kTrendHelp, 3, SIZE_MAX, "three or more inputs", runTrend},
+    {"sockets", kSocketsHelp, 1, SIZE_MAX, "one or more inputs", runSockets},
+    {"report", kReportHelp, 2, SIZE_MAX, "two or more inputs", runReport}};
 
 const Command* findCommand(const std::string& name) {
   for (const Command& c : kCommands) {
@@ -319,6 +324,8 @@ Parsed parse(int argc, char** argv) {
     throw UsageError{"unknown option '" + extra + "' for '" + a.command + "'; see leakscope " +
                      a.command + " --help"};
   }
+  // Said before the count of inputs is checked (in run).
+  if (a.command == "report" && a.html.empty()) throw UsageError{"report needs --html OUT.html"};
   return p;
 }
 
@@ -459,71 +466,67 @@ struct SocketSeries {
   }
 };
 
-int exitFor(bool suspects) { return suspects ? kExitSuspect : kExitClean; }
+// Writes a command's result, as JSON with --json or else as its text view,
+// and returns the exit code: 1 when it has suspects.
+template <typename ToJson, typename RenderText>
+int present(const Args& a, bool suspects, ToJson&& toJson, RenderText&& renderText) {
+  if (a.json) {
+    std::cout << la::dumpJson(toJson(), 2) << "\n";
+  } else {
+    renderText(std::cout);
+  }
+  return suspects ? kExitSuspect : kExitClean;
+}
 
 int runShow(Session& session) {
   const Args& a = session.a;
-  needInputs(a, 1, 1, "one input");
   const la::Snapshot s = session.load(a.inputs[0], 0, 1);
   const la::SocketsResult sockets = la::analyseSockets({&s}, session.symbols, a.trend.thresholds);
-  if (a.json) {
-    std::cout << la::dumpJson(la::showJson(s, sockets, session.symbols, a.render), 2) << "\n";
-  } else {
-    la::renderShow(std::cout, s, sockets, session.symbols, a.render);
-  }
-  return exitFor(!sockets.suspects.empty());
+  return present(
+      a, !sockets.suspects.empty(),
+      [&] { return la::showJson(s, sockets, session.symbols, a.render); },
+      [&](std::ostream& out) { la::renderShow(out, s, sockets, session.symbols, a.render); });
 }
 
 int runDiff(Session& session) {
   const Args& a = session.a;
-  needInputs(a, 2, 2, "two inputs, BASE and TARGET");
   const la::Snapshot base = session.load(a.inputs[0], 0, 2);
   const la::Snapshot target = session.load(a.inputs[1], 1, 2);
   const la::Comparison c = la::compare(base, target, session.symbols, a.trend.thresholds);
-  if (a.json) {
-    std::cout << la::dumpJson(la::compareJson(c, session.symbols, a.render), 2) << "\n";
-  } else {
-    la::renderCompare(std::cout, c, session.symbols, a.render);
-  }
-  return exitFor(!c.suspects.empty());
+  return present(
+      a, !c.suspects.empty(), [&] { return la::compareJson(c, session.symbols, a.render); },
+      [&](std::ostream& out) { la::renderCompare(out, c, session.symbols, a.render); });
 }
 
+// One input in memory at a time: the builder keeps each group's series, not
+// the snapshots.
 int runTrend(Session& session) {
   const Args& a = session.a;
-  needInputs(a, 3, SIZE_MAX, "three or more inputs");
   la::TrendBuilder builder(session.symbols, a.trend);
   session.loadSeries([&](la::Snapshot&& s, std::size_t, std::size_t) { builder.add(s); });
   const la::TrendResult t = builder.finish();
-  if (a.json) {
-    std::cout << la::dumpJson(la::trendJson(t, session.symbols, a.render), 2) << "\n";
-  } else {
-    la::renderTrend(std::cout, t, session.symbols, a.render);
-  }
-  return exitFor(!t.suspects.empty());
+  return present(
+      a, !t.suspects.empty(), [&] { return la::trendJson(t, session.symbols, a.render); },
+      [&](std::ostream& out) { la::renderTrend(out, t, session.symbols, a.render); });
 }
 
+// The last input whole, the others only their sockets (SocketSeries).
 int runSockets(Session& session) {
   const Args& a = session.a;
-  needInputs(a, 1, SIZE_MAX, "one or more inputs");
   SocketSeries series;
   session.loadSeries(
       [&](la::Snapshot&& s, std::size_t i, std::size_t n) { series.add(std::move(s), i, n); });
   const la::SocketsResult r =
       la::analyseSockets(series.views(), session.symbols, a.trend.thresholds);
-  if (a.json) {
-    std::cout << la::dumpJson(la::socketsJson(r, a.render), 2) << "\n";
-  } else {
-    la::renderSockets(std::cout, r, a.render);
-  }
-  return exitFor(!r.suspects.empty());
+  return present(
+      a, !r.suspects.empty(), [&] { return la::socketsJson(r, a.render); },
+      [&](std::ostream& out) { la::renderSockets(out, r, a.render); });
 }
 
 // The trend of the series, and from the same single read the comparison of
 // its first and last input and its socket view; written as one HTML page.
 int runReport(Session& session) {
   const Args& a = session.a;
-  if (a.html.empty()) throw UsageError{"report needs --html OUT.html"};
-  needInputs(a, 2, SIZE_MAX, "two or more inputs");
   la::TrendBuilder builder(session.symbols, a.trend);
   la::Snapshot first;
   SocketSeries series;
@@ -540,23 +543,27 @@ int runReport(Session& session) {
   if (auto written = la::writeFileReplacing(a.html, html); !written.ok()) {
     throw InputFailure{written.error().message};
   }
-  if (a.json) {
+  auto toJson = [&] {
     auto j = la::trendJson(t, session.symbols, a.render);
     j["command"] = "report";
     j["html"] = a.html;
-    std::cout << la::dumpJson(j, 2) << "\n";
-  } else {
-    std::cout << "wrote " << la::printable(a.html) << ": " << t.suspects.size()
-              << " suspect(s) over " << t.points.size() << " inputs\n";
-  }
-  return exitFor(!t.suspects.empty());
+    return j;
+  };
+  return present(a, !t.suspects.empty(), toJson, [&](std::ostream& out) {
+    out << "wrote " << la::printable(a.html) << ": " << t.suspects.size() << " suspect(s) over "
+        << t.points.size() << " inputs\n";
+  });
 }
 
 int run(const Args& a) {
+  const Command* c = findCommand(a.command);
+  if (c == nullptr) {
+    throw UsageError{"unknown command '" + a.command +
+                     "' (show, diff, trend, sockets, report); see --help"};
+  }
+  needInputs(a, c->min_inputs, c->max_inputs, c->inputs);
   Session session(a);
-  if (const Command* c = findCommand(a.command)) return c->run(session);
-  throw UsageError{"unknown command '" + a.command +
-                   "' (show, diff, trend, sockets, report); see --help"};
+  return c->run(session);
 }
 
 // One line on stderr, whatever the message quotes (paths and tokens from
