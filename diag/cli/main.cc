@@ -194,7 +194,38 @@ struct Args {
   std::vector<std::string> inputs;
 };
 
-const char* const kCommands[] = {"show", "diff", "trend", "sockets", "report"};
+struct Session;
+int runShow(Session& session);
+int runDiff(Session& session);
+int runTrend(Session& session);
+int runSockets(Session& session);
+int runReport(Session& session);
+
+// One entry per command: the name CLI11 registers it under (in this order),
+// its help text, how many inputs it takes (`inputs` names that in the usage
+// error) and what it runs.
+struct Command {
+  const char* name;
+  const char* help;
+  std::size_t min_inputs;
+  std::size_t max_inputs;
+  const char* inputs;
+  int (*run)(Session&);
+};
+
+const Command kCommands[] = {
+    {"show", kShowHelp, 1, 1, "one input", runShow},
+    {"diff", kDiffHelp, 2, 2, "two inputs, BASE and TARGET", runDiff},
+    {"trend", kTrendHelp, 3, SIZE_MAX, "three or more inputs", runTrend},
+    {"sockets", kSocketsHelp, 1, SIZE_MAX, "one or more inputs", runSockets},
+    {"report", kReportHelp, 2, SIZE_MAX, "two or more inputs", runReport}};
+
+const Command* findCommand(const std::string& name) {
+  for (const Command& c : kCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
 
 // The options each command takes, as CLI11 sees them. Values are converted
 // by our own functions so that a bad one is named in our words (the unit
@@ -232,8 +263,6 @@ void addOptions(CLI::App& cmd, Args& a) {
   cmd.allow_extras();
 }
 
-const char* helpFor(const std::string& command);
-
 // The result of reading the command line: what to run, or what to print
 // and the exit code (help, version).
 struct Parsed {
@@ -242,8 +271,8 @@ struct Parsed {
 };
 
 std::string helpText(const std::string& command) {
-  const char* h = helpFor(command);
-  return h != nullptr ? std::string(h) + kCommonOptions : kMainHelp;
+  const Command* c = findCommand(command);
+  return c != nullptr ? std::string(c->help) + kCommonOptions : kMainHelp;
 }
 
 Parsed parse(int argc, char** argv) {
@@ -259,7 +288,7 @@ Parsed parse(int argc, char** argv) {
   std::string topic;
   help->add_option("COMMAND", topic);
   help->allow_extras();
-  for (const char* c : kCommands) addOptions(*app.add_subcommand(c), a);
+  for (const Command& c : kCommands) addOptions(*app.add_subcommand(c.name), a);
 
   auto unknownCommand = [&app]() {
     const std::vector<std::string> extra = app.remaining();
@@ -277,7 +306,7 @@ Parsed parse(int argc, char** argv) {
   }
   if (version) {
     p.print = std::string("leakscope ") + LEAKSCOPE_VERSION + " (reads snapshot format version " +
-              std::to_string(la::kSnapshotVersion) + ")\n";
+              std::to_string(leakscope::core::kSnapshotVersion) + ")\n";
     return p;
   }
   if (help->parsed()) {
@@ -295,6 +324,8 @@ Parsed parse(int argc, char** argv) {
     throw UsageError{"unknown option '" + extra + "' for '" + a.command + "'; see leakscope " +
                      a.command + " --help"};
   }
+  // Said before the count of inputs is checked (in run).
+  if (a.command == "report" && a.html.empty()) throw UsageError{"report needs --html OUT.html"};
   return p;
 }
 
@@ -391,114 +422,148 @@ la::Snapshot socketsOnly(la::Snapshot&& s) {
   return k;
 }
 
-int run(const Args& a) {
-  const bool progress_enabled = ::isatty(STDERR_FILENO) != 0;
-  Progress progress(progress_enabled);
-  la::SymbolTable symbols;
-  const auto& th = a.trend.thresholds;
+// What the run of a command works with: its arguments, one symbol table for
+// all its inputs (so that groups match across them) and the progress line.
+struct Session {
+  explicit Session(const Args& args) : a(args), progress(::isatty(STDERR_FILENO) != 0) {}
 
-  if (a.command == "show") {
-    needInputs(a, 1, 1, "one input");
-    const la::Snapshot s = loadOrThrow(a.inputs[0], symbols, a, progress, 0, 1);
-    const la::SocketsResult sockets = la::analyseSockets({&s}, symbols, th);
-    if (a.json) {
-      std::cout << la::dumpJson(la::showJson(s, sockets, symbols, a.render), 2) << "\n";
-    } else {
-      la::renderShow(std::cout, s, sockets, symbols, a.render);
-    }
-    return sockets.suspects.empty() ? kExitClean : kExitSuspect;
+  la::Snapshot load(const std::string& path, std::size_t index, std::size_t count) {
+    return loadOrThrow(path, symbols, a, progress, index, count);
   }
-  if (a.command == "diff") {
-    needInputs(a, 2, 2, "two inputs, BASE and TARGET");
-    const la::Snapshot base = loadOrThrow(a.inputs[0], symbols, a, progress, 0, 2);
-    const la::Snapshot target = loadOrThrow(a.inputs[1], symbols, a, progress, 1, 2);
-    const la::Comparison c = la::compare(base, target, symbols, th);
-    if (a.json) {
-      std::cout << la::dumpJson(la::compareJson(c, symbols, a.render), 2) << "\n";
-    } else {
-      la::renderCompare(std::cout, c, symbols, a.render);
-    }
-    return c.suspects.empty() ? kExitClean : kExitSuspect;
-  }
-  if (a.command == "trend" || a.command == "report") {
-    if (a.command == "trend") {
-      needInputs(a, 3, SIZE_MAX, "three or more inputs");
-    } else {
-      if (a.html.empty()) throw UsageError{"report needs --html OUT.html"};
-      needInputs(a, 2, SIZE_MAX, "two or more inputs");
-    }
+  // Loads the inputs in the order they were taken, one at a time, and hands
+  // each to `use(snapshot, index, count)`.
+  template <typename Use>
+  void loadSeries(Use&& use) {
     const std::vector<std::string> ordered = timeOrder(a.inputs);
-    la::TrendBuilder builder(symbols, a.trend);
-    const bool report = a.command == "report";
-    la::Snapshot first, last;
-    std::vector<la::Snapshot> socket_views;
     for (std::size_t i = 0; i < ordered.size(); ++i) {
-      la::Snapshot s = loadOrThrow(ordered[i], symbols, a, progress, i, ordered.size());
-      builder.add(s);
-      if (!report) continue;
-      if (i == 0) first = s;
-      if (i + 1 == ordered.size()) {
-        last = std::move(s);
-      } else {
-        socket_views.push_back(socketsOnly(std::move(s)));
-      }
+      use(load(ordered[i], i, ordered.size()), i, ordered.size());
     }
-    const la::TrendResult t = builder.finish();
-    if (report) {
-      const la::Comparison c = la::compare(first, last, symbols, th);
-      std::vector<const la::Snapshot*> views;
-      for (const auto& v : socket_views) views.push_back(&v);
-      views.push_back(&last);
-      const la::SocketsResult sockets = la::analyseSockets(views, symbols, th);
-      const std::string html = la::renderHtmlReport(t, c, sockets, symbols, a.render);
-      if (auto written = la::writeFileReplacing(a.html, html); !written.ok()) {
-        throw InputFailure{written.error().message};
-      }
-      if (a.json) {
-        auto j = la::trendJson(t, symbols, a.render);
-        j["command"] = "report";
-        j["html"] = a.html;
-        std::cout << la::dumpJson(j, 2) << "\n";
-      } else {
-        std::cout << "wrote " << la::printable(a.html) << ": " << t.suspects.size()
-                  << " suspect(s) over " << t.points.size() << " inputs\n";
-      }
-    } else if (a.json) {
-      std::cout << la::dumpJson(la::trendJson(t, symbols, a.render), 2) << "\n";
-    } else {
-      la::renderTrend(std::cout, t, symbols, a.render);
-    }
-    return t.suspects.empty() ? kExitClean : kExitSuspect;
   }
-  if (a.command == "sockets") {
-    needInputs(a, 1, SIZE_MAX, "one or more inputs");
-    const std::vector<std::string> ordered = timeOrder(a.inputs);
-    std::vector<la::Snapshot> snaps;
-    for (std::size_t i = 0; i < ordered.size(); ++i) {
-      la::Snapshot s = loadOrThrow(ordered[i], symbols, a, progress, i, ordered.size());
-      snaps.push_back(i + 1 == ordered.size() ? std::move(s) : socketsOnly(std::move(s)));
-    }
-    std::vector<const la::Snapshot*> views;
-    for (const auto& s : snaps) views.push_back(&s);
-    const la::SocketsResult r = la::analyseSockets(views, symbols, th);
-    if (a.json) {
-      std::cout << la::dumpJson(la::socketsJson(r, a.render), 2) << "\n";
+
+  const Args& a;
+  Progress progress;
+  la::SymbolTable symbols;
+};
+
+// The inputs of a socket view: the last one whole, the others cut down to
+// what the view needs of them.
+struct SocketSeries {
+  std::vector<la::Snapshot> earlier;
+  la::Snapshot last;
+
+  void add(la::Snapshot&& s, std::size_t index, std::size_t count) {
+    if (index + 1 == count) {
+      last = std::move(s);
     } else {
-      la::renderSockets(std::cout, r, a.render);
+      earlier.push_back(socketsOnly(std::move(s)));
     }
-    return r.suspects.empty() ? kExitClean : kExitSuspect;
   }
-  throw UsageError{"unknown command '" + a.command +
-                   "' (show, diff, trend, sockets, report); see --help"};
+  std::vector<const la::Snapshot*> views() const {
+    std::vector<const la::Snapshot*> v;
+    for (const auto& s : earlier) v.push_back(&s);
+    v.push_back(&last);
+    return v;
+  }
+};
+
+// Writes a command's result, as JSON with --json or else as its text view,
+// and returns the exit code: 1 when it has suspects.
+template <typename ToJson, typename RenderText>
+int present(const Args& a, bool suspects, ToJson&& toJson, RenderText&& renderText) {
+  if (a.json) {
+    std::cout << la::dumpJson(toJson(), 2) << "\n";
+  } else {
+    renderText(std::cout);
+  }
+  return suspects ? kExitSuspect : kExitClean;
 }
 
-const char* helpFor(const std::string& command) {
-  if (command == "show") return kShowHelp;
-  if (command == "diff") return kDiffHelp;
-  if (command == "trend") return kTrendHelp;
-  if (command == "sockets") return kSocketsHelp;
-  if (command == "report") return kReportHelp;
-  return nullptr;
+int runShow(Session& session) {
+  const Args& a = session.a;
+  const la::Snapshot s = session.load(a.inputs[0], 0, 1);
+  const la::SocketsResult sockets = la::analyseSockets({&s}, session.symbols, a.trend.thresholds);
+  return present(
+      a, !sockets.suspects.empty(),
+      [&] { return la::showJson(s, sockets, session.symbols, a.render); },
+      [&](std::ostream& out) { la::renderShow(out, s, sockets, session.symbols, a.render); });
+}
+
+int runDiff(Session& session) {
+  const Args& a = session.a;
+  const la::Snapshot base = session.load(a.inputs[0], 0, 2);
+  const la::Snapshot target = session.load(a.inputs[1], 1, 2);
+  const la::Comparison c = la::compare(base, target, session.symbols, a.trend.thresholds);
+  return present(
+      a, !c.suspects.empty(), [&] { return la::compareJson(c, session.symbols, a.render); },
+      [&](std::ostream& out) { la::renderCompare(out, c, session.symbols, a.render); });
+}
+
+// One input in memory at a time: the builder keeps each group's series, not
+// the snapshots.
+int runTrend(Session& session) {
+  const Args& a = session.a;
+  la::TrendBuilder builder(session.symbols, a.trend);
+  session.loadSeries([&](la::Snapshot&& s, std::size_t, std::size_t) { builder.add(s); });
+  const la::TrendResult t = builder.finish();
+  return present(
+      a, !t.suspects.empty(), [&] { return la::trendJson(t, session.symbols, a.render); },
+      [&](std::ostream& out) { la::renderTrend(out, t, session.symbols, a.render); });
+}
+
+// The last input whole, the others only their sockets (SocketSeries).
+int runSockets(Session& session) {
+  const Args& a = session.a;
+  SocketSeries series;
+  session.loadSeries(
+      [&](la::Snapshot&& s, std::size_t i, std::size_t n) { series.add(std::move(s), i, n); });
+  const la::SocketsResult r =
+      la::analyseSockets(series.views(), session.symbols, a.trend.thresholds);
+  return present(
+      a, !r.suspects.empty(), [&] { return la::socketsJson(r, a.render); },
+      [&](std::ostream& out) { la::renderSockets(out, r, a.render); });
+}
+
+// The trend of the series, and from the same single read the comparison of
+// its first and last input and its socket view; written as one HTML page.
+int runReport(Session& session) {
+  const Args& a = session.a;
+  la::TrendBuilder builder(session.symbols, a.trend);
+  la::Snapshot first;
+  SocketSeries series;
+  session.loadSeries([&](la::Snapshot&& s, std::size_t i, std::size_t n) {
+    builder.add(s);
+    if (i == 0) first = s;
+    series.add(std::move(s), i, n);
+  });
+  const la::TrendResult t = builder.finish();
+  const auto& th = a.trend.thresholds;
+  const la::Comparison c = la::compare(first, series.last, session.symbols, th);
+  const la::SocketsResult sockets = la::analyseSockets(series.views(), session.symbols, th);
+  const std::string html = la::renderHtmlReport(t, c, sockets, session.symbols, a.render);
+  if (auto written = la::writeFileReplacing(a.html, html); !written.ok()) {
+    throw InputFailure{written.error().message};
+  }
+  auto toJson = [&] {
+    auto j = la::trendJson(t, session.symbols, a.render);
+    j["command"] = "report";
+    j["html"] = a.html;
+    return j;
+  };
+  return present(a, !t.suspects.empty(), toJson, [&](std::ostream& out) {
+    out << "wrote " << la::printable(a.html) << ": " << t.suspects.size() << " suspect(s) over "
+        << t.points.size() << " inputs\n";
+  });
+}
+
+int run(const Args& a) {
+  const Command* c = findCommand(a.command);
+  if (c == nullptr) {
+    throw UsageError{"unknown command '" + a.command +
+                     "' (show, diff, trend, sockets, report); see --help"};
+  }
+  needInputs(a, c->min_inputs, c->max_inputs, c->inputs);
+  Session session(a);
+  return c->run(session);
 }
 
 // One line on stderr, whatever the message quotes (paths and tokens from

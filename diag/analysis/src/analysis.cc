@@ -1,6 +1,6 @@
 #include "leakscope/analysis/analysis.h"
 
-#include "render.h"
+#include "leakscope/analysis/units.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -26,16 +26,8 @@ bool isConnectedState(const std::string& state) {
 
 bool isTcp(const Socket& s) { return s.protocol == "tcp" || s.protocol == "tcp6"; }
 
-std::string fmtCount(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f", v);
-  return buf;
-}
-
-std::string fmtBytes(double v) { return formatBytes(v); }
-
-std::string signedCount(double v) { return (v >= 0 ? "+" : "") + fmtCount(v); }
-std::string signedBytes(double v) { return (v >= 0 ? "+" : "") + fmtBytes(v); }
+std::string signedCount(double v) { return (v >= 0 ? "+" : "") + formatCount(v); }
+std::string signedBytes(double v) { return (v >= 0 ? "+" : "") + formatBytes(v); }
 
 // Least-squares slope of y over x (x in hours).
 double slope(const std::vector<double>& x, const std::vector<double>& y) {
@@ -275,14 +267,15 @@ std::vector<CompareRow> compareTracked(const Snapshot& base, const Snapshot& tar
     tracked.push_back(r);
     if (r.delta_count >= static_cast<double>(t.min_objects)) {
       c.suspects.push_back({Group::kTracked, name,
-                            fmtCount(r.new_count) + " new, " + fmtCount(r.deleted_count) +
-                                " deleted: live " + fmtCount(r.base_count) + " -> " +
-                                fmtCount(r.target_count) + " (" + signedBytes(r.delta_bytes) + ")",
+                            formatCount(r.new_count) + " new, " + formatCount(r.deleted_count) +
+                                " deleted: live " + formatCount(r.base_count) + " -> " +
+                                formatCount(r.target_count) + " (" + signedBytes(r.delta_bytes) +
+                                ")",
                             r.delta_count, r.delta_bytes, std::nullopt});
     } else if (r.delta_bytes >= t.min_tracked_bytes) {
       c.suspects.push_back({Group::kTracked, name,
                             "retained bytes " + signedBytes(r.delta_bytes) + " (" +
-                                fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
+                                formatCount(r.base_count) + " -> " + formatCount(r.target_count) +
                                 " objects)",
                             r.delta_count, r.delta_bytes, std::nullopt});
     }
@@ -343,9 +336,9 @@ std::vector<CompareRow> compareHeap(const Snapshot& base, const Snapshot& target
     heap.push_back(r);
     if (r.delta_bytes >= t.min_heap_bytes) {
       c.suspects.push_back({Group::kHeap, r.name,
-                            "in use " + fmtBytes(r.base_bytes) + " -> " + fmtBytes(r.target_bytes) +
-                                " (" + signedBytes(r.delta_bytes) + ", " +
-                                signedCount(r.delta_count) + " objects)",
+                            "in use " + formatBytes(r.base_bytes) + " -> " +
+                                formatBytes(r.target_bytes) + " (" + signedBytes(r.delta_bytes) +
+                                ", " + signedCount(r.delta_count) + " objects)",
                             r.delta_count, r.delta_bytes, st});
     }
   }
@@ -377,9 +370,9 @@ std::vector<CompareRow> compareSockets(const Snapshot& base, const Snapshot& tar
     sockets.push_back(r);
     if (r.delta_count >= static_cast<double>(t.min_objects) && isConnectedState(key.second)) {
       c.suspects.push_back({Group::kSocket, r.name,
-                            fmtCount(r.base_count) + " -> " + fmtCount(r.target_count) +
-                                " sockets (" + fmtCount(r.new_count) + " new, " +
-                                fmtCount(r.deleted_count) + " closed)",
+                            formatCount(r.base_count) + " -> " + formatCount(r.target_count) +
+                                " sockets (" + formatCount(r.new_count) + " new, " +
+                                formatCount(r.deleted_count) + " closed)",
                             r.delta_count, 0, std::nullopt});
     }
   }
@@ -564,9 +557,9 @@ std::string fmtSeries(const std::vector<double>& v, bool bytes) {
   const std::size_t show = std::min<std::size_t>(v.size(), 6);
   for (std::size_t i = 0; i < show; ++i) {
     if (i > 0) out += ", ";
-    out += bytes ? fmtBytes(v[i]) : fmtCount(v[i]);
+    out += bytes ? formatBytes(v[i]) : formatCount(v[i]);
   }
-  if (v.size() > show) out += ", ... " + (bytes ? fmtBytes(v.back()) : fmtCount(v.back()));
+  if (v.size() > show) out += ", ... " + (bytes ? formatBytes(v.back()) : formatCount(v.back()));
   return out;
 }
 
@@ -630,9 +623,9 @@ std::string trendReason(const TrendGroup& g, const Classification& c, bool by_by
       if (g.accelerating) reason += "; accelerating";
       break;
     case Verdict::kTransient:
-      reason = "peaked at " + (by_bytes ? fmtBytes(main[c.peak]) : fmtCount(main[c.peak]) + unit) +
-               " in " + points[c.peak].path + " and was freed later (" + fmtSeries(main, by_bytes) +
-               ")";
+      reason = "peaked at " +
+               (by_bytes ? formatBytes(main[c.peak]) : formatCount(main[c.peak]) + unit) + " in " +
+               points[c.peak].path + " and was freed later (" + fmtSeries(main, by_bytes) + ")";
       break;
     case Verdict::kRecent:
       reason = "grew in the last interval only (" + fmtSeries(main, by_bytes) +

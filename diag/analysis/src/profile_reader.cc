@@ -19,7 +19,6 @@
 #include "safe_open.h"
 
 namespace leakscope::analysis {
-namespace diag = core;  // MERGE-TODO: qualify as core:: once sz-cli lands
 namespace {
 
 std::string baseName(std::string_view path) {
@@ -233,7 +232,7 @@ class OfflineSymbolizer {
     // An address past the end of the nearest symbol belongs to an unnamed
     // function; naming it after its neighbour would mislead.
     if (sym.size != 0 && pc >= sym.start + sym.size) return nullptr;
-    if (sym.demangled.empty()) sym.demangled = diag::demangleSymbol(sym.name);
+    if (sym.demangled.empty()) sym.demangled = core::demangleSymbol(sym.name);
     return &sym.demangled;
   }
   std::unordered_map<Dwfl_Module*, std::vector<Symbol>> symbols_;
@@ -244,22 +243,46 @@ std::size_t countLines(std::string_view text) {
          (text.empty() || text.back() == '\n' ? 0 : 1);
 }
 
-}  // namespace
+// A record's addresses as a symbolic stack. Each distinct address is
+// symbolized once and becomes a frame key.
+class StackInterner {
+ public:
+  StackInterner(OfflineSymbolizer& sym, SymbolTable& symbols) : sym_(sym), symbols_(symbols) {}
 
-Result<Snapshot> parseProfileText(std::string_view text, const std::string& path,
-                                  SymbolTable& symbols, const LoadOptions& options) {
-  auto parsed = diag::parseHeapProfile(text);
-  if (!parsed) return Error{Errc::kParse, path + ": " + parsed.error().message};
-  const diag::RawHeapProfile& p = *parsed;
-  const std::vector<Mapping> maps = parseMappings(p.mapped_libraries);
-  if (maps.empty()) {
-    return Error{Errc::kParse,
-                 path + ": line " + std::to_string(countLines(text)) +
-                     ": no MAPPED_LIBRARIES section (or no file mappings in it): the addresses "
-                     "cannot be symbolized; the profile was cut or not written by gperftools"};
+  // The stack from its first frame that is not the allocator's (the whole
+  // stack when every frame is), so sites group by their caller.
+  StackId intern(const std::vector<std::uint64_t>& stack) {
+    frames_.clear();
+    for (std::size_t i = 0; i < stack.size(); ++i) frames_.push_back(keyOf(stack[i], i > 0));
+    std::size_t first = 0;
+    while (first < frames_.size() && allocator_frame_[frames_[first]]) ++first;
+    if (first == frames_.size()) first = 0;
+    keys_.assign(frames_.begin() + static_cast<std::ptrdiff_t>(first), frames_.end());
+    return symbols_.internStack(keys_);
   }
-  OfflineSymbolizer sym(maps, options.binary);
 
+ private:
+  StringId keyOf(std::uint64_t address, bool is_return) {
+    auto [it, added] = address_keys_[is_return ? 1 : 0].try_emplace(address);
+    if (!added) return it->second;
+    FrameInfo f = sym_.lookup(address, is_return, false);
+    if (!symbols_.hasFrame(SymbolTable::frameKey(f))) f = sym_.lookup(address, is_return, true);
+    it->second = symbols_.internFrame(f);
+    allocator_frame_.try_emplace(it->second, core::isAllocatorFrame(f.module, f.function));
+    return it->second;
+  }
+
+  OfflineSymbolizer& sym_;
+  SymbolTable& symbols_;
+  // [0]: the innermost address, [1]: return addresses.
+  std::unordered_map<std::uint64_t, StringId> address_keys_[2];
+  std::unordered_map<StringId, bool> allocator_frame_;
+  std::vector<StringId> frames_;  // reused between records
+  std::vector<StringId> keys_;
+};
+
+// The snapshot a profile becomes, before its sites are added.
+Snapshot profileSnapshot(const std::string& path, const core::RawHeapProfile& p) {
   Snapshot s;
   s.path = path;
   s.source = SourceKind::kHeapProfile;
@@ -268,46 +291,51 @@ Result<Snapshot> parseProfileText(std::string_view text, const std::string& path
   s.heap.format = p.format;
   s.heap.mode = p.format == "heap_v2" ? "sampled" : "full";
   s.heap.sample_period = p.sample_period;
+  return s;
+}
+
+// Adds a record's figures to its site; sampled profiles' figures are
+// estimates of the whole heap.
+void addRecord(HeapSite& site, const core::HeapRecord& r, const core::RawHeapProfile& p) {
+  if (p.format == "heap_v2") {
+    const core::Estimate in = core::unsample(r.inuse_objects, r.inuse_bytes, p.sample_period);
+    const core::Estimate al = core::unsample(r.alloc_objects, r.alloc_bytes, p.sample_period);
+    site.inuse_objects += in.objects;
+    site.inuse_bytes += in.bytes;
+    site.alloc_objects += al.objects;
+    site.alloc_bytes += al.bytes;
+  } else {
+    site.inuse_objects += static_cast<double>(r.inuse_objects);
+    site.inuse_bytes += static_cast<double>(r.inuse_bytes);
+    site.alloc_objects += static_cast<double>(r.alloc_objects);
+    site.alloc_bytes += static_cast<double>(r.alloc_bytes);
+  }
+}
+
+}  // namespace
+
+Result<Snapshot> parseProfileText(std::string_view text, const std::string& path,
+                                  SymbolTable& symbols, const LoadOptions& options) {
+  auto parsed = core::parseHeapProfile(text);
+  if (!parsed) return Error{Errc::kParse, path + ": " + parsed.error().message};
+  const core::RawHeapProfile& p = *parsed;
+  const std::vector<Mapping> maps = parseMappings(p.mapped_libraries);
+  if (maps.empty()) {
+    return Error{Errc::kParse,
+                 path + ": line " + std::to_string(countLines(text)) +
+                     ": no MAPPED_LIBRARIES section (or no file mappings in it): the addresses "
+                     "cannot be symbolized; the profile was cut or not written by gperftools"};
+  }
+  OfflineSymbolizer sym(maps, options.binary);
+  StackInterner stacks(sym, symbols);
+
+  Snapshot s = profileSnapshot(path, p);
   std::unordered_map<StackId, std::size_t> index;
-  // Each distinct address is symbolized once and becomes a frame key.
-  // [0]: the innermost address, [1]: return addresses.
-  std::unordered_map<std::uint64_t, StringId> address_keys[2];
-  std::unordered_map<StringId, bool> allocator_frame;
-  auto keyOf = [&](std::uint64_t address, bool is_return) {
-    auto [it, added] = address_keys[is_return ? 1 : 0].try_emplace(address);
-    if (!added) return it->second;
-    FrameInfo f = sym.lookup(address, is_return, false);
-    if (!symbols.hasFrame(SymbolTable::frameKey(f))) f = sym.lookup(address, is_return, true);
-    it->second = symbols.internFrame(f);
-    allocator_frame.try_emplace(it->second, diag::isAllocatorFrame(f.module, f.function));
-    return it->second;
-  };
-  std::vector<StringId> frames;
-  std::vector<StringId> keys;
-  for (const diag::HeapRecord& r : p.records) {
-    frames.clear();
-    for (std::size_t i = 0; i < r.stack.size(); ++i) frames.push_back(keyOf(r.stack[i], i > 0));
-    std::size_t first = 0;
-    while (first < frames.size() && allocator_frame[frames[first]]) ++first;
-    if (first == frames.size()) first = 0;
-    keys.assign(frames.begin() + static_cast<std::ptrdiff_t>(first), frames.end());
-    const StackId stack = symbols.internStack(keys);
+  for (const core::HeapRecord& r : p.records) {
+    const StackId stack = stacks.intern(r.stack);
     auto [it, added] = index.emplace(stack, s.heap.sites.size());
     if (added) s.heap.sites.push_back(HeapSite{stack, 0, 0, 0, 0});
-    HeapSite& site = s.heap.sites[it->second];
-    if (p.format == "heap_v2") {
-      const diag::Estimate in = diag::unsample(r.inuse_objects, r.inuse_bytes, p.sample_period);
-      const diag::Estimate al = diag::unsample(r.alloc_objects, r.alloc_bytes, p.sample_period);
-      site.inuse_objects += in.objects;
-      site.inuse_bytes += in.bytes;
-      site.alloc_objects += al.objects;
-      site.alloc_bytes += al.bytes;
-    } else {
-      site.inuse_objects += static_cast<double>(r.inuse_objects);
-      site.inuse_bytes += static_cast<double>(r.inuse_bytes);
-      site.alloc_objects += static_cast<double>(r.alloc_objects);
-      site.alloc_bytes += static_cast<double>(r.alloc_bytes);
-    }
+    addRecord(s.heap.sites[it->second], r, p);
   }
   finishHeap(s.heap);
   return s;

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "char_source.h"
+#include "leakscope/analysis/text.h"
 #include "readers.h"
-#include "render.h"
 
 namespace leakscope::analysis {
 namespace {
@@ -158,92 +158,7 @@ class Builder {
   bool header_done = false;
 
   bool topLevel(const std::string& key, json&& v) {
-    if (key == "format") {
-      if (!v.is_string() || v.get<std::string>() != "leakscope-snapshot") {
-        error = "not a leakscope snapshot (format is " + clip(dumpJson(v)) + ")";
-        return false;
-      }
-      saw_format = true;
-    } else if (key == "version") {
-      if (!v.is_number_integer()) {
-        error = "version: expected an integer";
-        return false;
-      }
-      const bool huge = v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t{INT64_MAX};
-      const auto version = huge ? INT64_MAX : v.get<std::int64_t>();
-      if (version > kSnapshotVersion) {
-        error = "snapshot version " + dumpJson(v) +
-                " is newer than this leakscope reads (version " + std::to_string(kSnapshotVersion) +
-                "); use a newer leakscope";
-        return false;
-      }
-      if (version < 1) {
-        error = "snapshot version " + std::to_string(version) + " is not valid";
-        return false;
-      }
-    } else if (key == "sequence") {
-      if (!v.is_number_integer() ||
-          (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t{INT64_MAX})) {
-        return fail("sequence: expected an integer");
-      }
-      s_.sequence = v.get<std::int64_t>();
-    } else if (key == "name") {
-      if (!v.is_string()) return fail("name: expected a string");
-      s_.name = v.get<std::string>();
-    } else if (key == "taken") {
-      Fields f(v, "taken", error);
-      s_.taken_unix_ns = f.count("unix_ns");
-      s_.utc = f.str("utc");
-    } else if (key == "trigger") {
-      Fields f(v, "trigger", error);
-      s_.trigger = f.str("reason");
-      const std::string detail = f.str("detail");
-      if (!detail.empty()) s_.trigger += " (" + detail + ")";
-    } else if (key == "process") {
-      Fields f(v, "process", error);
-      s_.process.pid = f.count("pid");
-      s_.process.exe = f.str("exe");
-      s_.process.build_id = f.str("build_id");
-      s_.process.rss_bytes = f.count("rss_bytes");
-      s_.process.virtual_bytes = f.count("virtual_bytes");
-      s_.process.open_fds = f.count("open_fds");
-      s_.process.max_fds = f.count("max_fds");
-      s_.process.threads = f.count("threads");
-    } else if (key == "allocator") {
-      Fields f(v, "allocator", error);
-      s_.allocator_available = f.boolean("available", false);
-      s_.allocated_bytes = f.count("allocated_bytes");
-      s_.heap_bytes = f.count("heap_bytes");
-    } else if (key == "tracked") {
-      if (!v.is_array()) return fail("tracked: expected an array");
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        const std::string where = "tracked[" + std::to_string(i) + "]";
-        Fields f(v[i], where, error);
-        TrackedKind k;
-        k.name = f.str("kind");
-        if (k.name.empty() && error.empty()) error = where + ".kind: missing";
-        k.live = f.count("live");
-        k.live_bytes = f.count("live_bytes");
-        k.created_total = f.count("created_total");
-        k.destroyed_total = f.count("destroyed_total");
-        if (i < pending_objects_.size()) k.objects = std::move(pending_objects_[i]);
-        std::sort(k.objects.begin(), k.objects.end(),
-                  [](const TrackedObject& a, const TrackedObject& b) { return a.id < b.id; });
-        s_.kinds.push_back(std::move(k));
-      }
-      pending_objects_.clear();
-    } else if (key == "sockets_error") {
-      if (v.is_string()) s_.sockets_error = v.get<std::string>();
-    } else if (key == "heap") {
-      Fields f(v, "heap", error);
-      heap_seen_ = true;
-      s_.heap.available = f.boolean("available", true);
-      s_.heap.reason = f.str("reason");
-      s_.heap.mode = f.str("mode");
-      s_.heap.format = f.str("format");
-      s_.heap.sample_period = f.count("sample_period");
-    }
-    // Unknown keys are ignored: a reader of version 1 reads any version-1 file.
+    if (!readTopLevel(key, v)) return false;
     if (key == "sequence") saw_sequence_ = true;
     if (key == "taken") saw_taken_ = true;
     if (header_only && saw_format && saw_sequence_ && saw_taken_ && error.empty()) {
@@ -256,73 +171,10 @@ class Builder {
   // An element of one of the streamed arrays. `outer` is the index of the
   // enclosing tracked[] entry for objects.
   bool element(const std::string& array, std::size_t outer, std::size_t index, json&& v) {
-    if (array == "tracked/#/objects") {
-      Fields f(v, "tracked[" + std::to_string(outer) + "].objects[" + std::to_string(index) + "]",
-               error);
-      TrackedObject o;
-      o.id = f.u64("id");
-      o.birth_unix_ns = f.count("birth_unix_ns");
-      o.bytes = f.count("bytes");
-      o.label = symbols_.intern(f.str("label"));
-      o.fd = static_cast<std::int32_t>(std::clamp<std::int64_t>(f.i64("fd", -1), -1, INT32_MAX));
-      if (outer >= pending_objects_.size()) pending_objects_.resize(outer + 1);
-      pending_objects_[outer].push_back(o);
-    } else if (array == "sockets") {
-      Fields f(v, "sockets[" + std::to_string(index) + "]", error);
-      Socket k;
-      k.fd = static_cast<std::int32_t>(std::clamp<std::int64_t>(f.i64("fd", -1), -1, INT32_MAX));
-      k.inode = static_cast<std::uint64_t>(f.count("inode"));
-      k.protocol = f.str("protocol");
-      k.local = f.str("local");
-      k.remote = f.str("remote");
-      k.state = f.str("state");
-      k.path = f.str("path");
-      k.peer = f.str("peer");
-      if (f.has("owner") && !v["owner"].is_null()) k.owner = f.u64("owner");
-      s_.sockets.push_back(std::move(k));
-    } else if (array == "heap/frames") {
-      Fields f(v, "heap.frames[" + std::to_string(index) + "]", error);
-      // The format says a frame's id is its index; holding it to that keeps
-      // the table as big as the file made it, whatever ids it names.
-      const std::int64_t id = f.i64("id", static_cast<std::int64_t>(index));
-      FrameInfo fi;
-      fi.function = f.str("function");
-      fi.file = f.str("file");
-      fi.line = static_cast<int>(std::clamp<std::int64_t>(f.i64("line"), 0, INT32_MAX));
-      fi.module = baseName(f.str("module"));
-      fi.module_offset = f.hex("module_offset");
-      if (!error.empty()) return false;
-      if (id < 0 || static_cast<std::uint64_t>(id) != index) {
-        return fail("heap.frames[" + std::to_string(index) + "].id: " + std::to_string(id) +
-                    " is not the frame's index " + std::to_string(index));
-      }
-      frames_.push_back(symbols_.internFrame(fi));
-    } else if (array == "heap/sites") {
-      const std::string where = "heap.sites[" + std::to_string(index) + "]";
-      Fields f(v, where, error);
-      RawSite r;
-      const bool estimated = f.has("estimated_inuse_bytes");
-      r.inuse_objects = estimated ? f.figure("estimated_inuse_objects") : f.figure("inuse_objects");
-      r.inuse_bytes = estimated ? f.figure("estimated_inuse_bytes") : f.figure("inuse_bytes");
-      r.alloc_objects = f.figure("alloc_objects");
-      r.alloc_bytes = f.figure("alloc_bytes");
-      if (estimated && f.figure("inuse_bytes") > 0) {
-        // Scale alloc figures like in-use ones (a sample carries live objects).
-        const double scale = r.inuse_bytes / f.figure("inuse_bytes");
-        r.alloc_objects *= scale;
-        r.alloc_bytes *= scale;
-        if (!(r.alloc_objects <= kMaxFigure && r.alloc_bytes <= kMaxFigure)) {
-          return fail(where + ".estimated_inuse_bytes: scales alloc figures past 2^63");
-        }
-      }
-      const json* stack = v.is_object() && v.contains("stack") ? &v["stack"] : nullptr;
-      if (stack == nullptr || !stack->is_array()) return fail(where + ".stack: expected an array");
-      for (const auto& id : *stack) {
-        if (!id.is_number_unsigned()) return fail(where + ".stack: expected frame ids");
-        r.frames.push_back(id.get<std::uint64_t>());
-      }
-      raw_sites_.push_back(std::move(r));
-    }
+    if (array == "tracked/#/objects") return addObject(outer, index, v);
+    if (array == "sockets") return addSocket(index, v);
+    if (array == "heap/frames") return addFrame(index, v);
+    if (array == "heap/sites") return addSite(index, v);
     return error.empty();
   }
 
@@ -365,6 +217,212 @@ class Builder {
   }
 
  private:
+  // false: stop reading (the error is set). Unknown keys are ignored: a
+  // reader of version 1 reads any version-1 file.
+  bool readTopLevel(const std::string& key, json& v) {
+    if (key == "format") return readFormat(v);
+    if (key == "version") return readVersion(v);
+    if (key == "sequence") return readSequence(v);
+    if (key == "name") {
+      if (!v.is_string()) return fail("name: expected a string");
+      s_.name = v.get<std::string>();
+    } else if (key == "taken") {
+      readTaken(v);
+    } else if (key == "trigger") {
+      readTrigger(v);
+    } else if (key == "process") {
+      readProcess(v);
+    } else if (key == "allocator") {
+      readAllocator(v);
+    } else if (key == "tracked") {
+      return readTracked(v);
+    } else if (key == "sockets_error") {
+      if (v.is_string()) s_.sockets_error = v.get<std::string>();
+    } else if (key == "heap") {
+      readHeap(v);
+    }
+    return true;
+  }
+
+  bool readFormat(const json& v) {
+    if (!v.is_string() || v.get<std::string>() != core::kSnapshotFormat) {
+      error = "not a leakscope snapshot (format is " + clip(dumpJson(v)) + ")";
+      return false;
+    }
+    saw_format = true;
+    return true;
+  }
+
+  bool readVersion(const json& v) {
+    if (!v.is_number_integer()) {
+      error = "version: expected an integer";
+      return false;
+    }
+    const bool huge = v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t{INT64_MAX};
+    const auto version = huge ? INT64_MAX : v.get<std::int64_t>();
+    if (version > core::kSnapshotVersion) {
+      error = "snapshot version " + dumpJson(v) + " is newer than this leakscope reads (version " +
+              std::to_string(core::kSnapshotVersion) + "); use a newer leakscope";
+      return false;
+    }
+    if (version < 1) {
+      error = "snapshot version " + std::to_string(version) + " is not valid";
+      return false;
+    }
+    return true;
+  }
+
+  bool readSequence(const json& v) {
+    if (!v.is_number_integer() ||
+        (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t{INT64_MAX})) {
+      return fail("sequence: expected an integer");
+    }
+    s_.sequence = v.get<std::int64_t>();
+    return true;
+  }
+
+  void readTaken(const json& v) {
+    Fields f(v, "taken", error);
+    s_.taken_unix_ns = f.count("unix_ns");
+    s_.utc = f.str("utc");
+  }
+
+  void readTrigger(const json& v) {
+    Fields f(v, "trigger", error);
+    s_.trigger = f.str("reason");
+    const std::string detail = f.str("detail");
+    if (!detail.empty()) s_.trigger += " (" + detail + ")";
+  }
+
+  void readProcess(const json& v) {
+    Fields f(v, "process", error);
+    s_.process.pid = f.count("pid");
+    s_.process.exe = f.str("exe");
+    s_.process.build_id = f.str("build_id");
+    s_.process.rss_bytes = f.count("rss_bytes");
+    s_.process.virtual_bytes = f.count("virtual_bytes");
+    s_.process.open_fds = f.count("open_fds");
+    s_.process.max_fds = f.count("max_fds");
+    s_.process.threads = f.count("threads");
+  }
+
+  void readAllocator(const json& v) {
+    Fields f(v, "allocator", error);
+    s_.allocator_available = f.boolean("available", false);
+    s_.allocated_bytes = f.count("allocated_bytes");
+    s_.heap_bytes = f.count("heap_bytes");
+  }
+
+  // The kinds' objects came before, streamed (tracked/#/objects).
+  bool readTracked(const json& v) {
+    if (!v.is_array()) return fail("tracked: expected an array");
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const std::string where = "tracked[" + std::to_string(i) + "]";
+      Fields f(v[i], where, error);
+      TrackedKind k;
+      k.name = f.str("kind");
+      if (k.name.empty() && error.empty()) error = where + ".kind: missing";
+      k.live = f.count("live");
+      k.live_bytes = f.count("live_bytes");
+      k.created_total = f.count("created_total");
+      k.destroyed_total = f.count("destroyed_total");
+      if (i < pending_objects_.size()) k.objects = std::move(pending_objects_[i]);
+      std::sort(k.objects.begin(), k.objects.end(),
+                [](const TrackedObject& a, const TrackedObject& b) { return a.id < b.id; });
+      s_.kinds.push_back(std::move(k));
+    }
+    pending_objects_.clear();
+    return true;
+  }
+
+  void readHeap(const json& v) {
+    Fields f(v, "heap", error);
+    heap_seen_ = true;
+    s_.heap.available = f.boolean("available", true);
+    s_.heap.reason = f.str("reason");
+    s_.heap.mode = f.str("mode");
+    s_.heap.format = f.str("format");
+    s_.heap.sample_period = f.count("sample_period");
+  }
+
+  bool addObject(std::size_t outer, std::size_t index, const json& v) {
+    Fields f(v, "tracked[" + std::to_string(outer) + "].objects[" + std::to_string(index) + "]",
+             error);
+    TrackedObject o;
+    o.id = f.u64("id");
+    o.birth_unix_ns = f.count("birth_unix_ns");
+    o.bytes = f.count("bytes");
+    o.label = symbols_.intern(f.str("label"));
+    o.fd = static_cast<std::int32_t>(std::clamp<std::int64_t>(f.i64("fd", -1), -1, INT32_MAX));
+    if (outer >= pending_objects_.size()) pending_objects_.resize(outer + 1);
+    pending_objects_[outer].push_back(o);
+    return error.empty();
+  }
+
+  bool addSocket(std::size_t index, json& v) {
+    Fields f(v, "sockets[" + std::to_string(index) + "]", error);
+    Socket k;
+    k.fd = static_cast<std::int32_t>(std::clamp<std::int64_t>(f.i64("fd", -1), -1, INT32_MAX));
+    k.inode = static_cast<std::uint64_t>(f.count("inode"));
+    k.protocol = f.str("protocol");
+    k.local = f.str("local");
+    k.remote = f.str("remote");
+    k.state = f.str("state");
+    k.path = f.str("path");
+    k.peer = f.str("peer");
+    if (f.has("owner") && !v["owner"].is_null()) k.owner = f.u64("owner");
+    s_.sockets.push_back(std::move(k));
+    return error.empty();
+  }
+
+  bool addFrame(std::size_t index, const json& v) {
+    Fields f(v, "heap.frames[" + std::to_string(index) + "]", error);
+    // The format says a frame's id is its index; holding it to that keeps
+    // the table as big as the file made it, whatever ids it names.
+    const std::int64_t id = f.i64("id", static_cast<std::int64_t>(index));
+    FrameInfo fi;
+    fi.function = f.str("function");
+    fi.file = f.str("file");
+    fi.line = static_cast<int>(std::clamp<std::int64_t>(f.i64("line"), 0, INT32_MAX));
+    fi.module = baseName(f.str("module"));
+    fi.module_offset = f.hex("module_offset");
+    if (!error.empty()) return false;
+    if (id < 0 || static_cast<std::uint64_t>(id) != index) {
+      return fail("heap.frames[" + std::to_string(index) + "].id: " + std::to_string(id) +
+                  " is not the frame's index " + std::to_string(index));
+    }
+    frames_.push_back(symbols_.internFrame(fi));
+    return error.empty();
+  }
+
+  bool addSite(std::size_t index, json& v) {
+    const std::string where = "heap.sites[" + std::to_string(index) + "]";
+    Fields f(v, where, error);
+    RawSite r;
+    const bool estimated = f.has("estimated_inuse_bytes");
+    r.inuse_objects = estimated ? f.figure("estimated_inuse_objects") : f.figure("inuse_objects");
+    r.inuse_bytes = estimated ? f.figure("estimated_inuse_bytes") : f.figure("inuse_bytes");
+    r.alloc_objects = f.figure("alloc_objects");
+    r.alloc_bytes = f.figure("alloc_bytes");
+    if (estimated && f.figure("inuse_bytes") > 0) {
+      // Scale alloc figures like in-use ones (a sample carries live objects).
+      const double scale = r.inuse_bytes / f.figure("inuse_bytes");
+      r.alloc_objects *= scale;
+      r.alloc_bytes *= scale;
+      if (!(r.alloc_objects <= kMaxFigure && r.alloc_bytes <= kMaxFigure)) {
+        return fail(where + ".estimated_inuse_bytes: scales alloc figures past 2^63");
+      }
+    }
+    const json* stack = v.is_object() && v.contains("stack") ? &v["stack"] : nullptr;
+    if (stack == nullptr || !stack->is_array()) return fail(where + ".stack: expected an array");
+    for (const auto& id : *stack) {
+      if (!id.is_number_unsigned()) return fail(where + ".stack: expected frame ids");
+      r.frames.push_back(id.get<std::uint64_t>());
+    }
+    raw_sites_.push_back(std::move(r));
+    return error.empty();
+  }
+
   struct RawSite {
     double inuse_objects = 0, inuse_bytes = 0, alloc_objects = 0, alloc_bytes = 0;
     std::vector<std::uint64_t> frames;

@@ -11,88 +11,10 @@ namespace {
 
 using json = nlohmann::json;
 
-// Decodes one UTF-8 sequence at `s[i]`: its code point and length, or
-// length 0 when the bytes there are not valid UTF-8 (overlong forms and
-// surrogates included).
-std::pair<char32_t, std::size_t> decodeUtf8(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  std::size_t len = 0;
-  char32_t cp = 0;
-  char32_t min = 0;
-  if (c < 0x80) return {c, 1};
-  if ((c & 0xe0) == 0xc0) {
-    len = 2, cp = c & 0x1f, min = 0x80;
-  } else if ((c & 0xf0) == 0xe0) {
-    len = 3, cp = c & 0x0f, min = 0x800;
-  } else if ((c & 0xf8) == 0xf0) {
-    len = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    return {0, 0};
-  }
-  if (i + len > s.size()) return {0, 0};
-  for (std::size_t k = 1; k < len; ++k) {
-    if ((b(k) & 0xc0) != 0x80) return {0, 0};
-    cp = (cp << 6) | (b(k) & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {0, 0};
-  return {cp, len};
-}
-
-// C1 controls (a terminal may act on U+009B as CSI) and the bidi controls
-// that reorder what follows them.
-bool isHiddenControl(char32_t cp) {
-  return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
-         (cp >= 0x2066 && cp <= 0x2069);
-}
-
-}  // namespace
-
-std::string printable(std::string_view text, bool keep_newlines) {
-  std::string out;
-  out.reserve(text.size());
-  char buf[16];
-  for (std::size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '\n' && keep_newlines) {
-      out += '\n';
-      ++i;
-      continue;
-    }
-    const auto [cp, len] = decodeUtf8(text, i);
-    if (len == 0 || c < 0x20 || c == 0x7f) {
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-      ++i;
-    } else if (isHiddenControl(cp)) {
-      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
-      out += buf;
-      i += len;
-    } else {
-      out.append(text.substr(i, len));
-      i += len;
-    }
-  }
-  return out;
-}
-
-namespace {
 // Text from an input, inline in a view: escaped, on one line.
 std::string oneLine(std::string_view text) { return printable(text); }
-}  // namespace
 
-std::string dumpJson(const nlohmann::json& j, int indent) {
-  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-namespace {
-
-std::string num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f", v);
-  return buf;
-}
-std::string signedNum(double v) { return (v > 0 ? "+" : "") + num(v); }
+std::string signedNum(double v) { return (v > 0 ? "+" : "") + formatCount(v); }
 std::string signedBytes(double v) { return (v > 0 ? "+" : "") + formatBytes(v); }
 
 // A plain text table: the first column left-aligned, the others right-aligned.
@@ -179,113 +101,102 @@ void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
 
 }  // namespace
 
-std::string formatBytes(double v) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double a = std::fabs(v);
-  int u = 0;
-  while (a >= 1024 && u < 4) {
-    a /= 1024;
-    ++u;
-  }
-  char buf[48];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%s%.0f B", v < 0 ? "-" : "", a);
-  } else {
-    std::snprintf(buf, sizeof buf, "%s%.1f %s", v < 0 ? "-" : "", a, units[u]);
-  }
-  return buf;
-}
-
-std::string formatDuration(double seconds) {
-  if (!std::isfinite(seconds)) return "never";
-  const auto s = static_cast<long long>(std::llround(std::max(0.0, seconds)));
-  char buf[48];
-  if (s < 60) {
-    std::snprintf(buf, sizeof buf, "%llds", s);
-  } else if (s < 3600) {
-    std::snprintf(buf, sizeof buf, "%lldm %llds", s / 60, s % 60);
-  } else if (s < 86400) {
-    std::snprintf(buf, sizeof buf, "%lldh %lldm", s / 3600, (s % 3600) / 60);
-  } else {
-    std::snprintf(buf, sizeof buf, "%lldd %lldh", s / 86400, (s % 86400) / 3600);
-  }
-  return buf;
-}
-
 // ---- show ---------------------------------------------------------------
 
-static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
-                           const SymbolTable& symbols, const RenderOptions& o) {
+namespace {
+
+// Where the input came from: the snapshot's process figures, or the
+// profile's format.
+void showSource(std::ostream& out, const Snapshot& s) {
   out << oneLine(s.path) << "\n";
-  if (s.source == SourceKind::kSnapshot) {
-    out << "  snapshot " << oneLine(s.name) << " #" << s.sequence << ", taken " << oneLine(s.utc)
-        << " (" << oneLine(s.trigger) << ")\n";
-    out << "  process pid " << s.process.pid << " " << oneLine(s.process.exe) << ": RSS "
-        << formatBytes(static_cast<double>(s.process.rss_bytes)) << ", " << s.process.open_fds
-        << "/" << s.process.max_fds << " fds, " << s.process.threads << " threads\n";
-    if (s.allocator_available) {
-      out << "  tcmalloc: " << formatBytes(static_cast<double>(s.allocated_bytes))
-          << " allocated, heap " << formatBytes(static_cast<double>(s.heap_bytes)) << "\n";
-    }
-  } else {
+  if (s.source != SourceKind::kSnapshot) {
     out << "  gperftools heap profile (" << oneLine(s.heap.format) << ")\n";
+    return;
   }
-
-  if (!s.kinds.empty()) {
-    std::vector<const TrackedKind*> kinds;
-    for (const auto& k : s.kinds) kinds.push_back(&k);
-    std::stable_sort(kinds.begin(), kinds.end(), [](const TrackedKind* a, const TrackedKind* b) {
-      return a->live_bytes != b->live_bytes ? a->live_bytes > b->live_bytes : a->live > b->live;
-    });
-    out << "\nTracked objects by live bytes:\n";
-    Table t({"kind", "live", "live bytes", "created", "destroyed", "oldest age"});
-    for (std::size_t i = 0; i < kinds.size() && i < o.top; ++i) {
-      const TrackedKind& k = *kinds[i];
-      std::int64_t oldest = 0;
-      for (const auto& obj : k.objects) {
-        if (oldest == 0 || obj.birth_unix_ns < oldest) oldest = obj.birth_unix_ns;
-      }
-      t.add({k.name, std::to_string(k.objects.size()),
-             formatBytes(static_cast<double>(k.live_bytes)), std::to_string(k.created_total),
-             std::to_string(k.destroyed_total),
-             oldest == 0 ? "-"
-                         : formatDuration(static_cast<double>(s.taken_unix_ns - oldest) / 1e9)});
-    }
-    t.print(out);
+  out << "  snapshot " << oneLine(s.name) << " #" << s.sequence << ", taken " << oneLine(s.utc)
+      << " (" << oneLine(s.trigger) << ")\n";
+  out << "  process pid " << s.process.pid << " " << oneLine(s.process.exe) << ": RSS "
+      << formatBytes(static_cast<double>(s.process.rss_bytes)) << ", " << s.process.open_fds << "/"
+      << s.process.max_fds << " fds, " << s.process.threads << " threads\n";
+  if (s.allocator_available) {
+    out << "  tcmalloc: " << formatBytes(static_cast<double>(s.allocated_bytes))
+        << " allocated, heap " << formatBytes(static_cast<double>(s.heap_bytes)) << "\n";
   }
+}
 
+// "-" when the kind has no live object.
+std::string oldestAge(const TrackedKind& k, std::int64_t taken_unix_ns) {
+  std::int64_t oldest = 0;
+  for (const auto& obj : k.objects) {
+    if (oldest == 0 || obj.birth_unix_ns < oldest) oldest = obj.birth_unix_ns;
+  }
+  return oldest == 0 ? "-" : formatDuration(static_cast<double>(taken_unix_ns - oldest) / 1e9);
+}
+
+void showKinds(std::ostream& out, const Snapshot& s, const RenderOptions& o) {
+  if (s.kinds.empty()) return;
+  std::vector<const TrackedKind*> kinds;
+  for (const auto& k : s.kinds) kinds.push_back(&k);
+  std::stable_sort(kinds.begin(), kinds.end(), [](const TrackedKind* a, const TrackedKind* b) {
+    return a->live_bytes != b->live_bytes ? a->live_bytes > b->live_bytes : a->live > b->live;
+  });
+  out << "\nTracked objects by live bytes:\n";
+  Table t({"kind", "live", "live bytes", "created", "destroyed", "oldest age"});
+  for (std::size_t i = 0; i < kinds.size() && i < o.top; ++i) {
+    const TrackedKind& k = *kinds[i];
+    t.add({k.name, std::to_string(k.objects.size()), formatBytes(static_cast<double>(k.live_bytes)),
+           std::to_string(k.created_total), std::to_string(k.destroyed_total),
+           oldestAge(k, s.taken_unix_ns)});
+  }
+  t.print(out);
+}
+
+void showHeap(std::ostream& out, const Snapshot& s, const SymbolTable& symbols,
+              const RenderOptions& o) {
   out << "\nHeap";
   if (!s.heap.available) {
     out << ": not available (" << oneLine(s.heap.reason) << ")\n";
-  } else {
-    out << " (" << oneLine(s.heap.mode)
-        << (s.heap.mode == "sampled" ? ", estimated from a 1-in-" +
-                                           std::to_string(s.heap.sample_period) + "-bytes sample"
-                                     : "")
-        << "): " << formatBytes(s.heap.inuse_bytes) << " in use at " << s.heap.sites.size()
-        << " sites; top sites:\n";
-    Table t({"in use", "objects", "site"});
-    t.lastColumnLeft();
-    for (std::size_t i = 0; i < s.heap.sites.size() && i < o.top; ++i) {
-      const HeapSite& h = s.heap.sites[i];
-      t.add({formatBytes(h.inuse_bytes), num(h.inuse_objects), describeStack(symbols, h.stack, 3)});
-    }
-    t.print(out);
+    return;
   }
+  out << " (" << oneLine(s.heap.mode)
+      << (s.heap.mode == "sampled"
+              ? ", estimated from a 1-in-" + std::to_string(s.heap.sample_period) + "-bytes sample"
+              : "")
+      << "): " << formatBytes(s.heap.inuse_bytes) << " in use at " << s.heap.sites.size()
+      << " sites; top sites:\n";
+  Table t({"in use", "objects", "site"});
+  t.lastColumnLeft();
+  for (std::size_t i = 0; i < s.heap.sites.size() && i < o.top; ++i) {
+    const HeapSite& h = s.heap.sites[i];
+    t.add({formatBytes(h.inuse_bytes), formatCount(h.inuse_objects),
+           describeStack(symbols, h.stack, 3)});
+  }
+  t.print(out);
+}
 
-  if (s.source == SourceKind::kSnapshot) {
-    out << "\nSockets (" << s.sockets.size() << "):\n";
-    if (!s.sockets_error.empty()) out << "  not read: " << oneLine(s.sockets_error) << "\n";
-    Table t({"remote / group", "state", "proto", "count", "owned"});
-    for (std::size_t i = 0; i < sockets.rows.size() && i < o.top; ++i) {
-      const SocketRow& r = sockets.rows[i];
-      t.add(
-          {r.name, r.state, r.protocol, std::to_string(r.counts.back()), std::to_string(r.owned)});
-    }
-    if (!t.empty()) t.print(out);
-    out << "\n";
-    printSuspects(out, sockets.suspects, symbols);
+// Snapshots only: a profile has no sockets.
+void showSockets(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                 const SymbolTable& symbols, const RenderOptions& o) {
+  out << "\nSockets (" << s.sockets.size() << "):\n";
+  if (!s.sockets_error.empty()) out << "  not read: " << oneLine(s.sockets_error) << "\n";
+  Table t({"remote / group", "state", "proto", "count", "owned"});
+  for (std::size_t i = 0; i < sockets.rows.size() && i < o.top; ++i) {
+    const SocketRow& r = sockets.rows[i];
+    t.add({r.name, r.state, r.protocol, std::to_string(r.counts.back()), std::to_string(r.owned)});
   }
+  if (!t.empty()) t.print(out);
+  out << "\n";
+  printSuspects(out, sockets.suspects, symbols);
+}
+
+}  // namespace
+
+static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
+                           const SymbolTable& symbols, const RenderOptions& o) {
+  showSource(out, s);
+  showKinds(out, s, o);
+  showHeap(out, s, symbols, o);
+  if (s.source == SourceKind::kSnapshot) showSockets(out, s, sockets, symbols, o);
 }
 
 json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable& symbols,
@@ -357,9 +268,9 @@ static void renderCompareText(std::ostream& out, const Comparison& c, const Symb
       if (shown >= o.top) continue;
       ++shown;
       const bool sized = g != Group::kSocket;
-      t.add({r.name, num(r.new_count), num(r.deleted_count), signedNum(r.delta_count),
-             sized ? formatBytes(r.alloc_bytes) : "-", sized ? formatBytes(r.freed_bytes) : "-",
-             sized ? signedBytes(r.delta_bytes) : "-"});
+      t.add({r.name, formatCount(r.new_count), formatCount(r.deleted_count),
+             signedNum(r.delta_count), sized ? formatBytes(r.alloc_bytes) : "-",
+             sized ? formatBytes(r.freed_bytes) : "-", sized ? signedBytes(r.delta_bytes) : "-"});
     }
     if (t.empty()) continue;
     out << "\n";
@@ -440,11 +351,8 @@ std::string rateText(const TrendGroup& g, bool timed) {
   return out;
 }
 
-}  // namespace
-
-static void renderTrendText(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
-                            const RenderOptions& o) {
-  const bool timed = t.span_seconds > 0;
+// The inputs in time order, the notes and the process' RSS trend.
+void trendInputs(std::ostream& out, const TrendResult& t) {
   out << "Trend over " << t.points.size() << " inputs, " << formatDuration(t.span_seconds)
       << " (in time order):\n";
   for (std::size_t i = 0; i < t.points.size(); ++i) {
@@ -463,6 +371,25 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
     out << "\n";
   }
   out << "\n";
+}
+
+void trendSurvivors(std::ostream& out, const TrendGroup& g) {
+  out << "     survivors (alive in every snapshot): " << g.survivor_count << "\n";
+  Table st({"id", "age", "label", "bytes", "socket"});
+  st.lastColumnLeft();
+  for (const Survivor& s : g.survivors) {
+    st.add({"#" + std::to_string(s.id), formatDuration(s.age_seconds), s.label,
+            formatBytes(static_cast<double>(s.bytes)), s.socket.empty() ? "-" : s.socket});
+  }
+  st.print(out, "       ");
+  if (g.survivor_count > g.survivors.size()) {
+    out << "       ... " << g.survivor_count - g.survivors.size() << " more\n";
+  }
+}
+
+// The groups that grew steadily: the leak suspects, with their rates.
+void trendSuspects(std::ostream& out, const TrendResult& t, const SymbolTable& symbols) {
+  const bool timed = t.span_seconds > 0;
   std::size_t index = 0;
   if (t.suspects.empty()) {
     out << "No steady growth: no leak suspected.\n";
@@ -480,41 +407,42 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
       out << "     at this rate the memory limit is reached in ~"
           << formatDuration(*g.hours_to_limit * 3600) << "\n";
     }
-    if (g.survivor_count > 0) {
-      out << "     survivors (alive in every snapshot): " << g.survivor_count << "\n";
-      Table st({"id", "age", "label", "bytes", "socket"});
-      st.lastColumnLeft();
-      for (const Survivor& s : g.survivors) {
-        st.add({"#" + std::to_string(s.id), formatDuration(s.age_seconds), s.label,
-                formatBytes(static_cast<double>(s.bytes)), s.socket.empty() ? "-" : s.socket});
-      }
-      st.print(out, "       ");
-      if (g.survivor_count > g.survivors.size()) {
-        out << "       ... " << g.survivor_count - g.survivors.size() << " more\n";
-      }
-    }
+    if (g.survivor_count > 0) trendSurvivors(out, g);
   }
+}
+
+// Growth that did not persist: freed later, levelled off, or only in the
+// last interval.
+bool notPersisted(Verdict v) {
+  return v == Verdict::kTransient || v == Verdict::kRecent || v == Verdict::kBounded;
+}
+
+void trendNotLeaks(std::ostream& out, const TrendResult& t, const RenderOptions& o) {
   std::size_t others = 0;
   for (const TrendGroup& g : t.groups) {
-    if (g.verdict == Verdict::kTransient || g.verdict == Verdict::kRecent ||
-        g.verdict == Verdict::kBounded)
-      ++others;
+    if (notPersisted(g.verdict)) ++others;
   }
-  if (others > 0) {
-    out << "\nNot leaks (growth that did not persist):\n";
-    std::size_t shown = 0;
-    for (const TrendGroup& g : t.groups) {
-      if (g.verdict != Verdict::kTransient && g.verdict != Verdict::kRecent &&
-          g.verdict != Verdict::kBounded)
-        continue;
-      if (shown++ >= o.top) {
-        out << "  ... " << others - o.top << " more\n";
-        break;
-      }
-      out << "  - " << verdictName(g.verdict) << " [" << groupName(g.group) << "] "
-          << oneLine(g.name) << ": " << oneLine(g.reason) << "\n";
+  if (others == 0) return;
+  out << "\nNot leaks (growth that did not persist):\n";
+  std::size_t shown = 0;
+  for (const TrendGroup& g : t.groups) {
+    if (!notPersisted(g.verdict)) continue;
+    if (shown++ >= o.top) {
+      out << "  ... " << others - o.top << " more\n";
+      break;
     }
+    out << "  - " << verdictName(g.verdict) << " [" << groupName(g.group) << "] " << oneLine(g.name)
+        << ": " << oneLine(g.reason) << "\n";
   }
+}
+
+}  // namespace
+
+static void renderTrendText(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
+                            const RenderOptions& o) {
+  trendInputs(out, t);
+  trendSuspects(out, t, symbols);
+  trendNotLeaks(out, t, o);
 }
 
 json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {

@@ -10,6 +10,8 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/model.h"
+#include "leakscope/analysis/text.h"
+#include "leakscope/analysis/units.h"
 
 namespace leakscope::analysis {
 
@@ -38,23 +40,5 @@ nlohmann::json socketsJson(const SocketsResult& s, const RenderOptions& o);
 std::string renderHtmlReport(const TrendResult& trend, const Comparison& comparison,
                              const SocketsResult& sockets, const SymbolTable& symbols,
                              const RenderOptions& o);
-
-// `text` made safe to write to a terminal: C0 and C1 control characters,
-// DEL, Unicode bidi overrides and bytes that are not UTF-8 are shown escaped
-// ("\x1b", "\u202e"), so a name read from an input can neither move the
-// cursor, retitle or clear the terminal, nor hide or reorder text. With
-// `keep_newlines` '\n' passes (whole tables); without it the result is one
-// line (error messages).
-std::string printable(std::string_view text, bool keep_newlines = false);
-
-// The JSON text of `j` (indent as nlohmann's dump). Text that is not UTF-8
-// (a file name, a library path from a profile) is replaced by U+FFFD rather
-// than throwing.
-std::string dumpJson(const nlohmann::json& j, int indent = -1);
-
-// "1.5 MiB", "-320 B".
-std::string formatBytes(double bytes);
-// "3h 12m", "45s", "2d 4h".
-std::string formatDuration(double seconds);
 
 }  // namespace leakscope::analysis

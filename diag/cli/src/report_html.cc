@@ -98,11 +98,7 @@ std::string slug(const TrendGroup& g, std::size_t i) {
   return std::string("chart-") + groupName(g.group) + "-" + std::to_string(i);
 }
 
-}  // namespace
-
-std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const SocketsResult& s,
-                             const SymbolTable& symbols, const RenderOptions& o) {
-  std::ostringstream h;
+void writeHead(std::ostream& h) {
   h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
     << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
     << "<title>leakscope report</title><style>"
@@ -122,6 +118,10 @@ std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const So
        "nums}"
     << "code{font:12px ui-monospace,monospace}.muted{color:#777}"
     << "</style></head><body>\n";
+}
+
+// The inputs, the verdict and the trend's notes.
+void writeSummary(std::ostream& h, const TrendResult& t) {
   h << "<h1>leakscope report</h1><div class=\"muted\">" << t.points.size() << " inputs over "
     << esc(formatDuration(t.span_seconds)) << ": ";
   for (std::size_t i = 0; i < t.points.size(); ++i) {
@@ -140,8 +140,10 @@ std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const So
     h << "</div>\n";
   }
   for (const auto& n : t.notes) h << "<p class=\"muted\">Note: " << esc(n) << "</p>\n";
+}
 
-  // Process memory across the series.
+// Process memory across the series.
+void writeMemory(std::ostream& h, const TrendResult& t) {
   std::vector<double> rss, heap;
   for (const auto& p : t.points) {
     rss.push_back(static_cast<double>(p.rss_bytes));
@@ -156,49 +158,59 @@ std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const So
       h << "; memory limit reached in about " << esc(formatDuration(*t.hours_to_limit * 3600));
     h << ".</p>";
   }
+}
 
+void writeSurvivors(std::ostream& h, const TrendGroup& g) {
+  h << "<p>" << g.survivor_count << " object(s) alive in every snapshot (oldest first):</p>"
+    << "<table><tr><th>id</th><th>age</th><th>label</th><th>bytes</th><th>socket</th></tr>";
+  for (const Survivor& sv : g.survivors) {
+    h << "<tr><td>#" << sv.id << "</td><td>" << esc(formatDuration(sv.age_seconds)) << "</td><td>"
+      << esc(sv.label) << "</td><td class=\"n\">" << esc(formatBytes(static_cast<double>(sv.bytes)))
+      << "</td><td><code>" << esc(sv.socket.empty() ? "-" : sv.socket) << "</code></td></tr>";
+  }
+  h << "</table>";
+}
+
+// One suspect (the `idx`th): why, where, its charts and its survivors.
+void writeSuspect(std::ostream& h, const TrendGroup& g, std::size_t idx,
+                  const SymbolTable& symbols) {
+  h << "<div class=\"suspect\" data-group=\"" << groupName(g.group) << "\" data-name=\""
+    << esc(g.name) << "\"><h3>[" << groupName(g.group) << "] " << esc(g.name) << "</h3>";
+  h << "<div class=\"why\">" << esc(g.reason) << "</div>";
+  if (g.stack)
+    h << "<div class=\"why\"><code>" << esc(describeStack(symbols, *g.stack, 8)) << "</code></div>";
+  if (g.hours_to_limit) {
+    h << "<div class=\"why\">At this rate the memory limit is reached in about "
+      << esc(formatDuration(*g.hours_to_limit * 3600)) << ".</div>";
+  }
+  h << "<div class=\"charts\">";
+  if (g.group != Group::kHeap) {
+    h << chart(slug(g, idx) + "-objects",
+               g.group == Group::kSocket ? "open sockets" : "live objects", g.counts, false,
+               "#c0392b");
+  }
+  if (g.group != Group::kSocket) {
+    h << chart(slug(g, idx) + "-bytes", g.group == Group::kHeap ? "bytes in use" : "retained bytes",
+               g.bytes, true, "#d35400");
+  }
+  h << "</div>";
+  if (g.survivor_count > 0) writeSurvivors(h, g);
+  h << "</div>\n";
+}
+
+void writeSuspects(std::ostream& h, const TrendResult& t, const SymbolTable& symbols) {
   h << "<h2>Suspects</h2>\n";
   std::size_t idx = 0;
   for (const TrendGroup& g : t.groups) {
     if (g.verdict != Verdict::kSteady) continue;
-    h << "<div class=\"suspect\" data-group=\"" << groupName(g.group) << "\" data-name=\""
-      << esc(g.name) << "\"><h3>[" << groupName(g.group) << "] " << esc(g.name) << "</h3>";
-    h << "<div class=\"why\">" << esc(g.reason) << "</div>";
-    if (g.stack)
-      h << "<div class=\"why\"><code>" << esc(describeStack(symbols, *g.stack, 8))
-        << "</code></div>";
-    if (g.hours_to_limit) {
-      h << "<div class=\"why\">At this rate the memory limit is reached in about "
-        << esc(formatDuration(*g.hours_to_limit * 3600)) << ".</div>";
-    }
-    h << "<div class=\"charts\">";
-    if (g.group != Group::kHeap) {
-      h << chart(slug(g, idx) + "-objects",
-                 g.group == Group::kSocket ? "open sockets" : "live objects", g.counts, false,
-                 "#c0392b");
-    }
-    if (g.group != Group::kSocket) {
-      h << chart(slug(g, idx) + "-bytes",
-                 g.group == Group::kHeap ? "bytes in use" : "retained bytes", g.bytes, true,
-                 "#d35400");
-    }
-    h << "</div>";
-    if (g.survivor_count > 0) {
-      h << "<p>" << g.survivor_count << " object(s) alive in every snapshot (oldest first):</p>"
-        << "<table><tr><th>id</th><th>age</th><th>label</th><th>bytes</th><th>socket</th></tr>";
-      for (const Survivor& sv : g.survivors) {
-        h << "<tr><td>#" << sv.id << "</td><td>" << esc(formatDuration(sv.age_seconds))
-          << "</td><td>" << esc(sv.label) << "</td><td class=\"n\">"
-          << esc(formatBytes(static_cast<double>(sv.bytes))) << "</td><td><code>"
-          << esc(sv.socket.empty() ? "-" : sv.socket) << "</code></td></tr>";
-      }
-      h << "</table>";
-    }
-    h << "</div>\n";
+    writeSuspect(h, g, idx, symbols);
     ++idx;
   }
   if (idx == 0) h << "<p>None.</p>\n";
+}
 
+// Transient, bounded and recent growth: listed, not charted.
+void writeNotPersisted(std::ostream& h, const TrendResult& t) {
   bool any_other = false;
   for (const TrendGroup& g : t.groups) {
     if (g.verdict == Verdict::kSteady || g.verdict == Verdict::kFlat) continue;
@@ -208,7 +220,9 @@ std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const So
       << esc(g.name) << ": " << esc(g.reason) << "</li>";
   }
   if (any_other) h << "</ul>\n";
+}
 
+void writeComparison(std::ostream& h, const Comparison& c, const RenderOptions& o) {
   h << "<h2>Comparison: first → last</h2><p class=\"muted\"><code>" << esc(shortPath(c.base))
     << "</code> → <code>" << esc(shortPath(c.target)) << "</code></p>"
     << "<table id=\"comparison\"><tr><th>group</th><th>name</th><th># New</th><th># Deleted</th>"
@@ -225,7 +239,9 @@ std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const So
       << "</td><td class=\"n\">" << (sized ? esc(formatBytes(r.delta_bytes)) : "-") << "</td></tr>";
   }
   h << "</table>\n";
+}
 
+void writeSockets(std::ostream& h, const SocketsResult& s, const RenderOptions& o) {
   h << "<h2>Sockets</h2><table id=\"sockets\"><tr><th>remote / "
        "group</th><th>state</th><th>proto</th>";
   for (std::size_t i = 0; i < s.points.size(); ++i) h << "<th>#" << i + 1 << "</th>";
@@ -247,6 +263,9 @@ std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const So
       h << "<li><b>" << esc(f.what) << "</b> " << esc(f.name) << ": " << esc(f.reason) << "</li>";
     h << "</ul>";
   }
+}
+
+void writeFoot(std::ostream& h) {
   h << "\n<p class=\"muted\">Generated by leakscope. Steady growth = the series' floor rose in "
        "most "
        "intervals and at the end; a spike freed later is transient.</p>\n";
@@ -256,6 +275,21 @@ std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const So
        "document.querySelectorAll('svg.chart polyline').forEach(function(p){var b=p.getBBox();"
        "if(b.width>0)n++;});document.body.setAttribute('data-charts-rendered',String(n));});"
        "</script>\n</body></html>\n";
+}
+
+}  // namespace
+
+std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const SocketsResult& s,
+                             const SymbolTable& symbols, const RenderOptions& o) {
+  std::ostringstream h;
+  writeHead(h);
+  writeSummary(h, t);
+  writeMemory(h, t);
+  writeSuspects(h, t, symbols);
+  writeNotPersisted(h, t);
+  writeComparison(h, c, o);
+  writeSockets(h, s, o);
+  writeFoot(h);
   return h.str();
 }
 

@@ -22,9 +22,6 @@ using core::Errc;
 using core::Error;
 using core::Result;
 
-// The snapshot format version this reader understands.
-using core::kSnapshotVersion;
-
 struct LoadOptions {
   // For raw profiles whose MAPPED_LIBRARIES name files that do not exist here:
   // the executable to symbolize the main program's addresses with.
