@@ -89,11 +89,10 @@ std::string coreLimit(int pid) {
   return "?";
 }
 
-class PushDaemonTest : public ::testing::Test {
+class PushDaemonTest : public DaemonStackTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(db_.ok()) << db_.error();
-    ASSERT_TRUE(mock_.ok()) << mock_.err();
+    ASSERT_NO_FATAL_FAILURE(DaemonStackTest::SetUp());
     // Token prefixes select the answer ("a..." APNs, "f..." FCM tokens).
     ASSERT_TRUE(mock_.rules(nlohmann::json::array({
         {{"prefix", "adead"}, {"status", 410}, {"reason", "Unregistered"}},
@@ -103,15 +102,7 @@ class PushDaemonTest : public ::testing::Test {
         {{"prefix", "ab5"}, {"status", 503}, {"reason", "ServiceUnavailable"}},
         {{"prefix", "fb5"}, {"status", 503}, {"fcm_code", "UNAVAILABLE"}},
     })));
-    auto c = db_.connect();
-    ASSERT_NE(c, nullptr);
-    ASSERT_TRUE(pushdaemon::migrate(*c).ok());
-    conn_ = std::move(c);
   }
-  MariaDbServer db_;
-  MockPushServer mock_;
-  TempDir dir_;
-  std::unique_ptr<pushdaemon::DbConnection> conn_;
 };
 
 TEST_F(PushDaemonTest, TenThousandTokensOverBothPlatformsEndWithTheExpectedOutcomeEach) {
@@ -459,15 +450,7 @@ TEST_F(PushDaemonTest, TokenLoaderRefusesBadLinesByFileAndLineAndLoadsNothing) {
 }
 
 TEST_F(PushDaemonTest, SigtermDrainsPersistsReleasesAndClosesEveryConnection) {
-  const std::uint64_t app = createTestApp(*conn_, mock_, dir_.path() + "/app", "game");
-  std::vector<std::string> apns, fcm;
-  for (int i = 0; i < 3000; ++i) {
-    apns.push_back(deviceToken(static_cast<std::uint64_t>(i), "a0"));
-    fcm.push_back(deviceToken(static_cast<std::uint64_t>(i), "f0"));
-  }
-  insertTokens(*conn_, app, "apns", apns);
-  insertTokens(*conn_, app, "fcm", fcm);
-  auto sid = pushdaemon::addSchedule(*conn_, app, bothPlatformsPayload(), -1);
+  const std::uint64_t sid = scheduleTokens(3000).id;
   // Slow enough to be stopped in the middle: 1500 per second per platform.
   Settings slow = {{"apns.rate_limit", "1500"},
                    {"fcm.rate_limit", "1500"},
@@ -476,16 +459,16 @@ TEST_F(PushDaemonTest, SigtermDrainsPersistsReleasesAndClosesEveryConnection) {
   DaemonProcess d(db_, mock_, dir_.path(), slow);
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_TRUE(eventually([&] {
-    auto s = status(*conn_, *sid);
+    auto s = status(*conn_, sid);
     return s && s->apns_cursor > 0 && s->fcm_cursor > 0;
   }));
   EXPECT_EQ(d.terminate(), 0) << d.log();
   // Released for the next daemon, with what was sent persisted.
-  auto s = status(*conn_, *sid);
+  auto s = status(*conn_, sid);
   ASSERT_TRUE(s);
   EXPECT_EQ(s->state, "waiting");
   const std::uint64_t persisted =
-      count(*conn_, "SELECT COUNT(*) FROM push_result WHERE schedule_id = " + std::to_string(*sid));
+      count(*conn_, "SELECT COUNT(*) FROM push_result WHERE schedule_id = " + std::to_string(sid));
   EXPECT_GT(persisted, 0u);
   EXPECT_LT(persisted, 6000u);
   // Everything that reached the mock has its result: drained, not dropped.
@@ -499,8 +482,8 @@ TEST_F(PushDaemonTest, SigtermDrainsPersistsReleasesAndClosesEveryConnection) {
   DaemonProcess d2(db_, mock_, dir_.path() + "/2", slow);
   std::filesystem::create_directories(dir_.path() + "/2");
   ASSERT_TRUE(d2.start()) << d2.log();
-  ASSERT_TRUE(waitForState(*conn_, *sid, "done")) << d2.log();
-  EXPECT_EQ(resultsByToken(*conn_, *sid).size(), 6000u);
+  ASSERT_TRUE(waitForState(*conn_, sid, "done")) << d2.log();
+  EXPECT_EQ(resultsByToken(*conn_, sid).size(), 6000u);
   const auto received = receivedCounts(mock_.received());
   EXPECT_EQ(received.size(), 6000u);
   for (const auto& [token, n] : received) EXPECT_EQ(n, 1) << token;

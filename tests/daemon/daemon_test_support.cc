@@ -341,4 +341,35 @@ bool waitForState(pushdaemon::DbConnection& db, std::uint64_t schedule_id, const
       timeout_ms);
 }
 
+void DaemonStackTest::SetUp() {
+  ASSERT_TRUE(serversUp());
+  conn_ = db_.connect();
+  ASSERT_NE(conn_, nullptr);
+  const auto version = pushdaemon::migrate(*conn_);
+  ASSERT_TRUE(version.ok()) << version.error().message;
+}
+
+DaemonStackTest::DueSchedule DaemonStackTest::scheduleTokens(int n) {
+  DueSchedule due;
+  due.app = createTestApp(*conn_, mock_, dir_.path() + "/app", "game");
+  std::vector<std::string> apns, fcm;
+  for (int i = 0; i < n; ++i) {
+    apns.push_back(deviceToken(static_cast<std::uint64_t>(i), "a0"));
+    fcm.push_back(deviceToken(static_cast<std::uint64_t>(i), "f0"));
+  }
+  insertTokens(*conn_, due.app, "apns", apns);
+  insertTokens(*conn_, due.app, "fcm", fcm);
+  auto id = pushdaemon::addSchedule(*conn_, due.app, bothPlatformsPayload(), -1);
+  due.id = id.ok() ? *id : 0;
+  return due;
+}
+
+::testing::AssertionResult DaemonStackTest::serversUp() const {
+  if (!db_.ok()) return ::testing::AssertionFailure() << db_.error();
+  if (!mock_.ok()) {
+    return ::testing::AssertionFailure() << "mock-push-server did not start: " << mock_.err();
+  }
+  return ::testing::AssertionSuccess();
+}
+
 }  // namespace leakscope::testing

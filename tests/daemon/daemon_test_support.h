@@ -9,9 +9,13 @@
 //    its /metrics and /healthz, and signals (TERM, HUP, USR2, KILL).
 //  - Loaders: an app with the test PKI's credentials, tokens, schedules, and
 //    the queries the tests assert on (results per token, schedule rows).
+//  - DaemonStackTest: the GoogleTest fixture the daemon and dashboard tests
+//    start from (a MariaDB with the schema migrated, the mock, a temp dir).
 // Every process started here is killed and reaped by its owner's
 // destructor, also when an assertion ends the test early.
 #pragma once
+
+#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <map>
@@ -144,5 +148,33 @@ std::optional<pushdaemon::ScheduleStatus> status(pushdaemon::DbConnection& db,
 // Waits until the schedule reaches `state` (polling, with a deadline).
 bool waitForState(pushdaemon::DbConnection& db, std::uint64_t schedule_id, const std::string& state,
                   int timeout_ms = 60000);
+
+// The fixture of the daemon-level integration tests (tests/daemon and
+// tests/dashboards): a real MariaDB, the mock push server and a temp dir,
+// started when the fixture is made; SetUp() checks that both servers came
+// up, connects as the pushdaemon user and migrates the schema. Members in
+// start order, so teardown runs in reverse (the connection, the dir, the
+// mock, the database last), also when an assertion ends the test early;
+// the daemons a test starts are its own and go before all of them.
+class DaemonStackTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  // Both servers are up; the failure names the one that is not. For
+  // fixtures whose daemon migrates the schema itself.
+  ::testing::AssertionResult serversUp() const;
+
+  struct DueSchedule {
+    std::uint64_t app = 0;
+    std::uint64_t id = 0;  // 0 when a step failed
+  };
+  // One app ("game", its key files in dir_/app), n tokens per platform
+  // that the mock delivers, and one schedule for both, due now.
+  DueSchedule scheduleTokens(int n);
+
+  MariaDbServer db_;
+  MockPushServer mock_;
+  TempDir dir_;
+  std::unique_ptr<pushdaemon::DbConnection> conn_;
+};
 
 }  // namespace leakscope::testing

@@ -11,28 +11,8 @@
 namespace leakscope::testing {
 namespace {
 
-class DaemonFaults : public ::testing::Test {
+class DaemonFaults : public DaemonStackTest {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(db_.ok()) << db_.error();
-    ASSERT_TRUE(mock_.ok());
-    conn_ = db_.connect();
-    ASSERT_NE(conn_, nullptr);
-    ASSERT_TRUE(pushdaemon::migrate(*conn_).ok());
-  }
-  // One app, n tokens per platform, one schedule due now.
-  std::uint64_t schedule(int n) {
-    const std::uint64_t app = createTestApp(*conn_, mock_, dir_.path() + "/app", "game");
-    std::vector<std::string> apns, fcm;
-    for (int i = 0; i < n; ++i) {
-      apns.push_back(deviceToken(static_cast<std::uint64_t>(i), "a0"));
-      fcm.push_back(deviceToken(static_cast<std::uint64_t>(i), "f0"));
-    }
-    insertTokens(*conn_, app, "apns", apns);
-    insertTokens(*conn_, app, "fcm", fcm);
-    auto id = pushdaemon::addSchedule(*conn_, app, bothPlatformsPayload(), -1);
-    return id.ok() ? *id : 0;
-  }
   std::uint64_t persisted(std::uint64_t sid) {
     return count(*conn_,
                  "SELECT COUNT(*) FROM push_result WHERE schedule_id = " + std::to_string(sid));
@@ -47,10 +27,6 @@ class DaemonFaults : public ::testing::Test {
     std::filesystem::create_directories(dir_.path() + "/" + name);
     return dir_.path() + "/" + name;
   }
-  MariaDbServer db_;
-  MockPushServer mock_;
-  TempDir dir_;
-  std::unique_ptr<pushdaemon::DbConnection> conn_;
 };
 
 // Page 100, 2 pages in flight per platform: what a crash can resend.
@@ -63,7 +39,7 @@ constexpr int kCrashBound = 2 * 2 * 100;  // platforms x pages_in_flight x page_
 
 TEST_F(DaemonFaults, KillNineAtSeveralPointsThenRestartCompletesWithinTheDuplicateBound) {
   const int n = 3000;
-  const std::uint64_t sid = schedule(n);
+  const std::uint64_t sid = scheduleTokens(n).id;
   // Kill points: right after the claim, about a third in, about two thirds in.
   const std::vector<std::uint64_t> kill_after = {0, 2000, 4000};
   int kills = 0;
@@ -107,7 +83,7 @@ TEST_F(DaemonFaults, KillNineAtSeveralPointsThenRestartCompletesWithinTheDuplica
 }
 
 TEST_F(DaemonFaults, ALiveDaemonTakesOverTheExpiredLeaseOfADeadOne) {
-  const std::uint64_t sid = schedule(2000);
+  const std::uint64_t sid = scheduleTokens(2000).id;
   DaemonProcess a(db_, mock_, sub("a"), withCredentials(kSmallPages));
   ASSERT_TRUE(a.start());
   ASSERT_TRUE(eventually([&] { return persisted(sid) > 0; }, 30000));
@@ -127,7 +103,7 @@ TEST_F(DaemonFaults, ALiveDaemonTakesOverTheExpiredLeaseOfADeadOne) {
 
 TEST_F(DaemonFaults, MariaDbStoppedAndRestartedMidScheduleLosesNoResult) {
   const int n = 3000;
-  const std::uint64_t sid = schedule(n);
+  const std::uint64_t sid = scheduleTokens(n).id;
   DaemonProcess d(db_, mock_, sub("d"),
                   withCredentials({{"sending.page_size", "100"},
                                    {"apns.rate_limit", "1500"},
@@ -169,7 +145,7 @@ TEST_F(DaemonFaults, MariaDbStoppedAndRestartedMidScheduleLosesNoResult) {
 
 TEST_F(DaemonFaults, PushServerDownTheScheduleWaitsAndIsNotDoneWithTokensUnsent) {
   ASSERT_TRUE(mock_.faults({{"refuse_connections", true}}));
-  const std::uint64_t sid = schedule(500);
+  const std::uint64_t sid = scheduleTokens(500).id;
   DaemonProcess d(db_, mock_, sub("d"), withCredentials({{"sending.page_size", "100"}}));
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_TRUE(eventually(

@@ -22,12 +22,12 @@ constexpr auto kScrapeWithin = 1000ms;
 constexpr std::uint64_t kRssGrowthMax = 16 << 20;
 constexpr std::uintmax_t kLogGrowthMax = 16 << 10;
 
-class DaemonHttpAbuse : public ::testing::Test {
+// The daemon migrates the schema itself: only the servers are checked.
+class DaemonHttpAbuse : public DaemonStackTest {
  protected:
   void SetUp() override {
     own_fd_limit_ = raiseOwnFdLimit();
-    ASSERT_TRUE(db_.ok()) << db_.error();
-    ASSERT_TRUE(mock_.ok());
+    ASSERT_TRUE(serversUp());
     // info, not the harness's debug: log growth is one of the bounds.
     daemon_ = std::make_unique<DaemonProcess>(db_, mock_, dir_.path() + "/d",
                                               Settings{{"daemon.log_level", "\"info\""}});
@@ -43,9 +43,6 @@ class DaemonHttpAbuse : public ::testing::Test {
   std::string snapshotDir() const { return daemon_->dir() + "/snapshots"; }
 
   std::uint64_t own_fd_limit_ = 0;
-  MariaDbServer db_;
-  MockPushServer mock_;
-  TempDir dir_;
   std::unique_ptr<DaemonProcess> daemon_;
   ScrapeProbe probe_{"pushdaemon_", kScrapeWithin};
 };

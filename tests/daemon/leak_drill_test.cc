@@ -59,72 +59,89 @@ struct Drill {
   int mock_open_after_exit = -1;
 };
 
+class LeakDrill : public DaemonStackTest {
+ protected:
+  void runDrill(bool drill, Drill& r);
+  void addAppWithTokens();
+  void runSchedules(DaemonProcess& d, Drill& r);
+  AfterSchedule sample(const DaemonProcess& d) const;
+  void runTrend(Drill& r) const;
+  std::string snapshotDir() const { return dir_.path() + "/snapshots"; }
+
+  std::uint64_t app_ = 0;
+};
+
 // Runs kSchedules schedules (APNs and FCM tokens) through one daemon, with
 // a snapshot after each, and `leakscope trend --json` over the snapshots.
-void runDrill(bool drill, Drill& r) {
-  MariaDbServer db;
-  ASSERT_TRUE(db.ok()) << db.error();
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  r.mock_port = mock.port();
-  TempDir dir;
-  auto conn = db.connect();
-  ASSERT_TRUE(conn);
-  ASSERT_TRUE(pushdaemon::migrate(*conn).ok());
-  const std::uint64_t app = createTestApp(*conn, mock, dir.path() + "/app", "game");
-  ASSERT_NE(app, 0u);
-  std::vector<std::string> apns, fcm;
-  for (int i = 0; i < kApnsTokens; ++i) apns.push_back(deviceToken(std::uint64_t(i), "a0"));
-  for (int i = 0; i < kFcmTokens; ++i) fcm.push_back(deviceToken(std::uint64_t(i), "f0"));
-  ASSERT_EQ(insertTokens(*conn, app, "apns", apns).size(), apns.size());
-  ASSERT_EQ(insertTokens(*conn, app, "fcm", fcm).size(), fcm.size());
-
+void LeakDrill::runDrill(bool drill, Drill& r) {
+  r.mock_port = mock_.port();
+  ASSERT_NO_FATAL_FAILURE(addAppWithTokens());
   // Few streams per connection: every schedule keeps requests queued long
   // enough for its pool to open all of its connections.
-  DaemonProcess d(db, mock, dir.path(),
+  DaemonProcess d(db_, mock_, dir_.path(),
                   {{"apns.max_connections", std::to_string(kApnsMax)},
                    {"apns.max_streams", "10"},
                    {"fcm.max_connections", std::to_string(kFcmMax)},
                    {"daemon.leak_drill", drill ? "true" : "false"},
                    {"daemon.log_level", "\"info\""}});
   ASSERT_TRUE(d.start()) << d.log();
-  const std::string snap_dir = dir.path() + "/snapshots";
+  ASSERT_NO_FATAL_FAILURE(runSchedules(d, r));
+  r.mock_peak = mock_.stats().value("peak_open_connections", -1);
+  runTrend(r);
+  r.exit_status = d.terminate();
+  r.log = d.log();
+  r.mock_open_after_exit = mock_.stats().value("open_connections", -1);
+}
+
+void LeakDrill::addAppWithTokens() {
+  app_ = createTestApp(*conn_, mock_, dir_.path() + "/app", "game");
+  ASSERT_NE(app_, 0u);
+  std::vector<std::string> apns, fcm;
+  for (int i = 0; i < kApnsTokens; ++i) apns.push_back(deviceToken(std::uint64_t(i), "a0"));
+  for (int i = 0; i < kFcmTokens; ++i) fcm.push_back(deviceToken(std::uint64_t(i), "f0"));
+  ASSERT_EQ(insertTokens(*conn_, app_, "apns", apns).size(), apns.size());
+  ASSERT_EQ(insertTokens(*conn_, app_, "fcm", fcm).size(), fcm.size());
+}
+
+// One schedule after the other, each followed by a sample and a snapshot.
+void LeakDrill::runSchedules(DaemonProcess& d, Drill& r) {
   for (int i = 1; i <= kSchedules; ++i) {
-    auto sid = pushdaemon::addSchedule(*conn, app, bothPlatformsPayload(), -1);
+    auto sid = pushdaemon::addSchedule(*conn_, app_, bothPlatformsPayload(), -1);
     ASSERT_TRUE(sid.ok());
-    ASSERT_TRUE(waitForState(*conn, *sid, "done", 30000))
-        << "schedule " << i << " state " << (status(*conn, *sid) ? status(*conn, *sid)->state : "?")
-        << "\n"
+    ASSERT_TRUE(waitForState(*conn_, *sid, "done", 30000))
+        << "schedule " << i << " state "
+        << (status(*conn_, *sid) ? status(*conn_, *sid)->state : "?") << "\n"
         << d.log();
-    AfterSchedule a;
-    const std::string m = d.metrics();
-    a.tracked_apns =
-        metricValue(m, R"(leakscope_tracked_objects{kind="apns.connection"})").value_or(-1);
-    a.tracked_fcm =
-        metricValue(m, R"(leakscope_tracked_objects{kind="fcm.connection"})").value_or(-1);
-    a.tracked_oauth =
-        metricValue(m, R"(leakscope_tracked_objects{kind="oauth.connection"})").value_or(0);
-    a.cx_active = metricValue(m, "pushdaemon_apns_upstream_cx_active").value_or(-1);
-    a.mock_open = mock.stats().value("open_connections", -1);
-    r.after.push_back(a);
+    r.after.push_back(sample(d));
     d.signal(SIGUSR2);
-    ASSERT_TRUE(eventually([&] { return snapshots(snap_dir).size() == std::size_t(i); }))
+    ASSERT_TRUE(eventually([&] { return snapshots(snapshotDir()).size() == std::size_t(i); }))
         << "snapshot " << i << " was not written\n"
         << d.log();
   }
-  r.mock_peak = mock.stats().value("peak_open_connections", -1);
+}
 
+AfterSchedule LeakDrill::sample(const DaemonProcess& d) const {
+  AfterSchedule a;
+  const std::string m = d.metrics();
+  a.tracked_apns =
+      metricValue(m, R"(leakscope_tracked_objects{kind="apns.connection"})").value_or(-1);
+  a.tracked_fcm =
+      metricValue(m, R"(leakscope_tracked_objects{kind="fcm.connection"})").value_or(-1);
+  a.tracked_oauth =
+      metricValue(m, R"(leakscope_tracked_objects{kind="oauth.connection"})").value_or(0);
+  a.cx_active = metricValue(m, "pushdaemon_apns_upstream_cx_active").value_or(-1);
+  a.mock_open = mock_.stats().value("open_connections", -1);
+  return a;
+}
+
+void LeakDrill::runTrend(Drill& r) const {
   std::vector<std::string> argv = {std::string(LEAKSCOPE_BIN_DIR) + "/leakscope", "trend", "--json",
                                    "--survivors", "100"};
-  for (const auto& s : snapshots(snap_dir)) argv.push_back(s);
+  for (const auto& s : snapshots(snapshotDir())) argv.push_back(s);
   Child trend(argv);
   r.trend_status = trend.wait(30000);
   r.trend = nlohmann::json::parse(trend.out(), nullptr, false);
   r.trend_err = trend.err();
-
-  r.exit_status = d.terminate();
-  r.log = d.log();
-  r.mock_open_after_exit = mock.stats().value("open_connections", -1);
 }
 
 const nlohmann::json* suspect(const nlohmann::json& trend, const std::string& group,
@@ -135,7 +152,7 @@ const nlohmann::json* suspect(const nlohmann::json& trend, const std::string& gr
   return nullptr;
 }
 
-TEST(LeakDrill, TrendNamesTheApnsConnectionsEveryScheduleLeavesOpen) {
+TEST_F(LeakDrill, TrendNamesTheApnsConnectionsEveryScheduleLeavesOpen) {
   Drill r;
   runDrill(true, r);
   if (HasFatalFailure()) return;
@@ -201,7 +218,7 @@ TEST(LeakDrill, TrendNamesTheApnsConnectionsEveryScheduleLeavesOpen) {
   EXPECT_EQ(r.mock_open_after_exit, 0);
 }
 
-TEST(LeakDrill, WithoutTheDrillTrendIsCleanAndConnectionsStayWithinThePool) {
+TEST_F(LeakDrill, WithoutTheDrillTrendIsCleanAndConnectionsStayWithinThePool) {
   Drill r;
   runDrill(false, r);
   if (HasFatalFailure()) return;

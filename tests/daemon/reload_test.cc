@@ -15,25 +15,12 @@
 namespace leakscope::testing {
 namespace {
 
-TEST(Reload, HundredCredentialChangesKeepOpenConnectionsBounded) {
-  MariaDbServer db;
-  ASSERT_TRUE(db.ok()) << db.error();
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
-  auto conn = db.connect();
-  ASSERT_TRUE(pushdaemon::migrate(*conn).ok());
-  const std::uint64_t app = createTestApp(*conn, mock, dir.path() + "/app", "game");
-  std::vector<std::string> apns, fcm;
-  for (int i = 0; i < 4000; ++i) {
-    apns.push_back(deviceToken(static_cast<std::uint64_t>(i), "a0"));
-    fcm.push_back(deviceToken(static_cast<std::uint64_t>(i), "f0"));
-  }
-  insertTokens(*conn, app, "apns", apns);
-  insertTokens(*conn, app, "fcm", fcm);
-  auto sid = pushdaemon::addSchedule(*conn, app, bothPlatformsPayload(), -1);
+using Reload = DaemonStackTest;
+
+TEST_F(Reload, HundredCredentialChangesKeepOpenConnectionsBounded) {
+  const auto [app, sid] = scheduleTokens(4000);
   const int kMax = 2;  // per pool
-  DaemonProcess d(db, mock, dir.path(),
+  DaemonProcess d(db_, mock_, dir_.path(),
                   {{"sending.page_size", "100"},
                    {"apns.rate_limit", "600"},
                    {"fcm.rate_limit", "600"},
@@ -45,7 +32,7 @@ TEST(Reload, HundredCredentialChangesKeepOpenConnectionsBounded) {
     return d.metric(R"(pushdaemon_push_clients_created_total{platform="apns"})").value_or(0) >= 1;
   }));
 
-  const std::string sa = dir.path() + "/app/service-account.json";
+  const std::string sa = dir_.path() + "/app/service-account.json";
   std::ifstream in(sa);
   auto account = nlohmann::json::parse(in);
   const std::string key = TestPki::get().apns_key;
@@ -53,9 +40,10 @@ TEST(Reload, HundredCredentialChangesKeepOpenConnectionsBounded) {
   double peak_tracked = 0;
   for (int i = 1; i <= 100; ++i) {
     // New credentials: the APNs key at a new path, a rewritten FCM account.
-    const std::string k = dir.path() + "/key" + std::to_string(i) + ".p8";
+    const std::string k = dir_.path() + "/key" + std::to_string(i) + ".p8";
     std::filesystem::copy_file(key, k);
-    ASSERT_TRUE(conn->exec("UPDATE app SET apns_key_file = " + conn->quote(k) +
+    ASSERT_TRUE(conn_
+                    ->exec("UPDATE app SET apns_key_file = " + conn_->quote(k) +
                            " WHERE id = " + std::to_string(app))
                     .ok());
     account["private_key_id"] = "rotation-" + std::to_string(i);
@@ -66,7 +54,7 @@ TEST(Reload, HundredCredentialChangesKeepOpenConnectionsBounded) {
     })) << "reload "
         << i << "\n"
         << d.log().substr(d.log().size() > 4000 ? d.log().size() - 4000 : 0);
-    peak_mock = std::max(peak_mock, mock.stats().value("open_connections", 0));
+    peak_mock = std::max(peak_mock, mock_.stats().value("open_connections", 0));
     const std::string m = d.metrics();
     peak_tracked = std::max(
         peak_tracked,
@@ -79,25 +67,21 @@ TEST(Reload, HundredCredentialChangesKeepOpenConnectionsBounded) {
   // pool per platform (+ the OAuth connection) open at once.
   EXPECT_LE(peak_mock, 2 * kMax + 1);
   EXPECT_LE(peak_tracked, 2 * kMax);
-  EXPECT_LE(mock.stats().value("peak_open_connections", 999), 2 * kMax + 1);
-  ASSERT_TRUE(waitForState(*conn, *sid, "done", 120000)) << d.log();
+  EXPECT_LE(mock_.stats().value("peak_open_connections", 999), 2 * kMax + 1);
+  ASSERT_TRUE(waitForState(*conn_, sid, "done", 120000)) << d.log();
   // Clients replaced mid-schedule lost nothing: one result per token.
-  EXPECT_EQ(resultsByToken(*conn, *sid).size(), 8000u);
+  EXPECT_EQ(resultsByToken(*conn_, sid).size(), 8000u);
   const std::string m = d.metrics();
   EXPECT_EQ(metricValue(m, R"(leakscope_tracked_objects{kind="apns.provider"})"), 1.0);
   EXPECT_EQ(metricValue(m, R"(leakscope_tracked_objects{kind="fcm.provider"})"), 1.0);
   EXPECT_LE(metricValue(m, R"(leakscope_tracked_objects{kind="apns.connection"})").value_or(99),
             kMax);
   EXPECT_EQ(d.terminate(), 0);
-  EXPECT_EQ(mock.stats().value("open_connections", -1), 0);
+  EXPECT_EQ(mock_.stats().value("open_connections", -1), 0);
 }
 
-TEST(Reload, ABrokenConfigFileKeepsTheRunningConfiguration) {
-  MariaDbServer db;
-  ASSERT_TRUE(db.ok()) << db.error();
-  MockPushServer mock;
-  TempDir dir;
-  DaemonProcess d(db, mock, dir.path());
+TEST_F(Reload, ABrokenConfigFileKeepsTheRunningConfiguration) {
+  DaemonProcess d(db_, mock_, dir_.path());
   ASSERT_TRUE(d.start()) << d.log();
   std::ofstream(d.configPath()) << "[sending]\npage_size = \"many\"\n";
   d.signal(SIGHUP);

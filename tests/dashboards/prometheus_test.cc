@@ -231,21 +231,7 @@ bool hasData(const nlohmann::json& answer) {
          answer["data"]["result"].is_array() && !answer["data"]["result"].empty();
 }
 
-class DashboardsOnPrometheus : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_TRUE(db_.ok()) << db_.error();
-    ASSERT_TRUE(mock_.ok()) << mock_.err();
-    auto c = db_.connect();
-    ASSERT_NE(c, nullptr);
-    ASSERT_TRUE(pushdaemon::migrate(*c).ok());
-    conn_ = std::move(c);
-  }
-  MariaDbServer db_;
-  MockPushServer mock_;
-  TempDir dir_;
-  std::unique_ptr<pushdaemon::DbConnection> conn_;
-};
+using DashboardsOnPrometheus = DaemonStackTest;
 
 TEST_F(DashboardsOnPrometheus, EveryDashboardAndAlertExpressionReturnsDataFromARealScrape) {
   // A daemon that has sent one schedule over both platforms.

@@ -54,13 +54,13 @@ class Collector {
   std::map<int, std::vector<push::Outcome>> outcomes_;
 };
 
+// The mock push server, a loop and an APNs client, torn down in reverse.
+using ApnsIntegration = ApnsClientTest;
+
 }  // namespace
 
-TEST(ApnsIntegration, DeliversWithAllHeadersAndOneReusedJwt) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(ApnsIntegration, DeliversWithAllHeadersAndOneReusedJwt) {
+  auto* client = startClient();
   ASSERT_TRUE(client);
 
   std::vector<push::ApnsNotification> batch;
@@ -82,7 +82,7 @@ TEST(ApnsIntegration, DeliversWithAllHeadersAndOneReusedJwt) {
     EXPECT_EQ(outcomes[i].id, batch[i].apns_id);  // APNs echoes apns-id
     EXPECT_EQ(outcomes[i].attempts, 1);
   }
-  const auto received = mock.received();
+  const auto received = mock().received();
   ASSERT_EQ(received.size(), 50u);
   const auto counts = receivedCounts(received, 200);
   for (const auto& n : batch) EXPECT_EQ(counts.count(n.device_token), 1u);
@@ -94,7 +94,7 @@ TEST(ApnsIntegration, DeliversWithAllHeadersAndOneReusedJwt) {
   EXPECT_TRUE(r0.contains("apns-collapse-id"));
   EXPECT_EQ(r0["auth"], "jwt");
   // One provider token for all 50 requests: never one per request.
-  EXPECT_EQ(mock.stats()["distinct_jwts"], 1);
+  EXPECT_EQ(mock().stats()["distinct_jwts"], 1);
   const auto m = client->metrics();
   EXPECT_EQ(metric(*m, R"(pushdaemon_apns_jwt_refresh_total{reason="initial"})"), 1);
   EXPECT_EQ(
@@ -105,18 +105,16 @@ TEST(ApnsIntegration, DeliversWithAllHeadersAndOneReusedJwt) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, ShutdownLeavesZeroConnectionsOnBothSides) {
+TEST_F(ApnsIntegration, ShutdownLeavesZeroConnectionsOnBothSides) {
   // Enough concurrency to open every allowed connection.
-  MockPushServer mock({"--max-concurrent-streams", "2"});
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 100}}));
+  ASSERT_TRUE(startMock({"--max-concurrent-streams", "2"}));
+  ASSERT_TRUE(mock().faults({{"delay_ms", 100}}));
   diag::Kind& conn_kind = diag::kind("apns.connection");
   diag::Kind& provider_kind = diag::kind("apns.provider");
   const auto conns_before = conn_kind.counts();
-  push::EventLoop loop;
-  auto config = apnsConfig(mock);
+  auto config = clientConfig();
   config.pool.max_connections = 3;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   EXPECT_EQ(provider_kind.counts().live, 1u);
 
@@ -130,15 +128,15 @@ TEST(ApnsIntegration, ShutdownLeavesZeroConnectionsOnBothSides) {
   // owns one of the sockets.
   EXPECT_EQ(client->stats().open_connections, 3u);
   EXPECT_EQ(conn_kind.counts().live - conns_before.live, 3u);
-  EXPECT_EQ(socketsTo(mock.port()), 3);
-  EXPECT_EQ(mock.stats()["open_connections"], 3);
+  EXPECT_EQ(socketsTo(mock().port()), 3);
+  EXPECT_EQ(mock().stats()["open_connections"], 3);
   const auto m = client->metrics();
   EXPECT_EQ(metric(*m, "pushdaemon_apns_upstream_cx_active"), 3);
 
   ASSERT_TRUE(client->shutdown(seconds(5)));
   // Client side, at once: no socket, no tracked connection, no provider.
   EXPECT_EQ(client->stats().open_connections, 0u);
-  EXPECT_EQ(socketsTo(mock.port()), 0);
+  EXPECT_EQ(socketsTo(mock().port()), 0);
   EXPECT_EQ(conn_kind.counts().live, conns_before.live);
   EXPECT_EQ(provider_kind.counts().live, 0u);
   const auto text = scrape(*m);
@@ -152,15 +150,14 @@ TEST(ApnsIntegration, ShutdownLeavesZeroConnectionsOnBothSides) {
   EXPECT_EQ(local + remote, total);
   EXPECT_EQ(local, 3);  // we closed them (GOAWAY + close_notify)
   // Server side: the mock's own count of open connections drops to zero.
-  EXPECT_TRUE(eventually([&] { return mock.stats()["open_connections"] == 0; }, 5000))
-      << mock.stats().dump();
-  EXPECT_EQ(mock.stats()["peak_open_connections"], 3);
+  EXPECT_TRUE(eventually([&] { return mock().stats()["open_connections"] == 0; }, 5000))
+      << mock().stats().dump();
+  EXPECT_EQ(mock().stats()["peak_open_connections"], 3);
   EXPECT_EQ(client->send(notification(deviceToken(1)), nullptr), push::Admission::kShutDown);
 }
 
-TEST(ApnsIntegration, EveryStatusClassMapsToItsOutcome) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
+TEST_F(ApnsIntegration, EveryStatusClassMapsToItsOutcome) {
+  ASSERT_TRUE(startMock());
   struct Case {
     std::string prefix;
     int status;
@@ -186,11 +183,10 @@ TEST(ApnsIntegration, EveryStatusClassMapsToItsOutcome) {
   for (const auto& c : cases) {
     rules.push_back({{"prefix", c.prefix}, {"status", c.status}, {"reason", c.reason}});
   }
-  ASSERT_TRUE(mock.rules(rules));
-  push::EventLoop loop;
-  auto config = apnsConfig(mock);
+  ASSERT_TRUE(mock().rules(rules));
+  auto config = clientConfig();
   config.retry.max_attempts = 1;  // the raw mapping, no retries
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   std::vector<push::ApnsNotification> batch;
   for (const auto& c : cases) batch.push_back(notification(deviceToken(7, c.prefix)));
@@ -210,7 +206,7 @@ TEST(ApnsIntegration, EveryStatusClassMapsToItsOutcome) {
   EXPECT_LT(age, std::chrono::hours(25));
   EXPECT_EQ(outcomes.back().kind, OutcomeKind::kSuccess);
   // Each notification reached the server exactly once.
-  const auto counts = receivedCounts(mock.received());
+  const auto counts = receivedCounts(mock().received());
   for (const auto& n : batch) EXPECT_EQ(counts.at(n.device_token), 1) << n.device_token;
   const auto m = client->metrics();
   EXPECT_EQ(
@@ -222,35 +218,29 @@ TEST(ApnsIntegration, EveryStatusClassMapsToItsOutcome) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, RetryableAnswersAreRetriedUntilTheyPass) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));  // max_attempts 3
+TEST_F(ApnsIntegration, RetryableAnswersAreRetriedUntilTheyPass) {
+  auto* client = startClient();  // max_attempts 3
   ASSERT_TRUE(client);
   ASSERT_TRUE(
-      mock.faults({{"fail", {{"count", 2}, {"status", 503}, {"reason", "ServiceUnavailable"}}}}));
+      mock().faults({{"fail", {{"count", 2}, {"status", 503}, {"reason", "ServiceUnavailable"}}}}));
   const auto ok = client->sendBatch({notification(deviceToken(1))});
   EXPECT_EQ(ok[0].kind, OutcomeKind::kSuccess);
   EXPECT_EQ(ok[0].attempts, 3);
-  ASSERT_TRUE(
-      mock.faults({{"fail", {{"count", 5}, {"status", 500}, {"reason", "InternalServerError"}}}}));
+  ASSERT_TRUE(mock().faults(
+      {{"fail", {{"count", 5}, {"status", 500}, {"reason", "InternalServerError"}}}}));
   const auto bad = client->sendBatch({notification(deviceToken(2))});
   EXPECT_EQ(bad[0].kind, OutcomeKind::kRetryable);
   EXPECT_EQ(bad[0].reason, "InternalServerError");
   EXPECT_EQ(bad[0].attempts, 3);
-  const auto counts = receivedCounts(mock.received());
+  const auto counts = receivedCounts(mock().received());
   EXPECT_EQ(counts.at(deviceToken(1)), 3);
   EXPECT_EQ(counts.at(deviceToken(2)), 3);
   EXPECT_EQ(metric(*client->metrics(), "pushdaemon_apns_upstream_rq_retry_total"), 4);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, PayloadLimitsAreCheckedBeforeSending) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(ApnsIntegration, PayloadLimitsAreCheckedBeforeSending) {
+  auto* client = startClient();
   ASSERT_TRUE(client);
   auto big = notification(deviceToken(1));
   big.payload = R"({"aps":{"alert":")" + std::string(4096, 'x') + R"("}})";
@@ -269,25 +259,22 @@ TEST(ApnsIntegration, PayloadLimitsAreCheckedBeforeSending) {
   EXPECT_EQ(outcomes[2].reason, "PayloadTooLarge");
   EXPECT_EQ(outcomes[2].attempts, 0);
   // Only the VoIP notification within its limit went out.
-  const auto received = mock.received();
+  const auto received = mock().received();
   ASSERT_EQ(received.size(), 1u);
   EXPECT_EQ(received[0]["token"], deviceToken(2));
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, ProviderTokenIsRefreshedOnlyAfterItsInterval) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TestClock clock;
-  auto config = apnsConfig(mock);
-  config.clock = clock.fn();
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+TEST_F(ApnsIntegration, ProviderTokenIsRefreshedOnlyAfterItsInterval) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig();
+  config.clock = clock_.fn();
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   std::int64_t moved = 0;
   auto moveTo = [&](std::int64_t minute) {
-    clock.advance(seconds((minute - moved) * 60));
-    ASSERT_TRUE(mock.clockOffset(seconds(minute * 60)));  // both clocks agree
+    clock_.advance(seconds((minute - moved) * 60));
+    ASSERT_TRUE(mock().clockOffset(seconds(minute * 60)));  // both clocks agree
     moved = minute;
   };
   for (std::int64_t minute : {0, 1, 19, 20, 49}) {
@@ -296,12 +283,12 @@ TEST(ApnsIntegration, ProviderTokenIsRefreshedOnlyAfterItsInterval) {
         client->sendBatch({notification(deviceToken(static_cast<std::uint64_t>(minute)))})[0];
     EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << minute << " " << o.reason;
   }
-  EXPECT_EQ(mock.stats()["distinct_jwts"], 1);  // reused for 49 minutes
+  EXPECT_EQ(mock().stats()["distinct_jwts"], 1);  // reused for 49 minutes
   moveTo(50);
   const auto o = client->sendBatch({notification(deviceToken(50))})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;  // not TooManyProviderTokenUpdates
-  EXPECT_EQ(mock.stats()["distinct_jwts"], 2);
-  const auto received = mock.received();
+  EXPECT_EQ(mock().stats()["distinct_jwts"], 2);
+  const auto received = mock().received();
   const std::int64_t first_iat = received[0]["jwt_iat"];
   const std::int64_t last_iat = received.back()["jwt_iat"];
   EXPECT_EQ(last_iat - first_iat, 50 * 60);
@@ -311,26 +298,23 @@ TEST(ApnsIntegration, ProviderTokenIsRefreshedOnlyAfterItsInterval) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, ExpiredProviderTokenGetsANewTokenAndOneResend) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TestClock clock;
-  auto config = apnsConfig(mock);
-  config.clock = clock.fn();
+TEST_F(ApnsIntegration, ExpiredProviderTokenGetsANewTokenAndOneResend) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig();
+  config.clock = clock_.fn();
   config.token_auth->refresh_after = minutes(59);
   config.retry.max_attempts = 1;  // the resend after a new token is not a retry
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   ASSERT_EQ(client->sendBatch({notification(deviceToken(1))})[0].kind, OutcomeKind::kSuccess);
   // 58 minutes on our clock (token still "fresh" for us), 61 on Apple's:
   // the server says ExpiredProviderToken.
-  clock.advance(minutes(58));
-  ASSERT_TRUE(mock.clockOffset(minutes(61)));
+  clock_.advance(minutes(58));
+  ASSERT_TRUE(mock().clockOffset(minutes(61)));
   const auto o = client->sendBatch({notification(deviceToken(2))})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
   EXPECT_EQ(o.attempts, 2);
-  const auto stats = mock.stats();
+  const auto stats = mock().stats();
   EXPECT_EQ(stats["responses"]["403"], 1);
   EXPECT_EQ(stats["distinct_jwts"], 2);
   const auto m = client->metrics();
@@ -343,38 +327,33 @@ TEST(ApnsIntegration, ExpiredProviderTokenGetsANewTokenAndOneResend) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, CertificateAuthUsesTheClientCertificate) {
-  MockPushServer mock({"--client-ca", TestPki::get().ca});
-  ASSERT_TRUE(mock.ok());
-  auto config = apnsConfig(mock);
+TEST_F(ApnsIntegration, CertificateAuthUsesTheClientCertificate) {
+  ASSERT_TRUE(startMock({"--client-ca", TestPki::get().ca}));
+  auto config = clientConfig();
   config.token_auth.reset();
   config.tls.client_cert_file = TestPki::get().client_cert;
   config.tls.client_key_file = TestPki::get().client_key;
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const auto o = client->sendBatch({notification(deviceToken(1))})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
-  const auto received = mock.received();
+  const auto received = mock().received();
   ASSERT_EQ(received.size(), 1u);
   EXPECT_EQ(received[0]["auth"], "cert");
-  EXPECT_EQ(mock.stats()["distinct_jwts"], 0);  // no JWT was sent
+  EXPECT_EQ(mock().stats()["distinct_jwts"], 0);  // no JWT was sent
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, ClientCertificateTheServerDoesNotTrustSendsNothing) {
+TEST_F(ApnsIntegration, ClientCertificateTheServerDoesNotTrustSendsNothing) {
   // The mock trusts only the unrelated CA; our certificate is from the test CA.
-  MockPushServer mock({"--client-ca", TestPki::get().other_ca});
-  ASSERT_TRUE(mock.ok());
-  LogCapture log;
-  auto config = apnsConfig(mock, &log);
+  ASSERT_TRUE(startMock({"--client-ca", TestPki::get().other_ca}));
+  auto config = clientConfig(&log_);
   config.token_auth.reset();
   config.tls.client_cert_file = TestPki::get().client_cert;
   config.tls.client_key_file = TestPki::get().client_key;
   config.pool.connect_failures_before_failing_queue = 2;
   config.pool.reconnect = {milliseconds(10), milliseconds(20), 2.0};
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const auto outcomes =
       client->sendBatch({notification(deviceToken(1)), notification(deviceToken(2))});
@@ -384,21 +363,19 @@ TEST(ApnsIntegration, ClientCertificateTheServerDoesNotTrustSendsNothing) {
     EXPECT_EQ(o.status, 0);
   }
   EXPECT_GE(metric(*client->metrics(), "pushdaemon_apns_upstream_cx_connect_fail_total"), 2);
-  EXPECT_EQ(mock.received().size(), 0u);  // not one request got through
+  EXPECT_EQ(mock().received().size(), 0u);  // not one request got through
   ASSERT_TRUE(client->shutdown());
-  EXPECT_EQ(socketsTo(mock.port()), 0);
+  EXPECT_EQ(socketsTo(mock().port()), 0);
 }
 
-TEST(ApnsIntegration, WithoutCredentialsTheServerRefusesAndCreateRefusesToo) {
-  MockPushServer mock;  // asks for no client certificate
-  ASSERT_TRUE(mock.ok());
-  auto config = apnsConfig(mock);
+TEST_F(ApnsIntegration, WithoutCredentialsTheServerRefusesAndCreateRefusesToo) {
+  ASSERT_TRUE(startMock());  // asks for no client certificate
+  auto config = clientConfig();
   config.token_auth.reset();
-  push::EventLoop loop;
-  EXPECT_FALSE(push::ApnsClient::create(loop, config));  // neither token nor certificate
+  EXPECT_FALSE(push::ApnsClient::create(loop(), config));  // neither token nor certificate
   config.tls.client_cert_file = TestPki::get().client_cert;
   config.tls.client_key_file = TestPki::get().client_key;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   // The mock never asked for the certificate: APNs answers MissingProviderToken.
   const auto o = client->sendBatch({notification(deviceToken(1))})[0];
@@ -408,14 +385,11 @@ TEST(ApnsIntegration, WithoutCredentialsTheServerRefusesAndCreateRefusesToo) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, UntrustedServerCertificateIsRejectedWithoutFallback) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  LogCapture log;
-  auto config = apnsConfig(mock, &log);
+TEST_F(ApnsIntegration, UntrustedServerCertificateIsRejectedWithoutFallback) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig(&log_);
   config.tls.ca_file = TestPki::get().other_ca;  // does not sign the server's certificate
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const auto outcomes =
       client->sendBatch({notification(deviceToken(1)), notification(deviceToken(2))});
@@ -428,52 +402,43 @@ TEST(ApnsIntegration, UntrustedServerCertificateIsRejectedWithoutFallback) {
   // accepted was one that failed verification (no unverified retry). The
   // queue fails at the first rejection; a notification arriving after that
   // makes one more (equally rejected) attempt after the back-off.
-  const auto stats = mock.stats();
+  const auto stats = mock().stats();
   EXPECT_EQ(stats["requests"].value("apns", 0), 0);
   const double fails = metric(*client->metrics(), "pushdaemon_apns_upstream_cx_connect_fail_total");
   EXPECT_GE(fails, 1);
   EXPECT_LE(fails, 2);
   EXPECT_EQ(stats["accepted_connections"].get<double>(), fails);
-  EXPECT_NE(log.text().find("certificate rejected"), std::string::npos) << log.text();
+  EXPECT_NE(log_.text().find("certificate rejected"), std::string::npos) << log_.text();
   ASSERT_TRUE(client->shutdown());
   EXPECT_EQ(client->stats().open_connections, 0u);
 }
 
-TEST(ApnsIntegration, CertificateForAnotherHostIsRejected) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  auto config = apnsConfig(mock);
+TEST_F(ApnsIntegration, CertificateForAnotherHostIsRejected) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig();
   // The certificate names localhost and 127.0.0.1, not this host.
   config.endpoint.host = "api.push.example.invalid";
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const auto o = client->sendBatch({notification(deviceToken(1))})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
   EXPECT_EQ(o.reason, "TlsVerifyFailed");
-  EXPECT_EQ(mock.stats()["requests"].value("apns", 0), 0);
+  EXPECT_EQ(mock().stats()["requests"].value("apns", 0), 0);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, ServerWithoutH2IsRefused) {
-  MockPushServer mock({"--alpn", "none"});
-  ASSERT_TRUE(mock.ok());
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(ApnsIntegration, ServerWithoutH2IsRefused) {
+  auto* client = startClient({"--alpn", "none"});
   ASSERT_TRUE(client);
   const auto o = client->sendBatch({notification(deviceToken(1))})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
   EXPECT_EQ(o.reason, "AlpnRefused");
-  EXPECT_EQ(mock.stats()["requests"].value("apns", 0), 0);
+  EXPECT_EQ(mock().stats()["requests"].value("apns", 0), 0);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, ShutdownLetsInFlightFinishWithinGrace) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 300}}));
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(ApnsIntegration, ShutdownLetsInFlightFinishWithinGrace) {
+  auto* client = startClient({}, {{"delay_ms", 300}});
   ASSERT_TRUE(client);
   Collector got;
   for (int i = 0; i < 10; ++i) {
@@ -490,18 +455,14 @@ TEST(ApnsIntegration, ShutdownLetsInFlightFinishWithinGrace) {
   }
 }
 
-TEST(ApnsIntegration, ShutdownFailsWhatOutlivesTheGraceExactlyOnce) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 3000}}));
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(ApnsIntegration, ShutdownFailsWhatOutlivesTheGraceExactlyOnce) {
+  auto* client = startClient({}, {{"delay_ms", 3000}});
   ASSERT_TRUE(client);
   Collector got;
   for (int i = 0; i < 5; ++i) {
     client->send(notification(deviceToken(static_cast<std::uint64_t>(i))), got.callback(i));
   }
-  ASSERT_TRUE(eventually([&] { return mock.stats()["requests"].value("apns", 0) == 5; }));
+  ASSERT_TRUE(eventually([&] { return mock().stats()["requests"].value("apns", 0) == 5; }));
   const auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(client->shutdown(milliseconds(200)));
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(2));  // did not wait for the server
@@ -514,17 +475,15 @@ TEST(ApnsIntegration, ShutdownFailsWhatOutlivesTheGraceExactlyOnce) {
     EXPECT_EQ(list[0].reason, "Shutdown");
   }
   EXPECT_EQ(client->stats().open_connections, 0u);
-  EXPECT_TRUE(eventually([&] { return mock.stats()["open_connections"] == 0; }, 5000));
+  EXPECT_TRUE(eventually([&] { return mock().stats()["open_connections"] == 0; }, 5000));
 }
 
-TEST(ApnsIntegration, BackPressureWhenFull) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 300}}));
-  auto config = apnsConfig(mock);
+TEST_F(ApnsIntegration, BackPressureWhenFull) {
+  ASSERT_TRUE(startMock());
+  ASSERT_TRUE(mock().faults({{"delay_ms", 300}}));
+  auto config = clientConfig();
   config.max_outstanding = 4;
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   Collector got;
   for (int i = 0; i < 4; ++i) {
@@ -547,22 +506,19 @@ TEST(ApnsIntegration, BackPressureWhenFull) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, LogsNameNoSecrets) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  LogCapture log;
-  auto config = apnsConfig(mock, &log);
+TEST_F(ApnsIntegration, LogsNameNoSecrets) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig(&log_);
   config.pool.idle_timeout = milliseconds(100);
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const std::string token = deviceToken(424242, "f00d");
-  ASSERT_TRUE(mock.faults({{"goaway_after_streams", 1}}));
+  ASSERT_TRUE(mock().faults({{"goaway_after_streams", 1}}));
   client->sendBatch({notification(token), notification(deviceToken(1))});
-  ASSERT_TRUE(mock.faults({{"goaway_after_streams", 0}, {"refuse_connections", true}}));
+  ASSERT_TRUE(mock().faults({{"goaway_after_streams", 0}, {"refuse_connections", true}}));
   client->sendBatch({notification(deviceToken(2))});
   ASSERT_TRUE(client->shutdown());
-  const std::string text = log.text();
+  const std::string text = log_.text();
   EXPECT_NE(text.find("GOAWAY"), std::string::npos) << text;  // something was logged
   EXPECT_EQ(text.find(token), std::string::npos);
   EXPECT_EQ(text.find("eyJ"), std::string::npos);  // base64 of '{"': a JWT
@@ -570,14 +526,12 @@ TEST(ApnsIntegration, LogsNameNoSecrets) {
   EXPECT_EQ(text.find("bearer"), std::string::npos);
 }
 
-TEST(ApnsIntegration, SendManyIsAllOrNothingAndAnswersEachIndexOnce) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.rules({{{"prefix", "dead"}, {"status", 410}, {"reason", "Unregistered"}}}));
-  auto config = apnsConfig(mock);
+TEST_F(ApnsIntegration, SendManyIsAllOrNothingAndAnswersEachIndexOnce) {
+  ASSERT_TRUE(startMock());
+  ASSERT_TRUE(mock().rules({{{"prefix", "dead"}, {"status", 410}, {"reason", "Unregistered"}}}));
+  auto config = clientConfig();
   config.max_outstanding = 10;
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   std::mutex mu;
   std::map<std::size_t, std::vector<push::Outcome>> got;
@@ -602,14 +556,13 @@ TEST(ApnsIntegration, SendManyIsAllOrNothingAndAnswersEachIndexOnce) {
     ASSERT_EQ(got[i].size(), 1u) << i;
     EXPECT_EQ(got[i][0].kind, i == 3 ? OutcomeKind::kInvalidToken : OutcomeKind::kSuccess) << i;
   }
-  EXPECT_EQ(mock.received().size(), 10u);
+  EXPECT_EQ(mock().received().size(), 10u);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(ApnsIntegration, MetricsOnTheDiagEndpointPassPromtool) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.rules({{{"prefix", "dead"}, {"status", 410}, {"reason", "Unregistered"}}}));
+TEST_F(ApnsIntegration, MetricsOnTheDiagEndpointPassPromtool) {
+  ASSERT_TRUE(startMock());
+  ASSERT_TRUE(mock().rules({{{"prefix", "dead"}, {"status", 410}, {"reason", "Unregistered"}}}));
   TempDir tmp;
   diag::Config dc;
   dc.metrics_address = "127.0.0.1:0";
@@ -617,11 +570,10 @@ TEST(ApnsIntegration, MetricsOnTheDiagEndpointPassPromtool) {
   ASSERT_TRUE(runtime.metricsStatus());
   auto metrics = std::make_shared<push::PushMetrics>();
   runtime.registerCollectable(metrics);
-  push::EventLoop loop;
-  auto config = apnsConfig(mock);
+  auto config = clientConfig();
   config.metrics = metrics;
   config.retry.max_attempts = 1;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   client->sendBatch({notification(deviceToken(1)), notification(deviceToken(2, "dead"))});
   const auto body = httpGet(runtime.metricsAddress(), "/metrics");
@@ -654,39 +606,35 @@ TEST(ApnsIntegration, MetricsOnTheDiagEndpointPassPromtool) {
   EXPECT_EQ(metricValue(*after, R"(leakscope_tracked_objects{kind="apns.connection"})"), 0);
 }
 
-TEST(ApnsIntegration, DestroyingWithoutShutdownStillFinishesInFlightAndClosesEverything) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 200}}));
+TEST_F(ApnsIntegration, DestroyingWithoutShutdownStillFinishesInFlightAndClosesEverything) {
+  ASSERT_TRUE(startMock());
+  ASSERT_TRUE(mock().faults({{"delay_ms", 200}}));
   diag::Kind& conn_kind = diag::kind("apns.connection");
   const auto conns_before = conn_kind.counts().live;
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+  auto* client = connect();
   ASSERT_TRUE(client);
   Collector got;
   for (int i = 0; i < 5; ++i) {
     client->send(notification(deviceToken(static_cast<std::uint64_t>(i))), got.callback(i));
   }
-  ASSERT_TRUE(eventually([&] { return mock.stats()["requests"].value("apns", 0) == 5; }));
-  client.reset();  // the destructor runs the awaited shutdown
+  ASSERT_TRUE(eventually([&] { return mock().stats()["requests"].value("apns", 0) == 5; }));
+  client_.reset();  // the destructor runs the awaited shutdown
   const auto outcomes = got.outcomes();
   ASSERT_EQ(outcomes.size(), 5u);
   for (const auto& [i, list] : outcomes) {
     ASSERT_EQ(list.size(), 1u) << i;
     EXPECT_EQ(list[0].kind, OutcomeKind::kSuccess) << list[0].reason;
   }
-  EXPECT_EQ(socketsTo(mock.port()), 0);
+  EXPECT_EQ(socketsTo(mock().port()), 0);
   EXPECT_EQ(conn_kind.counts().live, conns_before);
-  EXPECT_TRUE(eventually([&] { return mock.stats()["open_connections"] == 0; }, 5000));
+  EXPECT_TRUE(eventually([&] { return mock().stats()["open_connections"] == 0; }, 5000));
 }
 
-TEST(ApnsIntegration, SendsRacingShutdownGetExactlyOneAnswerEach) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  push::EventLoop loop;
-  auto config = apnsConfig(mock);
+TEST_F(ApnsIntegration, SendsRacingShutdownGetExactlyOneAnswerEach) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig();
   config.max_outstanding = 64;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   std::atomic<int> accepted{0}, answered{0}, succeeded{0};
   std::atomic<bool> refused{false};
@@ -714,19 +662,16 @@ TEST(ApnsIntegration, SendsRacingShutdownGetExactlyOneAnswerEach) {
   // shutdown() returned; the server's 200s are exactly our successes.
   EXPECT_EQ(answered.load(), accepted.load());
   int ok = 0;
-  for (const auto& [token, n] : receivedCounts(mock.received(), 200)) {
+  for (const auto& [token, n] : receivedCounts(mock().received(), 200)) {
     EXPECT_EQ(n, 1) << "delivered twice";
     ok += n;
   }
   EXPECT_EQ(ok, succeeded.load());
-  EXPECT_EQ(socketsTo(mock.port()), 0);
+  EXPECT_EQ(socketsTo(mock().port()), 0);
 }
 
-TEST(ApnsIntegration, OutcomeCallbacksMaySendAgain) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(ApnsIntegration, OutcomeCallbacksMaySendAgain) {
+  auto* client = startClient();
   ASSERT_TRUE(client);
   constexpr int kChain = 100;
   std::atomic<int> ok{0};
@@ -739,7 +684,7 @@ TEST(ApnsIntegration, OutcomeCallbacksMaySendAgain) {
   };
   next(0);
   ASSERT_TRUE(eventually([&] { return ok.load() == kChain; })) << ok.load();
-  EXPECT_EQ(receivedCounts(mock.received(), 200).size(), static_cast<std::size_t>(kChain));
+  EXPECT_EQ(receivedCounts(mock().received(), 200).size(), static_cast<std::size_t>(kChain));
   ASSERT_TRUE(client->shutdown());
 }
 

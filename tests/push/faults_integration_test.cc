@@ -49,19 +49,18 @@ void expectDeliveredOnce(const MockPushServer& mock,
   }
 }
 
+// The mock push server, a loop and an APNs client, torn down in reverse.
+using Faults = ApnsClientTest;
+
 }  // namespace
 
-TEST(Faults, DelayWithinTheTimeoutIsJustSlower) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 200}}));
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(Faults, DelayWithinTheTimeoutIsJustSlower) {
+  auto* client = startClient({}, {{"delay_ms", 200}});
   ASSERT_TRUE(client);
   const auto batch = batchOf(10);
   const auto outcomes = client->sendBatch(batch);
   EXPECT_EQ(kinds(outcomes)[OutcomeKind::kSuccess], 10);
-  expectDeliveredOnce(mock, batch, outcomes);
+  expectDeliveredOnce(mock(), batch, outcomes);
   // The duration histogram saw the delay.
   EXPECT_EQ(metric(*client->metrics(),
                    R"(pushdaemon_apns_upstream_rq_duration_seconds_bucket{le="0.1"})"),
@@ -71,14 +70,12 @@ TEST(Faults, DelayWithinTheTimeoutIsJustSlower) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, DelayBeyondTheTimeoutTimesOutOnceAndTheLateAnswerIsIgnored) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 600}}));
-  auto config = apnsConfig(mock);
+TEST_F(Faults, DelayBeyondTheTimeoutTimesOutOnceAndTheLateAnswerIsIgnored) {
+  ASSERT_TRUE(startMock());
+  ASSERT_TRUE(mock().faults({{"delay_ms", 600}}));
+  auto config = clientConfig();
   config.pool.request_timeout = milliseconds(200);
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   std::mutex mu;
   std::map<int, int> calls;
@@ -99,9 +96,9 @@ TEST(Faults, DelayBeyondTheTimeoutTimesOutOnceAndTheLateAnswerIsIgnored) {
   // its delayed answer left, so no late answer can come.
   ASSERT_TRUE(eventually([&] {
     int gone = 0;
-    for (const auto& r : mock.received()) gone += r["action"] == "unanswered" ? 1 : 0;
+    for (const auto& r : mock().received()) gone += r["action"] == "unanswered" ? 1 : 0;
     return gone == 3;
-  })) << mock.received().dump();
+  })) << mock().received().dump();
   {
     const std::lock_guard lock(mu);
     for (const auto& [i, n] : calls) EXPECT_EQ(n, 1) << i;
@@ -112,14 +109,10 @@ TEST(Faults, DelayBeyondTheTimeoutTimesOutOnceAndTheLateAnswerIsIgnored) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, TooManyRequestsWithRetryAfterIsHonoured) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults(
-      {{"fail",
-        {{"count", 1}, {"status", 429}, {"reason", "TooManyRequests"}, {"retry_after", "1"}}}}));
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(Faults, TooManyRequestsWithRetryAfterIsHonoured) {
+  auto* client = startClient(
+      {}, {{"fail",
+            {{"count", 1}, {"status", 429}, {"reason", "TooManyRequests"}, {"retry_after", "1"}}}});
   ASSERT_TRUE(client);
   const auto start = std::chrono::steady_clock::now();
   const auto o = client->sendBatch({notification(deviceToken(1))})[0];
@@ -127,18 +120,15 @@ TEST(Faults, TooManyRequestsWithRetryAfterIsHonoured) {
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
   EXPECT_EQ(o.attempts, 2);
   EXPECT_GE(took, milliseconds(1000));  // waited Retry-After, not the 20 ms back-off
-  EXPECT_EQ(receivedCounts(mock.received()).at(deviceToken(1)), 2);
+  EXPECT_EQ(receivedCounts(mock().received()).at(deviceToken(1)), 2);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, RetryAfterBeyondTheLimitIsReportedNotWaitedFor) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults(
+TEST_F(Faults, RetryAfterBeyondTheLimitIsReportedNotWaitedFor) {
+  auto* client = startClient(
+      {},
       {{"fail",
-        {{"count", 1}, {"status", 429}, {"reason", "TooManyRequests"}, {"retry_after", "120"}}}}));
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+        {{"count", 1}, {"status", 429}, {"reason", "TooManyRequests"}, {"retry_after", "120"}}}});
   ASSERT_TRUE(client);
   const auto o = client->sendBatch({notification(deviceToken(1))})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
@@ -148,21 +138,19 @@ TEST(Faults, RetryAfterBeyondTheLimitIsReportedNotWaitedFor) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, GoawayAfterNStreamsMovesTheRestToANewConnection) {
-  MockPushServer mock({"--max-concurrent-streams", "20"});
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"goaway_after_streams", 5}}));
-  auto config = apnsConfig(mock);
+TEST_F(Faults, GoawayAfterNStreamsMovesTheRestToANewConnection) {
+  ASSERT_TRUE(startMock({"--max-concurrent-streams", "20"}));
+  ASSERT_TRUE(mock().faults({{"goaway_after_streams", 5}}));
+  auto config = clientConfig();
   config.pool.max_connections = 1;
   config.pool.max_unprocessed_retries = 10;
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const auto batch = batchOf(40);
   const auto outcomes = client->sendBatch(batch);
   EXPECT_EQ(kinds(outcomes)[OutcomeKind::kSuccess], 40);
-  expectDeliveredOnce(mock, batch, outcomes);
-  const auto stats = mock.stats();
+  expectDeliveredOnce(mock(), batch, outcomes);
+  const auto stats = mock().stats();
   EXPECT_GE(stats["goaways_sent"], 8);  // 5 per connection
   EXPECT_GT(stats["unprocessed"], 0);   // streams above the GOAWAY's last id were in flight
   // A draining connection does not hold back its replacement, but sockets
@@ -179,48 +167,38 @@ TEST(Faults, GoawayAfterNStreamsMovesTheRestToANewConnection) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, RefusedStreamsAreSentAgainInvisibly) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"rst", {{"count", 3}, {"error_code", 7}}}}));  // REFUSED_STREAM
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(Faults, RefusedStreamsAreSentAgainInvisibly) {
+  auto* client = startClient({}, {{"rst", {{"count", 3}, {"error_code", 7}}}});  // REFUSED_STREAM
   ASSERT_TRUE(client);
   const auto batch = batchOf(10);
   const auto outcomes = client->sendBatch(batch);
   EXPECT_EQ(kinds(outcomes)[OutcomeKind::kSuccess], 10);
-  expectDeliveredOnce(mock, batch, outcomes);
-  EXPECT_EQ(mock.stats()["resets"], 3);
+  expectDeliveredOnce(mock(), batch, outcomes);
+  EXPECT_EQ(mock().stats()["resets"], 3);
   EXPECT_EQ(metric(*client->metrics(), "pushdaemon_apns_upstream_rq_retry_total"), 3);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, RefusedBeyondTheRetryBudgetIsReportedRetryable) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"rst", {{"count", 3}, {"error_code", 7}}}}));  // REFUSED_STREAM
-  auto config = apnsConfig(mock);
+TEST_F(Faults, RefusedBeyondTheRetryBudgetIsReportedRetryable) {
+  ASSERT_TRUE(startMock());
+  ASSERT_TRUE(mock().faults({{"rst", {{"count", 3}, {"error_code", 7}}}}));  // REFUSED_STREAM
+  auto config = clientConfig();
   config.pool.max_unprocessed_retries = 2;  // 3 tries in all
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const auto o = client->sendBatch({notification(deviceToken(1))})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
   EXPECT_EQ(o.reason, "RefusedStream");
   EXPECT_EQ(o.status, 0);
-  EXPECT_EQ(mock.stats()["resets"], 3);
-  EXPECT_EQ(receivedCounts(mock.received(), 200).count(deviceToken(1)), 0u);  // never delivered
+  EXPECT_EQ(mock().stats()["resets"], 3);
+  EXPECT_EQ(receivedCounts(mock().received(), 200).count(deviceToken(1)), 0u);  // never delivered
   // The next one goes through: the refusals were the server's, not the pool's.
   EXPECT_EQ(client->sendBatch({notification(deviceToken(2))})[0].kind, OutcomeKind::kSuccess);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, OtherStreamResetsAreReportedOnceNotResent) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"rst", {{"count", 1}, {"error_code", 2}}}}));  // INTERNAL_ERROR
-  push::EventLoop loop;
-  auto client = makeClient(loop, apnsConfig(mock));
+TEST_F(Faults, OtherStreamResetsAreReportedOnceNotResent) {
+  auto* client = startClient({}, {{"rst", {{"count", 1}, {"error_code", 2}}}});  // INTERNAL_ERROR
   ASSERT_TRUE(client);
   const auto batch = batchOf(5);
   const auto outcomes = client->sendBatch(batch);
@@ -234,21 +212,19 @@ TEST(Faults, OtherStreamResetsAreReportedOnceNotResent) {
   }
   // The reset one may have been processed: it is not sent again behind the
   // caller's back.
-  const auto all = receivedCounts(mock.received());
+  const auto all = receivedCounts(mock().received());
   for (const auto& n : batch) EXPECT_EQ(all.at(n.device_token), 1);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, AbruptCloseReportsConnectionLostOnceAndReconnects) {
-  MockPushServer mock({"--max-concurrent-streams", "10"});
-  ASSERT_TRUE(mock.ok());
+TEST_F(Faults, AbruptCloseReportsConnectionLostOnceAndReconnects) {
+  ASSERT_TRUE(startMock({"--max-concurrent-streams", "10"}));
   // The 4th request on a connection kills it (TCP RST) before any answer
   // left; answers are delayed so the first three are still in flight.
-  ASSERT_TRUE(mock.faults({{"close_after_requests", 4}, {"delay_ms", 300}}));
-  auto config = apnsConfig(mock);
+  ASSERT_TRUE(mock().faults({{"close_after_requests", 4}, {"delay_ms", 300}}));
+  auto config = clientConfig();
   config.pool.max_connections = 1;
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const auto batch = batchOf(4);
   const auto outcomes = client->sendBatch(batch);
@@ -260,64 +236,58 @@ TEST(Faults, AbruptCloseReportsConnectionLostOnceAndReconnects) {
   EXPECT_EQ(metric(*m, R"(pushdaemon_apns_upstream_cx_destroy_total{side="remote"})"), 1);
   EXPECT_EQ(metric(*m, "pushdaemon_apns_upstream_cx_destroy_with_active_rq_total"), 1);
   // The pool comes back by itself.
-  ASSERT_TRUE(mock.faults({{"close_after_requests", 0}, {"delay_ms", 0}}));
+  ASSERT_TRUE(mock().faults({{"close_after_requests", 0}, {"delay_ms", 0}}));
   const auto again = client->sendBatch(batchOf(3, 100));
   EXPECT_EQ(kinds(again)[OutcomeKind::kSuccess], 3);
   EXPECT_EQ(metric(*m, "pushdaemon_apns_upstream_cx_total"), 2);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, LoweredMaxConcurrentStreamsIsRespected) {
-  MockPushServer mock({"--max-concurrent-streams", "3"});
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 50}}));
-  auto config = apnsConfig(mock);
+TEST_F(Faults, LoweredMaxConcurrentStreamsIsRespected) {
+  ASSERT_TRUE(startMock({"--max-concurrent-streams", "3"}));
+  ASSERT_TRUE(mock().faults({{"delay_ms", 50}}));
+  auto config = clientConfig();
   config.pool.max_connections = 1;
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const auto outcomes = client->sendBatch(batchOf(30));
   EXPECT_EQ(kinds(outcomes)[OutcomeKind::kSuccess], 30);
-  EXPECT_EQ(mock.stats()["peak_streams_per_connection"], 3);
+  EXPECT_EQ(mock().stats()["peak_streams_per_connection"], 3);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, MaxConcurrentStreamsChangedMidConnectionIsFollowed) {
-  MockPushServer mock({"--max-concurrent-streams", "50"});
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 50}}));
-  auto config = apnsConfig(mock);
+TEST_F(Faults, MaxConcurrentStreamsChangedMidConnectionIsFollowed) {
+  ASSERT_TRUE(startMock({"--max-concurrent-streams", "50"}));
+  ASSERT_TRUE(mock().faults({{"delay_ms", 50}}));
+  auto config = clientConfig();
   config.pool.max_connections = 1;
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   EXPECT_EQ(kinds(client->sendBatch(batchOf(40)))[OutcomeKind::kSuccess], 40);
-  EXPECT_GT(mock.stats()["peak_streams_per_connection"], 2);
+  EXPECT_GT(mock().stats()["peak_streams_per_connection"], 2);
   // Lower it on the open connection; wait until the client acknowledged it.
-  ASSERT_TRUE(mock.control("reset", nlohmann::json::object()));
-  ASSERT_TRUE(mock.faults({{"max_concurrent_streams", 2}}));
-  ASSERT_TRUE(eventually([&] { return mock.stats()["settings_acks"].get<int>() >= 1; }));
+  ASSERT_TRUE(mock().control("reset", nlohmann::json::object()));
+  ASSERT_TRUE(mock().faults({{"max_concurrent_streams", 2}}));
+  ASSERT_TRUE(eventually([&] { return mock().stats()["settings_acks"].get<int>() >= 1; }));
   EXPECT_EQ(kinds(client->sendBatch(batchOf(20, 100)))[OutcomeKind::kSuccess], 20);
-  const auto stats = mock.stats();
+  const auto stats = mock().stats();
   EXPECT_EQ(stats["peak_streams_per_connection"], 2);
   EXPECT_EQ(stats["accepted_connections"], 0);  // same connection throughout
   // And raised again.
-  ASSERT_TRUE(mock.control("reset", nlohmann::json::object()));
-  ASSERT_TRUE(mock.faults({{"max_concurrent_streams", 10}}));
-  ASSERT_TRUE(eventually([&] { return mock.stats()["settings_acks"].get<int>() >= 1; }));
+  ASSERT_TRUE(mock().control("reset", nlohmann::json::object()));
+  ASSERT_TRUE(mock().faults({{"max_concurrent_streams", 10}}));
+  ASSERT_TRUE(eventually([&] { return mock().stats()["settings_acks"].get<int>() >= 1; }));
   EXPECT_EQ(kinds(client->sendBatch(batchOf(30, 200)))[OutcomeKind::kSuccess], 30);
-  EXPECT_GT(mock.stats()["peak_streams_per_connection"], 2);
+  EXPECT_GT(mock().stats()["peak_streams_per_connection"], 2);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, RefusedConnectionsFailTheQueueThenThePoolRecovers) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"refuse_connections", true}}));
-  auto config = apnsConfig(mock);
+TEST_F(Faults, RefusedConnectionsFailTheQueueThenThePoolRecovers) {
+  ASSERT_TRUE(startMock());
+  ASSERT_TRUE(mock().faults({{"refuse_connections", true}}));
+  auto config = clientConfig();
   config.pool.connect_failures_before_failing_queue = 3;
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   const auto outcomes = client->sendBatch(batchOf(5));
   for (const auto& o : outcomes) {
@@ -327,28 +297,26 @@ TEST(Faults, RefusedConnectionsFailTheQueueThenThePoolRecovers) {
   const auto m = client->metrics();
   EXPECT_EQ(metric(*m, "pushdaemon_apns_upstream_cx_connect_fail_total"), 3);
   EXPECT_EQ(metric(*m, "pushdaemon_apns_upstream_cx_active"), 0);
-  ASSERT_TRUE(mock.faults({{"refuse_connections", false}}));
+  ASSERT_TRUE(mock().faults({{"refuse_connections", false}}));
   const auto again = client->sendBatch(batchOf(5, 10));
   EXPECT_EQ(kinds(again)[OutcomeKind::kSuccess], 5);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, FailedAttemptsAtAnExtraConnectionLeaveTheQueueToTheWorkingOne) {
+TEST_F(Faults, FailedAttemptsAtAnExtraConnectionLeaveTheQueueToTheWorkingOne) {
   // Two streams per connection and slow answers: the pool wants three
   // connections, but after the first one the server refuses new ones.
-  MockPushServer mock({"--max-concurrent-streams", "2"});
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 100}}));
-  auto config = apnsConfig(mock);
+  ASSERT_TRUE(startMock({"--max-concurrent-streams", "2"}));
+  ASSERT_TRUE(mock().faults({{"delay_ms", 100}}));
+  auto config = clientConfig();
   config.pool.max_connections = 3;
   config.pool.connect_failures_before_failing_queue = 2;
   config.pool.reconnect = {milliseconds(20), milliseconds(40), 2.0};
   config.pool.request_timeout = seconds(20);
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   ASSERT_EQ(kinds(client->sendBatch(batchOf(1)))[OutcomeKind::kSuccess], 1);  // one is up
-  ASSERT_TRUE(mock.faults({{"refuse_connections", true}}));
+  ASSERT_TRUE(mock().faults({{"refuse_connections", true}}));
   const auto batch = batchOf(20, 100);
   const auto outcomes = client->sendBatch(batch);
   // Every one went through the working connection, none failed with
@@ -356,24 +324,22 @@ TEST(Faults, FailedAttemptsAtAnExtraConnectionLeaveTheQueueToTheWorkingOne) {
   EXPECT_EQ(kinds(outcomes)[OutcomeKind::kSuccess], 20);
   EXPECT_GT(metric(*client->metrics(), "pushdaemon_apns_upstream_cx_connect_fail_total"),
             config.pool.connect_failures_before_failing_queue);
-  expectDeliveredOnce(mock, batch, outcomes);
-  ASSERT_TRUE(mock.faults({{"refuse_connections", false}}));
+  expectDeliveredOnce(mock(), batch, outcomes);
+  ASSERT_TRUE(mock().faults({{"refuse_connections", false}}));
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, StallTimesOutAndThePingHealthCheckClosesTheConnection) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  auto config = apnsConfig(mock);
+TEST_F(Faults, StallTimesOutAndThePingHealthCheckClosesTheConnection) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig();
   config.pool.max_connections = 1;
   config.pool.request_timeout = milliseconds(300);
   config.pool.ping_interval = milliseconds(200);
   config.pool.ping_timeout = milliseconds(300);
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   EXPECT_EQ(client->sendBatch(batchOf(1))[0].kind, OutcomeKind::kSuccess);
-  ASSERT_TRUE(mock.faults({{"stall", true}}));
+  ASSERT_TRUE(mock().faults({{"stall", true}}));
   const auto stalled = client->sendBatch(batchOf(3, 10));
   for (const auto& o : stalled) {
     EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
@@ -385,12 +351,12 @@ TEST(Faults, StallTimesOutAndThePingHealthCheckClosesTheConnection) {
       [&] { return metric(*m, "pushdaemon_apns_upstream_cx_ping_timeout_total") == 1; }, 3000));
   EXPECT_TRUE(eventually([&] { return client->stats().open_connections == 0; }, 3000));
   EXPECT_EQ(metric(*m, R"(pushdaemon_apns_upstream_cx_destroy_total{side="local"})"), 1);
-  ASSERT_TRUE(mock.faults({{"stall", false}}));
+  ASSERT_TRUE(mock().faults({{"stall", false}}));
   EXPECT_EQ(kinds(client->sendBatch(batchOf(3, 20)))[OutcomeKind::kSuccess], 3);
   // The timed-out requests sat in the stalled server's socket buffer; once
   // it woke up it may have processed them (which is why a timeout is not
   // resent behind the caller's back): at most once each.
-  const auto all = receivedCounts(mock.received());
+  const auto all = receivedCounts(mock().received());
   for (int i = 10; i < 13; ++i) {
     const auto it = all.find(deviceToken(static_cast<std::uint64_t>(i)));
     EXPECT_LE(it == all.end() ? 0 : it->second, 1);
@@ -398,18 +364,16 @@ TEST(Faults, StallTimesOutAndThePingHealthCheckClosesTheConnection) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(Faults, IdleConnectionsAreClosed) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  auto config = apnsConfig(mock);
+TEST_F(Faults, IdleConnectionsAreClosed) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig();
   config.pool.idle_timeout = milliseconds(200);
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   EXPECT_EQ(client->sendBatch(batchOf(2))[0].kind, OutcomeKind::kSuccess);
   EXPECT_EQ(client->stats().open_connections, 1u);
   EXPECT_TRUE(eventually([&] { return client->stats().open_connections == 0; }, 3000));
-  EXPECT_TRUE(eventually([&] { return mock.stats()["open_connections"] == 0; }, 3000));
+  EXPECT_TRUE(eventually([&] { return mock().stats()["open_connections"] == 0; }, 3000));
   const auto m = client->metrics();
   EXPECT_EQ(metric(*m, "pushdaemon_apns_upstream_cx_idle_timeout_total"), 1);
   EXPECT_EQ(metric(*m, R"(pushdaemon_apns_upstream_cx_destroy_total{side="local"})"), 1);

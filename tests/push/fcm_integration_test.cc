@@ -27,14 +27,14 @@ push::FcmNotification message(const std::string& token) {
   return {token, R"({"notification":{"title":"leakscope","body":"test"}})"};
 }
 
+// The mock push server, a loop and an FCM client whose service account
+// lives in the fixture's temp dir, torn down in reverse.
+using FcmIntegration = FcmClientTest;
+
 }  // namespace
 
-TEST(FcmIntegration, OneAccessTokenServesManyMessages) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
-  push::EventLoop loop;
-  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+TEST_F(FcmIntegration, OneAccessTokenServesManyMessages) {
+  auto* client = startClient();
   ASSERT_TRUE(client);
   std::vector<push::FcmNotification> batch;
   for (int i = 0; i < 30; ++i) batch.push_back(message("reg-" + std::to_string(i)));
@@ -43,10 +43,10 @@ TEST(FcmIntegration, OneAccessTokenServesManyMessages) {
     EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
     EXPECT_EQ(o.id.rfind("projects/leakscope-test/messages/", 0), 0u) << o.id;
   }
-  const auto stats = mock.stats();
+  const auto stats = mock().stats();
   EXPECT_EQ(stats["oauth_tokens_issued"], 1);
   EXPECT_EQ(stats["requests"]["fcm"], 30);
-  const auto received = mock.received();
+  const auto received = mock().received();
   ASSERT_EQ(received.size(), 30u);
   EXPECT_EQ(received[0]["token"], "reg-0");
   const auto m = client->metrics();
@@ -55,18 +55,15 @@ TEST(FcmIntegration, OneAccessTokenServesManyMessages) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(FcmIntegration, ErrorCodesMapAndRetryAfterIsHonoured) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
+TEST_F(FcmIntegration, ErrorCodesMapAndRetryAfterIsHonoured) {
+  ASSERT_TRUE(startMock());
   ASSERT_TRUE(
-      mock.rules({{{"prefix", "gone"}, {"status", 404}, {"fcm_code", "UNREGISTERED"}},
-                  {{"prefix", "bad"}, {"status", 400}, {"fcm_code", "INVALID_ARGUMENT"}},
-                  {{"prefix", "other"}, {"status", 403}, {"fcm_code", "SENDER_ID_MISMATCH"}},
-                  {{"prefix", "busy"}, {"status", 503}, {"fcm_code", "UNAVAILABLE"}},
-                  {{"prefix", "oops"}, {"status", 500}, {"fcm_code", "INTERNAL"}}}));
-  TempDir dir;
-  push::EventLoop loop;
-  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+      mock().rules({{{"prefix", "gone"}, {"status", 404}, {"fcm_code", "UNREGISTERED"}},
+                    {{"prefix", "bad"}, {"status", 400}, {"fcm_code", "INVALID_ARGUMENT"}},
+                    {{"prefix", "other"}, {"status", 403}, {"fcm_code", "SENDER_ID_MISMATCH"}},
+                    {{"prefix", "busy"}, {"status", 503}, {"fcm_code", "UNAVAILABLE"}},
+                    {{"prefix", "oops"}, {"status", 500}, {"fcm_code", "INTERNAL"}}}));
+  auto* client = connect();
   ASSERT_TRUE(client);
   const auto outcomes = client->sendBatch({message("gone-1"), message("bad-1"), message("other-1"),
                                            message("busy-1"), message("oops-1")});
@@ -84,7 +81,7 @@ TEST(FcmIntegration, ErrorCodesMapAndRetryAfterIsHonoured) {
   EXPECT_EQ(outcomes[1].attempts, 1);
 
   // QUOTA_EXCEEDED with Retry-After: waited for, then delivered.
-  ASSERT_TRUE(mock.faults(
+  ASSERT_TRUE(mock().faults(
       {{"fail",
         {{"count", 1}, {"status", 429}, {"fcm_code", "QUOTA_EXCEEDED"}, {"retry_after", "1"}}}}));
   const auto start = std::chrono::steady_clock::now();
@@ -95,84 +92,68 @@ TEST(FcmIntegration, ErrorCodesMapAndRetryAfterIsHonoured) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(FcmIntegration, InvalidMessageJsonIsRefusedBeforeSending) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
-  push::EventLoop loop;
-  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+TEST_F(FcmIntegration, InvalidMessageJsonIsRefusedBeforeSending) {
+  auto* client = startClient();
   ASSERT_TRUE(client);
   const auto o = client->sendBatch({{"reg-1", "not json"}})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_EQ(o.reason, "INVALID_ARGUMENT");
   EXPECT_EQ(o.attempts, 0);
-  EXPECT_EQ(mock.stats()["requests"].value("fcm", 0), 0);
+  EXPECT_EQ(mock().stats()["requests"].value("fcm", 0), 0);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(FcmIntegration, AccessTokenIsRefreshedBeforeItExpires) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
-  TestClock clock;
-  auto config = fcmConfig(mock, dir.path());
-  config.clock = clock.fn();
-  push::EventLoop loop;
-  auto client = makeClient(loop, config);
+TEST_F(FcmIntegration, AccessTokenIsRefreshedBeforeItExpires) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig();
+  config.clock = clock_.fn();
+  auto* client = connect(config);
   ASSERT_TRUE(client);
   EXPECT_EQ(client->sendBatch({message("reg-1")})[0].kind, OutcomeKind::kSuccess);
-  clock.advance(minutes(50));  // 59:59 lifetime, 5 min margin: still cached
-  ASSERT_TRUE(mock.clockOffset(minutes(50)));
+  clock_.advance(minutes(50));  // 59:59 lifetime, 5 min margin: still cached
+  ASSERT_TRUE(mock().clockOffset(minutes(50)));
   EXPECT_EQ(client->sendBatch({message("reg-2")})[0].kind, OutcomeKind::kSuccess);
-  EXPECT_EQ(mock.stats()["oauth_tokens_issued"], 1);
-  clock.advance(minutes(5));  // within the margin: a new one first
-  ASSERT_TRUE(mock.clockOffset(minutes(55)));
+  EXPECT_EQ(mock().stats()["oauth_tokens_issued"], 1);
+  clock_.advance(minutes(5));  // within the margin: a new one first
+  ASSERT_TRUE(mock().clockOffset(minutes(55)));
   EXPECT_EQ(client->sendBatch({message("reg-3")})[0].kind, OutcomeKind::kSuccess);
-  EXPECT_EQ(mock.stats()["oauth_tokens_issued"], 2);
-  EXPECT_EQ(mock.stats()["responses"].value("401", 0), 0);  // never sent a stale token
-  const auto received = mock.received();
+  EXPECT_EQ(mock().stats()["oauth_tokens_issued"], 2);
+  EXPECT_EQ(mock().stats()["responses"].value("401", 0), 0);  // never sent a stale token
+  const auto received = mock().received();
   EXPECT_NE(received[1]["access_token"], received[2]["access_token"]);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(FcmIntegration, UnauthenticatedMakesANewAccessTokenAndResendsOnce) {
-  MockPushServer mock({"--token-lifetime", "60"});
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
-  push::EventLoop loop;
-  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+TEST_F(FcmIntegration, UnauthenticatedMakesANewAccessTokenAndResendsOnce) {
+  auto* client = startClient({"--token-lifetime", "60"});
   ASSERT_TRUE(client);
   EXPECT_EQ(client->sendBatch({message("reg-1")})[0].kind, OutcomeKind::kSuccess);
   // The server's clock runs two minutes ahead: it considers our cached
   // token (60 s lifetime, refreshed by us after 30 s) expired.
-  ASSERT_TRUE(mock.clockOffset(minutes(2)));
+  ASSERT_TRUE(mock().clockOffset(minutes(2)));
   const auto o = client->sendBatch({message("reg-2")})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
   EXPECT_EQ(o.attempts, 2);
-  const auto stats = mock.stats();
+  const auto stats = mock().stats();
   EXPECT_EQ(stats["responses"]["401"], 1);
   EXPECT_EQ(stats["oauth_tokens_issued"], 2);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(FcmIntegration, TokenEndpointFailuresAreReportedAsAuthFailed) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
-  push::EventLoop loop;
-  LogCapture log;
-  auto client = makeClient(loop, fcmConfig(mock, dir.path(), &log));
+TEST_F(FcmIntegration, TokenEndpointFailuresAreReportedAsAuthFailed) {
+  ASSERT_TRUE(startMock());
+  auto* client = connect(clientConfig(&log_));
   ASSERT_TRUE(client);
-  ASSERT_TRUE(mock.faults({{"oauth_fail", {{"count", 1}, {"status", 503}}}}));
+  ASSERT_TRUE(mock().faults({{"oauth_fail", {{"count", 1}, {"status", 503}}}}));
   // One message per phase: a second one arriving after the failure would
   // (rightly) trigger a fresh token request.
   const auto o = client->sendBatch({message("reg-1")})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
   EXPECT_EQ(o.reason, "AuthFailed");
   EXPECT_EQ(o.attempts, 0);
-  ASSERT_TRUE(mock.faults({{"oauth_fail", {{"count", 1}, {"status", 400}}}}));
+  ASSERT_TRUE(mock().faults({{"oauth_fail", {{"count", 1}, {"status", 400}}}}));
   EXPECT_EQ(client->sendBatch({message("reg-3")})[0].kind, OutcomeKind::kPermanent);
-  EXPECT_EQ(mock.stats()["requests"].value("fcm", 0), 0);  // nothing went out unauthorised
+  EXPECT_EQ(mock().stats()["requests"].value("fcm", 0), 0);  // nothing went out unauthorised
   // The endpoint works again: so does the client.
   EXPECT_EQ(client->sendBatch({message("reg-4")})[0].kind, OutcomeKind::kSuccess);
   EXPECT_EQ(
@@ -180,18 +161,15 @@ TEST(FcmIntegration, TokenEndpointFailuresAreReportedAsAuthFailed) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(FcmIntegration, ShutdownClosesBothPoolsOnBothSides) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
+TEST_F(FcmIntegration, ShutdownClosesBothPoolsOnBothSides) {
+  ASSERT_TRUE(startMock());
   const auto fcm_before = diag::kind("fcm.connection").counts().live;
   const auto oauth_before = diag::kind("oauth.connection").counts().live;
-  push::EventLoop loop;
-  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+  auto* client = connect();
   ASSERT_TRUE(client);
   EXPECT_EQ(client->sendBatch({message("reg-1")})[0].kind, OutcomeKind::kSuccess);
   EXPECT_EQ(client->stats().open_connections, 2u);  // FCM + token endpoint
-  EXPECT_EQ(mock.stats()["open_connections"], 2);
+  EXPECT_EQ(mock().stats()["open_connections"], 2);
   ASSERT_TRUE(client->shutdown());
   EXPECT_EQ(client->stats().open_connections, 0u);
   EXPECT_EQ(diag::kind("fcm.connection").counts().live, fcm_before);
@@ -200,62 +178,55 @@ TEST(FcmIntegration, ShutdownClosesBothPoolsOnBothSides) {
   const auto m = client->metrics();
   EXPECT_EQ(metric(*m, "pushdaemon_fcm_upstream_cx_active"), 0);
   EXPECT_EQ(metric(*m, "pushdaemon_oauth_upstream_cx_active"), 0);
-  EXPECT_TRUE(eventually([&] { return mock.stats()["open_connections"] == 0; }, 5000));
+  EXPECT_TRUE(eventually([&] { return mock().stats()["open_connections"] == 0; }, 5000));
 }
 
-TEST(FcmIntegration, ServiceAccountProblemsAreReportedAtCreate) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
-  push::EventLoop loop;
-  auto config = fcmConfig(mock, dir.path());
-  auto missing = push::FcmServiceAccount::fromFile(dir.path() + "/missing.json");
+TEST_F(FcmIntegration, ServiceAccountProblemsAreReportedAtCreate) {
+  ASSERT_TRUE(startMock());
+  auto config = clientConfig();
+  auto missing = push::FcmServiceAccount::fromFile(dir_.path() + "/missing.json");
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find("missing.json"), std::string::npos);
   // A key that does not parse: the error names the file, never the key text.
-  std::ofstream(dir.path() + "/bad.json")
+  std::ofstream(dir_.path() + "/bad.json")
       << R"({"type":"service_account","project_id":"p","private_key_id":"k1",)"
       << R"("client_email":"x@p.iam.gserviceaccount.com","token_uri":"https://localhost/token",)"
       << R"("private_key":"-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n)"
       << R"(-----END PRIVATE KEY-----\n"})";
-  auto bad = push::FcmServiceAccount::fromFile(dir.path() + "/bad.json");
+  auto bad = push::FcmServiceAccount::fromFile(dir_.path() + "/bad.json");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("bad.json"), std::string::npos) << bad.error().message;
   EXPECT_EQ(bad.error().message.find("c2VjcmV0"), std::string::npos) << bad.error().message;
   EXPECT_EQ(bad.error().message.find("BEGIN PRIVATE KEY"), std::string::npos);
   // A client without an account is refused at create().
   config.service_account.reset();
-  auto none = push::FcmClient::create(loop, config);
+  auto none = push::FcmClient::create(loop(), config);
   ASSERT_FALSE(none);
   EXPECT_NE(none.error().message.find("service account"), std::string::npos);
 }
 
-TEST(FcmIntegration, TransportFaultsAreReportedAsForApns) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
-  push::EventLoop loop;
-  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+TEST_F(FcmIntegration, TransportFaultsAreReportedAsForApns) {
+  auto* client = startClient();
   ASSERT_TRUE(client);
   ASSERT_EQ(client->sendBatch({message("warm-up")})[0].kind, OutcomeKind::kSuccess);
   // RST_STREAM(REFUSED_STREAM): not processed, sent again invisibly.
-  ASSERT_TRUE(mock.faults({{"rst", {{"count", 1}, {"error_code", 7}}}}));
+  ASSERT_TRUE(mock().faults({{"rst", {{"count", 1}, {"error_code", 7}}}}));
   auto o = client->sendBatch({message("refused-once")})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kSuccess) << o.reason;
   // RST_STREAM(INTERNAL_ERROR): maybe processed, reported once, not resent.
-  ASSERT_TRUE(mock.faults({{"rst", {{"count", 1}, {"error_code", 2}}}}));
+  ASSERT_TRUE(mock().faults({{"rst", {{"count", 1}, {"error_code", 2}}}}));
   o = client->sendBatch({message("reset")})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
   EXPECT_EQ(o.reason, "StreamReset");
   // Abrupt close mid-request: ConnectionLost once, then a new connection works.
-  ASSERT_TRUE(mock.faults({{"close_after_requests", 1}}));
+  ASSERT_TRUE(mock().faults({{"close_after_requests", 1}}));
   o = client->sendBatch({message("lost")})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kRetryable);
   EXPECT_EQ(o.reason, "ConnectionLost");
-  ASSERT_TRUE(mock.faults({{"close_after_requests", 0}}));
+  ASSERT_TRUE(mock().faults({{"close_after_requests", 0}}));
   EXPECT_EQ(client->sendBatch({message("after")})[0].kind, OutcomeKind::kSuccess);
   std::map<std::string, std::vector<std::string>> actions;
-  for (const auto& r : mock.received()) {
+  for (const auto& r : mock().received()) {
     if (r.contains("token")) actions[r["token"]].push_back(r["action"]);
   }
   EXPECT_EQ(actions["refused-once"], (std::vector<std::string>{"reset", "respond"}));
@@ -264,29 +235,20 @@ TEST(FcmIntegration, TransportFaultsAreReportedAsForApns) {
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(FcmIntegration, OversizedMessagesAreRefusedBeforeSending) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  TempDir dir;
-  push::EventLoop loop;
-  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+TEST_F(FcmIntegration, OversizedMessagesAreRefusedBeforeSending) {
+  auto* client = startClient();
   ASSERT_TRUE(client);
   const std::string big(push::kFcmMaxMessageBytes, 'x');
   const auto o = client->sendBatch({{"tok", R"({"data":{"blob":")" + big + R"("}})"}})[0];
   EXPECT_EQ(o.kind, OutcomeKind::kPermanent);
   EXPECT_EQ(o.reason, "PayloadTooLarge");
   EXPECT_EQ(o.attempts, 0);
-  EXPECT_EQ(mock.received().size(), 0u);
+  EXPECT_EQ(mock().received().size(), 0u);
   ASSERT_TRUE(client->shutdown());
 }
 
-TEST(FcmIntegration, ShutdownStillSendsWhatWaitsForAnAccessTokenInFlight) {
-  MockPushServer mock;
-  ASSERT_TRUE(mock.ok());
-  ASSERT_TRUE(mock.faults({{"delay_ms", 300}}));  // the token request takes a while
-  TempDir dir;
-  push::EventLoop loop;
-  auto client = makeClient(loop, fcmConfig(mock, dir.path()));
+TEST_F(FcmIntegration, ShutdownStillSendsWhatWaitsForAnAccessTokenInFlight) {
+  auto* client = startClient({}, {{"delay_ms", 300}});  // the token request takes a while
   ASSERT_TRUE(client);
   std::atomic<int> ok{0}, answered{0};
   for (int i = 0; i < 3; ++i) {
@@ -295,7 +257,7 @@ TEST(FcmIntegration, ShutdownStillSendsWhatWaitsForAnAccessTokenInFlight) {
       if (o.kind == OutcomeKind::kSuccess) ++ok;
     });
   }
-  ASSERT_TRUE(eventually([&] { return mock.stats()["requests"].value("oauth", 0) == 1; }));
+  ASSERT_TRUE(eventually([&] { return mock().stats()["requests"].value("oauth", 0) == 1; }));
   ASSERT_TRUE(client->shutdown(seconds(5)));  // within the grace: the token comes, they go
   EXPECT_EQ(answered.load(), 3);
   EXPECT_EQ(ok.load(), 3);

@@ -106,14 +106,16 @@ std::string LogCapture::text() const {
   return text_;
 }
 
-push::ApnsConfig apnsConfig(const MockPushServer& mock, LogCapture* log) {
-  const TestPki& pki = TestPki::get();
-  push::ApnsConfig c;
+namespace {
+
+// What the APNs and FCM test configurations share: the mock's address
+// (host "localhost" as the certificate says, connecting to 127.0.0.1), the
+// test CA, two connections, short timeouts and back-offs, and the log.
+template <class Config>
+void aimAtMock(Config& c, const MockPushServer& mock, LogCapture* log) {
   c.endpoint = {"localhost", static_cast<std::uint16_t>(mock.port()), "127.0.0.1"};
-  c.tls.ca_file = pki.ca;
-  c.token_auth = push::ApnsTokenAuth{testApnsKey(), kKeyId, kTeamId, std::chrono::minutes(50)};
+  c.tls.ca_file = TestPki::get().ca;
   c.pool.max_connections = 2;
-  c.pool.connect_timeout = std::chrono::seconds(5);
   c.pool.request_timeout = std::chrono::seconds(5);
   c.pool.reconnect = {std::chrono::milliseconds(20), std::chrono::milliseconds(200), 2.0};
   c.retry.backoff = {std::chrono::milliseconds(20), std::chrono::milliseconds(200), 2.0};
@@ -122,6 +124,15 @@ push::ApnsConfig apnsConfig(const MockPushServer& mock, LogCapture* log) {
   } else {
     c.pool.log = [](std::string_view) {};
   }
+}
+
+}  // namespace
+
+push::ApnsConfig apnsConfig(const MockPushServer& mock, LogCapture* log) {
+  push::ApnsConfig c;
+  aimAtMock(c, mock, log);
+  c.token_auth = push::ApnsTokenAuth{testApnsKey(), kKeyId, kTeamId, std::chrono::minutes(50)};
+  c.pool.connect_timeout = std::chrono::seconds(5);
   return c;
 }
 
@@ -161,7 +172,6 @@ std::string writeServiceAccount(const MockPushServer& mock, const std::string& d
 }
 
 push::FcmConfig fcmConfig(const MockPushServer& mock, const std::string& dir, LogCapture* log) {
-  const TestPki& pki = TestPki::get();
   const std::string path = writeServiceAccount(mock, dir);
   auto account = push::FcmServiceAccount::fromFile(path);
   if (!account) {
@@ -169,19 +179,9 @@ push::FcmConfig fcmConfig(const MockPushServer& mock, const std::string& dir, Lo
     return {};
   }
   push::FcmConfig c;
-  c.endpoint = {"localhost", static_cast<std::uint16_t>(mock.port()), "127.0.0.1"};
+  aimAtMock(c, mock, log);
   c.service_account = std::move(*account);
   c.oauth_connect_address = "127.0.0.1";
-  c.tls.ca_file = pki.ca;
-  c.pool.max_connections = 2;
-  c.pool.request_timeout = std::chrono::seconds(5);
-  c.pool.reconnect = {std::chrono::milliseconds(20), std::chrono::milliseconds(200), 2.0};
-  c.retry.backoff = {std::chrono::milliseconds(20), std::chrono::milliseconds(200), 2.0};
-  if (log != nullptr) {
-    c.pool.log = log->sink();
-  } else {
-    c.pool.log = [](std::string_view) {};
-  }
   return c;
 }
 

@@ -1,9 +1,13 @@
 // Fixtures for the push transport's integration tests: throw-away keys and
 // certificates (made once per test binary), the mock push server as a child
-// process with its control endpoint, and client configurations pointing at
-// it. Every server started here is killed by its destructor, also when an
-// assertion ends the test early.
+// process with its control endpoint, client configurations pointing at it,
+// and PushClientTest, the GoogleTest fixture that starts the mock, a loop
+// and a client in one order and tears them down in the other. Every server
+// started here is killed by its destructor, also when an assertion ends the
+// test early.
 #pragma once
+
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "leakscope/push/apns.h"
@@ -125,5 +130,73 @@ int socketsTo(int port);
 
 // Each id's records in the mock's /control/received, by token.
 std::map<std::string, int> receivedCounts(const nlohmann::json& received, int status = -1);
+
+// The fixture of the clients' integration tests: the mock push server,
+// started by startMock() with the test's own arguments, then the event loop,
+// then the client under test, made by connect(). Each test starts them in
+// that order because some set the mock's faults or rules, or count tracked
+// objects, in between. Teardown runs in reverse, also when an assertion ends
+// the test early: the client first (its destructor runs the awaited
+// shutdown, see event_loop.h), then the loop, then the server (killed and
+// reaped). The temp dir, the log and the clock a configuration points at
+// are declared before them, so they outlive the client. Used from the
+// test's thread only.
+template <class Client, class Config>
+class PushClientTest : public ::testing::Test {
+ protected:
+  // Starts the mock and then the loop; for ASSERT_TRUE.
+  ::testing::AssertionResult startMock(std::vector<std::string> extra = {}) {
+    mock_.emplace(std::move(extra));
+    if (!mock_->ok()) {
+      return ::testing::AssertionFailure() << "mock-push-server did not start: " << mock_->err();
+    }
+    loop_.emplace();
+    return ::testing::AssertionSuccess();
+  }
+  MockPushServer& mock() { return *mock_; }
+  push::EventLoop& loop() { return *loop_; }
+
+  // The tests' usual configuration for the mock (apnsConfig, fcmConfig with
+  // its service account in dir_); log lines go to `log`, or nowhere.
+  Config clientConfig(LogCapture* log = nullptr) {
+    if constexpr (std::is_same_v<Config, push::ApnsConfig>) {
+      return apnsConfig(*mock_, log);
+    } else {
+      return fcmConfig(*mock_, dir_.path(), log);
+    }
+  }
+  // makeClient() on the loop; the fixture owns the client. Null (and a
+  // test failure) when create() refused the configuration.
+  Client* connect(Config config) {
+    client_ = makeClient(*loop_, std::move(config));
+    return client_.get();
+  }
+  Client* connect() { return connect(clientConfig()); }
+  // The usual start: startMock(extra), the mock's `faults` (when given),
+  // connect(). Null, with the step that failed as a test failure, when one
+  // did.
+  Client* startClient(std::vector<std::string> extra = {}, const nlohmann::json& faults = nullptr) {
+    if (auto up = startMock(std::move(extra)); !up) {
+      ADD_FAILURE() << up.message();
+      return nullptr;
+    }
+    if (!faults.is_null() && !mock_->faults(faults)) {
+      ADD_FAILURE() << "the mock refused the faults " << faults.dump();
+      return nullptr;
+    }
+    return connect();
+  }
+
+  // Declaration order: see the class comment.
+  TempDir dir_;
+  LogCapture log_;
+  TestClock clock_;
+  std::optional<MockPushServer> mock_;
+  std::optional<push::EventLoop> loop_;
+  std::unique_ptr<Client> client_;
+};
+
+using ApnsClientTest = PushClientTest<push::ApnsClient, push::ApnsConfig>;
+using FcmClientTest = PushClientTest<push::FcmClient, push::FcmConfig>;
 
 }  // namespace leakscope::testing
