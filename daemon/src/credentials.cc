@@ -104,24 +104,6 @@ int walkBeneath(int dirfd, const std::string& rel) {
 
 }  // namespace
 
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-int Fd::release() {
-  const int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
-
 diag::Result<Fd> openSecretFile(const std::string& path, const std::string& what) {
   Fd fd(::open(path.c_str(), kSecretOpenFlags));
   if (fd.get() < 0) return openError(errno, what);

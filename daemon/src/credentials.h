@@ -27,6 +27,7 @@
 #include <memory>
 #include <string>
 
+#include "leakscope/core/unique_fd.h"
 #include "leakscope/diag/result.h"
 #include "leakscope/push/fcm.h"
 #include "leakscope/push/jwt.h"
@@ -37,22 +38,7 @@ namespace pushdaemon {
 namespace diag = leakscope::diag;
 namespace push = leakscope::push;
 
-// One owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd();
-  int get() const { return fd_; }
-  int release();
-
- private:
-  int fd_ = -1;
-};
+using Fd = leakscope::core::UniqueFd;
 
 // Which file an open descriptor is, and which version of it.
 struct FileId {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <random>
 
+#include "leakscope/core/signals.h"
 #include "log.h"
 
 namespace pushdaemon {
@@ -199,9 +200,7 @@ Scheduler::Health Scheduler::health() const {
 void Scheduler::threadMain() {
   // Signals belong to main (sigwait) and leakscope's SIGUSR2 handler; none
   // may interrupt a database call here.
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  const leakscope::core::SignalsBlocked blocked = leakscope::core::blockAllSignals();
   mysql_thread_init();
   logInfo("scheduler", "started as owner " + owner_);
   while (!stop_flag_.load()) {

@@ -33,6 +33,7 @@
 #include <CLI/CLI.hpp>
 #pragma GCC diagnostic pop
 
+#include "leakscope/core/unique_fd.h"
 #include "leakscope/diag/heap_profile.h"
 #include "leakscope/diag/runtime.h"
 #include "leakscope/diag/tracked.h"
@@ -48,28 +49,7 @@ diag::Kind& kServerSession = diag::kind("example.session");
 std::atomic<bool> g_stop{false};
 extern "C" void onStop(int) { g_stop.store(true); }
 
-// Owns one fd; closes it exactly once.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
+using leakscope::core::UniqueFd;
 
 // Kept out of line so heap profiles name it as the allocation site.
 [[gnu::noinline]] std::vector<char> allocateReceiveBuffer(std::size_t bytes) {

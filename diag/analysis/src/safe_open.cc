@@ -53,11 +53,6 @@ bool isPseudoFileSystem(int fd) {
 
 }  // namespace
 
-void UniqueFd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 core::Result<UniqueFd> openRegularFile(const std::string& path, FollowLinks follow) {
   struct stat before {};
   const int st =

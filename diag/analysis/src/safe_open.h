@@ -13,38 +13,11 @@
 #include <string>
 
 #include "leakscope/core/result.h"
+#include "leakscope/core/unique_fd.h"
 
 namespace leakscope::analysis {
 
-// An owned file descriptor, closed on destruction.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = o.release();
-    }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  // Gives up ownership (e.g. to libdwfl, which closes what it was handed).
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset();
-
- private:
-  int fd_ = -1;
-};
+using core::UniqueFd;
 
 enum class FollowLinks {
   kYes,  // paths the user named: a symlink to a regular file is fine

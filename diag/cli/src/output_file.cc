@@ -10,6 +10,8 @@
 #include <cstring>
 #include <utility>
 
+#include "leakscope/core/unique_fd.h"
+
 namespace leakscope::analysis {
 namespace {
 
@@ -18,23 +20,7 @@ using core::Error;
 using core::Ok;
 using core::Status;
 
-// Owns one fd; closes it exactly once.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { (void)close(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now; returns close()'s errno, or 0.
-  int close() {
-    if (fd_ < 0) return 0;
-    return ::close(std::exchange(fd_, -1)) == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_;
-};
+using core::UniqueFd;
 
 // The temp file until it is renamed into place: removed on every other path.
 class TempName {
@@ -91,7 +77,7 @@ Status writeFileReplacing(const std::string& path, std::string_view content) {
   if (base.empty() || base == "." || base == "..") {
     return Error{Errc::kInvalidArgument, path + ": cannot write: not a file name"};
   }
-  const Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir_fd.get() < 0) return failure(path, errno);
 
   int fd = -1;
@@ -102,7 +88,7 @@ Status writeFileReplacing(const std::string& path, std::string_view content) {
                   0600);
     if (fd < 0 && (errno != EEXIST || attempt == 100)) return failure(path, errno);
   }
-  Fd file(fd);
+  UniqueFd file(fd);
   TempName temp(dir_fd.get(), tmp);
   int err = writeAll(file.get(), content);
   if (err == 0 && ::fsync(file.get()) != 0) err = errno;
