@@ -33,6 +33,8 @@ if(LEAKSCOPE_WITH_TCMALLOC)
   string(APPEND LEAKSCOPE_PC_REQUIRES " libtcmalloc")
   set(LEAKSCOPE_PC_CFLAGS "-DLEAKSCOPE_WITH_TCMALLOC=1")
 endif()
+# Relocatable: the prefix is found from where the .pc file is.
+file(RELATIVE_PATH LEAKSCOPE_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
 configure_file(${CMAKE_CURRENT_LIST_DIR}/leakscope.pc.in ${CMAKE_CURRENT_BINARY_DIR}/leakscope.pc
   @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/leakscope.pc

@@ -30,8 +30,8 @@ packages=(
   # node-apn benchmark peer is not installed here: the machine's own Node.js is
   # used, and bench.sh transport skips that comparison when there is none.
   openssl
-  # formatting
-  clang-format
+  # formatting, and the function-size check (clang-tidy)
+  clang-format clang-tidy
   # systemd-analyze: the pushdaemon unit's sandbox rating (a ctest)
   systemd
 )
