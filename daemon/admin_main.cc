@@ -20,16 +20,9 @@
 #include <optional>
 #include <sstream>
 
-// GCC 12 sees a "potential null pointer dereference" in std::vector's
-// reallocation as inlined from CLI11's string splitting: a false positive
-// in code that is not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <CLI/CLI.hpp>
-#pragma GCC diagnostic pop
-
 #include "admin.h"
 #include "config.h"
+#include "leakscope/core/cli11.h"
 #include "store.h"
 
 using namespace pushdaemon;

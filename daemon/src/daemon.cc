@@ -17,16 +17,9 @@
 #include <string>
 #include <utility>
 
-// GCC 12 sees a "potential null pointer dereference" in std::vector's
-// reallocation as inlined from CLI11's string splitting: a false positive
-// in code that is not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <CLI/CLI.hpp>
-#pragma GCC diagnostic pop
-
 #include "config.h"
 #include "http_server.h"
+#include "leakscope/core/cli11.h"
 #include "leakscope/diag/heap_profile.h"
 #include "leakscope/diag/metrics.h"
 #include "leakscope/diag/runtime.h"

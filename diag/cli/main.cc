@@ -12,16 +12,9 @@
 #include <string>
 #include <vector>
 
-// GCC 12 sees a "potential null pointer dereference" in std::vector's
-// reallocation as inlined from CLI11's string splitting: a false positive
-// in code that is not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <CLI/CLI.hpp>
-#pragma GCC diagnostic pop
-
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
+#include "leakscope/core/cli11.h"
 #include "output_file.h"
 #include "render.h"
 

@@ -25,14 +25,7 @@
 #include <thread>
 #include <vector>
 
-// GCC 12 sees a "potential null pointer dereference" in std::vector's
-// reallocation as inlined from CLI11's string splitting: a false positive
-// in code that is not ours.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <CLI/CLI.hpp>
-#pragma GCC diagnostic pop
-
+#include "leakscope/core/cli11.h"
 #include "leakscope/core/unique_fd.h"
 #include "leakscope/diag/heap_profile.h"
 #include "leakscope/diag/runtime.h"
