@@ -15,7 +15,7 @@ set -euo pipefail
 cmd="${1:-}"; dir="${2:-}"
 [ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,14p' "$0" >&2; exit 2; }
 shift 2
-if [ "${1:-}" != "${1#--tls=}" ]; then
+if [ $# -gt 0 ] && [ "$1" != "${1#--tls=}" ]; then
   pki=$(cd "${1#--tls=}" && pwd)
   shift
   set -- --ssl-ca="$pki/ca.pem" --ssl-cert="$pki/server.pem" --ssl-key="$pki/server.key" "$@"
