@@ -2,7 +2,10 @@
 // how diff counts by id, how sockets are grouped, and the reader's limits.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -418,6 +421,133 @@ TEST(Render, HtmlReportEscapesControlCharactersAndMarkup) {
   EXPECT_EQ(html.find('\xff'), std::string::npos);
   EXPECT_EQ(html.find("<script>\\"), std::string::npos);
   EXPECT_NE(html.find("kind\\x1b]0;x\\x07&lt;script&gt;\\xff"), std::string::npos);
+}
+
+// ---- the HTML report's sections (issue #13 item 8) ----------------------------
+
+constexpr std::int64_t kNoon = 1795521600LL * 1'000'000'000;  // 2026-11-24T12:00:00Z
+
+// A series of four snapshots 30 s apart from noon: one kind growing by two
+// objects a snapshot, RSS growing by 1 MiB a snapshot from 512 MiB.
+std::vector<la::Snapshot> noonSeries(la::SymbolTable& sy) {
+  std::vector<la::Snapshot> out;
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(static_cast<std::uint64_t>(2 * i + 1));
+    ids.push_back(static_cast<std::uint64_t>(2 * i + 2));
+    la::Snapshot s = snap(sy, i + 1, ids);
+    s.taken_unix_ns = kNoon + i * kMinute / 2;
+    s.utc = "2026-11-24T12:0" + std::to_string(i / 2) + ":" + (i % 2 ? "30" : "00") + ".000Z";
+    s.process.rss_bytes = (512LL + i) << 20;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string reportOf(const la::TrendResult& t) {
+  return la::renderHtmlReport(t, {}, {}, la::SymbolTable{}, {});
+}
+
+// The text of every element matching `re`'s one group, in order.
+std::vector<std::string> allOf(const std::string& text, const std::string& re) {
+  std::vector<std::string> out;
+  const std::regex r(re);
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), r); it != std::sregex_iterator();
+       ++it) {
+    out.push_back((*it)[1]);
+  }
+  return out;
+}
+
+TEST(Render, HtmlReportNamesTheProcessOfEachRun) {
+  la::SymbolTable sy;
+  auto snaps = noonSeries(sy);
+  for (std::size_t i = 0; i < snaps.size(); ++i) {
+    la::ProcessInfo& p = snaps[i].process;
+    p.pid = i < 2 ? 4101 : 4202;  // restarted between the 2nd and 3rd snapshot
+    p.exe = "/usr/sbin/pushdaemon";
+    p.host = "push-3.example";
+    p.build_id = i < 2 ? "0a1b2c" : "3d4e5f";
+  }
+  const std::string html = reportOf(trendOf(sy, snaps));
+  const auto process = html.substr(html.find("<table id=\"process\""));
+  const auto table = process.substr(0, process.find("</table>"));
+  EXPECT_EQ(allOf(table, "<tr><td class=\"n\">([0-9]+)</td>"),
+            (std::vector<std::string>{"4101", "4202"}))
+      << table;
+  EXPECT_NE(table.find("<code>/usr/sbin/pushdaemon</code>"), std::string::npos) << table;
+  EXPECT_NE(table.find("<code>push-3.example</code>"), std::string::npos) << table;
+  EXPECT_NE(table.find("<code>0a1b2c</code>"), std::string::npos) << table;
+  EXPECT_NE(table.find("<code>3d4e5f</code>"), std::string::npos) << table;
+  EXPECT_NE(table.find("2026-11-24T12:00:00.000Z"), std::string::npos) << table;
+  EXPECT_NE(table.find("2026-11-24T12:01:30.000Z"), std::string::npos) << table;
+}
+
+TEST(Render, HtmlReportChartsHaveWallClockTimesOnTheXAxis) {
+  la::SymbolTable sy;
+  const std::string html = reportOf(trendOf(sy, noonSeries(sy)));
+  const auto labels = allOf(html, "class=\"ax\" text-anchor=\"middle\">([^<]*)<");
+  ASSERT_FALSE(labels.empty()) << html;
+  // Round 30 s ticks between the first and last snapshot, in UTC.
+  EXPECT_EQ(std::vector<std::string>(labels.begin(), labels.begin() + 4),
+            (std::vector<std::string>{"12:00:00", "12:00:30", "12:01:00", "12:01:30"}));
+  for (const auto& l : labels)
+    EXPECT_TRUE(std::regex_match(l, std::regex("\\d\\d:\\d\\d:\\d\\d"))) << l;
+  for (const auto& chart : allOf(html, "(<svg class=\"chart\"[^]*?</svg>)")) {
+    EXPECT_EQ(chart.find(">#"), std::string::npos) << chart;  // not "#1", "#2", ...
+  }
+}
+
+TEST(Render, HtmlReportSaysHowManySurvivorsItLeftOut) {
+  la::SymbolTable sy;
+  la::TrendOptions o;
+  o.max_survivors = 1;  // the first snapshot's two objects survive; one is shown
+  const std::string html = reportOf(trendOf(sy, noonSeries(sy), o));
+  EXPECT_NE(html.find("2 object(s) alive in every snapshot"), std::string::npos) << html;
+  EXPECT_NE(html.find("… 1 more (--survivors N shows more)"), std::string::npos) << html;
+}
+
+TEST(Render, HtmlReportChartOfAFlatZeroSeriesHasFiniteDistinctTicks) {
+  la::TrendResult t;
+  la::SeriesPoint p;
+  for (int i = 0; i < 3; ++i) {
+    p.taken_unix_ns = kNoon + i * kMinute;
+    t.points.push_back(p);  // no RSS, no heap: the heap chart is flat at zero
+  }
+  la::TrendGroup g;
+  g.group = la::Group::kTracked;
+  g.name = "idle.kind";
+  g.verdict = la::Verdict::kSteady;
+  g.counts = {0, 0, 0};
+  g.bytes = {0, 0, 0};
+  t.groups.push_back(g);
+  const std::string html = reportOf(t);
+  EXPECT_EQ(html.find("nan"), std::string::npos);
+  EXPECT_EQ(html.find("inf"), std::string::npos);
+  const auto charts = allOf(html, "(<svg class=\"chart\"[^]*?</svg>)");
+  ASSERT_EQ(charts.size(), 3u) << html;  // heap; the kind's objects and bytes
+  for (const auto& chart : charts) {
+    const auto ticks = allOf(chart, "class=\"ax\" text-anchor=\"end\">([^<]*)<");
+    EXPECT_GE(ticks.size(), 2u) << chart;
+    EXPECT_EQ(std::set<std::string>(ticks.begin(), ticks.end()).size(), ticks.size()) << chart;
+    for (const auto& y : allOf(chart, " y1?=\"([^\"]*)\"")) {
+      EXPECT_TRUE(std::isfinite(std::stod(y))) << chart;
+    }
+  }
+}
+
+TEST(Render, HtmlReportNamesTheMemoryLimitAndWhenTheRssTrendReachesIt) {
+  la::SymbolTable sy;
+  la::TrendOptions o;
+  o.memory_limit_bytes = 1024.0 * 1024 * 1024;
+  const std::string html = reportOf(trendOf(sy, noonSeries(sy), o));
+  // 515 MiB at 12:01:30, growing 2 MiB a minute: 509 MiB to go, 254.5 min.
+  EXPECT_NE(html.find("Memory limit 1.0 GiB; last RSS 515.0 MiB (50 % of it); at the RSS trend "
+                      "it is reached in about 4h 14m, around 2026-11-24 16:16 UTC."),
+            std::string::npos)
+      << html;
+  EXPECT_NE(reportOf(trendOf(sy, noonSeries(sy))).find("Memory limit: not known"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -571,6 +571,58 @@ TEST(ReportHtml, IsSelfContainedAndRendersTheSuspectsChartsInHeadlessChromium) {
   EXPECT_EQ(image.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
 }
 
+// Issue #13 item 8: the page says which process (pid, executable, host, build
+// id) the snapshots come from, puts them on a wall-clock time axis, names the
+// memory limit and when the RSS trend reaches it, and says how many survivors
+// a table left out. The golden snapshots predate `process.host`: a copy with
+// one, as the writer now makes them.
+TEST(ReportHtml, NamesTheProcessTheTimesTheMemoryLimitAndWhatATableLeftOut) {
+  TempDir dir;
+  std::vector<std::string> inputs;
+  for (const std::string& golden : series(kData + "/leak")) {
+    std::string text = readFile(golden);
+    const std::string process = "\"process\":{";
+    const auto at = text.find(process);
+    ASSERT_NE(at, std::string::npos) << golden;
+    text.insert(at + process.size(), "\"host\":\"push-3.example\",");
+    inputs.push_back(dir.path() + golden.substr(golden.rfind('/')));
+    writeFile(inputs.back(), text);
+  }
+  const std::string html = dir.path() + "/report.html";
+  std::vector<std::string> args = {"report", "--html", html, "--memory-limit", "64MiB"};
+  args.insert(args.end(), inputs.begin(), inputs.end());
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.err;
+  const std::string page = readFile(html);
+
+  EXPECT_NE(page.find("<td class=\"n\">14118</td>"), std::string::npos);
+  EXPECT_NE(page.find("<code>/work/main/build/bin/leakscope-example</code>"), std::string::npos);
+  EXPECT_NE(page.find("<code>push-3.example</code>"), std::string::npos);
+  EXPECT_NE(page.find("<code>082f8ba6c0c0e34447271af946126a50f4daf3ad</code>"), std::string::npos);
+
+  // x axes: UTC times of day (the snapshots are 1 s apart from 14:32:56.9).
+  std::vector<std::string> x;
+  const std::regex tick("text-anchor=\"middle\">([^<]*)<");
+  for (auto it = std::sregex_iterator(page.begin(), page.end(), tick); it != std::sregex_iterator();
+       ++it) {
+    x.push_back((*it)[1]);
+  }
+  ASSERT_GE(x.size(), 3u);
+  EXPECT_EQ(std::vector<std::string>(x.begin(), x.begin() + 3),
+            (std::vector<std::string>{"14:32:57", "14:32:58", "14:32:59"}));
+  for (const auto& l : x) EXPECT_TRUE(std::regex_match(l, std::regex("\\d\\d:\\d\\d:\\d\\d"))) << l;
+
+  EXPECT_NE(page.find("Memory limit 64.0 MiB; last RSS 17.1 MiB (27 % of it); at the RSS trend "
+                      "it is reached in about "),
+            std::string::npos);
+  // 30 connections survive; 20 are listed (--survivors' default).
+  EXPECT_NE(page.find("… 10 more (--survivors N shows more)"), std::string::npos);
+
+  struct stat st {};
+  ASSERT_EQ(::stat(html.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u) << "a report names peers and code paths";
+}
+
 // The report used to be written to the predictable OUT.html.tmp, opened
 // through any link: in a shared directory such as /tmp another user could
 // plant that name as a link to a file of ours and have the report overwrite

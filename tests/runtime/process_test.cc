@@ -21,6 +21,9 @@ TEST(ProcessStats, ReadsOwnFiguresFromProc) {
   ASSERT_TRUE(before.ok()) << before.error().message;
   EXPECT_EQ(before->pid, getpid());
   EXPECT_NE(before->exe.find("process_test"), std::string::npos) << before->exe;
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+  EXPECT_EQ(before->host, host);
   EXPECT_GT(before->rss_bytes, 0u);
   EXPECT_GT(before->start_time_unix, 1.6e9);
   EXPECT_GE(before->max_fds, before->open_fds);

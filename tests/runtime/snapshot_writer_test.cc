@@ -69,6 +69,7 @@ TEST_F(SnapshotWriterTest, WritesAVersionedSelfContainedDocument) {
   EXPECT_GT(j["process"]["rss_bytes"].get<std::uint64_t>(), 0u);
   EXPECT_GT(j["process"]["threads"].get<int>(), 0);
   EXPECT_FALSE(j["process"]["exe"].get<std::string>().empty());
+  EXPECT_FALSE(j["process"]["host"].get<std::string>().empty());
   EXPECT_GT(j["taken"]["unix_ns"].get<std::int64_t>(), 0);
   EXPECT_GT(j["taken"]["monotonic_ns"].get<std::int64_t>(), 0);
   EXPECT_EQ(j["heap"]["mode"], "off");

@@ -115,6 +115,9 @@ SeriesPoint seriesPoint(const Snapshot& s) {
   p.taken_unix_ns = s.taken_unix_ns;
   p.utc = s.utc;
   p.pid = s.process.pid;
+  p.exe = s.process.exe;
+  p.host = s.process.host;
+  p.build_id = s.process.build_id;
   p.open_fds = s.process.open_fds;
   return p;
 }
@@ -691,6 +694,7 @@ TrendResult TrendBuilder::finish() {
   TrendResult r;
   r.points = points_;
   r.notes = notes_;
+  r.memory_limit_bytes = options_.memory_limit_bytes;
   const std::size_t n = points_.size();
   if (n == 0) return r;
   r.span_seconds =

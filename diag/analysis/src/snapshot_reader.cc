@@ -298,6 +298,7 @@ class Builder {
     Fields f(v, "process", error);
     s_.process.pid = f.count("pid");
     s_.process.exe = f.str("exe");
+    s_.process.host = f.str("host");
     s_.process.build_id = f.str("build_id");
     s_.process.rss_bytes = f.count("rss_bytes");
     s_.process.virtual_bytes = f.count("virtual_bytes");

@@ -2,8 +2,11 @@
 // inline SVG drawn here, so the page works offline, in a mail attachment and
 // with scripts disabled; the one small script only marks which charts the
 // browser laid out (the headless-browser test reads it).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
+#include <iterator>
 #include <sstream>
 
 #include "render.h"
@@ -52,46 +55,225 @@ std::string shortPath(const std::string& p) {
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
-// A line chart of `ys` over the series; x is the input's position (labels
-// say which snapshot). `bytes` formats the axis in bytes.
-std::string chart(const std::string& id, const std::string& title, const std::vector<double>& ys,
-                  bool bytes, const char* color) {
-  const double w = 420, h = 180, left = 70, right = 12, top = 24, bottom = 28;
-  double lo = 0, hi = 0;
-  for (double y : ys) hi = std::max(hi, y);
-  if (hi <= lo) hi = lo + 1;
-  auto X = [&](std::size_t i) {
-    return ys.size() < 2 ? left
-                         : left + (w - left - right) * static_cast<double>(i) /
-                                      static_cast<double>(ys.size() - 1);
-  };
-  auto Y = [&](double v) { return top + (h - top - bottom) * (1 - (v - lo) / (hi - lo)); };
-  auto label = [&](double v) { return bytes ? formatBytes(v) : fixed(v, 0); };
-  std::ostringstream o;
-  o << "<svg class=\"chart\" id=\"" << esc(id) << "\" width=\"" << w << "\" height=\"" << h
-    << "\" viewBox=\"0 0 " << w << " " << h << "\" role=\"img\" aria-label=\"" << esc(title)
-    << "\">";
-  o << "<text x=\"" << left << "\" y=\"14\" class=\"ct\">" << esc(title) << "</text>";
-  for (int k = 0; k <= 4; ++k) {
-    const double v = lo + (hi - lo) * k / 4.0;
-    o << "<line x1=\"" << left << "\" x2=\"" << w - right << "\" y1=\"" << fixed(Y(v)) << "\" y2=\""
-      << fixed(Y(v)) << "\" class=\"grid\"/>";
-    o << "<text x=\"" << left - 6 << "\" y=\"" << fixed(Y(v) + 4)
-      << "\" class=\"ax\" text-anchor=\"end\">" << esc(label(v)) << "</text>";
+// `unix_ns` as a UTC calendar time (the epoch if it cannot be converted).
+std::tm utc(std::int64_t unix_ns) {
+  const auto secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  std::tm tm{};
+  if (gmtime_r(&secs, &tm) == nullptr) tm = std::tm{};
+  return tm;
+}
+
+// How much of a time a label shows: the time of day within a day, the day
+// and minute within a year, the date beyond.
+enum class Clock { kTime, kDayTime, kDate };
+
+// Seconds from the first to the last point (0 for none).
+double spanSeconds(const std::vector<SeriesPoint>& points) {
+  return points.empty()
+             ? 0.0
+             : static_cast<double>(points.back().taken_unix_ns - points.front().taken_unix_ns) /
+                   1e9;
+}
+
+Clock clockFor(double span_seconds) {
+  return span_seconds < 86400         ? Clock::kTime
+         : span_seconds < 366 * 86400 ? Clock::kDayTime
+                                      : Clock::kDate;
+}
+
+// "14:32:57", "11-24 14:32" or "2026-11-24", in UTC.
+std::string clockLabel(std::int64_t unix_ns, Clock c) {
+  const std::tm tm = utc(unix_ns);
+  char buf[32];
+  std::strftime(buf, sizeof buf,
+                c == Clock::kTime      ? "%H:%M:%S"
+                : c == Clock::kDayTime ? "%m-%d %H:%M"
+                                       : "%Y-%m-%d",
+                &tm);
+  return buf;
+}
+
+// "2026-11-24 14:32 UTC": a moment the reader can put in a ticket.
+std::string utcMinute(std::int64_t unix_ns) {
+  const std::tm tm = utc(unix_ns);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+struct Tick {
+  double at = 0;  // 0..1 across the plot
+  std::string label;
+};
+
+// The charts' shared x axis: each snapshot placed by its wall-clock time
+// (irregular intervals show as such), with round UTC times as ticks.
+struct TimeAxis {
+  std::vector<double> at;         // per point, 0..1 across the plot
+  std::vector<std::string> when;  // per point, its full UTC time (tooltips)
+  std::vector<Tick> ticks;
+};
+
+// The first round step (seconds) that cuts `span` into at most 4 parts.
+std::int64_t timeStep(double span_seconds) {
+  static constexpr std::int64_t kSteps[] = {1,     2,     5,     10,    15,     30,    60,
+                                            120,   300,   600,   900,   1800,   3600,  7200,
+                                            10800, 21600, 43200, 86400, 172800, 604800};
+  for (std::int64_t step : kSteps) {
+    if (static_cast<double>(step) * 4 >= span_seconds) return step;
   }
-  for (std::size_t i = 0; i < ys.size(); ++i) {
-    o << "<text x=\"" << fixed(X(i)) << "\" y=\"" << h - 10
-      << "\" class=\"ax\" text-anchor=\"middle\">#" << i + 1 << "</text>";
+  return static_cast<std::int64_t>(std::ceil(span_seconds / 4 / 86400)) * 86400;
+}
+
+// Ticks at the multiples of a round step between the first and last point;
+// when fewer than two fall inside, the first and last points' own times.
+std::vector<Tick> timeTicks(const std::vector<SeriesPoint>& points, const std::vector<double>& at) {
+  const std::int64_t t0 = points.front().taken_unix_ns, t1 = points.back().taken_unix_ns;
+  const double span = spanSeconds(points);
+  std::vector<Tick> ticks;
+  if (span > 0) {
+    const std::int64_t step_ns = timeStep(span) * 1'000'000'000;
+    const Clock clock = clockFor(span);
+    // By multiple, not by adding steps: a time near INT64_MAX must not overflow.
+    for (std::int64_t k = t0 / step_ns + (t0 % step_ns > 0 ? 1 : 0); k <= t1 / step_ns; ++k) {
+      const std::int64_t t = k * step_ns;
+      ticks.push_back({static_cast<double>(t - t0) / 1e9 / span, clockLabel(t, clock)});
+    }
   }
-  o << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2.5\" points=\"";
-  for (std::size_t i = 0; i < ys.size(); ++i) o << fixed(X(i)) << "," << fixed(Y(ys[i])) << " ";
-  o << "\"/>";
-  for (std::size_t i = 0; i < ys.size(); ++i) {
-    o << "<circle cx=\"" << fixed(X(i)) << "\" cy=\"" << fixed(Y(ys[i])) << "\" r=\"3.5\" fill=\""
-      << color << "\"><title>#" << i + 1 << ": " << esc(label(ys[i])) << "</title></circle>";
+  if (ticks.size() >= 2) return ticks;
+  ticks = {{at.front(), clockLabel(t0, Clock::kTime)}};
+  if (const std::string last = clockLabel(t1, Clock::kTime); last != ticks.front().label) {
+    ticks.push_back({at.back(), last});
   }
-  o << "</svg>";
-  return o.str();
+  return ticks;
+}
+
+TimeAxis timeAxis(const std::vector<SeriesPoint>& points) {
+  TimeAxis x;
+  if (points.empty()) return x;
+  const std::int64_t t0 = points.front().taken_unix_ns;
+  const double span = spanSeconds(points);
+  const std::size_t n = points.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const SeriesPoint& p = points[i];
+    // Without a time span (one snapshot, or equal times) points are spread evenly.
+    x.at.push_back(span > 0 ? static_cast<double>(p.taken_unix_ns - t0) / 1e9 / span
+                   : n > 1  ? static_cast<double>(i) / static_cast<double>(n - 1)
+                            : 0.0);
+    x.when.push_back(p.utc.empty() ? utcMinute(p.taken_unix_ns) : p.utc);
+  }
+  x.ticks = timeTicks(points, x.at);
+  return x;
+}
+
+// A y axis from 0 to a round top. Steps are whole objects (1, 2, 5 × 10^k)
+// or powers of two bytes, so every tick's label differs from the others, and
+// a series that stays at zero still gets an axis (0 and 1).
+struct ValueAxis {
+  double top = 1;
+  std::vector<double> ticks;
+};
+
+ValueAxis valueAxis(double hi, bool bytes) {
+  const double raw = std::max(hi, 1.0) / 4;  // at most 4 steps above 0
+  double step = 1;
+  if (bytes) {
+    while (step < raw) step *= 2;
+  } else {
+    for (double decade = 1;; decade *= 10) {
+      const double candidates[] = {decade, 2 * decade, 5 * decade};
+      const double* fit = std::find_if(std::begin(candidates), std::end(candidates),
+                                       [raw](double c) { return c >= raw; });
+      if (fit != std::end(candidates)) {
+        step = *fit;
+        break;
+      }
+    }
+  }
+  ValueAxis y;
+  y.top = std::max(step, std::ceil(hi / step) * step);
+  for (double v = 0; v <= y.top + step / 2; v += step) y.ticks.push_back(v);
+  return y;
+}
+
+// "64 KiB" rather than "64.0 KiB" on an axis of round steps.
+std::string axisBytes(double v) {
+  std::string s = formatBytes(v);
+  if (const auto dot = s.find(".0 "); dot != std::string::npos) s.erase(dot, 2);
+  return s;
+}
+
+// A line chart of `ys` (one value per snapshot) over the shared time axis.
+// `bytes` formats the values as bytes.
+class Chart {
+ public:
+  Chart(const TimeAxis& x, const std::vector<double>& ys, bool bytes) : x_(x), bytes_(bytes) {
+    double hi = 0;
+    for (double v : ys) {
+      ys_.push_back(std::isfinite(v) ? v : 0.0);  // never NaN into the SVG
+      hi = std::max(hi, ys_.back());
+    }
+    y_ = valueAxis(hi, bytes);
+  }
+
+  std::string svg(const std::string& id, const std::string& title, const char* color) const {
+    std::ostringstream o;
+    o << "<svg class=\"chart\" id=\"" << esc(id) << "\" width=\"" << kW << "\" height=\"" << kH
+      << "\" viewBox=\"0 0 " << kW << " " << kH << "\" role=\"img\" aria-label=\"" << esc(title)
+      << "\">";
+    o << "<text x=\"" << kLeft << "\" y=\"14\" class=\"ct\">" << esc(title) << "</text>";
+    valueTicks(o);
+    timeTicks(o);
+    line(o, color);
+    o << "</svg>";
+    return o.str();
+  }
+
+ private:
+  static constexpr double kW = 420, kH = 180, kLeft = 70, kRight = 26, kTop = 24, kBottom = 28;
+
+  double x(double at) const { return kLeft + (kW - kLeft - kRight) * at; }
+  double y(double v) const { return kTop + (kH - kTop - kBottom) * (1 - v / y_.top); }
+  std::string label(double v) const { return bytes_ ? axisBytes(v) : fixed(v, 0); }
+
+  void valueTicks(std::ostream& o) const {
+    for (double v : y_.ticks) {
+      o << "<line x1=\"" << kLeft << "\" x2=\"" << kW - kRight << "\" y1=\"" << fixed(y(v))
+        << "\" y2=\"" << fixed(y(v)) << "\" class=\"grid\"/>";
+      o << "<text x=\"" << kLeft - 6 << "\" y=\"" << fixed(y(v) + 4)
+        << "\" class=\"ax\" text-anchor=\"end\">" << esc(label(v)) << "</text>";
+    }
+  }
+
+  void timeTicks(std::ostream& o) const {
+    for (const Tick& t : x_.ticks) {
+      o << "<text x=\"" << fixed(x(t.at)) << "\" y=\"" << kH - 10
+        << "\" class=\"ax\" text-anchor=\"middle\">" << esc(t.label) << "</text>";
+    }
+  }
+
+  void line(std::ostream& o, const char* color) const {
+    const std::size_t n = std::min(ys_.size(), x_.at.size());
+    o << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2.5\" points=\"";
+    for (std::size_t i = 0; i < n; ++i) o << fixed(x(x_.at[i])) << "," << fixed(y(ys_[i])) << " ";
+    o << "\"/>";
+    for (std::size_t i = 0; i < n; ++i) {
+      o << "<circle cx=\"" << fixed(x(x_.at[i])) << "\" cy=\"" << fixed(y(ys_[i]))
+        << "\" r=\"3.5\" fill=\"" << color << "\"><title>" << esc(x_.when[i]) << ": "
+        << esc(bytes_ ? formatBytes(ys_[i]) : fixed(ys_[i], 0)) << "</title></circle>";
+    }
+  }
+
+  const TimeAxis& x_;
+  bool bytes_;
+  std::vector<double> ys_;
+  ValueAxis y_;
+};
+
+// One row across a cut table: how many rows were left out and how to see them.
+void moreRow(std::ostream& h, std::size_t more, std::size_t columns, const char* how) {
+  h << "<tr class=\"more\"><td colspan=\"" << columns << "\" class=\"muted\">… " << more
+    << " more (" << how << ")</td></tr>";
 }
 
 std::string slug(const TrendGroup& g, std::size_t i) {
@@ -116,7 +298,7 @@ void writeHead(std::ostream& h) {
        "#eef}"
     << "th{text-align:left;background:#f5f6fa}td.n{text-align:right;font-variant-numeric:tabular-"
        "nums}"
-    << "code{font:12px ui-monospace,monospace}.muted{color:#777}"
+    << "code{font:12px ui-monospace,monospace}.muted{color:#777}td.t{white-space:nowrap}"
     << "</style></head><body>\n";
 }
 
@@ -142,22 +324,74 @@ void writeSummary(std::ostream& h, const TrendResult& t) {
   for (const auto& n : t.notes) h << "<p class=\"muted\">Note: " << esc(n) << "</p>\n";
 }
 
+// Which process the snapshots come from: one row per run of consecutive
+// snapshots of the same process (a restart starts a new row).
+void writeProcess(std::ostream& h, const TrendResult& t) {
+  auto same = [](const SeriesPoint& a, const SeriesPoint& b) {
+    return a.pid == b.pid && a.exe == b.exe && a.host == b.host && a.build_id == b.build_id;
+  };
+  auto known = [](const std::string& v, const char* otherwise) {
+    return v.empty() ? std::string("<span class=\"muted\">") + otherwise + "</span>"
+                     : "<code>" + esc(v) + "</code>";
+  };
+  h << "<h2>Process</h2><table id=\"process\"><tr><th>pid</th><th>executable</th><th>host</th>"
+    << "<th>build id</th><th>snapshots</th><th>first (UTC)</th><th>last (UTC)</th></tr>";
+  for (std::size_t i = 0; i < t.points.size();) {
+    std::size_t end = i + 1;
+    while (end < t.points.size() && same(t.points[end], t.points[i])) ++end;
+    const SeriesPoint& p = t.points[i];
+    h << "<tr><td class=\"n\">" << (p.pid > 0 ? std::to_string(p.pid) : "-") << "</td><td>"
+      << known(p.exe, "not recorded") << "</td><td>" << known(p.host, "not recorded") << "</td><td>"
+      << known(p.build_id, "none") << "</td><td class=\"n\">" << end - i << "</td><td class=\"t\">"
+      << esc(p.utc) << "</td><td class=\"t\">" << esc(t.points[end - 1].utc) << "</td></tr>";
+    i = end;
+  }
+  h << "</table><p class=\"muted\">Times are UTC, on the charts too.</p>\n";
+}
+
+// The memory limit, the last RSS against it and when the RSS trend reaches it.
+void writeMemoryLimit(std::ostream& h, const TrendResult& t) {
+  h << "<p id=\"memory-limit\">";
+  if (!t.memory_limit_bytes) {
+    h << "Memory limit: not known; give <code>--memory-limit SIZE</code> to project when it is "
+         "reached.</p>";
+    return;
+  }
+  const double limit = *t.memory_limit_bytes;
+  const SeriesPoint& last = t.points.back();
+  h << "Memory limit " << esc(formatBytes(limit));
+  if (last.rss_bytes > 0 && limit > 0) {
+    h << "; last RSS " << esc(formatBytes(static_cast<double>(last.rss_bytes))) << " ("
+      << fixed(100.0 * static_cast<double>(last.rss_bytes) / limit, 0) << " % of it)";
+  }
+  if (t.hours_to_limit) {
+    const double seconds = *t.hours_to_limit * 3600;
+    h << "; at the RSS trend it is reached in about " << esc(formatDuration(seconds));
+    // A date further out than a year says nothing (and could overflow).
+    const double when_ns = static_cast<double>(last.taken_unix_ns) + seconds * 1e9;
+    if (seconds < 366.0 * 86400 && when_ns < 9e18) {
+      h << ", around " << esc(utcMinute(static_cast<std::int64_t>(when_ns)));
+    }
+  } else if (t.rss_growth_bytes_per_hour) {
+    h << "; RSS is not growing, so it is not projected to reach it";
+  }
+  h << ".</p>";
+}
+
 // Process memory across the series.
-void writeMemory(std::ostream& h, const TrendResult& t) {
+void writeMemory(std::ostream& h, const TrendResult& t, const TimeAxis& x) {
   std::vector<double> rss, heap;
   for (const auto& p : t.points) {
     rss.push_back(static_cast<double>(p.rss_bytes));
     heap.push_back(p.heap_inuse_bytes);
   }
   h << "<h2>Process memory</h2><div class=\"charts\">";
-  if (t.points.back().rss_bytes > 0) h << chart("chart-rss", "RSS", rss, true, "#5b6b8c");
-  h << chart("chart-heap", "Heap in use (profile)", heap, true, "#8c6b5b") << "</div>";
+  if (t.points.back().rss_bytes > 0) h << Chart(x, rss, true).svg("chart-rss", "RSS", "#5b6b8c");
+  h << Chart(x, heap, true).svg("chart-heap", "Heap in use (profile)", "#8c6b5b") << "</div>";
   if (t.rss_growth_bytes_per_hour) {
-    h << "<p>RSS trend " << esc(formatBytes(*t.rss_growth_bytes_per_hour)) << "/h";
-    if (t.hours_to_limit)
-      h << "; memory limit reached in about " << esc(formatDuration(*t.hours_to_limit * 3600));
-    h << ".</p>";
+    h << "<p>RSS trend " << esc(formatBytes(*t.rss_growth_bytes_per_hour)) << "/h.</p>";
   }
+  writeMemoryLimit(h, t);
 }
 
 void writeSurvivors(std::ostream& h, const TrendGroup& g) {
@@ -168,12 +402,15 @@ void writeSurvivors(std::ostream& h, const TrendGroup& g) {
       << esc(sv.label) << "</td><td class=\"n\">" << esc(formatBytes(static_cast<double>(sv.bytes)))
       << "</td><td><code>" << esc(sv.socket.empty() ? "-" : sv.socket) << "</code></td></tr>";
   }
+  if (g.survivor_count > g.survivors.size()) {
+    moreRow(h, g.survivor_count - g.survivors.size(), 5, "--survivors N shows more");
+  }
   h << "</table>";
 }
 
 // One suspect (the `idx`th): why, where, its charts and its survivors.
-void writeSuspect(std::ostream& h, const TrendGroup& g, std::size_t idx,
-                  const SymbolTable& symbols) {
+void writeSuspect(std::ostream& h, const TrendGroup& g, std::size_t idx, const SymbolTable& symbols,
+                  const TimeAxis& x) {
   h << "<div class=\"suspect\" data-group=\"" << groupName(g.group) << "\" data-name=\""
     << esc(g.name) << "\"><h3>[" << groupName(g.group) << "] " << esc(g.name) << "</h3>";
   h << "<div class=\"why\">" << esc(g.reason) << "</div>";
@@ -185,25 +422,27 @@ void writeSuspect(std::ostream& h, const TrendGroup& g, std::size_t idx,
   }
   h << "<div class=\"charts\">";
   if (g.group != Group::kHeap) {
-    h << chart(slug(g, idx) + "-objects",
-               g.group == Group::kSocket ? "open sockets" : "live objects", g.counts, false,
-               "#c0392b");
+    h << Chart(x, g.counts, false)
+             .svg(slug(g, idx) + "-objects",
+                  g.group == Group::kSocket ? "open sockets" : "live objects", "#c0392b");
   }
   if (g.group != Group::kSocket) {
-    h << chart(slug(g, idx) + "-bytes", g.group == Group::kHeap ? "bytes in use" : "retained bytes",
-               g.bytes, true, "#d35400");
+    h << Chart(x, g.bytes, true)
+             .svg(slug(g, idx) + "-bytes",
+                  g.group == Group::kHeap ? "bytes in use" : "retained bytes", "#d35400");
   }
   h << "</div>";
   if (g.survivor_count > 0) writeSurvivors(h, g);
   h << "</div>\n";
 }
 
-void writeSuspects(std::ostream& h, const TrendResult& t, const SymbolTable& symbols) {
+void writeSuspects(std::ostream& h, const TrendResult& t, const SymbolTable& symbols,
+                   const TimeAxis& x) {
   h << "<h2>Suspects</h2>\n";
   std::size_t idx = 0;
   for (const TrendGroup& g : t.groups) {
     if (g.verdict != Verdict::kSteady) continue;
-    writeSuspect(h, g, idx, symbols);
+    writeSuspect(h, g, idx, symbols, x);
     ++idx;
   }
   if (idx == 0) h << "<p>None.</p>\n";
@@ -228,8 +467,12 @@ void writeComparison(std::ostream& h, const Comparison& c, const RenderOptions& 
     << "<table id=\"comparison\"><tr><th>group</th><th>name</th><th># New</th><th># Deleted</th>"
     << "<th># Delta</th><th>Alloc. Size</th><th>Freed Size</th><th>Size Delta</th></tr>";
   std::map<Group, std::size_t> shown;
+  std::size_t cut = 0;
   for (const CompareRow& r : c.rows) {
-    if (shown[r.group]++ >= o.top) continue;
+    if (shown[r.group]++ >= o.top) {
+      ++cut;
+      continue;
+    }
     const bool sized = r.group != Group::kSocket;
     h << "<tr><td>" << groupName(r.group) << "</td><td>" << esc(r.name) << "</td><td class=\"n\">"
       << fixed(r.new_count, 0) << "</td><td class=\"n\">" << fixed(r.deleted_count, 0)
@@ -238,15 +481,21 @@ void writeComparison(std::ostream& h, const Comparison& c, const RenderOptions& 
       << "</td><td class=\"n\">" << (sized ? esc(formatBytes(r.freed_bytes)) : "-")
       << "</td><td class=\"n\">" << (sized ? esc(formatBytes(r.delta_bytes)) : "-") << "</td></tr>";
   }
+  if (cut > 0) moreRow(h, cut, 8, "--top N shows more per group");
   h << "</table>\n";
 }
 
 void writeSockets(std::ostream& h, const SocketsResult& s, const RenderOptions& o) {
   h << "<h2>Sockets</h2><table id=\"sockets\"><tr><th>remote / "
        "group</th><th>state</th><th>proto</th>";
-  for (std::size_t i = 0; i < s.points.size(); ++i) h << "<th>#" << i + 1 << "</th>";
+  const Clock clock = clockFor(spanSeconds(s.points));
+  for (std::size_t i = 0; i < s.points.size(); ++i) {
+    h << "<th title=\"#" << i + 1 << " " << esc(s.points[i].utc) << "\">"
+      << esc(clockLabel(s.points[i].taken_unix_ns, clock)) << "</th>";
+  }
   h << "<th>owned</th><th>unowned</th><th>owners</th></tr>";
-  for (std::size_t i = 0; i < s.rows.size() && i < std::max<std::size_t>(o.top, 50); ++i) {
+  const std::size_t rows = std::min(s.rows.size(), std::max<std::size_t>(o.top, 50));
+  for (std::size_t i = 0; i < rows; ++i) {
     const SocketRow& r = s.rows[i];
     h << "<tr><td>" << esc(r.name) << "</td><td>" << esc(r.state) << "</td><td>" << esc(r.protocol)
       << "</td>";
@@ -256,6 +505,7 @@ void writeSockets(std::ostream& h, const SocketsResult& s, const RenderOptions& 
       h << (k ? ", " : "") << esc(r.owners[k]);
     h << "</td></tr>";
   }
+  if (s.rows.size() > rows) moreRow(h, s.rows.size() - rows, 6 + s.points.size(), "--top N");
   h << "</table>";
   if (!s.flags.empty()) {
     h << "<ul>";
@@ -284,8 +534,10 @@ std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const So
   std::ostringstream h;
   writeHead(h);
   writeSummary(h, t);
-  writeMemory(h, t);
-  writeSuspects(h, t, symbols);
+  writeProcess(h, t);
+  const TimeAxis x = timeAxis(t.points);
+  writeMemory(h, t, x);
+  writeSuspects(h, t, symbols, x);
   writeNotPersisted(h, t);
   writeComparison(h, c, o);
   writeSockets(h, s, o);

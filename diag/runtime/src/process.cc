@@ -23,6 +23,14 @@
 namespace leakscope::diag {
 namespace {
 
+// The node name: which machine a snapshot comes from, once files from several
+// hosts meet in one ticket.
+std::string hostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return {};
+  return name;
+}
+
 std::string readFile(const char* path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -271,6 +279,7 @@ Result<ProcessStats> readProcessStats() {
   const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) s.exe.assign(exe, static_cast<std::size_t>(n));
   s.build_id = mainBuildId();
+  s.host = hostName();
 
   const auto proc_stat = parseProcStat(readFile("/proc/self/stat"));
   if (!proc_stat) return Error{Errc::kParse, "/proc/self/stat: " + proc_stat.error().message};

@@ -367,6 +367,7 @@ void writeProcess(JsonWriter& w) {
   if (p.ok()) {
     w.field("pid", p->pid)
         .field("exe", p->exe)
+        .field("host", p->host)
         .field("build_id", p->build_id)
         .field("start_time_unix", p->start_time_unix)
         .field("rss_bytes", p->rss_bytes)

@@ -132,6 +132,10 @@ struct SeriesPoint {
   std::int64_t taken_unix_ns = 0;
   std::string utc;
   std::int64_t pid = 0;
+  // Which process and build, as the snapshot names them ("" when it does not).
+  std::string exe;
+  std::string host;
+  std::string build_id;
   std::int64_t rss_bytes = 0;
   double heap_inuse_bytes = 0;
   std::int64_t open_fds = 0;
@@ -144,6 +148,7 @@ struct TrendResult {
   std::vector<std::string> notes;
   double span_seconds = 0;
   // Projection of the process' memory when a limit is given.
+  std::optional<double> memory_limit_bytes;  // the limit the projection used
   std::optional<double> rss_growth_bytes_per_hour;
   std::optional<double> hours_to_limit;
 };

@@ -119,6 +119,7 @@ struct Heap {
 struct ProcessInfo {
   std::int64_t pid = 0;
   std::string exe;
+  std::string host;  // "" when the snapshot does not say (raw profiles, older snapshots)
   std::string build_id;
   std::int64_t rss_bytes = 0;
   std::int64_t virtual_bytes = 0;

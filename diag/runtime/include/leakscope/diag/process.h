@@ -15,6 +15,7 @@ namespace leakscope::diag {
 struct ProcessStats {
   int pid = 0;
   std::string exe;             // /proc/self/exe target
+  std::string host;            // gethostname(); "" if it fails
   std::string build_id;        // GNU build id of the main executable, hex; "" if none
   double start_time_unix = 0;  // seconds since the epoch
   std::uint64_t rss_bytes = 0;
