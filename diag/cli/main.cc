@@ -96,7 +96,9 @@ order), one at a time. A group is a suspect when it grows across the series:
 its floor (the lowest value from each point on) rises in most intervals and
 still at the end. A spike freed later is reported as transient, growth that
 levels off as bounded, growth in the last interval only as recent — none of
-them are suspects. For each suspect: growth per interval and per hour,
+them are suspects. A sampled heap site whose verdict is within sampling error
+is uncertain, listed on its own: take more snapshots or lower the sampling
+period. For each suspect: growth per interval and per hour,
 whether it accelerates, the time to the memory limit (with --memory-limit),
 and for tracked kinds the survivors: object ids alive in every snapshot,
 with age, label and socket.

@@ -114,6 +114,96 @@ TEST(Trend, GrowthThatLevelsOffIsBounded) {
   EXPECT_TRUE(r.suspects.empty());
 }
 
+// One sampled heap site (heap_v2 at the runtime's 512 KiB sample period) of
+// `object_bytes` objects holding `mib[i]` MiB (estimated) in snapshot i.
+std::vector<la::Snapshot> sampledSite(la::SymbolTable& symbols, const std::vector<double>& mib,
+                                      double object_bytes) {
+  la::FrameInfo f;
+  f.function = "example::allocateReceiveBuffer(unsigned long)";
+  const la::StackId stack = symbols.internStack({symbols.internFrame(f)});
+  std::vector<la::Snapshot> out;
+  for (std::size_t i = 0; i < mib.size(); ++i) {
+    la::Snapshot s;
+    s.path = "s" + std::to_string(i + 1);
+    s.sequence = static_cast<std::int64_t>(i + 1);
+    s.taken_unix_ns = static_cast<std::int64_t>(i + 1) * 5 * kMinute;
+    s.process.pid = 100;
+    s.heap.available = true;
+    s.heap.mode = "sampled";
+    s.heap.format = "heap_v2";
+    s.heap.sample_period = 512 * 1024;
+    const double bytes = mib[i] * (1 << 20);
+    s.heap.sites.push_back({stack, bytes / object_bytes, bytes, bytes / object_bytes, bytes});
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// Issue #13: example::allocateReceiveBuffer (64 KiB buffers) rose in every
+// interval and was called bounded, "grew, then levelled off". Its growth over
+// the series is far beyond sampling error, and so (just) is the second
+// half's: the fitted 5.4 MiB rise of points 4-8 against a 2-sigma error of
+// 5.2 MiB, with its four intervals all rising (Kendall p = 1/120, which
+// would decide if the slope did not): steady.
+TEST(Trend, ASampledSiteRisingInEveryIntervalIsSteadyNotBounded) {
+  la::SymbolTable sy;
+  const auto r = trendOf(sy, sampledSite(sy, {0.5, 4, 5, 6, 8.5, 9, 10, 12}, 64 * 1024));
+  const auto& g = group(r, la::Group::kHeap);
+  EXPECT_EQ(g.verdict, la::Verdict::kSteady) << g.reason;
+  ASSERT_TRUE(g.sampling.has_value());
+  EXPECT_EQ(g.sampling->claim, "growth in the second half");
+  EXPECT_NEAR(g.sampling->margin_bytes, 5.40 * (1 << 20), 0.01 * (1 << 20));
+  EXPECT_NEAR(g.sampling->error_bytes, 5.21 * (1 << 20), 0.01 * (1 << 20));
+  ASSERT_EQ(r.suspects.size(), 1u);
+  EXPECT_EQ(g.reason.find("levelled"), std::string::npos);
+}
+
+// Growth the size of the sampling error is neither a leak nor levelled off:
+// uncertain, listed on its own, never as "levelled off" or among the growth
+// that did not persist.
+TEST(Trend, SampledGrowthWithinItsErrorIsUncertain) {
+  la::SymbolTable sy;
+  const auto r = trendOf(sy, sampledSite(sy, {8, 9.5, 9, 10.5, 10, 11}, 64 * 1024));
+  const auto& g = group(r, la::Group::kHeap);
+  ASSERT_EQ(g.verdict, la::Verdict::kUncertain) << g.reason;
+  ASSERT_TRUE(g.sampling.has_value());
+  EXPECT_EQ(g.sampling->claim, "growth over the series");
+  // The fitted growth over the series: 2.6 MiB, within its error.
+  EXPECT_NEAR(g.sampling->margin_bytes, 2.6 * (1 << 20), 0.05 * (1 << 20));
+  EXPECT_GT(g.sampling->error_bytes, g.sampling->margin_bytes);
+  EXPECT_TRUE(r.suspects.empty());
+  EXPECT_EQ(g.reason.rfind("growth within sampling error: take more snapshots or lower the "
+                           "sampling period",
+                           0),
+            0u)
+      << g.reason;
+
+  std::ostringstream text;
+  la::renderTrend(text, r, sy, {});
+  EXPECT_NE(text.str().find("Uncertain — growth within sampling error (1)"), std::string::npos)
+      << text.str();
+  EXPECT_EQ(text.str().find("No steady growth: no leak suspected"), std::string::npos);
+  EXPECT_EQ(text.str().find("Not leaks"), std::string::npos) << text.str();
+  EXPECT_EQ(text.str().find("levelled"), std::string::npos) << text.str();
+
+  const auto j = la::trendJson(r, sy, {});
+  ASSERT_EQ(j["uncertain"].size(), 1u);
+  EXPECT_EQ(j["uncertain"][0]["verdict"], "uncertain");
+  EXPECT_EQ(j["uncertain"][0]["sampling"]["claim"], "growth over the series");
+  EXPECT_TRUE(j["not_suspects"].empty());
+  EXPECT_TRUE(j["suspects"].empty());
+}
+
+// The same figures from a full profile are exact: no sampling error.
+TEST(Trend, ExactFiguresAreNeverUncertain) {
+  la::SymbolTable sy;
+  auto snaps = sampledSite(sy, {8, 9.5, 9, 10.5, 10, 11}, 64 * 1024);
+  for (auto& s : snaps) s.heap.mode = "full";
+  const auto r = trendOf(sy, snaps);
+  EXPECT_EQ(group(r, la::Group::kHeap).verdict, la::Verdict::kSteady);
+  EXPECT_FALSE(group(r, la::Group::kHeap).sampling.has_value());
+}
+
 TEST(Trend, GrowthInTheLastIntervalOnlyIsTooEarlyToTell) {
   la::SymbolTable sy;
   std::vector<la::Snapshot> s = {snap(sy, 1, {1}), snap(sy, 2, {1}), snap(sy, 3, {1, 2, 3})};

@@ -49,47 +49,42 @@ struct Classification {
   Verdict verdict = Verdict::kFlat;
   std::size_t growing = 0;
   std::size_t peak = 0;
+  std::optional<SamplingCheck> sampling;
 };
 
-// Steady growth is growth of the series' floor (the lowest value from each
-// point on): a spike that is freed later does not raise it, a leak raises it
-// in most intervals and still at the end.
-//
-// `sd` (optional, per point) is the standard error of sampled estimates:
-// growth must then also exceed twice the error of the difference, so a
-// sampled cache that wobbles around its size is not a leak.
-Classification classify(const std::vector<double>& v, double threshold,
-                        const std::vector<double>* sd = nullptr) {
+// The floor of a series: the lowest value from each point on.
+std::vector<double> floorOf(const std::vector<double>& v) {
+  std::vector<double> floor(v);
+  for (std::size_t i = v.size(); i-- > 1;) floor[i - 1] = std::min(v[i - 1], floor[i]);
+  return floor;
+}
+
+// The point where the floor from `from` on is reached.
+std::size_t argFloor(const std::vector<double>& v, std::size_t from) {
+  return static_cast<std::size_t>(
+      std::min_element(v.begin() + static_cast<std::ptrdiff_t>(from), v.end()) - v.begin());
+}
+
+// The rule on figures taken as exact. Steady growth is growth of the
+// series' floor: a spike that is freed later does not raise it, a leak
+// raises it in most intervals and still in the second half (a cache that
+// filled early does not).
+Classification classify(const std::vector<double>& v, double threshold) {
   Classification c;
   const std::size_t n = v.size();
   if (n < 2) return c;
-  std::vector<double> floor(n);
-  floor[n - 1] = v[n - 1];
-  for (std::size_t i = n - 1; i-- > 0;) floor[i] = std::min(v[i], floor[i + 1]);
+  const std::vector<double> floor = floorOf(v);
   const std::size_t intervals = n - 1;
   const double step = std::max(threshold * 0.05, 1e-9);
   for (std::size_t i = 1; i < n; ++i) {
     if (floor[i] - floor[i - 1] >= step) ++c.growing;
   }
   const double total = floor[n - 1] - floor[0];
-  // Still growing in the second half, by more than sampling noise: a cache
-  // that filled early and then wobbles does not qualify.
   const double late = floor[n - 1] - floor[intervals / 2];
-  auto noise = [&](std::size_t a, std::size_t b) {
-    if (sd == nullptr || sd->size() != n) return 0.0;
-    return 2.0 * std::sqrt((*sd)[a] * (*sd)[a] + (*sd)[b] * (*sd)[b]);
-  };
-  // The floor's points: where the minimum from each point on was reached.
-  auto argFloor = [&](std::size_t from) {
-    return static_cast<std::size_t>(
-        std::min_element(v.begin() + static_cast<std::ptrdiff_t>(from), v.end()) - v.begin());
-  };
-  const bool late_growth =
-      late >= std::max({threshold * 0.5, total * 0.25, noise(argFloor(intervals / 2), n - 1)});
-  const bool above_noise = total >= noise(argFloor(0), n - 1);
+  const bool late_growth = late >= std::max(threshold * 0.5, total * 0.25);
   const std::size_t needed = std::max<std::size_t>(2, (intervals + 1) / 2);
   c.peak = static_cast<std::size_t>(std::max_element(v.begin(), v.end()) - v.begin());
-  if (total >= threshold && c.growing >= needed && late_growth && above_noise) {
+  if (total >= threshold && c.growing >= needed && late_growth) {
     c.verdict = Verdict::kSteady;
   } else if (v[n - 1] - floor[n - 2] >= threshold && c.growing <= 1 &&
              floor[n - 2] - floor[0] < threshold) {
@@ -101,6 +96,201 @@ Classification classify(const std::vector<double>& v, double threshold,
   }
   return c;
 }
+
+// Error bars, in standard errors each way: two for a claim that raises an
+// alarm (steady, recent); three for one that reassures (bounded, transient,
+// flat), since a leak called levelled off is the costlier mistake.
+constexpr double kAlarmSigmas = 2.0;
+constexpr double kReassureSigmas = 3.0;
+// A second half whose trend test (Kendall's) is this unlikely under
+// sampling noise alone counts as still growing.
+constexpr double kTrendAlpha = 0.01;
+// Beyond this many points Kendall's S is taken as normal.
+constexpr std::size_t kKendallExactPoints = 200;
+
+// One-sided p of Kendall's trend test on v[from..]: the chance that noise
+// alone orders the points at least as upward. Exact (permutations by their
+// inversions) up to kKendallExactPoints; ties count as neither way, which
+// only lowers S.
+double kendallTrendP(const std::vector<double>& v, std::size_t from) {
+  const std::size_t m = v.size() - from;
+  if (m < 3) return 1.0;
+  long long s = 0;
+  for (std::size_t i = from; i < v.size(); ++i) {
+    for (std::size_t j = i + 1; j < v.size(); ++j) s += (v[j] > v[i]) - (v[j] < v[i]);
+  }
+  const long long pairs = static_cast<long long>(m * (m - 1) / 2);
+  if (m > kKendallExactPoints) {
+    const double var = static_cast<double>(m * (m - 1) * (2 * m + 5)) / 18.0;
+    return 0.5 * std::erfc((static_cast<double>(s) - 1) / std::sqrt(2 * var));
+  }
+  // S = pairs - 2 * inversions: P(S >= s) = P(inversions <= (pairs - s) / 2).
+  std::vector<double> dist = {1.0};  // inversions of a permutation of j items
+  for (std::size_t j = 2; j <= m; ++j) {
+    std::vector<double> next(dist.size() + j - 1, 0.0);
+    double window = 0;
+    for (std::size_t k = 0; k < next.size(); ++k) {
+      if (k < dist.size()) window += dist[k];
+      if (k >= j && k - j < dist.size()) window -= dist[k - j];
+      next[k] = window / static_cast<double>(j);
+    }
+    dist = std::move(next);
+  }
+  const long long most = (pairs - s) / 2;
+  double p = 0;
+  for (long long k = 0; k <= most && k < static_cast<long long>(dist.size()); ++k) {
+    p += dist[static_cast<std::size_t>(k)];
+  }
+  return std::min(1.0, p);
+}
+
+// Least-squares slope of v[from..to] over the point index, as weights on
+// the points (slope = sum of w[i] * v[i]), so its error follows from theirs.
+std::vector<double> slopeWeights(std::size_t n, std::size_t from, std::size_t to) {
+  std::vector<double> w(n, 0.0);
+  const double mean = static_cast<double>(from + to) / 2;
+  double sxx = 0;
+  for (std::size_t i = from; i <= to; ++i)
+    sxx += (static_cast<double>(i) - mean) * (static_cast<double>(i) - mean);
+  if (sxx <= 0) return w;
+  for (std::size_t i = from; i <= to; ++i) w[i] = (static_cast<double>(i) - mean) / sxx;
+  return w;
+}
+
+// A sampled series' verdict: the exact rule's verdict stands when the claim
+// it makes stands beyond the sampling error. When it does not, a steady or
+// transient series may still have levelled off (bounded) beyond the error;
+// otherwise the series is uncertain. Each point's error comes from the
+// unsampling model (a point on k samples: relative error 1/sqrt(k)); the
+// points' errors add as if their samples were independent — the worst case,
+// a site whose objects all turned over in between. Growth is measured by
+// least-squares slopes, so every point counts, not only the ends.
+class SampledJudge {
+ public:
+  SampledJudge(const std::vector<double>& v, const std::vector<double>& sd, double threshold)
+      : v_(v), sd_(sd), threshold_(threshold), mid_((v.size() - 1) / 2) {}
+
+  Classification judge(Classification exact) const {
+    switch (exact.verdict) {
+      case Verdict::kSteady:
+        return orBounded(exact, steadyCheck());
+      case Verdict::kTransient: {
+        const Classification c = orBounded(exact, peakAboveEnds(exact.peak));
+        // A wobble within error on a floor that did not grow: flat, if that
+        // claim stands.
+        const std::vector<double> floor = floorOf(v_);
+        if (c.verdict == Verdict::kUncertain && floor.back() - floor.front() < threshold_) {
+          Classification flat = exact;
+          flat.verdict = Verdict::kFlat;
+          return flatCheck(flat);
+        }
+        return c;
+      }
+      case Verdict::kBounded:
+        return orBounded(exact, boundedCheck());
+      case Verdict::kRecent:
+        return keepIf(exact, lastInterval());
+      case Verdict::kFlat:
+        return flatCheck(exact);
+      case Verdict::kUncertain:
+        break;
+    }
+    return exact;
+  }
+
+ private:
+  static Classification keepIf(Classification c, SamplingCheck check) {
+    if (!check.clear() && !check.trend_p) c.verdict = Verdict::kUncertain;
+    c.sampling = std::move(check);
+    return c;
+  }
+
+  // The exact verdict if its claim stands, else bounded if that claim
+  // stands, else uncertain (with the first claim that failed).
+  Classification orBounded(Classification c, SamplingCheck check) const {
+    if (check.clear() || check.trend_p || c.verdict == Verdict::kBounded) {
+      return keepIf(c, std::move(check));
+    }
+    SamplingCheck bounded = boundedCheck();
+    if (bounded.clear()) {
+      c.verdict = Verdict::kBounded;
+      c.sampling = std::move(bounded);
+      return c;
+    }
+    return keepIf(c, std::move(check));
+  }
+
+  // The margin and 2-sigma error of sum(w[i] * v[i]) * scale.
+  SamplingCheck combination(std::string claim, const std::vector<double>& w, double scale,
+                            double sigmas = kAlarmSigmas) const {
+    double value = 0, var = 0;
+    for (std::size_t i = 0; i < v_.size(); ++i) {
+      value += w[i] * v_[i];
+      var += w[i] * w[i] * sd_[i] * sd_[i];
+    }
+    return {std::move(claim), value * scale, sigmas * std::sqrt(var) * scale, {}};
+  }
+  double error(std::size_t a, std::size_t b, double sigmas) const {
+    return sigmas * std::sqrt(sd_[a] * sd_[a] + sd_[b] * sd_[b]);
+  }
+  std::size_t last() const { return v_.size() - 1; }
+
+  SamplingCheck growthOverSeries() const {
+    return combination("growth over the series", slopeWeights(v_.size(), 0, last()),
+                       static_cast<double>(last()));
+  }
+  // Steady: the series grew, and still grows in its second half — by the
+  // slope, or, since error bars of single points ignore the order of the
+  // points, by a second half that rises in (nearly) every interval: a trend
+  // noise alone rarely makes (Kendall's test).
+  SamplingCheck steadyCheck() const {
+    SamplingCheck total = growthOverSeries();
+    if (!total.clear()) return total;
+    SamplingCheck late =
+        combination("growth in the second half", slopeWeights(v_.size(), mid_, last()),
+                    static_cast<double>(last() - mid_));
+    if (!late.clear()) {
+      const double p = kendallTrendP(v_, mid_);
+      if (p < kTrendAlpha) late.trend_p = p;
+    }
+    return late;
+  }
+  // Bounded: the series grew, and its second half grew more slowly than its
+  // first half.
+  SamplingCheck boundedCheck() const {
+    SamplingCheck total = growthOverSeries();
+    if (!total.clear() || mid_ == 0) return total;
+    std::vector<double> w = slopeWeights(v_.size(), 0, mid_);
+    const std::vector<double> late = slopeWeights(v_.size(), mid_, last());
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] -= late[i];
+    return combination("slowdown of the second half", w, static_cast<double>(last() - mid_),
+                       kReassureSigmas);
+  }
+  // Flat: growth below the threshold, beyond the error of the growth.
+  Classification flatCheck(Classification c) const {
+    const SamplingCheck total = growthOverSeries();
+    return keepIf(c, {"room below the threshold",
+                      threshold_ - total.margin_bytes,
+                      total.error_bytes * kReassureSigmas / kAlarmSigmas,
+                      {}});
+  }
+  SamplingCheck peakAboveEnds(std::size_t peak) const {
+    const std::size_t end = v_.front() > v_.back() ? 0 : last();
+    return {"peak above both ends", v_[peak] - v_[end], error(peak, end, kReassureSigmas), {}};
+  }
+  SamplingCheck lastInterval() const {
+    const std::vector<double> floor = floorOf(v_);
+    return {"growth in the last interval",
+            v_[last()] - floor[last() - 1],
+            error(argFloor(v_, last() - 1), last(), kAlarmSigmas),
+            {}};
+  }
+
+  const std::vector<double>& v_;
+  const std::vector<double>& sd_;
+  double threshold_;
+  std::size_t mid_;  // the second half starts here
+};
 
 std::string groupKey(Group g, const std::string& name) {
   return std::string(groupName(g)) + ":" + name;
@@ -148,6 +338,8 @@ const char* verdictName(Verdict v) {
       return "bounded";
     case Verdict::kFlat:
       return "flat";
+    case Verdict::kUncertain:
+      return "uncertain";
   }
   return "?";
 }
@@ -459,13 +651,20 @@ void TrendBuilder::addHeap(const Snapshot& s, std::size_t n) {
     // Two snapshot sites never share a stack (the reader merges them).
     se.counts.push_back(h.inuse_objects);
     se.bytes.push_back(h.inuse_bytes);
-    // A sampled estimate stands on k sampled objects: relative error 1/sqrt(k).
+    // A sampled estimate stands on k sampled objects, each object sampled
+    // with probability p: relative error sqrt((1 - p) / k) — 1/sqrt(k) for
+    // objects much smaller than the period, 0 for ones so large that they
+    // are always sampled.
     double sd = 0;
     if (!s.heap.exact() && s.heap.sample_period > 0 && h.inuse_objects > 0) {
       const double avg = h.inuse_bytes / h.inuse_objects;
-      const double k =
-          h.inuse_objects * (1 - std::exp(-avg / static_cast<double>(s.heap.sample_period)));
-      if (k > 0) sd = h.inuse_bytes / std::sqrt(k);
+      const double p = -std::expm1(-avg / static_cast<double>(s.heap.sample_period));
+      const double k = h.inuse_objects * p;
+      if (k > 0) {
+        sd = h.inuse_bytes * std::sqrt((1 - p) / k);
+        // One sample's error: what a point without samples may hide.
+        se.sample_bytes = std::max(se.sample_bytes, h.inuse_bytes / k * std::sqrt(1 - p));
+      }
     }
     se.bytes_sd.resize(n - 1, 0.0);
     se.bytes_sd.push_back(sd);
@@ -569,12 +768,19 @@ std::string fmtSeries(const std::vector<double>& v, bool bytes) {
 // Heap sites are judged by bytes; tracked kinds by count, unless their
 // bytes tell a clearer story (steady bytes, or objects that only grew in
 // size); sockets by count. `*by_bytes` says which series decided.
+// Sampled heap sites (`sample_bytes` > 0) are judged against their sampling
+// error, exact figures by the rule alone.
 Classification classifyGroup(const TrendGroup& g, const std::vector<double>& bytes_sd,
-                             const Thresholds& th, bool* by_bytes) {
+                             double sample_bytes, const Thresholds& th, bool* by_bytes) {
   *by_bytes = false;
   if (g.group == Group::kHeap) {
     *by_bytes = true;
-    return classify(g.bytes, th.min_heap_bytes, &bytes_sd);
+    const Classification c = classify(g.bytes, th.min_heap_bytes);
+    if (sample_bytes <= 0 || bytes_sd.size() != g.bytes.size()) return c;
+    // A point without samples is zero give or take one sample.
+    std::vector<double> sd(bytes_sd);
+    for (double& e : sd) e = std::max(e, sample_bytes);
+    return SampledJudge(g.bytes, sd, th.min_heap_bytes).judge(c);
   }
   Classification c = classify(g.counts, static_cast<double>(th.min_objects));
   if (g.group == Group::kTracked && c.verdict != Verdict::kSteady) {
@@ -612,6 +818,18 @@ void fillGrowth(TrendGroup& g, std::size_t n, const std::vector<double>& hours, 
   }
 }
 
+// "growth in the second half +6.0 MiB ± 6.2 MiB (2σ)".
+std::string samplingText(const SamplingCheck& s) {
+  std::string out = s.claim + " " + signedBytes(s.margin_bytes) + " ± " +
+                    formatBytes(s.error_bytes) + " (2 sigma)";
+  if (s.trend_p) {
+    char p[32];
+    std::snprintf(p, sizeof p, "%.2g", *s.trend_p);
+    out += std::string(", rising trend p = ") + p;
+  }
+  return out;
+}
+
 std::string trendReason(const TrendGroup& g, const Classification& c, bool by_bytes,
                         const std::vector<SeriesPoint>& points) {
   const std::size_t n = points.size();
@@ -636,6 +854,10 @@ std::string trendReason(const TrendGroup& g, const Classification& c, bool by_by
       break;
     case Verdict::kBounded:
       reason = "grew, then levelled off (" + fmtSeries(main, by_bytes) + ")";
+      break;
+    case Verdict::kUncertain:
+      reason = "growth within sampling error: take more snapshots or lower the sampling period (" +
+               fmtSeries(main, by_bytes) + "; " + samplingText(*g.sampling) + ")";
       break;
     case Verdict::kFlat:
       break;
@@ -726,8 +948,10 @@ TrendResult TrendBuilder::finish() {
     g.counts = se.counts;
     g.bytes = se.bytes;
     bool by_bytes = false;
-    const Classification c = classifyGroup(g, se.bytes_sd, options_.thresholds, &by_bytes);
+    const Classification c =
+        classifyGroup(g, se.bytes_sd, se.sample_bytes, options_.thresholds, &by_bytes);
     g.verdict = c.verdict;
+    g.sampling = c.sampling;
     g.growing_intervals = c.growing;
     g.peak_index = c.peak;
     fillGrowth(g, n, hours, timed, by_bytes, options_, current_memory);

@@ -387,11 +387,18 @@ void trendSurvivors(std::ostream& out, const TrendGroup& g) {
   }
 }
 
+std::size_t countVerdict(const TrendResult& t, Verdict v) {
+  return static_cast<std::size_t>(std::count_if(
+      t.groups.begin(), t.groups.end(), [v](const TrendGroup& g) { return g.verdict == v; }));
+}
+
 // The groups that grew steadily: the leak suspects, with their rates.
 void trendSuspects(std::ostream& out, const TrendResult& t, const SymbolTable& symbols) {
   const bool timed = t.span_seconds > 0;
   std::size_t index = 0;
-  if (t.suspects.empty()) {
+  if (t.suspects.empty() && countVerdict(t, Verdict::kUncertain) > 0) {
+    out << "No steady growth beyond sampling error; some heap sites are uncertain (below).\n";
+  } else if (t.suspects.empty()) {
     out << "No steady growth: no leak suspected.\n";
   } else {
     out << "Leak suspects — steady growth (" << t.suspects.size() << "):\n";
@@ -436,20 +443,38 @@ void trendNotLeaks(std::ostream& out, const TrendResult& t, const RenderOptions&
   }
 }
 
+// Sampled sites whose growth is within sampling error: neither suspects nor
+// all-clear, so they get their own section, before the reassuring ones.
+void trendUncertain(std::ostream& out, const TrendResult& t, const RenderOptions& o) {
+  const std::size_t count = countVerdict(t, Verdict::kUncertain);
+  if (count == 0) return;
+  out << "\nUncertain — growth within sampling error (" << count
+      << "): take more snapshots or lower the sampling period:\n";
+  std::size_t shown = 0;
+  for (const TrendGroup& g : t.groups) {
+    if (g.verdict != Verdict::kUncertain) continue;
+    if (shown++ >= o.top) {
+      out << "  ... " << count - o.top << " more\n";
+      break;
+    }
+    out << "  - [" << groupName(g.group) << "] " << oneLine(g.name) << ": " << oneLine(g.reason)
+        << "\n";
+  }
+}
+
 }  // namespace
 
 static void renderTrendText(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
                             const RenderOptions& o) {
   trendInputs(out, t);
   trendSuspects(out, t, symbols);
+  trendUncertain(out, t, o);
   trendNotLeaks(out, t, o);
 }
 
-json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {
-  json j;
-  j["command"] = "trend";
+static json trendInputsJson(const std::vector<SeriesPoint>& points) {
   json inputs = json::array();
-  for (const auto& p : t.points) {
+  for (const auto& p : points) {
     inputs.push_back({{"path", p.path},
                       {"sequence", p.sequence},
                       {"taken_unix_ns", p.taken_unix_ns},
@@ -459,7 +484,20 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
                       {"heap_inuse_bytes", p.heap_inuse_bytes},
                       {"open_fds", p.open_fds}});
   }
-  j["inputs"] = inputs;
+  return inputs;
+}
+
+// What a sampled site's verdict was checked against (analysis.h).
+static json samplingJson(const SamplingCheck& c) {
+  json x = {{"claim", c.claim}, {"margin_bytes", c.margin_bytes}, {"error_bytes", c.error_bytes}};
+  if (c.trend_p) x["trend_p"] = *c.trend_p;
+  return x;
+}
+
+json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {
+  json j;
+  j["command"] = "trend";
+  j["inputs"] = trendInputsJson(t.points);
   j["span_seconds"] = t.span_seconds;
   j["notes"] = t.notes;
   if (t.rss_growth_bytes_per_hour) j["rss_growth_bytes_per_hour"] = *t.rss_growth_bytes_per_hour;
@@ -482,6 +520,7 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
     if (g.hours_to_limit) x["hours_to_memory_limit"] = *g.hours_to_limit;
     if (g.stack) x["stack"] = stackJson(symbols, *g.stack);
     if (g.verdict == Verdict::kTransient) x["peak_input"] = t.points[g.peak_index].path;
+    if (g.sampling) x["sampling"] = samplingJson(*g.sampling);
     if (g.group == Group::kTracked) {
       x["survivor_count"] = g.survivor_count;
       json sv = json::array();
@@ -497,16 +536,18 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
     return x;
   };
   json suspects = json::array();
+  json uncertain = json::array();  // sampled sites: neither suspects nor all-clear
   json others = json::array();
   std::size_t shown = 0;
   for (const TrendGroup& g : t.groups) {
-    if (g.verdict == Verdict::kSteady) {
-      suspects.push_back(groupJson(g));
+    if (g.verdict == Verdict::kSteady || g.verdict == Verdict::kUncertain) {
+      (g.verdict == Verdict::kSteady ? suspects : uncertain).push_back(groupJson(g));
     } else if (g.verdict != Verdict::kFlat && shown++ < std::max<std::size_t>(o.top, 50)) {
       others.push_back(groupJson(g));
     }
   }
   j["suspects"] = suspects;
+  j["uncertain"] = uncertain;
   j["not_suspects"] = others;
   return j;
 }

@@ -289,6 +289,7 @@ void writeHead(std::ostream& h) {
        "solid #dde}"
     << ".verdict{padding:10px 14px;border-radius:6px;font-weight:600;margin:12px 0}"
     << ".bad{background:#fde8e8;color:#8a1c1c}.good{background:#e6f6ea;color:#1b5e2a}"
+    << ".unsure{background:#fdf3e1;color:#7a4b00}"
     << ".suspect{border:1px solid #e3e6ee;border-radius:8px;padding:12px;margin:12px 0}"
     << ".suspect h3{margin:0 0 6px;font-size:15px}.why{color:#444;margin:4px 0}"
     << ".charts{display:flex;flex-wrap:wrap;gap:12px}"
@@ -311,7 +312,14 @@ void writeSummary(std::ostream& h, const TrendResult& t) {
       << "</code>";
   }
   h << "</div>\n";
-  if (t.suspects.empty()) {
+  const auto uncertain = std::count_if(t.groups.begin(), t.groups.end(), [](const TrendGroup& g) {
+    return g.verdict == Verdict::kUncertain;
+  });
+  if (t.suspects.empty() && uncertain > 0) {
+    h << "<div class=\"verdict unsure\" id=\"verdict\">No steady growth beyond sampling error; "
+      << uncertain << " heap site(s) uncertain: take more snapshots or lower the sampling "
+      << "period.</div>\n";
+  } else if (t.suspects.empty()) {
     h << "<div class=\"verdict good\" id=\"verdict\">No steady growth: no leak suspected.</div>\n";
   } else {
     h << "<div class=\"verdict bad\" id=\"verdict\">" << t.suspects.size()
@@ -448,11 +456,27 @@ void writeSuspects(std::ostream& h, const TrendResult& t, const SymbolTable& sym
   if (idx == 0) h << "<p>None.</p>\n";
 }
 
+// Growth within sampling error: neither a suspect nor growth that did not
+// persist, so listed on its own.
+void writeUncertain(std::ostream& h, const TrendResult& t) {
+  bool any = false;
+  for (const TrendGroup& g : t.groups) {
+    if (g.verdict != Verdict::kUncertain) continue;
+    if (!any) h << "<h2>Uncertain: growth within sampling error</h2><ul>";
+    any = true;
+    h << "<li>[" << groupName(g.group) << "] " << esc(g.name) << ": " << esc(g.reason) << "</li>";
+  }
+  if (any) h << "</ul>\n";
+}
+
 // Transient, bounded and recent growth: listed, not charted.
 void writeNotPersisted(std::ostream& h, const TrendResult& t) {
   bool any_other = false;
   for (const TrendGroup& g : t.groups) {
-    if (g.verdict == Verdict::kSteady || g.verdict == Verdict::kFlat) continue;
+    if (g.verdict == Verdict::kSteady || g.verdict == Verdict::kFlat ||
+        g.verdict == Verdict::kUncertain) {
+      continue;
+    }
     if (!any_other) h << "<h2>Growth that did not persist</h2><ul>";
     any_other = true;
     h << "<li><b>" << verdictName(g.verdict) << "</b> [" << groupName(g.group) << "] "
@@ -538,6 +562,7 @@ std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const So
   const TimeAxis x = timeAxis(t.points);
   writeMemory(h, t, x);
   writeSuspects(h, t, symbols, x);
+  writeUncertain(h, t);
   writeNotPersisted(h, t);
   writeComparison(h, c, o);
   writeSockets(h, s, o);

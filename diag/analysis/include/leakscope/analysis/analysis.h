@@ -85,6 +85,9 @@ enum class Verdict {
   kRecent,     // grew only in the last interval: too early to tell
   kBounded,    // grew early, then levelled off
   kFlat,       // no meaningful growth
+  // Sampled figures only: the series seems to grow, but whether it does (or
+  // levelled off, or was freed) is within sampling error.
+  kUncertain,
 };
 const char* verdictName(Verdict v);
 
@@ -95,6 +98,20 @@ struct Survivor {
   std::int64_t bytes = 0;
   std::int32_t fd = -1;
   std::string socket;  // "tcp 127.0.0.1:5000 -> 17.188.1.1:443 ESTABLISHED" in the last snapshot
+};
+
+// Sampled heap sites: the claim a verdict stands on, e.g. "growth in the
+// second half", with its margin (how far the figures are past the claim's
+// boundary) and the 2σ sampling error of that margin. A claim whose margin is
+// within its error does not stand: the verdict is then `uncertain`.
+struct SamplingCheck {
+  std::string claim;
+  double margin_bytes = 0;
+  double error_bytes = 0;
+  // Steady growth may also stand on a trend test of the second half: the
+  // one-sided p of Kendall's test (set when that test decided).
+  std::optional<double> trend_p;
+  bool clear() const { return margin_bytes > error_bytes; }
 };
 
 struct TrendGroup {
@@ -115,6 +132,8 @@ struct TrendGroup {
   std::size_t growing_intervals = 0;
   // Transient: where the peak was.
   std::size_t peak_index = 0;
+  // Sampled heap sites that grew: what the verdict was checked against.
+  std::optional<SamplingCheck> sampling;
   // Tracked kinds: ids alive in every snapshot.
   std::size_t survivor_count = 0;
   std::vector<Survivor> survivors;  // oldest first, at most TrendOptions::max_survivors
@@ -168,8 +187,11 @@ class TrendBuilder {
     std::optional<StackId> stack;
     std::vector<double> counts, bytes;
     // Standard error of each bytes estimate (sampled heap profiles; 0 when
-    // the figure is exact).
+    // the figure is exact or the site had no samples).
     std::vector<double> bytes_sd;
+    // The error of one sample (sampled heap sites; 0 when exact): what a
+    // point without samples may hide.
+    double sample_bytes = 0;
   };
   struct Candidate {
     TrackedObject object;
