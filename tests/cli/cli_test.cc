@@ -263,7 +263,9 @@ TEST(Output, JsonCountsAreIntegers) {
   const CliRun d = leakscope({"diff", "--json", "leak/leakscope-example.000001.lsnap",
                               "leak/leakscope-example.000004.lsnap"});
   ASSERT_EQ(d.status, 1) << d.err;
-  for (const auto& row : json::parse(d.out)["rows"]) {
+  const json diff = json::parse(d.out);
+  ASSERT_FALSE(diff["rows"].empty()) << d.out;
+  for (const auto& row : diff["rows"]) {
     for (const char* key : {"new", "deleted", "delta", "base_objects", "target_objects",
                             "alloc_bytes", "freed_bytes", "delta_bytes"}) {
       EXPECT_TRUE(row[key].is_number_integer()) << key << ": " << row;
@@ -273,7 +275,9 @@ TEST(Output, JsonCountsAreIntegers) {
   args.insert(args.begin(), {"trend", "--json"});
   const CliRun t = leakscope(args);
   ASSERT_EQ(t.status, 1) << t.err;
-  for (const auto& g : json::parse(t.out)["suspects"]) {
+  const json trend = json::parse(t.out);
+  ASSERT_FALSE(trend["suspects"].empty()) << t.out;
+  for (const auto& g : trend["suspects"]) {
     for (const auto& n : g["objects"]) EXPECT_TRUE(n.is_number_integer()) << g["objects"];
     for (const auto& n : g["bytes"]) EXPECT_TRUE(n.is_number_integer()) << g["bytes"];
     EXPECT_TRUE(g["delta_objects"].is_number_integer()) << g;
