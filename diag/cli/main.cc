@@ -1,14 +1,17 @@
 // leakscope — the offline snapshot analyser. A thin main: parse the command
 // line, load inputs, run one analysis, render it. Exit codes like diff(1):
 // 0 nothing flagged, 1 leak suspected, 2 usage or input error.
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +56,9 @@ Common options:
   --json            machine-readable output (schema: docs/cli.md); always has
                     a top-level "suspects" array
   --top N           rows per table (default 20)
+  --width N         columns the text fits in (default: the terminal's, else
+                    $COLUMNS, else 100); 0 = unlimited. Long stacks wrap;
+                    --json always has them whole
   --binary PATH     for raw profiles whose mapped files are not on this
                     machine: the executable to symbolize with
   -h, --help        this help
@@ -107,7 +113,8 @@ Options:
   --memory-limit SIZE  project when the process reaches SIZE (e.g. 2GiB)
   --min-objects N      total growth in objects/sockets that counts (default 1)
   --min-bytes SIZE     total heap/retained growth that counts (default 1MiB)
-  --survivors N        survivors listed per kind (default 20)
+  --survivors N        survivors listed per suspect (default 5 in the text,
+                       20 in --json; 0 = all)
 
 Example:
   leakscope trend snapshots/pushdaemon.*.lsnap --memory-limit 2GiB
@@ -184,6 +191,7 @@ struct Args {
   std::string html;
   std::string binary;
   bool json = false;
+  std::optional<std::size_t> width;  // --width; else the terminal's
   la::RenderOptions render;
   la::TrendOptions trend;
   std::vector<std::string> inputs;
@@ -233,6 +241,9 @@ void addOptions(CLI::App& cmd, Args& a) {
   cmd.add_option_function<std::string>("--top", [&a](const std::string& v) {
     a.render.top = static_cast<std::size_t>(parseCount("--top", v, 1));
   });
+  cmd.add_option_function<std::string>("--width", [&a](const std::string& v) {
+    a.width = static_cast<std::size_t>(parseCount("--width", v, 0));
+  });
   cmd.add_option("--binary", a.binary);
   if (name == "report") cmd.add_option("--html", a.html);
   if (thresholds) {
@@ -250,12 +261,31 @@ void addOptions(CLI::App& cmd, Args& a) {
       a.trend.memory_limit_bytes = parseSize("--memory-limit", v);
     });
     cmd.add_option_function<std::string>("--survivors", [&a](const std::string& v) {
-      a.trend.max_survivors = static_cast<std::size_t>(parseCount("--survivors", v, 0));
+      const auto n = static_cast<std::size_t>(parseCount("--survivors", v, 0));
+      a.render.survivors = n;
+      a.trend.max_survivors = n == 0 ? SIZE_MAX : n;
     });
   }
   cmd.add_option("INPUT", a.inputs);
   // Unknown options are reported below in our words, naming the command.
   cmd.allow_extras();
+}
+
+// The width the text views fit: the terminal's when stdout is one, else
+// $COLUMNS (a shell that does not export it, a pager), else 100 — wide
+// enough for the tables, narrow enough for a ticket or a mail.
+std::size_t viewWidth() {
+  winsize ws{};
+  if (::isatty(STDOUT_FILENO) != 0 && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 &&
+      ws.ws_col > 0) {
+    return ws.ws_col;
+  }
+  if (const char* columns = std::getenv("COLUMNS"); columns != nullptr) {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(columns, &end, 10);
+    if (end != columns && *end == '\0' && n > 0 && n < 100000) return n;
+  }
+  return 100;
 }
 
 // The result of reading the command line: what to run, or what to print
@@ -319,6 +349,7 @@ Parsed parse(int argc, char** argv) {
     throw UsageError{"unknown option '" + extra + "' for '" + a.command + "'; see leakscope " +
                      a.command + " --help"};
   }
+  a.render.width = a.width.has_value() ? *a.width : viewWidth();
   // Said before the count of inputs is checked (in run).
   if (a.command == "report" && a.html.empty()) throw UsageError{"report needs --html OUT.html"};
   return p;

@@ -491,6 +491,204 @@ TEST(Render, JsonOfTextThatIsNotUtf8IsReplacedNotThrown) {
   EXPECT_EQ(nlohmann::json::parse(text)["input"], "snap\xef\xbf\xbd.lsnap");
 }
 
+// ---- text that fits a terminal, JSON that counts (issue #13 items 7, 11) ----
+
+// Columns `text` takes on a terminal (UTF-8 code points).
+std::size_t columnsOf(const std::string& text) {
+  std::size_t columns = 0;
+  for (char c : text) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return columns;
+}
+
+// The lines of `text` wider than `width` columns.
+std::vector<std::string> linesWiderThan(const std::string& text, std::size_t width) {
+  std::vector<std::string> wide;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (columnsOf(line) > width) wide.push_back(line);
+  }
+  return wide;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+// A comparison whose one suspect has a stack of 200 characters and more.
+la::Comparison comparisonWithALongStack(la::SymbolTable& sy) {
+  std::vector<la::StringId> frames;
+  for (int i = 0; i < 6; ++i) {
+    la::FrameInfo f;
+    f.function = "deeply::nested::namespace_" + std::to_string(i) + "::Function" +
+                 std::to_string(i) + "(int, char const*)";
+    f.file = "src/module_" + std::to_string(i) + ".cc";
+    f.line = 100 + i;
+    frames.push_back(sy.internFrame(f));
+  }
+  la::Comparison c;
+  c.base = "a.lsnap";
+  c.target = "b.lsnap";
+  c.interval_seconds = 60;
+  c.suspects.push_back({la::Group::kHeap, "deeply::nested::namespace_0::Function0", "grew", 3,
+                        3 << 20, sy.internStack(frames)});
+  return c;
+}
+
+TEST(Render, ALongStackWrapsToTheWidthAndStaysWholeInJson) {
+  la::SymbolTable sy;
+  const la::Comparison c = comparisonWithALongStack(sy);
+  ASSERT_GE(la::describeStack(sy, *c.suspects[0].stack, 6).size(), 200u);
+  la::RenderOptions o;
+  o.width = 80;
+  std::ostringstream out;
+  la::renderCompare(out, c, sy, o);
+  EXPECT_TRUE(linesWiderThan(out.str(), 80).empty()) << joined(linesWiderThan(out.str(), 80));
+  // Wrapped between frames, not cut: every frame is still there.
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_NE(out.str().find("(module_" + std::to_string(i) + ".cc:" + std::to_string(100 + i)),
+              std::string::npos)
+        << out.str();
+  }
+  EXPECT_EQ(la::compareJson(c, sy, o)["suspects"][0]["stack"].size(), 6u);
+  // 0: as long as it takes.
+  o.width = 0;
+  std::ostringstream whole;
+  la::renderCompare(whole, c, sy, o);
+  EXPECT_FALSE(linesWiderThan(whole.str(), 200).empty()) << whole.str();
+}
+
+TEST(Render, ATableWiderThanTheViewShortensItsNamesAndStaysAligned) {
+  la::SymbolTable sy;
+  la::Comparison c;
+  for (const std::string& name : {std::string("short"), std::string(120, 'k')}) {
+    la::CompareRow r;
+    r.name = name;
+    r.new_count = 12345;
+    c.rows.push_back(r);
+  }
+  la::RenderOptions o;
+  o.width = 80;
+  std::ostringstream out;
+  la::renderCompare(out, c, sy, o);
+  EXPECT_TRUE(linesWiderThan(out.str(), 80).empty()) << out.str();
+  EXPECT_NE(out.str().find("\u2026kkk"), std::string::npos) << out.str();
+  // The "# New" figures end in the same column on both rows.
+  std::vector<std::size_t> ends;
+  std::istringstream in(out.str());
+  for (std::string line; std::getline(in, line);) {
+    if (const auto p = line.find("12345"); p != std::string::npos) {
+      ends.push_back(columnsOf(line.substr(0, p + 5)));
+    }
+  }
+  ASSERT_EQ(ends.size(), 2u) << out.str();
+  EXPECT_EQ(ends[0], ends[1]) << out.str();
+}
+
+TEST(Render, AColumnThatIsAlwaysADashIsDropped) {
+  la::SymbolTable sy;
+  // Socket groups have no sizes: their table shows counts only.
+  const auto c = la::compare(snap(sy, 1, {}, 0, 2), snap(sy, 2, {}, 0, 5), sy, {});
+  std::ostringstream out;
+  la::renderCompare(out, c, sy, {});
+  EXPECT_NE(out.str().find("socket group"), std::string::npos) << out.str();
+  std::istringstream in(out.str());
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("socket group") != std::string::npos) {
+      EXPECT_EQ(line.find("Size"), std::string::npos) << line;
+    }
+    if (line.find("apns ESTABLISHED") != std::string::npos) {
+      EXPECT_EQ(line.find('-'), std::string::npos) << line;
+    }
+  }
+}
+
+TEST(Render, SurvivorsShowFiveRowsAndHowManyMore) {
+  la::SymbolTable sy;
+  std::vector<la::Snapshot> s;
+  // Ids 1-12 live throughout; the kind grows by ids 100, 101, ... that come
+  // and go, two more each time.
+  for (int i = 1; i <= 4; ++i) {
+    std::vector<std::uint64_t> ids;
+    for (std::uint64_t id = 1; id <= 12; ++id) ids.push_back(id);
+    for (int k = 0; k < 2 * i; ++k) ids.push_back(static_cast<std::uint64_t>(100 * i + k));
+    s.push_back(snap(sy, i, ids));
+  }
+  const auto r = trendOf(sy, s);
+  ASSERT_EQ(group(r, la::Group::kTracked).survivor_count, 12u);
+  std::ostringstream out;
+  la::renderTrend(out, r, sy, {});
+  const std::string text = out.str();
+  for (int id = 1; id <= 5; ++id) {
+    EXPECT_NE(text.find("#" + std::to_string(id) + " "), std::string::npos) << text;
+  }
+  EXPECT_EQ(text.find("#6 "), std::string::npos) << text;
+  EXPECT_NE(text.find("\u2026 7 more"), std::string::npos) << text;
+  la::RenderOptions all;
+  all.survivors = 0;
+  std::ostringstream every;
+  la::renderTrend(every, r, sy, all);
+  EXPECT_NE(every.str().find("#12 "), std::string::npos) << every.str();
+  EXPECT_EQ(every.str().find("more"), std::string::npos) << every.str();
+}
+
+TEST(Render, JsonCountsAreIntegers) {
+  la::SymbolTable sy;
+  const double mib = 1 << 20;
+  const auto c =
+      la::compare(snap(sy, 1, {1, 2}, 1 * mib, 1), snap(sy, 2, {1, 2, 3}, 3 * mib, 3), sy, {});
+  const nlohmann::json d = la::compareJson(c, sy, {});
+  ASSERT_FALSE(d["rows"].empty());
+  for (const auto& row : d["rows"]) {
+    for (const char* key : {"new", "deleted", "delta", "base_objects", "target_objects",
+                            "alloc_bytes", "delta_bytes"}) {
+      EXPECT_TRUE(row[key].is_number_integer()) << key << ": " << row;
+    }
+  }
+  ASSERT_FALSE(d["suspects"].empty());
+  EXPECT_TRUE(d["suspects"][0]["delta_objects"].is_number_integer()) << d["suspects"];
+  std::vector<la::Snapshot> s = {snap(sy, 1, {1}, 0, 1), snap(sy, 2, {1, 2}, 0, 2),
+                                 snap(sy, 3, {1, 2, 3}, 0, 3)};
+  const nlohmann::json t = la::trendJson(trendOf(sy, s), sy, {});
+  ASSERT_FALSE(t["suspects"].empty());
+  for (const auto& g : t["suspects"]) {
+    EXPECT_TRUE(g["objects"][0].is_number_integer()) << g;
+    EXPECT_TRUE(g["delta_objects"].is_number_integer()) << g;
+  }
+}
+
+TEST(Render, DiffOfAPairInReverseOrderGivesTheGapNotZeroApart) {
+  la::SymbolTable sy;
+  const auto c = la::compare(snap(sy, 2, {1, 2}), snap(sy, 1, {1}), sy, {});
+  std::ostringstream out;
+  la::renderCompare(out, c, sy, {});
+  EXPECT_EQ(out.str().find("apart"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("TARGET was taken 1m 0s before BASE"), std::string::npos) << out.str();
+}
+
+TEST(Render, TheRssTrendIsShownOnlyOverALongEnoughSeriesAsAnExtrapolation) {
+  la::SymbolTable sy;
+  auto series = [&sy](int n) {
+    std::vector<la::Snapshot> s;
+    for (int i = 1; i <= n; ++i) {
+      s.push_back(snap(sy, i, {1}));
+      s.back().process.rss_bytes = std::int64_t{i} << 20;
+    }
+    return s;
+  };
+  // Two snapshots a minute apart: a rate per hour would be noise multiplied.
+  std::ostringstream two;
+  la::renderTrend(two, trendOf(sy, series(2)), sy, {});
+  EXPECT_EQ(two.str().find("RSS trend"), std::string::npos) << two.str();
+  // Six over five minutes: shown, and said to be a straight line carried on.
+  std::ostringstream six;
+  la::renderTrend(six, trendOf(sy, series(6)), sy, {});
+  EXPECT_NE(six.str().find("RSS trend: +60.0 MiB/h (extrapolated from 6 inputs over 5m 0s)"),
+            std::string::npos)
+      << six.str();
+}
+
 TEST(Render, HtmlReportEscapesControlCharactersAndMarkup) {
   la::SymbolTable sy;
   la::TrendResult t;

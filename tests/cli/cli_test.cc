@@ -31,9 +31,15 @@ struct CliRun {
   std::string out, err;
 };
 
-// Runs leakscope with `args` in `cwd` (so paths in its output are relative).
-CliRun leakscope(std::vector<std::string> args, const std::string& cwd = kData) {
-  std::vector<std::string> argv = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd, kBin};
+// Runs leakscope with `args` in `cwd` (so paths in its output are relative),
+// with `env` ("NAME=value") in its environment. $COLUMNS is taken from it
+// unless given, so that the text is as wide whoever runs the tests.
+CliRun leakscope(std::vector<std::string> args, const std::string& cwd = kData,
+                 const std::vector<std::string>& env = {}) {
+  std::vector<std::string> argv = {"/bin/sh", "-c", "cd \"$0\" && unset COLUMNS && exec env \"$@\"",
+                                   cwd};
+  argv.insert(argv.end(), env.begin(), env.end());
+  argv.push_back(kBin);
   argv.insert(argv.end(), args.begin(), args.end());
   Child c(argv);
   CliRun r;
@@ -206,6 +212,84 @@ TEST(GoldenSnapshots, ShowSummarisesOneSnapshot) {
   }
   EXPECT_TRUE(found);
   EXPECT_EQ(j["heap"]["top_sites"][0]["name"], "example::allocateReceiveBuffer(unsigned long)");
+}
+
+// ---- output for a terminal and a ticket (issue #13 items 7, 11) -----------
+
+std::vector<std::string> linesOf(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Display columns (UTF-8 code points) of the widest line.
+std::size_t widest(const std::string& text) {
+  std::size_t most = 0;
+  for (const auto& line : linesOf(text)) {
+    std::size_t columns = 0;
+    for (char c : line) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    most = std::max(most, columns);
+  }
+  return most;
+}
+
+TEST(Output, TextFitsTheWidthFromTheFlagColumnsOrTheDefault) {
+  // The golden leak's heap suspect has a stack of 248 characters.
+  const std::vector<std::string> pair = {"leak/leakscope-example.000001.lsnap",
+                                         "leak/leakscope-example.000004.lsnap"};
+  auto diff = [&pair](std::vector<std::string> options, std::vector<std::string> env = {}) {
+    std::vector<std::string> args = {"diff"};
+    args.insert(args.end(), options.begin(), options.end());
+    args.insert(args.end(), pair.begin(), pair.end());
+    const CliRun r = leakscope(args, kData, env);
+    EXPECT_EQ(r.status, 1) << r.err;
+    return r.out;
+  };
+  const std::string narrow = diff({"--width", "80"});
+  EXPECT_LE(widest(narrow), 80u) << narrow;
+  // Wrapped, not cut: the outer frames are still shown.
+  EXPECT_NE(narrow.find("(example.cc:346)"), std::string::npos) << narrow;
+  EXPECT_NE(narrow.find("<- _start"), std::string::npos) << narrow;
+  const std::string columns = diff({}, {"COLUMNS=90"});
+  EXPECT_LE(widest(columns), 90u) << columns;
+  EXPECT_GT(widest(columns), 80u) << columns;
+  EXPECT_LE(widest(diff({})), 100u);  // not a terminal, no $COLUMNS
+  EXPECT_GT(widest(diff({"--width", "0"})), 200u);
+  EXPECT_EQ(leakscope({"diff", "--width", "-1", pair[0], pair[1]}).status, 2);
+}
+
+TEST(Output, JsonCountsAreIntegers) {
+  const CliRun d = leakscope({"diff", "--json", "leak/leakscope-example.000001.lsnap",
+                              "leak/leakscope-example.000004.lsnap"});
+  ASSERT_EQ(d.status, 1) << d.err;
+  const json diff = json::parse(d.out);
+  ASSERT_FALSE(diff["rows"].empty()) << d.out;
+  for (const auto& row : diff["rows"]) {
+    for (const char* key : {"new", "deleted", "delta", "base_objects", "target_objects",
+                            "alloc_bytes", "freed_bytes", "delta_bytes"}) {
+      EXPECT_TRUE(row[key].is_number_integer()) << key << ": " << row;
+    }
+  }
+  auto args = series("leak");
+  args.insert(args.begin(), {"trend", "--json"});
+  const CliRun t = leakscope(args);
+  ASSERT_EQ(t.status, 1) << t.err;
+  const json trend = json::parse(t.out);
+  ASSERT_FALSE(trend["suspects"].empty()) << t.out;
+  for (const auto& g : trend["suspects"]) {
+    for (const auto& n : g["objects"]) EXPECT_TRUE(n.is_number_integer()) << g["objects"];
+    for (const auto& n : g["bytes"]) EXPECT_TRUE(n.is_number_integer()) << g["bytes"];
+    EXPECT_TRUE(g["delta_objects"].is_number_integer()) << g;
+  }
+}
+
+TEST(Output, DiffOfAPairInReverseOrderSaysSoRatherThanZeroApart) {
+  const CliRun r = leakscope(
+      {"diff", "leak/leakscope-example.000002.lsnap", "leak/leakscope-example.000001.lsnap"});
+  ASSERT_NE(r.status, 2) << r.err;
+  EXPECT_EQ(r.out.find("apart"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("note: TARGET was taken 1s before BASE"), std::string::npos) << r.out;
 }
 
 // ---- real gperftools profiles ----------------------------------------------

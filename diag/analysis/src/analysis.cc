@@ -591,7 +591,10 @@ Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTab
                       std::to_string(target.process.pid) +
                       "): object ids are not comparable, # New/# Deleted are net figures");
   }
-  if (c.interval_seconds < 0) c.notes.push_back("TARGET was taken before BASE");
+  if (c.interval_seconds < 0) {
+    c.notes.push_back("TARGET was taken " + formatDuration(-c.interval_seconds) +
+                      " before BASE: the figures run backwards in time (swap them to see growth)");
+  }
 
   // Suspects are appended tracked, heap, sockets; the stable sort below
   // keeps that order among equals.

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <utility>
 
+#include "text_layout.h"
+
 namespace leakscope::analysis {
 namespace {
 
@@ -17,43 +19,21 @@ std::string oneLine(std::string_view text) { return printable(text); }
 std::string signedNum(double v) { return (v > 0 ? "+" : "") + formatCount(v); }
 std::string signedBytes(double v) { return (v > 0 ? "+" : "") + formatBytes(v); }
 
-// A plain text table: the first column left-aligned, the others right-aligned.
-class Table {
- public:
-  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
-  // Cells are escaped here so that column widths count what is shown.
-  void add(std::vector<std::string> row) {
-    for (auto& cell : row) cell = printable(cell);
-    rows_.push_back(std::move(row));
-  }
-  bool empty() const { return rows_.size() == 1; }
-  void print(std::ostream& out, const std::string& indent = "  ") const {
-    std::vector<std::size_t> width;
-    for (const auto& r : rows_) {
-      if (width.size() < r.size()) width.resize(r.size(), 0);
-      for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-    }
-    for (const auto& r : rows_) {
-      std::string line = indent;
-      for (std::size_t i = 0; i < r.size(); ++i) {
-        const std::string pad(width[i] - r[i].size(), ' ');
-        if (i == 0 || (i + 1 == r.size() && last_left_)) {
-          line += r[i] + (i + 1 == r.size() ? "" : pad);
-        } else {
-          line += pad + r[i];
-        }
-        if (i + 1 < r.size()) line += "  ";
-      }
-      while (!line.empty() && line.back() == ' ') line.pop_back();
-      out << line << '\n';
-    }
-  }
-  void lastColumnLeft() { last_left_ = true; }
+// Objects, sockets and bytes as JSON integers, also where the model holds
+// them as doubles (sampled heap figures are estimates, but no finer than
+// one object or byte), so that a count reads 3, not 3.0.
+json whole(double v) {
+  // Nothing a reader accepts comes near int64's range; if it did, the
+  // figure stays a number rather than wrapping.
+  if (std::fabs(v) < 9.2e18) return json(static_cast<std::int64_t>(std::llround(v)));
+  return json(v);
+}
 
- private:
-  std::vector<std::vector<std::string>> rows_;
-  bool last_left_ = false;
-};
+json whole(const std::vector<double>& v) {
+  json out = json::array();
+  for (double x : v) out.push_back(whole(x));
+  return out;
+}
 
 json stackJson(const SymbolTable& symbols, StackId stack) {
   json frames = json::array();
@@ -69,12 +49,17 @@ json stackJson(const SymbolTable& symbols, StackId stack) {
   return frames;
 }
 
+// A suspect without its stack: what every view's "suspects" entry has.
+json suspectFields(const Suspect& s) {
+  return {{"group", groupName(s.group)},
+          {"name", s.name},
+          {"reason", s.reason},
+          {"delta_objects", whole(s.delta_count)},
+          {"delta_bytes", whole(s.delta_bytes)}};
+}
+
 json suspectJson(const Suspect& s, const SymbolTable& symbols) {
-  json j = {{"group", groupName(s.group)},
-            {"name", s.name},
-            {"reason", s.reason},
-            {"delta_objects", s.delta_count},
-            {"delta_bytes", s.delta_bytes}};
+  json j = suspectFields(s);
   if (s.stack) j["stack"] = stackJson(symbols, *s.stack);
   return j;
 }
@@ -148,7 +133,7 @@ void showKinds(std::ostream& out, const Snapshot& s, const RenderOptions& o) {
            std::to_string(k.created_total), std::to_string(k.destroyed_total),
            oldestAge(k, s.taken_unix_ns)});
   }
-  t.print(out);
+  t.print(out, o.width);
 }
 
 void showHeap(std::ostream& out, const Snapshot& s, const SymbolTable& symbols,
@@ -171,7 +156,7 @@ void showHeap(std::ostream& out, const Snapshot& s, const SymbolTable& symbols,
     t.add({formatBytes(h.inuse_bytes), formatCount(h.inuse_objects),
            describeStack(symbols, h.stack, 3)});
   }
-  t.print(out);
+  t.print(out, o.width);
 }
 
 // Snapshots only: a profile has no sockets.
@@ -184,7 +169,7 @@ void showSockets(std::ostream& out, const Snapshot& s, const SocketsResult& sock
     const SocketRow& r = sockets.rows[i];
     t.add({r.name, r.state, r.protocol, std::to_string(r.counts.back()), std::to_string(r.owned)});
   }
-  if (!t.empty()) t.print(out);
+  if (!t.empty()) t.print(out, o.width);
   out << "\n";
   printSuspects(out, sockets.suspects, symbols);
 }
@@ -227,14 +212,14 @@ json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable
   if (s.heap.available) {
     heap["mode"] = s.heap.mode;
     heap["sample_period"] = s.heap.sample_period;
-    heap["inuse_bytes"] = s.heap.inuse_bytes;
+    heap["inuse_bytes"] = whole(s.heap.inuse_bytes);
     heap["site_count"] = s.heap.sites.size();
     json sites = json::array();
     for (std::size_t i = 0; i < s.heap.sites.size() && i < o.top; ++i) {
       const HeapSite& h = s.heap.sites[i];
       sites.push_back({{"name", siteName(symbols, h.stack)},
-                       {"inuse_bytes", h.inuse_bytes},
-                       {"inuse_objects", h.inuse_objects},
+                       {"inuse_bytes", whole(h.inuse_bytes)},
+                       {"inuse_objects", whole(h.inuse_objects)},
                        {"stack", stackJson(symbols, h.stack)}});
     }
     heap["top_sites"] = sites;
@@ -253,8 +238,10 @@ json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable
 
 static void renderCompareText(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
                               const RenderOptions& o) {
-  out << "Comparison " << oneLine(shortPath(c.base)) << " -> " << oneLine(shortPath(c.target))
-      << " (" << formatDuration(c.interval_seconds) << " apart)\n";
+  out << "Comparison " << oneLine(shortPath(c.base)) << " -> " << oneLine(shortPath(c.target));
+  // A TARGET older than BASE has a note saying so, with the gap.
+  if (c.interval_seconds >= 0) out << " (" << formatDuration(c.interval_seconds) << " apart)";
+  out << "\n";
   for (const auto& n : c.notes) out << "  note: " << oneLine(n) << "\n";
   for (Group g : {Group::kTracked, Group::kHeap, Group::kSocket}) {
     Table t({g == Group::kTracked ? "tracked kind"
@@ -274,7 +261,7 @@ static void renderCompareText(std::ostream& out, const Comparison& c, const Symb
     }
     if (t.empty()) continue;
     out << "\n";
-    t.print(out);
+    t.print(out, o.width);
     if (total > shown) out << "  ... " << total - shown << " more (--top N)\n";
     if (g == Group::kHeap) {
       for (const CompareRow& r : c.rows) {
@@ -303,16 +290,16 @@ json compareJson(const Comparison& c, const SymbolTable& symbols, const RenderOp
     if (shown[r.group]++ >= o.top) continue;
     json row = {{"group", groupName(r.group)},
                 {"name", r.name},
-                {"new", r.new_count},
-                {"deleted", r.deleted_count},
-                {"delta", r.delta_count},
-                {"alloc_bytes", r.alloc_bytes},
-                {"freed_bytes", r.freed_bytes},
-                {"delta_bytes", r.delta_bytes},
-                {"base_objects", r.base_count},
-                {"target_objects", r.target_count},
-                {"base_bytes", r.base_bytes},
-                {"target_bytes", r.target_bytes},
+                {"new", whole(r.new_count)},
+                {"deleted", whole(r.deleted_count)},
+                {"delta", whole(r.delta_count)},
+                {"alloc_bytes", whole(r.alloc_bytes)},
+                {"freed_bytes", whole(r.freed_bytes)},
+                {"delta_bytes", whole(r.delta_bytes)},
+                {"base_objects", whole(r.base_count)},
+                {"target_objects", whole(r.target_count)},
+                {"base_bytes", whole(r.base_bytes)},
+                {"target_bytes", whole(r.target_bytes)},
                 {"basis", r.basis}};
     if (r.group == Group::kTracked && r.basis == "ids") {
       row["created"] = r.created;
@@ -351,6 +338,24 @@ std::string rateText(const TrendGroup& g, bool timed) {
   return out;
 }
 
+// A rate per hour fitted to a few seconds or a couple of snapshots is noise
+// multiplied up: RSS moves in allocator-sized steps. Below both, the line is
+// left out (the JSON keeps the figure with the span it came from).
+constexpr double kRssTrendMinSeconds = 600;
+constexpr std::size_t kRssTrendMinSnapshots = 5;
+
+// The process' RSS per hour, said to be what it is: a straight line through
+// the series, carried on.
+void trendRss(std::ostream& out, const TrendResult& t) {
+  if (!t.rss_growth_bytes_per_hour) return;
+  if (t.span_seconds < kRssTrendMinSeconds && t.points.size() < kRssTrendMinSnapshots) return;
+  out << "  RSS trend: " << signedBytes(*t.rss_growth_bytes_per_hour) << "/h (extrapolated from "
+      << t.points.size() << " inputs over " << formatDuration(t.span_seconds) << ")";
+  if (t.hours_to_limit)
+    out << "; memory limit reached in ~" << formatDuration(*t.hours_to_limit * 3600);
+  out << "\n";
+}
+
 // The inputs in time order, the notes and the process' RSS trend.
 void trendInputs(std::ostream& out, const TrendResult& t) {
   out << "Trend over " << t.points.size() << " inputs, " << formatDuration(t.span_seconds)
@@ -364,26 +369,25 @@ void trendInputs(std::ostream& out, const TrendResult& t) {
     out << "\n";
   }
   for (const auto& n : t.notes) out << "  note: " << oneLine(n) << "\n";
-  if (t.rss_growth_bytes_per_hour) {
-    out << "  RSS trend: " << signedBytes(*t.rss_growth_bytes_per_hour) << "/h";
-    if (t.hours_to_limit)
-      out << "; memory limit reached in ~" << formatDuration(*t.hours_to_limit * 3600);
-    out << "\n";
-  }
+  trendRss(out, t);
   out << "\n";
 }
 
-void trendSurvivors(std::ostream& out, const TrendGroup& g) {
+// The first few survivors (--survivors; the JSON has more), oldest first.
+void trendSurvivors(std::ostream& out, const TrendGroup& g, const RenderOptions& o) {
   out << "     survivors (alive in every snapshot): " << g.survivor_count << "\n";
+  const std::size_t rows =
+      o.survivors == 0 ? g.survivors.size() : std::min(o.survivors, g.survivors.size());
   Table st({"id", "age", "label", "bytes", "socket"});
   st.lastColumnLeft();
-  for (const Survivor& s : g.survivors) {
+  for (std::size_t i = 0; i < rows; ++i) {
+    const Survivor& s = g.survivors[i];
     st.add({"#" + std::to_string(s.id), formatDuration(s.age_seconds), s.label,
             formatBytes(static_cast<double>(s.bytes)), s.socket.empty() ? "-" : s.socket});
   }
-  st.print(out, "       ");
-  if (g.survivor_count > g.survivors.size()) {
-    out << "       ... " << g.survivor_count - g.survivors.size() << " more\n";
+  st.print(out, o.width, "       ");
+  if (g.survivor_count > rows) {
+    out << "       \u2026 " << g.survivor_count - rows << " more (--survivors N)\n";
   }
 }
 
@@ -393,7 +397,8 @@ std::size_t countVerdict(const TrendResult& t, Verdict v) {
 }
 
 // The groups that grew steadily: the leak suspects, with their rates.
-void trendSuspects(std::ostream& out, const TrendResult& t, const SymbolTable& symbols) {
+void trendSuspects(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
+                   const RenderOptions& o) {
   const bool timed = t.span_seconds > 0;
   std::size_t index = 0;
   if (t.suspects.empty() && countVerdict(t, Verdict::kUncertain) > 0) {
@@ -414,7 +419,7 @@ void trendSuspects(std::ostream& out, const TrendResult& t, const SymbolTable& s
       out << "     at this rate the memory limit is reached in ~"
           << formatDuration(*g.hours_to_limit * 3600) << "\n";
     }
-    if (g.survivor_count > 0) trendSurvivors(out, g);
+    if (g.survivor_count > 0) trendSurvivors(out, g, o);
   }
 }
 
@@ -467,7 +472,7 @@ void trendUncertain(std::ostream& out, const TrendResult& t, const RenderOptions
 static void renderTrendText(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
                             const RenderOptions& o) {
   trendInputs(out, t);
-  trendSuspects(out, t, symbols);
+  trendSuspects(out, t, symbols, o);
   trendUncertain(out, t, o);
   trendNotLeaks(out, t, o);
 }
@@ -481,7 +486,7 @@ static json trendInputsJson(const std::vector<SeriesPoint>& points) {
                       {"utc", p.utc},
                       {"pid", p.pid},
                       {"rss_bytes", p.rss_bytes},
-                      {"heap_inuse_bytes", p.heap_inuse_bytes},
+                      {"heap_inuse_bytes", whole(p.heap_inuse_bytes)},
                       {"open_fds", p.open_fds}});
   }
   return inputs;
@@ -507,10 +512,10 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
               {"name", g.name},
               {"verdict", verdictName(g.verdict)},
               {"reason", g.reason},
-              {"objects", g.counts},
-              {"bytes", g.bytes},
-              {"delta_objects", g.counts.back() - g.counts.front()},
-              {"delta_bytes", g.bytes.back() - g.bytes.front()},
+              {"objects", whole(g.counts)},
+              {"bytes", whole(g.bytes)},
+              {"delta_objects", whole(g.counts.back() - g.counts.front())},
+              {"delta_bytes", whole(g.bytes.back() - g.bytes.front())},
               {"growing_intervals", g.growing_intervals},
               {"growth_objects_per_interval", g.growth_count_per_interval},
               {"growth_bytes_per_interval", g.growth_bytes_per_interval},
@@ -578,7 +583,7 @@ static void renderSocketsText(std::ostream& out, const SocketsResult& s, const R
     row.push_back(owners.empty() ? "-" : owners);
     t.add(row);
   }
-  t.print(out);
+  t.print(out, o.width);
   if (s.rows.size() > o.top) out << "  ... " << s.rows.size() - o.top << " more groups (--top N)\n";
   out << "\n";
   if (s.flags.empty()) {
@@ -627,14 +632,7 @@ json socketsJson(const SocketsResult& s, const RenderOptions& o) {
     flags.push_back({{"flag", f.what}, {"name", f.name}, {"reason", f.reason}});
   j["flags"] = flags;
   json suspects = json::array();
-  SymbolTable none;
-  for (const auto& x : s.suspects) {
-    suspects.push_back({{"group", groupName(x.group)},
-                        {"name", x.name},
-                        {"reason", x.reason},
-                        {"delta_objects", x.delta_count},
-                        {"delta_bytes", x.delta_bytes}});
-  }
+  for (const auto& x : s.suspects) suspects.push_back(suspectFields(x));
   j["suspects"] = suspects;
   return j;
 }
@@ -644,32 +642,39 @@ json socketsJson(const SocketsResult& s, const RenderOptions& o) {
 namespace leakscope::analysis {
 
 // Every text view is built first and written escaped: names, labels, paths
-// and reasons quoting them all come from the inputs.
+// and reasons quoting them all come from the inputs; fitted to the width
+// after escaping, which makes lines longer.
+namespace {
+void emit(std::ostream& out, const std::ostringstream& text, const RenderOptions& o) {
+  out << fitText(text.str(), o.width);
+}
+}  // namespace
+
 void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
                 const SymbolTable& symbols, const RenderOptions& o) {
   std::ostringstream text;
   renderShowText(text, s, sockets, symbols, o);
-  out << printable(text.str(), true);
+  emit(out, text, o);
 }
 
 void renderCompare(std::ostream& out, const Comparison& c, const SymbolTable& symbols,
                    const RenderOptions& o) {
   std::ostringstream text;
   renderCompareText(text, c, symbols, o);
-  out << printable(text.str(), true);
+  emit(out, text, o);
 }
 
 void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& symbols,
                  const RenderOptions& o) {
   std::ostringstream text;
   renderTrendText(text, t, symbols, o);
-  out << printable(text.str(), true);
+  emit(out, text, o);
 }
 
 void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOptions& o) {
   std::ostringstream text;
   renderSocketsText(text, s, o);
-  out << printable(text.str(), true);
+  emit(out, text, o);
 }
 
 }  // namespace leakscope::analysis

@@ -17,6 +17,10 @@ namespace leakscope::analysis {
 
 struct RenderOptions {
   std::size_t top = 20;  // rows per table
+  // Columns the text views fit in (0: unlimited). main picks the terminal's
+  // width, $COLUMNS, or this default for pipes and files.
+  std::size_t width = 100;
+  std::size_t survivors = 5;  // survivor rows per suspect in text (0: all)
 };
 
 void renderShow(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
