@@ -161,14 +161,27 @@ std::size_t snapshotCount(const std::string& dir) {
 TEST_F(DaemonFaults, WaitingForTheDatabaseAtStartAnswersHealthzAndSnapshotsOnSigusr2) {
   conn_.reset();
   db_.stop();
-  DaemonProcess d(db_, mock_, sub("d"), withCredentials({}));
-  ASSERT_TRUE(d.start(DaemonProcess::kWaitLine)) << d.out() << d.log();
-  const auto waiting = httpAsk(d.http(), "/healthz");
-  ASSERT_TRUE(waiting.has_value()) << "no /healthz while waiting for the database";
-  EXPECT_EQ(waiting->status, 503);
-  EXPECT_EQ(waiting->body,
-            "{\"status\":\"unhealthy\",\"reason\":\"starting: waiting for the database\","
-            "\"db\":\"down\",\"draining\":false,\"schedule\":0}\n");
+  // A known port, so that the checks below do not depend on the line the
+  // daemon prints when it starts to wait.
+  const std::string http = "127.0.0.1:" + std::to_string(freePort());
+  DaemonProcess d(db_, mock_, sub("d"),
+                  withCredentials({{"daemon.http_address", "\"" + http + "\""}}));
+  EXPECT_TRUE(d.start(DaemonProcess::kWaitLine)) << d.out() << d.log();
+  std::optional<HttpAnswer> waiting;
+  EXPECT_TRUE(eventually(
+      [&] {
+        waiting = httpAsk(http, "/healthz");
+        return waiting.has_value();
+      },
+      10000))
+      << "no /healthz while waiting for the database\n"
+      << d.log();
+  if (waiting) {
+    EXPECT_EQ(waiting->status, 503);
+    EXPECT_EQ(waiting->body,
+              "{\"status\":\"unhealthy\",\"reason\":\"starting: waiting for the database\","
+              "\"db\":\"down\",\"draining\":false,\"schedule\":0}\n");
+  }
 
   const std::string snapshots = d.dir() + "/snapshots";
   const std::size_t before = snapshotCount(snapshots);
@@ -182,7 +195,7 @@ TEST_F(DaemonFaults, WaitingForTheDatabaseAtStartAnswersHealthzAndSnapshotsOnSig
   ASSERT_TRUE(d.waitForStartLine(30000)) << d.log();
   EXPECT_TRUE(eventually(
       [&] {
-        const auto h = httpAsk(d.http(), "/healthz");
+        const auto h = httpAsk(http, "/healthz");
         return h && h->status == 200 && h->body.find("\"db\":\"up\"") != std::string::npos;
       },
       15000))
