@@ -132,7 +132,8 @@ std::optional<int> parseCommandLine(int argc, char** argv, CommandLine& cl) {
   return std::nullopt;
 }
 
-// /healthz: 200 with the scheduler's state, 503 when it is unhealthy.
+// /healthz: 200 with the scheduler's state (or the start-up's), 503 when it
+// is unhealthy.
 std::pair<int, std::string> healthResponse(const Scheduler::Health& s) {
   const std::string body = std::string("{\"status\":\"") + (s.ok ? "ok" : "unhealthy") +
                            "\",\"reason\":\"" + jsonEscape(s.reason) + "\",\"db\":\"" +
@@ -178,9 +179,13 @@ struct MysqlLibrary {
 };
 
 // One run of the daemon, in named steps: configure, take the signals,
-// start the libraries, migrate, start the parts, serve until a signal says
-// stop, tear down. Each step that can end the process returns its exit
-// code. Used once, from runDaemon(), on the main thread.
+// start the libraries, start the diagnostics (snapshots, /metrics,
+// /healthz), migrate (waiting for the database), start the scheduler,
+// serve until a signal says stop, tear down. Nothing before the
+// diagnostics can wait for the database, so a daemon that waits at start
+// answers /healthz (503) and writes a snapshot on SIGUSR2 instead of dying
+// of it. Each step that can end the process returns its exit code. Used
+// once, from runDaemon(), on the main thread.
 class Daemon {
  public:
   int run(int argc, char** argv);
@@ -189,11 +194,14 @@ class Daemon {
   std::optional<int> configure(char** argv);
   void blockSignals();
   bool startLibraries();
+  bool startDiagnostics();
   std::optional<int> migrateSchema();
-  bool startParts();
+  void announceWait(const Db& db);
+  void startScheduler();
   void announce();
   void serve();
   void stop();
+  std::pair<int, std::string> health() const;
 
   CommandLine cl_;
   Config config_;
@@ -211,7 +219,11 @@ class Daemon {
   std::optional<diag::Runtime> runtime_;
   std::optional<push::EventLoop> loop_;
   std::unique_ptr<Scheduler> scheduler_;  // uses loop_, metrics_, push_metrics_
-  // /healthz reads the scheduler; /metrics the runtime and both metrics.
+  // What health() (the HTTP thread) reads: the start-up's state until the
+  // scheduler exists, then the scheduler.
+  std::atomic<bool> start_db_up_{false};
+  std::atomic<const Scheduler*> health_source_{nullptr};
+  // /healthz reads the two above; /metrics the runtime and both metrics.
   std::unique_ptr<HttpServer> http_;
 };
 
@@ -222,11 +234,18 @@ int Daemon::run(int argc, char** argv) {
   if (!startLibraries()) return 1;
   db_ = dbParams(config_, password_);
   password_.assign(password_.size(), '\0');
-  if (cl_.migrate_only || config_.db_migrate) {
-    if (const auto done = migrateSchema()) return *done;
-    if (cl_.migrate_only) return 0;
+  if (cl_.migrate_only) {
+    // A one-shot command beside a running daemon: no endpoint (its address
+    // is the daemon's) and no snapshots, but a SIGUSR2 meant for the
+    // daemons must not kill it.
+    ::signal(SIGUSR2, SIG_IGN);
+    return migrateSchema().value_or(0);
   }
-  if (!startParts()) return 1;
+  if (!startDiagnostics()) return 1;
+  if (config_.db_migrate) {
+    if (const auto done = migrateSchema()) return *done;
+  }
+  startScheduler();
   announce();
   serve();
   stop();
@@ -290,6 +309,34 @@ bool Daemon::startLibraries() {
   return true;
 }
 
+// leakscope's runtime (the SIGUSR2 snapshot handler, interval snapshots)
+// and the HTTP server, /healthz answering for the start-up until the
+// scheduler exists; false when the HTTP address cannot be served.
+bool Daemon::startDiagnostics() {
+  push_metrics_ = std::make_shared<push::PushMetrics>();
+  runtime_.emplace(diagConfig(config_));
+  if (config_.http_address.empty()) return true;
+  auto h = HttpServer::start(config_.http_address, httpLimits(config_),
+                             {runtime_->collector(), push_metrics_, metrics_.registry()},
+                             [this] { return health(); });
+  if (!h.ok()) {
+    logError("http", h.error().message);
+    return false;
+  }
+  http_ = std::move(*h);
+  return true;
+}
+
+// On the HTTP server's thread.
+std::pair<int, std::string> Daemon::health() const {
+  if (const Scheduler* s = health_source_.load()) return healthResponse(s->health());
+  Scheduler::Health h;
+  h.ok = false;
+  h.db_ok = start_db_up_.load();
+  h.reason = h.db_ok ? "starting: migrating the schema" : "starting: waiting for the database";
+  return healthResponse(h);
+}
+
 // The exit code when the daemon ends here: 1 when the schema cannot be
 // migrated, 0 when SIGTERM/SIGINT came first.
 std::optional<int> Daemon::migrateSchema() {
@@ -297,8 +344,10 @@ std::optional<int> Daemon::migrateSchema() {
   // At start the database may not be up yet: wait for it (SIGTERM still
   // ends the wait).
   std::atomic<bool> stop{false};
+  bool waiting = false;
   for (;;) {
     DbConnection* c = mdb.get();
+    start_db_up_ = c != nullptr;
     if (c != nullptr) {
       auto v = migrate(*c);
       if (v.ok()) {
@@ -315,6 +364,7 @@ std::optional<int> Daemon::migrateSchema() {
       logError("migrate", mdb.lastError());
       return 1;
     }
+    if (!std::exchange(waiting, true)) announceWait(mdb);
     timespec zero{0, 0};
     const int sig = sigtimedwait(&wait_set_, nullptr, &zero);
     if (sig == SIGTERM || sig == SIGINT) return 0;
@@ -325,24 +375,27 @@ std::optional<int> Daemon::migrateSchema() {
   }
 }
 
-// leakscope's runtime, the event loop, the scheduler (not started yet) and
-// the HTTP server; false when the HTTP address cannot be served.
-bool Daemon::startParts() {
-  push_metrics_ = std::make_shared<push::PushMetrics>();
-  runtime_.emplace(diagConfig(config_));
+// Once, when the first connection failed: a line on stdout, like the
+// start line (tests and scripts read it), and a warning that says what
+// still works meanwhile.
+void Daemon::announceWait(const Db& db) {
+  const std::string http = http_ ? http_->address() : std::string("off");
+  std::printf("pushdaemon waiting for the database pid=%d http=%s\n", static_cast<int>(getpid()),
+              http.c_str());
+  std::fflush(stdout);
+  std::string meanwhile;
+  if (http_) meanwhile += "/healthz on " + http + " answers 503 until it is up; ";
+  if (runtime_) meanwhile += "SIGUSR2 writes a snapshot; ";
+  logWarn("main", "waiting for the database (" + db.lastError() + "); " + meanwhile +
+                      "SIGTERM ends the wait");
+}
+
+// The event loop and the scheduler (not started yet), which /healthz
+// reports from now on.
+void Daemon::startScheduler() {
   loop_.emplace();
   scheduler_ = std::make_unique<Scheduler>(config_, db_, *loop_, push_metrics_, &metrics_);
-  if (config_.http_address.empty()) return true;
-  Scheduler* sched = scheduler_.get();
-  auto h = HttpServer::start(config_.http_address, httpLimits(config_),
-                             {runtime_->collector(), push_metrics_, metrics_.registry()},
-                             [sched] { return healthResponse(sched->health()); });
-  if (!h.ok()) {
-    logError("http", h.error().message);
-    return false;
-  }
-  http_ = std::move(*h);
-  return true;
+  health_source_ = scheduler_.get();
 }
 
 // The start-up line on stdout (tests and the demo read it), the log lines,

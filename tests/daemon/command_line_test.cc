@@ -108,4 +108,55 @@ TEST(AdminCommandLine, HelpListsTheCommands) {
   EXPECT_NE(status.out.find("SCHEDULE_ID"), std::string::npos) << status.out;
 }
 
+// What an engineer types first, with no database reachable (port 1
+// refuses): nothing here may get as far as a connection. A connection
+// error names the database ("database 127.0.0.1:1/pushdaemon: Can't
+// connect ...").
+void expectNoConnection(const CmdRun& r) {
+  for (const std::string& s : {r.out, r.err}) {
+    EXPECT_EQ(s.find("127.0.0.1:1"), std::string::npos) << s;
+    EXPECT_EQ(s.find("Can't connect"), std::string::npos) << s;
+  }
+}
+
+TEST(AdminCommandLine, HelpDashHAndHelpCommandListEveryCommandOnOneLineWithoutADatabase) {
+  const std::string db = "--database.port=1";
+  const CmdRun help = run("pushdaemon-admin", {db, "--help"});
+  EXPECT_EQ(help.status, 0) << help.err;
+  EXPECT_EQ(help.err, "");
+  expectNoConnection(help);
+  EXPECT_EQ(help.out.rfind("usage: pushdaemon-admin ", 0), 0u) << help.out;
+  // One line per command, with its operands.
+  for (const char* line : {"\n  migrate ", "\n  add-app NAME ", "\n  load-tokens APP_ID FILE ",
+                           "\n  generate-tokens APP_ID PLATFORM COUNT [PREFIX] ",
+                           "\n  add-schedule APP_ID PAYLOAD_FILE [--in S] ",
+                           "\n  status SCHEDULE_ID ", "\n  help [COMMAND] "}) {
+    EXPECT_NE(help.out.find(line), std::string::npos) << line << "\n" << help.out;
+  }
+  for (const std::vector<std::string>& same :
+       {std::vector<std::string>{db, "-h"}, {db, "help"}, {"help", db}}) {
+    const CmdRun r = run("pushdaemon-admin", same);
+    EXPECT_EQ(r.status, 0) << same.back() << ": " << r.err;
+    EXPECT_EQ(r.out, help.out) << same.back();
+    expectNoConnection(r);
+  }
+  const CmdRun one = run("pushdaemon-admin", {db, "help", "status"});
+  EXPECT_EQ(one.status, 0) << one.err;
+  EXPECT_NE(one.out.find("Usage: pushdaemon-admin status [OPTIONS] SCHEDULE_ID"), std::string::npos)
+      << one.out;
+  expectNoConnection(one);
+}
+
+TEST(AdminCommandLine, BogusCommandsAndMissingIdsAreUsageErrorsWithoutADatabase) {
+  const std::string db = "--database.port=1";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{db, "bogus"}, {db, "status"}, {db, "help", "bogus"}}) {
+    const CmdRun r = run("pushdaemon-admin", args);
+    expectUsageError(
+        r, "pushdaemon-admin",
+        args.back() == "status" ? "SCHEDULE_ID is required" : "unknown command 'bogus'");
+    expectNoConnection(r);
+  }
+}
+
 }  // namespace

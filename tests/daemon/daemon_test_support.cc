@@ -218,13 +218,21 @@ void DaemonProcess::writeConfig(const Settings& more) {
   std::filesystem::rename(configPath() + ".tmp", configPath());
 }
 
-bool DaemonProcess::start() {
+bool DaemonProcess::start(const std::string& until) {
   writeConfig({});
   child_ = std::make_unique<Child>(std::vector<std::string>{
       std::string(LEAKSCOPE_BIN_DIR) + "/pushdaemon", "--config", configPath()});
-  const auto line = child_->waitForLine("pushdaemon pid=", 20000);
+  return waitForLine(until, 20000);
+}
+
+bool DaemonProcess::waitForStartLine(int timeout_ms) { return waitForLine(kStartLine, timeout_ms); }
+
+// Both lines name the http address: "... http=ADDR[ ...]".
+bool DaemonProcess::waitForLine(const std::string& prefix, int timeout_ms) {
+  const auto line = child_ ? child_->waitForLine(prefix, timeout_ms) : std::nullopt;
   if (!line) return false;
   const auto at = line->find("http=");
+  if (at == std::string::npos) return false;
   http_ = line->substr(at + 5, line->find(' ', at) - at - 5);
   return true;
 }

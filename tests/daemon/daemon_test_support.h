@@ -86,8 +86,13 @@ class DaemonProcess {
   ~DaemonProcess();
 
   // Writes the config and starts the daemon; true once it printed its
-  // start line (http address known).
-  bool start();
+  // start line (http address known), or the line starting with `until`
+  // (kWaitLine: it waits for the database; /healthz answers meanwhile).
+  static constexpr const char* kStartLine = "pushdaemon pid=";
+  static constexpr const char* kWaitLine = "pushdaemon waiting for the database";
+  bool start(const std::string& until = kStartLine);
+  // After start(kWaitLine): true once the start line follows.
+  bool waitForStartLine(int timeout_ms = 20000);
   std::string configPath() const { return dir_ + "/pushdaemon.toml"; }
   // Rewrites the config file with more overrides (for SIGHUP tests).
   void writeConfig(const Settings& more);
@@ -110,6 +115,8 @@ class DaemonProcess {
   const std::string& dir() const { return dir_; }
 
  private:
+  // Waits for a stdout line starting with `prefix` and takes its http=.
+  bool waitForLine(const std::string& prefix, int timeout_ms);
   Settings settings_;
   std::string dir_;
   std::unique_ptr<Child> child_;

@@ -1,9 +1,12 @@
 // Faults: kill -9 at several points and restart, a live daemon taking over
 // a dead one's expired lease, MariaDB stopped and restarted mid-schedule,
-// and the push server refusing connections.
+// MariaDB not up yet when the daemon starts, and the push server refusing
+// connections.
 #include <signal.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "daemon_test_support.h"
 #include "gtest/gtest.h"
@@ -141,6 +144,63 @@ TEST_F(DaemonFaults, MariaDbStoppedAndRestartedMidScheduleLosesNoResult) {
   EXPECT_GT(d.metric(R"(pushdaemon_db_errors_total{op="connect"})").value_or(0), 0);
   EXPECT_NE(d.health().value_or("").find("\"db\":\"up\""), std::string::npos);
   EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
+std::size_t snapshotCount(const std::string& dir) {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".lsnap") ++n;
+  }
+  return n;
+}
+
+// A daemon started before its database (a boot where MariaDB comes up
+// late) answers /healthz and takes a SIGUSR2 snapshot while it waits, and
+// goes on once the database is up.
+TEST_F(DaemonFaults, WaitingForTheDatabaseAtStartAnswersHealthzAndSnapshotsOnSigusr2) {
+  conn_.reset();
+  db_.stop();
+  // A known port, so that the checks below do not depend on the line the
+  // daemon prints when it starts to wait.
+  const std::string http = "127.0.0.1:" + std::to_string(freePort());
+  DaemonProcess d(db_, mock_, sub("d"),
+                  withCredentials({{"daemon.http_address", "\"" + http + "\""}}));
+  EXPECT_TRUE(d.start(DaemonProcess::kWaitLine)) << d.out() << d.log();
+  std::optional<HttpAnswer> waiting;
+  EXPECT_TRUE(eventually(
+      [&] {
+        waiting = httpAsk(http, "/healthz");
+        return waiting.has_value();
+      },
+      10000))
+      << "no /healthz while waiting for the database\n"
+      << d.log();
+  if (waiting) {
+    EXPECT_EQ(waiting->status, 503);
+    EXPECT_EQ(waiting->body,
+              "{\"status\":\"unhealthy\",\"reason\":\"starting: waiting for the database\","
+              "\"db\":\"down\",\"draining\":false,\"schedule\":0}\n");
+  }
+
+  const std::string snapshots = d.dir() + "/snapshots";
+  const std::size_t before = snapshotCount(snapshots);
+  d.signal(SIGUSR2);
+  EXPECT_TRUE(eventually([&] { return snapshotCount(snapshots) > before; }, 10000)) << d.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(d.alive()) << "SIGUSR2 killed the daemon waiting for its database\n" << d.log();
+  EXPECT_EQ(d.out().find("pushdaemon pid="), std::string::npos) << "started without a database";
+
+  ASSERT_TRUE(db_.start()) << db_.error();
+  ASSERT_TRUE(d.waitForStartLine(30000)) << d.log();
+  EXPECT_TRUE(eventually(
+      [&] {
+        const auto h = httpAsk(http, "/healthz");
+        return h && h->status == 200 && h->body.find("\"db\":\"up\"") != std::string::npos;
+      },
+      15000))
+      << d.health().value_or("no answer");
+  EXPECT_EQ(d.terminate(), 0);
 }
 
 TEST_F(DaemonFaults, PushServerDownTheScheduleWaitsAndIsNotDoneWithTokensUnsent) {

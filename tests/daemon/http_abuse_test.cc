@@ -1,5 +1,5 @@
-// Abuse of pushdaemon's HTTP endpoint (/metrics, /healthz), which is only
-// served once the database is up: a real MariaDB and the mock push server,
+// Abuse of pushdaemon's HTTP endpoint (/metrics, /healthz), served from
+// before the daemon waits for its database: a real MariaDB and the mock push server,
 // build/bin/pushdaemon with its default daemon.http_* limits (64
 // connections, 8 KiB of request head, 5 s per request, 32 fds kept free).
 // In each attack a normal scrape must be answered within a second, and the
