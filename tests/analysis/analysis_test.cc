@@ -283,12 +283,22 @@ TEST(Sockets, GroupNamesForNamedUnnamedInboundAndListening) {
   s.remote = "17.188.1.1:443";
   s.peer = "apns";
   EXPECT_EQ(la::socketGroupName(s, listening), "apns");
+  EXPECT_EQ(la::socketPeerName(s, listening), "apns");
+  // An unnamed remote is `other`, as /metrics names it; its group keeps the
+  // endpoint, which tells the reader which server it is.
   s.peer = "other";
-  EXPECT_EQ(la::socketGroupName(s, listening), "17.188.1.1:443");
+  EXPECT_EQ(la::socketPeerName(s, listening), "other");
+  EXPECT_EQ(la::socketGroupName(s, listening), "other (17.188.1.1:443)");
+  // Accepted on a listening port: older runtimes wrote `other`, newer ones
+  // `inbound :PORT`; both read as the rule says.
   s.local = "10.0.0.1:8080";
+  EXPECT_EQ(la::socketPeerName(s, listening), "inbound :8080");
+  EXPECT_EQ(la::socketGroupName(s, listening), "inbound :8080");
+  s.peer = "inbound :8080";
   EXPECT_EQ(la::socketGroupName(s, listening), "inbound :8080");
   s.remote = "";
   s.peer = "none";
+  EXPECT_EQ(la::socketPeerName(s, listening), "none");
   EXPECT_EQ(la::socketGroupName(s, listening), "tcp 10.0.0.1:8080");
 }
 
@@ -315,10 +325,131 @@ TEST(Sockets, FlagsCloseWaitUnownedAndOrphanedOwners) {
   const auto r = la::analyseSockets({&s}, sy, {});
   std::set<std::string> flags;
   for (const auto& f : r.flags) flags.insert(f.what + " " + f.name);
-  EXPECT_TRUE(flags.count("unowned 10.9.9.9:3306 ESTABLISHED")) << r.flags.size();
+  EXPECT_TRUE(flags.count("unowned other (10.9.9.9:3306) ESTABLISHED")) << r.flags.size();
   EXPECT_TRUE(flags.count("owner-without-socket apns.connection"));
-  EXPECT_TRUE(flags.count("close-wait 10.9.9.10:80 CLOSE_WAIT"));
+  EXPECT_TRUE(flags.count("close-wait other (10.9.9.10:80) CLOSE_WAIT"));
   EXPECT_EQ(r.suspects.size(), r.flags.size());
+}
+
+// An ESTABLISHED TCP socket `inode` at fd `fd`, owned by `owner` (0: none).
+la::Socket connection(std::uint64_t inode, std::int32_t fd, std::uint64_t owner) {
+  la::Socket k;
+  k.fd = fd;
+  k.inode = inode;
+  k.protocol = "tcp";
+  k.local = "10.0.0.1:" + std::to_string(40000 + inode);
+  k.remote = "10.9.9.9:3306";
+  k.state = "ESTABLISHED";
+  k.peer = "other";
+  if (owner != 0) k.owner = owner;
+  return k;
+}
+
+// Snapshots `index` of a program whose socket 500 is always owned by #1 (it
+// declares owners), plus `sockets`.
+la::Snapshot withSockets(la::SymbolTable& sy, int index, std::vector<la::Socket> sockets) {
+  la::Snapshot s = snap(sy, index, {1});
+  s.sockets = {connection(500, 3, 1)};
+  s.sockets.insert(s.sockets.end(), sockets.begin(), sockets.end());
+  return s;
+}
+
+std::set<std::string> flagNames(const la::SocketsResult& r) {
+  std::set<std::string> out;
+  for (const auto& f : r.flags) out.insert(f.what + " " + f.name);
+  return out;
+}
+
+TEST(Sockets, AnUnownedSocketOwnedInTheSnapshotBeforeWasBeingClosed) {
+  la::SymbolTable sy;
+  // #2 owned socket 501, then was destroyed an instant before its fd closed.
+  const la::Snapshot a = withSockets(sy, 1, {connection(501, 4, 2)});
+  const la::Snapshot b = withSockets(sy, 2, {connection(501, 4, 0)});
+  const auto r = la::analyseSockets({&a, &b}, sy, {});
+  EXPECT_TRUE(flagNames(r).empty()) << r.flags.size();
+  EXPECT_TRUE(r.suspects.empty());
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("1 owned in a neighbouring snapshot"), std::string::npos) << r.notes[0];
+}
+
+TEST(Sockets, AnUnownedSocketYoungerThanAnIntervalIsNotHeldAgainstTheProgram) {
+  la::SymbolTable sy;
+  // 502 appeared since the previous snapshot: its owner may not be declared yet.
+  const la::Snapshot a = withSockets(sy, 1, {});
+  const la::Snapshot b = withSockets(sy, 2, {connection(502, 5, 0)});
+  const auto r = la::analyseSockets({&a, &b}, sy, {});
+  EXPECT_TRUE(flagNames(r).empty());
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("1 younger than one snapshot interval"), std::string::npos)
+      << r.notes[0];
+}
+
+TEST(Sockets, AnUnownedSocketWhoseOwnerAppearsInTheNextSnapshotWasBeingOpened) {
+  la::SymbolTable sy;
+  // 503 is unowned in two snapshots in a row, but the next one shows its owner.
+  const la::Snapshot a = withSockets(sy, 1, {connection(503, 6, 0)});
+  const la::Snapshot b = withSockets(sy, 2, {connection(503, 6, 0)});
+  const la::Snapshot c = withSockets(sy, 3, {connection(503, 6, 3)});
+  EXPECT_TRUE(flagNames(la::analyseSockets({&a, &b, &c}, sy, {})).empty());
+  // Without that next snapshot it has been unowned for a whole interval.
+  const auto r = la::analyseSockets({&a, &b}, sy, {});
+  EXPECT_EQ(flagNames(r), std::set<std::string>{"unowned other (10.9.9.9:3306) ESTABLISHED"});
+  ASSERT_EQ(r.suspects.size(), 1u);
+  EXPECT_NE(r.suspects[0].reason.find("in two snapshots in a row"), std::string::npos);
+}
+
+TEST(Sockets, OwnerIdsSortNumerically) {
+  la::SymbolTable sy;
+  la::Snapshot s = snap(sy, 1, {9, 10});
+  // #10 holds the lower fd: fd order (or text order) would list it first.
+  s.sockets = {connection(600, 3, 10), connection(601, 4, 9)};
+  const auto r = la::analyseSockets({&s}, sy, {});
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0].owners,
+            (std::vector<std::string>{"apns.connection#9 (api.push.apple.com)",
+                                      "apns.connection#10 (api.push.apple.com)"}));
+}
+
+TEST(Sockets, SuspectsAreNamedWithPeerStateAndOwnersInTextAndJson) {
+  la::SymbolTable sy;
+  // Connections to the database that keep growing, all owned; one that no
+  // code tracks, unowned in both snapshots.
+  const la::Snapshot a = withSockets(sy, 1, {connection(700, 7, 0)});
+  la::Snapshot b = withSockets(sy, 2, {connection(700, 7, 0)});
+  b.kinds[0].objects.push_back({12, 0, 0, sy.intern("db"), 8});
+  b.kinds[0].objects.push_back({4, 0, 0, sy.intern("db"), 9});
+  b.sockets.push_back(connection(701, 8, 12));
+  b.sockets.push_back(connection(702, 9, 4));
+  const auto r = la::analyseSockets({&a, &b}, sy, {});
+  ASSERT_EQ(r.suspects.size(), 2u);
+
+  std::ostringstream text;
+  la::renderSockets(text, r, {});
+  const std::string t = text.str();
+  EXPECT_NE(t.find("Leak suspects (2):"), std::string::npos) << t;
+  EXPECT_NE(t.find("1. [socket] other (10.9.9.9:3306) ESTABLISHED\n"
+                   "     1 ESTABLISHED TCP socket(s) with no tracked owner in two snapshots in a "
+                   "row: opened by code that does not track its connections\n"
+                   "     peer other, state ESTABLISHED, no owner\n"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("2. [socket] other (10.9.9.9:3306) ESTABLISHED\n"
+                   "     open sockets keep growing (2, 4)\n"
+                   "     peer other, state ESTABLISHED, owners apns.connection#1 "
+                   "(api.push.apple.com), apns.connection#4 (db), apns.connection#12 (db)\n"),
+            std::string::npos)
+      << t;
+
+  const nlohmann::json j = la::socketsJson(r, {});
+  ASSERT_EQ(j["suspects"].size(), 2u);
+  const auto& growing = j["suspects"][1];
+  EXPECT_EQ(growing["peer"], "other");
+  EXPECT_EQ(growing["state"], "ESTABLISHED");
+  EXPECT_EQ(growing["owners"],
+            nlohmann::json({"apns.connection#1 (api.push.apple.com)", "apns.connection#4 (db)",
+                            "apns.connection#12 (db)"}));
+  EXPECT_EQ(j["suspects"][0]["owners"], nlohmann::json::array());
+  EXPECT_EQ(j["groups"][0]["peer"], "other");
 }
 
 TEST(Reader, ParsesAMinimalSnapshotInAnyKeyOrder) {

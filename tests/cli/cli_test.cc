@@ -197,6 +197,40 @@ TEST(GoldenSnapshots, SocketsShowsOwnersAndFlagsGrowingGroups) {
   EXPECT_EQ(leakscope(clean).status, 0);
 }
 
+TEST(GoldenSnapshots, SocketsNamesEachSuspectWithPeerStateAndOwners) {
+  auto args = series("leak");
+  args.insert(args.begin(), "sockets");
+  const CliRun text = leakscope(args);
+  ASSERT_EQ(text.status, 1) << text.err;
+  // Not a bare count: each suspect, why, and whose sockets they are (owner
+  // ids in numeric order: #6, #12, #18 — the sockets' fd order was #6, #18, #30).
+  EXPECT_NE(text.out.find("Leak suspects (2):\n"
+                          "  1. [socket] example-server ESTABLISHED\n"
+                          "     open sockets keep growing (30, 50, 70, 88)\n"
+                          "     peer example-server, state ESTABLISHED, owners "
+                          "example.connection#6 (example-server), example.connection#12 "
+                          "(example-server), example.connection#18 (example-server), ... 85 more\n"
+                          "  2. [socket] inbound :49189 ESTABLISHED\n"),
+            std::string::npos)
+      << text.out;
+  EXPECT_EQ(text.out.find("leak suspect(s)."), std::string::npos) << text.out;
+
+  args[0] = "--json";
+  args.insert(args.begin(), "sockets");
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  const json* inbound = findSuspect(j, "socket", "inbound :49189 ESTABLISHED");
+  ASSERT_NE(inbound, nullptr) << r.out;
+  EXPECT_EQ((*inbound)["peer"], "inbound :49189");
+  EXPECT_EQ((*inbound)["state"], "ESTABLISHED");
+  EXPECT_EQ((*inbound)["owners"],
+            json({"example.session#5 (example-client)", "example.session#11 (example-client)",
+                  "example.session#17 (example-client)", "example.session#23 (example-client)",
+                  "example.session#29 (example-client)"}));
+  EXPECT_EQ((*inbound)["more_owners"], 83);
+}
+
 TEST(GoldenSnapshots, ShowSummarisesOneSnapshot) {
   const CliRun r = leakscope({"show", "--json", "leak/leakscope-example.000004.lsnap"});
   ASSERT_EQ(r.status, 0) << r.err;  // one snapshot: nothing is CLOSE_WAIT or unowned

@@ -167,6 +167,67 @@ TEST(ExampleProgram, Sigusr2SnapshotShowsLeakedObjectsTheirSocketsAndHeapSite) {
   EXPECT_EQ(ex.child->terminate(), 0);
 }
 
+// A scrape and `leakscope sockets` over a snapshot of the same moment call
+// each socket's peer by the same name: the outbound side by its configured
+// name, the side the example accepted `inbound :PORT` (one rule, core's
+// peerName, behind both).
+TEST(ExampleProgram, AScrapeAndLeakscopeSocketsNameTheSamePeers) {
+  Example ex({"--leak-every", "3", "--connections", "4", "--rounds", "6", "--interval-ms", "10"});
+  ASSERT_FALSE(ex.fields.empty()) << ex.child->err();
+  ASSERT_TRUE(ex.roundsDone()) << ex.child->err();
+  const std::string listen = ex.fields["listen"];
+  const std::string inbound = "inbound :" + listen.substr(listen.rfind(':') + 1);
+  const auto series = [](const std::string& peer) {
+    return "leakscope_sockets{peer=\"" + peer + "\",protocol=\"tcp\",state=\"ESTABLISHED\"}";
+  };
+  // Settled: the 8 kept connections, both ends, and nothing closing.
+  std::optional<std::string> body;
+  ASSERT_TRUE(eventually([&] {
+    body = httpGet(ex.fields["metrics"], "/metrics");
+    return body && metricValue(*body, series("example-server")) == 8.0 &&
+           metricValue(*body, series(inbound)) == 8.0;
+  })) << body.value_or("no scrape");
+  EXPECT_FALSE(metricValue(*body, series("other")).has_value()) << *body;
+  const std::string path = ex.snapshot(1);
+  ASSERT_FALSE(path.empty()) << ex.child->err();
+
+  // The snapshot records the runtime's name beside each socket ...
+  for (const auto& s : load(path)["sockets"]) {
+    if (s["state"] != "ESTABLISHED") continue;
+    if (s["remote"] == listen) {
+      EXPECT_EQ(s["peer"], "example-server") << s;
+    }
+    if (s["local"] == listen) {
+      EXPECT_EQ(s["peer"], inbound) << s;
+    }
+  }
+  // ... and the CLI groups by the same names.
+  Child cli({std::string(LEAKSCOPE_BIN_DIR) + "/leakscope", "sockets", "--json", path});
+  const int status = cli.wait(60000);
+  ASSERT_TRUE(status == 0 || status == 1) << status << cli.err();
+  const json j = json::parse(cli.out());
+  // (A scrape's own connection to the metrics port may still be open: it is
+  // another peer, `inbound :METRICS_PORT`, and not counted here.)
+  std::map<std::string, std::int64_t> established;  // peer -> count
+  for (const auto& g : j["groups"]) {
+    if (g["state"] == "ESTABLISHED" && (g["peer"] == "example-server" || g["peer"] == inbound)) {
+      established[g["peer"]] += g["counts"].back().get<int>();
+    }
+  }
+  EXPECT_EQ(established, (std::map<std::string, std::int64_t>{{"example-server", 8}, {inbound, 8}}))
+      << j["groups"].dump();
+  for (const auto& s : j["sockets"]) {
+    if (s["state"] != "ESTABLISHED") continue;
+    if (s["remote"] == listen) {
+      EXPECT_EQ(s["peer"], "example-server") << s;
+    }
+    if (s["local"] == listen) {
+      EXPECT_EQ(s["peer"], inbound) << s;
+    }
+  }
+  EXPECT_EQ(ex.child->terminate(), 0);
+}
+
 TEST(ExampleProgram, FullHeapModeGivesExactInUseAndAllocatedCounts) {
   Example ex({"--heap-mode", "full", "--leak-every", "3", "--connections", "4", "--rounds", "6",
               "--interval-ms", "10"});

@@ -184,5 +184,34 @@ TEST(PeerNames, MapsEndpointsToLowCardinalityNames) {
   EXPECT_NE(bad.error().message.find("127.0.0.1:8443"), std::string::npos);
 }
 
+OwnSocket tcp(std::string state, Endpoint local, Endpoint remote) {
+  OwnSocket s;
+  s.protocol = "tcp";
+  s.state = std::move(state);
+  s.local = std::move(local);
+  s.remote = std::move(remote);
+  return s;
+}
+
+TEST(NamePeers, AcceptedConnectionsAreInboundOnTheirListeningPort) {
+  auto names = PeerNames::parse("10.0.0.7:3306=mysql");
+  ASSERT_TRUE(names.ok());
+  std::vector<OwnSocket> sockets = {
+      tcp("LISTEN", {"0.0.0.0", 8080}, {}),
+      tcp("ESTABLISHED", {"10.0.0.1", 8080}, {"10.0.0.9", 51000}),   // accepted
+      tcp("ESTABLISHED", {"10.0.0.1", 40000}, {"10.0.0.7", 3306}),   // named
+      tcp("ESTABLISHED", {"10.0.0.1", 40001}, {"17.188.1.1", 443}),  // unnamed
+  };
+  OwnSocket unix_socket;
+  unix_socket.protocol = "unix";
+  sockets.push_back(unix_socket);
+  namePeers(sockets, *names);
+  EXPECT_EQ(sockets[0].peer, "none");
+  EXPECT_EQ(sockets[1].peer, "inbound :8080");
+  EXPECT_EQ(sockets[2].peer, "mysql");
+  EXPECT_EQ(sockets[3].peer, "other");
+  EXPECT_EQ(sockets[4].peer, "none");
+}
+
 }  // namespace
 }  // namespace leakscope::diag

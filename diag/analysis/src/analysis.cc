@@ -1,8 +1,10 @@
 #include "leakscope/analysis/analysis.h"
 
 #include "leakscope/analysis/units.h"
+#include "leakscope/core/peer_name.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -352,15 +354,30 @@ std::set<std::string> listeningPorts(const Snapshot& s) {
   return ports;
 }
 
+std::string socketPeerName(const Socket& s, const std::set<std::string>& listening) {
+  core::PeerFacts facts;
+  facts.has_remote = s.protocol != "unix" && !s.remote.empty();
+  if (!core::isFallbackPeerName(s.peer)) facts.configured = s.peer;
+  const std::string port = portOf(s.local);
+  std::uint16_t number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (ec == std::errc() && end == port.data() + port.size() && listening.count(port) != 0) {
+    facts.listening_local_port = number;
+  }
+  return core::peerName(facts);
+}
+
 std::string socketGroupName(const Socket& s, const std::set<std::string>& listening) {
-  if (!s.peer.empty() && s.peer != "other" && s.peer != "none") return s.peer;
-  if (s.remote.empty()) {
+  const std::string peer = socketPeerName(s, listening);
+  if (peer == core::kPeerNone) {
     if (s.protocol == "unix") return "unix " + (s.path.empty() ? std::string("(unnamed)") : s.path);
     if (s.protocol == "other") return "other";
     return s.protocol + " " + s.local;
   }
-  if (listening.count(portOf(s.local)) != 0) return "inbound :" + portOf(s.local);
-  return s.remote;
+  // Unnamed remotes share the metrics' name but keep a group each: the
+  // endpoint is what tells the reader which server it is.
+  if (peer == core::kPeerOther) return peer + " (" + s.remote + ")";
+  return peer;
 }
 
 std::string siteName(const SymbolTable& symbols, StackId stack) {
@@ -979,8 +996,11 @@ TrendResult TrendBuilder::finish() {
 
 namespace {
 
-// Key: group name, TCP state, protocol.
-using SocketRows = std::map<std::tuple<std::string, std::string, std::string>, SocketRow>;
+// Group name, TCP state, protocol.
+using SocketKey = std::tuple<std::string, std::string, std::string>;
+using SocketRows = std::map<SocketKey, SocketRow>;
+
+constexpr std::size_t kOwnersListed = 5;
 
 // One point per snapshot and the per-snapshot count of each socket group.
 SocketRows countSockets(const std::vector<const Snapshot*>& snaps, SocketsResult& r) {
@@ -994,6 +1014,7 @@ SocketRows countSockets(const std::vector<const Snapshot*>& snaps, SocketsResult
       const std::string name = socketGroupName(k, listening);
       SocketRow& row = rows[{name, k.state, k.protocol}];
       row.name = name;
+      row.peer = socketPeerName(k, listening);
       row.state = k.state;
       row.protocol = k.protocol;
       row.counts.resize(n, 0);
@@ -1004,79 +1025,201 @@ SocketRows countSockets(const std::vector<const Snapshot*>& snaps, SocketsResult
   return rows;
 }
 
-// What the last snapshot's sockets are owned by.
-struct Ownership {
-  bool any_owned = false;
-  std::set<std::uint64_t> owners_seen;
-  std::map<std::pair<std::string, std::string>, std::int64_t> unowned;  // connected TCP
+// "kind#id (label)" of the last snapshot's tracked objects, by id.
+class OwnerNames {
+ public:
+  OwnerNames(const Snapshot& last, const SymbolTable& symbols) : symbols_(symbols) {
+    for (const TrackedKind& k : last.kinds) {
+      for (const TrackedObject& o : k.objects) objects_.emplace(o.id, std::make_pair(&k, &o));
+    }
+  }
+  std::string operator()(std::uint64_t id) const {
+    auto it = objects_.find(id);
+    if (it == objects_.end()) return "#" + std::to_string(id) + " (no longer live)";
+    std::string name = it->second.first->name + "#" + std::to_string(id);
+    const std::string& label = symbols_.str(it->second.second->label);
+    if (!label.empty()) name += " (" + label + ")";
+    return name;
+  }
+
+ private:
+  const SymbolTable& symbols_;
+  std::unordered_map<std::uint64_t, std::pair<const TrackedKind*, const TrackedObject*>> objects_;
 };
 
-Ownership describeLast(const Snapshot& last, const SymbolTable& symbols, SocketRows& rows,
-                       SocketsResult& r) {
-  std::unordered_map<std::uint64_t, std::pair<const TrackedKind*, const TrackedObject*>> objects;
-  for (const TrackedKind& k : last.kinds) {
-    for (const TrackedObject& o : k.objects) objects.emplace(o.id, std::make_pair(&k, &o));
-  }
+// The first kOwnersListed of `ids` in ascending (numeric) order, named.
+std::vector<std::string> listOwners(std::vector<std::uint64_t> ids, const OwnerNames& names) {
+  std::sort(ids.begin(), ids.end());
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < ids.size() && i < kOwnersListed; ++i) out.push_back(names(ids[i]));
+  return out;
+}
+
+// The last snapshot's sockets: details, and each group's owners.
+void describeLast(const Snapshot& last, const OwnerNames& names, SocketRows& rows,
+                  SocketsResult& r) {
   const auto listening = listeningPorts(last);
-  Ownership own;
+  std::map<SocketKey, std::vector<std::uint64_t>> owner_ids;
   for (const Socket& k : last.sockets) {
     SocketDetail d;
     d.socket = k;
     d.group = socketGroupName(k, listening);
-    SocketRow& row = rows[{d.group, k.state, k.protocol}];
+    d.peer = socketPeerName(k, listening);
+    const SocketKey key{d.group, k.state, k.protocol};
+    SocketRow& row = rows[key];
     if (k.owner) {
-      own.any_owned = true;
-      own.owners_seen.insert(*k.owner);
       ++row.owned;
-      auto it = objects.find(*k.owner);
-      if (it != objects.end()) {
-        d.owner = it->second.first->name + "#" + std::to_string(*k.owner);
-        const std::string& label = symbols.str(it->second.second->label);
-        if (!label.empty()) d.owner += " (" + label + ")";
-      } else {
-        d.owner = "#" + std::to_string(*k.owner) + " (no longer live)";
-      }
-      if (row.owners.size() < 5) row.owners.push_back(d.owner);
+      owner_ids[key].push_back(*k.owner);
+      d.owner = names(*k.owner);
     } else {
       ++row.unowned;
-      if (isTcp(k) && isConnectedState(k.state)) own.unowned[{d.group, k.state}] += 1;
     }
     r.last.push_back(std::move(d));
   }
-  return own;
+  for (auto& [key, ids] : owner_ids) rows[key].owners = listOwners(std::move(ids), names);
 }
 
-void flagOwnership(const Snapshot& last, const Ownership& own, SocketsResult& r) {
-  // Unowned connections only mean something in a program that declares owners.
-  if (own.any_owned) {
-    for (const auto& [key, count] : own.unowned) {
-      const std::string name = key.first + " " + key.second;
-      SocketFlag f{"unowned", name,
-                   std::to_string(count) + " " + key.second +
-                       " TCP socket(s) with no tracked owner: opened by code that does not "
-                       "track its connections"};
-      r.flags.push_back(f);
-      r.suspects.push_back(
-          {Group::kSocket, name, f.reason, static_cast<double>(count), 0, std::nullopt});
+SocketFacts factsOf(const SocketRow& row) {
+  SocketFacts f{row.peer, row.state, row.protocol, row.owners, 0};
+  f.more_owners = static_cast<std::size_t>(row.owned) -
+                  std::min<std::size_t>(row.owners.size(), static_cast<std::size_t>(row.owned));
+  return f;
+}
+
+// Where each socket inode had an owner, snapshot by snapshot: what tells a
+// connection no code tracks from one caught while it was being opened (its
+// owner appears in the next snapshot) or closed (it had one in the previous).
+class OwnerHistory {
+ public:
+  enum class Judgement { kUntracked, kInTransit, kYoung, kUnknown };
+
+  explicit OwnerHistory(const std::vector<const Snapshot*>& snaps) {
+    for (const Snapshot* s : snaps) {
+      auto& seen = seen_.emplace_back();
+      for (const Socket& k : s->sockets) seen[k.inode] = k.owner ? Seen::kOwned : Seen::kUnowned;
+      any_owned_ = any_owned_ || std::any_of(s->sockets.begin(), s->sockets.end(),
+                                             [](const Socket& k) { return k.owner.has_value(); });
     }
+  }
+  // Unowned sockets only mean something in a program that declares owners.
+  bool anyOwned() const { return any_owned_; }
+
+  // An unowned socket of snapshot `i`. With one snapshot, its age is unknown
+  // and it is held against the program (kUntracked).
+  Judgement judge(std::size_t i, std::uint64_t inode) const {
+    if (seen_.size() == 1) return Judgement::kUntracked;
+    if (at(i + 1, inode) == Seen::kOwned || (i > 0 && at(i - 1, inode) == Seen::kOwned)) {
+      return Judgement::kInTransit;
+    }
+    if (i == 0) return Judgement::kUnknown;  // judged in the next snapshot if still there
+    if (at(i - 1, inode) == Seen::kAbsent) return Judgement::kYoung;
+    return Judgement::kUntracked;  // unowned for at least an interval
+  }
+
+ private:
+  enum class Seen { kAbsent, kUnowned, kOwned };
+  Seen at(std::size_t i, std::uint64_t inode) const {
+    if (i >= seen_.size()) return Seen::kAbsent;
+    auto it = seen_[i].find(inode);
+    return it == seen_[i].end() ? Seen::kAbsent : it->second;
+  }
+
+  std::vector<std::unordered_map<std::uint64_t, Seen>> seen_;  // per snapshot
+  bool any_owned_ = false;
+};
+
+// Connected TCP sockets no tracked object owns, judged against their
+// neighbouring snapshots: the untracked ones by group, and how many of the
+// last snapshot's were only caught being opened or closed.
+struct Unowned {
+  std::map<SocketKey, std::set<std::uint64_t>> untracked;  // inodes
+  std::size_t last_in_transit = 0, last_young = 0;
+};
+
+Unowned findUnowned(const std::vector<const Snapshot*>& snaps, const OwnerHistory& history) {
+  Unowned u;
+  for (std::size_t i = 0; i < snaps.size(); ++i) {
+    const auto listening = listeningPorts(*snaps[i]);
+    const bool last = i + 1 == snaps.size();
+    for (const Socket& k : snaps[i]->sockets) {
+      if (k.owner || !isTcp(k) || !isConnectedState(k.state)) continue;
+      switch (history.judge(i, k.inode)) {
+        case OwnerHistory::Judgement::kUntracked:
+          u.untracked[{socketGroupName(k, listening), k.state, k.protocol}].insert(k.inode);
+          break;
+        case OwnerHistory::Judgement::kInTransit:
+          if (last) ++u.last_in_transit;
+          break;
+        case OwnerHistory::Judgement::kYoung:
+          if (last) ++u.last_young;
+          break;
+        case OwnerHistory::Judgement::kUnknown:
+          break;
+      }
+    }
+  }
+  return u;
+}
+
+void flagUnowned(const std::vector<const Snapshot*>& snaps, const SocketRows& rows,
+                 SocketsResult& r) {
+  const OwnerHistory history(snaps);
+  if (!history.anyOwned()) return;
+  const Unowned u = findUnowned(snaps, history);
+  const bool one = snaps.size() == 1;
+  for (const auto& [key, inodes] : u.untracked) {
+    const SocketRow& row = rows.at(key);
+    const std::string name = row.name + " " + row.state;
+    SocketFlag f{"unowned", name,
+                 std::to_string(inodes.size()) + " " + row.state + " TCP socket(s) with no " +
+                     "tracked owner" + (one ? "" : " in two snapshots in a row") +
+                     ": opened by code that does not track its connections" +
+                     (one ? " (one snapshot cannot tell them from connections being opened or "
+                            "closed: take another)"
+                          : "")};
+    r.flags.push_back(f);
+    SocketFacts facts = factsOf(row);
+    facts.owners.clear();
+    facts.more_owners = 0;
+    r.suspects.push_back({Group::kSocket, name, f.reason, static_cast<double>(inodes.size()), 0,
+                          std::nullopt, facts});
+  }
+  if (u.last_in_transit + u.last_young > 0) {
+    r.notes.push_back(
+        std::to_string(u.last_in_transit + u.last_young) +
+        " TCP socket(s) without an owner in the last snapshot were being opened or closed (" +
+        std::to_string(u.last_in_transit) + " owned in a neighbouring snapshot, " +
+        std::to_string(u.last_young) +
+        " younger than one snapshot interval): not held against the program");
+  }
+}
+
+// Tracked objects whose declared fd is no longer a socket of the process.
+void flagOrphans(const Snapshot& last, const OwnerNames& names, SocketsResult& r) {
+  std::set<std::uint64_t> owners_seen;
+  for (const Socket& k : last.sockets) {
+    if (k.owner) owners_seen.insert(*k.owner);
   }
   for (const TrackedKind& k : last.kinds) {
     std::vector<std::uint64_t> orphans;
     for (const TrackedObject& o : k.objects) {
-      if (o.fd >= 0 && own.owners_seen.count(o.id) == 0) orphans.push_back(o.id);
+      if (o.fd >= 0 && owners_seen.count(o.id) == 0) orphans.push_back(o.id);
     }
     if (orphans.empty()) continue;
+    SocketFacts facts;
+    facts.owners = listOwners(orphans, names);
+    facts.more_owners = orphans.size() - facts.owners.size();
     std::string ids;
-    for (std::size_t i = 0; i < orphans.size() && i < 5; ++i)
+    for (std::size_t i = 0; i < orphans.size() && i < kOwnersListed; ++i)
       ids += (i ? ", #" : "#") + std::to_string(orphans[i]);
-    if (orphans.size() > 5) ids += ", ...";
+    if (orphans.size() > kOwnersListed) ids += ", ...";
     SocketFlag f{"owner-without-socket", k.name,
                  std::to_string(orphans.size()) + " live " + k.name +
                      " object(s) declare an fd that is no longer a socket of this process (" + ids +
                      "): closed sockets whose objects were never destroyed"};
     r.flags.push_back(f);
-    r.suspects.push_back(
-        {Group::kTracked, k.name, f.reason, static_cast<double>(orphans.size()), 0, std::nullopt});
+    r.suspects.push_back({Group::kTracked, k.name, f.reason, static_cast<double>(orphans.size()), 0,
+                          std::nullopt, facts});
   }
 }
 
@@ -1101,7 +1244,8 @@ void flagGrowth(const SocketRows& rows, std::size_t n, const Thresholds& t, Sock
                          "): the peer closed and this process never closed its end"};
         r.flags.push_back(f);
         r.suspects.push_back({Group::kSocket, name, f.reason,
-                              static_cast<double>(c.back() - c.front()), 0, std::nullopt});
+                              static_cast<double>(c.back() - c.front()), 0, std::nullopt,
+                              factsOf(row)});
         continue;
       }
     }
@@ -1113,9 +1257,9 @@ void flagGrowth(const SocketRows& rows, std::size_t n, const Thresholds& t, Sock
       growing = c[1] - c[0] >= t.min_objects;
     }
     if (growing) {
-      r.suspects.push_back({Group::kSocket, name,
-                            "open sockets keep growing (" + countSeries(c) + ")",
-                            static_cast<double>(c.back() - c.front()), 0, std::nullopt});
+      r.suspects.push_back(
+          {Group::kSocket, name, "open sockets keep growing (" + countSeries(c) + ")",
+           static_cast<double>(c.back() - c.front()), 0, std::nullopt, factsOf(row)});
     }
   }
 }
@@ -1129,8 +1273,10 @@ SocketsResult analyseSockets(const std::vector<const Snapshot*>& snaps, const Sy
   SocketRows rows = countSockets(snaps, r);
   // The last snapshot: owners and details.
   const Snapshot& last = *snaps.back();
-  const Ownership own = describeLast(last, symbols, rows, r);
-  flagOwnership(last, own, r);
+  const OwnerNames names(last, symbols);
+  describeLast(last, names, rows, r);
+  flagUnowned(snaps, rows, r);
+  flagOrphans(last, names, r);
   flagGrowth(rows, snaps.size(), t, r);
   for (auto& [key, row] : rows) r.rows.push_back(std::move(row));
   std::stable_sort(r.rows.begin(), r.rows.end(), [](const SocketRow& a, const SocketRow& b) {

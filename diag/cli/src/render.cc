@@ -61,7 +61,32 @@ json suspectFields(const Suspect& s) {
 json suspectJson(const Suspect& s, const SymbolTable& symbols) {
   json j = suspectFields(s);
   if (s.stack) j["stack"] = stackJson(symbols, *s.stack);
+  if (s.socket) {
+    const SocketFacts& f = *s.socket;
+    j["peer"] = f.peer;
+    j["state"] = f.state;
+    j["protocol"] = f.protocol;
+    j["owners"] = f.owners;
+    j["more_owners"] = f.more_owners;
+  }
   return j;
+}
+
+// "peer other, state ESTABLISHED, owners: a#1 (x), a#2 (y), … 3 more": what a
+// socket suspect is about, so that the reader can find it without --json.
+std::string describeFacts(const SocketFacts& f) {
+  std::string out;
+  if (!f.peer.empty()) out += "peer " + f.peer;
+  if (!f.state.empty()) out += (out.empty() ? "state " : ", state ") + f.state;
+  out += out.empty() ? "" : ", ";
+  if (f.owners.empty()) return out + "no owner";
+  out += f.owners.size() == 1 && f.more_owners == 0 ? "owner " : "owners ";
+  // Three say who owns them; --json lists five.
+  const std::size_t shown = std::min<std::size_t>(f.owners.size(), 3);
+  for (std::size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + f.owners[i];
+  const std::size_t more = f.owners.size() - shown + f.more_owners;
+  if (more > 0) out += ", ... " + std::to_string(more) + " more";
+  return out;
 }
 
 std::string shortPath(const std::string& p) {
@@ -81,6 +106,7 @@ void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
     out << "  " << i + 1 << ". [" << groupName(s.group) << "] " << oneLine(s.name) << "\n     "
         << oneLine(s.reason) << "\n";
     if (s.stack) out << "     at " << oneLine(describeStack(symbols, *s.stack, 6)) << "\n";
+    if (s.socket) out << "     " << oneLine(describeFacts(*s.socket)) << "\n";
   }
 }
 
@@ -586,14 +612,13 @@ static void renderSocketsText(std::ostream& out, const SocketsResult& s, const R
   t.print(out, o.width);
   if (s.rows.size() > o.top) out << "  ... " << s.rows.size() - o.top << " more groups (--top N)\n";
   out << "\n";
-  if (s.flags.empty()) {
+  if (s.flags.empty())
     out << "No unowned connections, orphaned owners or CLOSE_WAIT accumulation.\n";
-  } else {
-    out << "Flags:\n";
-    for (const auto& f : s.flags)
-      out << "  - " << f.what << " " << oneLine(f.name) << ": " << oneLine(f.reason) << "\n";
-  }
-  if (!s.suspects.empty()) out << "\n" << s.suspects.size() << " leak suspect(s).\n";
+  for (const auto& note : s.notes) out << "Note: " << oneLine(note) << "\n";
+  if (s.flags.empty() || !s.notes.empty()) out << "\n";
+  // Every flag is a suspect: listed once, each with its reason, peer, state
+  // and owners.
+  printSuspects(out, s.suspects, SymbolTable{});
 }
 
 json socketsJson(const SocketsResult& s, const RenderOptions& o) {
@@ -606,6 +631,7 @@ json socketsJson(const SocketsResult& s, const RenderOptions& o) {
   json groups = json::array();
   for (const SocketRow& r : s.rows) {
     groups.push_back({{"name", r.name},
+                      {"peer", r.peer},
                       {"state", r.state},
                       {"protocol", r.protocol},
                       {"counts", r.counts},
@@ -624,6 +650,7 @@ json socketsJson(const SocketsResult& s, const RenderOptions& o) {
                     {"remote", d.socket.remote},
                     {"state", d.socket.state},
                     {"group", d.group},
+                    {"peer", d.peer},
                     {"owner", d.owner.empty() ? json(nullptr) : json(d.owner)}});
   }
   j["sockets"] = last;
@@ -631,8 +658,10 @@ json socketsJson(const SocketsResult& s, const RenderOptions& o) {
   for (const auto& f : s.flags)
     flags.push_back({{"flag", f.what}, {"name", f.name}, {"reason", f.reason}});
   j["flags"] = flags;
+  j["notes"] = s.notes;
   json suspects = json::array();
-  for (const auto& x : s.suspects) suspects.push_back(suspectFields(x));
+  const SymbolTable none;
+  for (const auto& x : s.suspects) suspects.push_back(suspectJson(x, none));
   j["suspects"] = suspects;
   return j;
 }

@@ -111,11 +111,10 @@ void appendSockets(std::vector<MetricFamily>& out, const PeerNames& peer_names) 
                         "Socket fds of this process by protocol, state and remote peer name.",
                         MetricType::Gauge);
   if (auto list = listOwnSockets(); list.ok()) {
+    namePeers(*list, peer_names);
     std::map<std::tuple<std::string, std::string, std::string>, int> groups;
-    for (const OwnSocket& s : *list) {
-      const std::string peer = s.protocol == "unix" ? "none" : peer_names.nameFor(s.remote);
-      ++groups[{s.protocol, s.state.empty() ? "UNKNOWN" : s.state, peer}];
-    }
+    for (const OwnSocket& s : *list)
+      ++groups[{s.protocol, s.state.empty() ? "UNKNOWN" : s.state, s.peer}];
     for (const auto& [key, n] : groups) {
       add(sockets, n,
           {{"peer", std::get<2>(key)},

@@ -449,6 +449,7 @@ std::uint64_t writeSockets(JsonWriter& w, const PeerNames& names,
   w.key("sockets").beginArray();
   std::uint64_t n = 0;
   if (sockets.ok()) {
+    namePeers(*sockets, names);
     for (const OwnSocket& s : *sockets) {
       w.beginObject()
           .field("fd", s.fd)
@@ -458,7 +459,7 @@ std::uint64_t writeSockets(JsonWriter& w, const PeerNames& names,
           .field("remote", s.remote.str())
           .field("state", s.state);
       if (s.protocol == "unix") w.field("path", s.path);
-      w.field("peer", s.protocol == "unix" ? std::string("none") : names.nameFor(s.remote));
+      w.field("peer", s.peer);
       w.key("owner");
       if (auto it = owners.find(s.fd); it != owners.end()) {
         w.value(it->second);

@@ -9,8 +9,10 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <unordered_map>
 
+#include "leakscope/core/peer_name.h"
 #include "leakscope/core/unique_fd.h"
 
 namespace leakscope::diag {
@@ -272,8 +274,8 @@ Result<PeerNames> PeerNames::parse(std::string_view spec) {
   return names;
 }
 
-std::string PeerNames::nameFor(const Endpoint& remote) const {
-  if (remote.address.empty()) return "none";
+std::string PeerNames::match(const Endpoint& remote) const {
+  if (remote.address.empty()) return {};
   // An IPv4-mapped IPv6 address matches rules written for its IPv4 form.
   std::string_view v4;
   if (remote.address.rfind("::ffff:", 0) == 0 && remote.address.find('.') != std::string::npos) {
@@ -284,7 +286,30 @@ std::string PeerNames::nameFor(const Endpoint& remote) const {
     if (!r.address.empty() && r.address != remote.address && r.address != v4) continue;
     return r.name;
   }
-  return "other";
+  return {};
+}
+
+std::string PeerNames::nameFor(const Endpoint& remote) const {
+  core::PeerFacts facts;
+  facts.has_remote = !remote.address.empty();
+  const std::string configured = match(remote);
+  facts.configured = configured;
+  return core::peerName(facts);
+}
+
+void namePeers(std::vector<OwnSocket>& sockets, const PeerNames& names) {
+  std::set<std::uint16_t> listening;
+  for (const OwnSocket& s : sockets) {
+    if (s.state == "LISTEN" && s.protocol.rfind("tcp", 0) == 0) listening.insert(s.local.port);
+  }
+  for (OwnSocket& s : sockets) {
+    core::PeerFacts facts;
+    facts.has_remote = s.protocol != "unix" && !s.remote.address.empty();
+    const std::string configured = facts.has_remote ? names.match(s.remote) : std::string();
+    facts.configured = configured;
+    if (listening.count(s.local.port) != 0) facts.listening_local_port = s.local.port;
+    s.peer = core::peerName(facts);
+  }
 }
 
 }  // namespace leakscope::diag

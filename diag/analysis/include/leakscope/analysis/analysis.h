@@ -20,10 +20,15 @@ namespace leakscope::analysis {
 enum class Group { kTracked, kHeap, kSocket };
 const char* groupName(Group g);
 
-// The name a socket is grouped under: the configured peer name; for unnamed
-// remotes the remote endpoint (outbound) or "inbound :PORT" when the local
-// port is one this process listens on; for sockets without a remote, the
-// protocol and local end. `listening_ports` are the snapshot's LISTEN ports.
+// The socket's peer as /metrics names it (core::peerName): `none` without a
+// remote, the configured name, `inbound :PORT` when the local port is one this
+// process listens on, else `other`. Snapshots of older runtimes wrote `other`
+// for accepted connections; the rule names them again here.
+// `listening_ports` are the snapshot's TCP LISTEN ports.
+std::string socketPeerName(const Socket& s, const std::set<std::string>& listening_ports);
+// The name a socket is grouped under: its peer name; `other (REMOTE)` for a
+// remote no rule names (one group per remote endpoint); for sockets without a
+// remote, the protocol and local end.
 std::string socketGroupName(const Socket& s, const std::set<std::string>& listening_ports);
 std::set<std::string> listeningPorts(const Snapshot& s);
 
@@ -56,6 +61,16 @@ struct CompareRow {
   std::int64_t created = 0, destroyed = 0;  // tracked: the kind's counters in between
 };
 
+// What a suspect of the socket view is about, so that views can name it.
+struct SocketFacts {
+  std::string peer;  // as /metrics labels it; "" for an owner kind
+  std::string state;
+  std::string protocol;
+  // "kind#id (label)" of the owners concerned, ids ascending (at most 5).
+  std::vector<std::string> owners;
+  std::size_t more_owners = 0;  // owners beyond `owners`
+};
+
 struct Suspect {
   Group group = Group::kTracked;
   std::string name;
@@ -63,6 +78,7 @@ struct Suspect {
   double delta_count = 0;
   double delta_bytes = 0;
   std::optional<StackId> stack;
+  std::optional<SocketFacts> socket = std::nullopt;  // suspects of analyseSockets
 };
 
 struct Comparison {
@@ -220,17 +236,20 @@ class TrendBuilder {
 
 struct SocketRow {
   std::string name;   // group name
+  std::string peer;   // socketPeerName of its sockets
   std::string state;  // TCP state ("" for none)
   std::string protocol;
   std::vector<std::int64_t> counts;  // per snapshot
   std::int64_t owned = 0;            // in the last snapshot
   std::int64_t unowned = 0;
-  std::vector<std::string> owners;  // "kind#id label" of the last snapshot's owners (up to 5)
+  // "kind#id (label)" of the last snapshot's owners, ids ascending (up to 5).
+  std::vector<std::string> owners;
 };
 
 struct SocketDetail {  // one socket of the last snapshot
   Socket socket;
   std::string group;
+  std::string peer;
   std::string owner;  // "kind#id (label)" or ""
 };
 
@@ -245,7 +264,10 @@ struct SocketsResult {
   std::vector<SocketRow> rows;
   std::vector<SocketDetail> last;  // the last snapshot's sockets
   std::vector<SocketFlag> flags;
-  std::vector<Suspect> suspects;
+  std::vector<Suspect> suspects;  // each with its SocketFacts
+  // Unowned sockets not held against the program: caught while being opened
+  // or closed (owned in a neighbouring snapshot, or younger than an interval).
+  std::vector<std::string> notes;
 };
 
 // `snaps` in time order.

@@ -57,6 +57,7 @@ struct OwnSocket {
   Endpoint remote;
   std::string state;  // TCP state name; for unix "LISTEN"/"CONNECTED"/...; "" if unknown
   std::string path;   // unix sockets only
+  std::string peer;   // filled by namePeers(): core::peerName of this socket
 };
 
 // Enumerates /proc/self/fd and joins with the kernel tables. Sorted by fd.
@@ -67,14 +68,18 @@ Result<std::vector<OwnSocket>> listSockets(const std::string& fd_dir, const std:
 
 // Maps remote endpoints to low-cardinality names for metrics ("apns", "mysql").
 // Patterns: "IP:PORT", "[IPv6]:PORT", "IP" (any port), "*:PORT" (any address).
-// First match wins; unmatched remotes are "other", sockets without a remote
-// (listening, unconnected, unix) are "none". Not thread-safe to modify;
+// First match wins. Which name a socket gets when no rule matches is
+// core::peerName's rule, applied by namePeers(). Not thread-safe to modify;
 // concurrent reads are fine.
 class PeerNames {
  public:
   void add(std::string pattern, std::string name);
   // Parses "pattern=name,pattern=name"; error names the bad entry.
   static Result<PeerNames> parse(std::string_view spec);
+  // The first matching rule's name; "" when none matches or there is no remote.
+  std::string match(const Endpoint& remote) const;
+  // match(), or "other" when no rule matches and "none" without a remote
+  // (ignores accepted connections: namePeers() names those `inbound :PORT`).
   std::string nameFor(const Endpoint& remote) const;
   bool empty() const { return rules_.empty(); }
 
@@ -86,5 +91,11 @@ class PeerNames {
   };
   std::vector<Rule> rules_;
 };
+
+// Sets `peer` of every socket by core::peerName: `none` without a remote, the
+// configured name, `inbound :PORT` when the local port is one of the TCP ports
+// listening in `sockets`, else `other`. /metrics and the snapshot writer both
+// name peers through here, so they agree with each other and with the CLI.
+void namePeers(std::vector<OwnSocket>& sockets, const PeerNames& names);
 
 }  // namespace leakscope::diag
