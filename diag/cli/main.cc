@@ -14,6 +14,7 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
+#include "leakscope/analysis/runs.h"
 #include "leakscope/core/cli11.h"
 #include "output_file.h"
 #include "render.h"
@@ -492,15 +493,16 @@ int runDiff(Session& session) {
 }
 
 // One input in memory at a time: the builder keeps each group's series, not
-// the snapshots.
+// the snapshots. Each run of the process (pid + start time) is judged on its
+// own; a leak in any run is a suspect.
 int runTrend(Session& session) {
   const Args& a = session.a;
-  la::TrendBuilder builder(session.symbols, a.trend);
+  la::RunsBuilder builder(session.symbols, a.trend);
   session.loadSeries([&](la::Snapshot&& s, std::size_t, std::size_t) { builder.add(s); });
-  const la::TrendResult t = builder.finish();
+  const la::RunsResult r = builder.finish();
   return present(
-      a, !t.suspects.empty(), [&] { return la::trendJson(t, session.symbols, a.render); },
-      [&](std::ostream& out) { la::renderTrend(out, t, session.symbols, a.render); });
+      a, !r.suspects.empty(), [&] { return la::runsJson(r, session.symbols, a.render); },
+      [&](std::ostream& out) { la::renderRuns(out, r, session.symbols, a.render); });
 }
 
 // The last input whole, the others only their sockets (SocketSeries).
@@ -516,11 +518,12 @@ int runSockets(Session& session) {
       [&](std::ostream& out) { la::renderSockets(out, r, a.render); });
 }
 
-// The trend of the series, and from the same single read the comparison of
-// its first and last input and its socket view; written as one HTML page.
+// The verdict of each run of the series (a trend, or for two inputs their
+// comparison), and from the same single read the comparison of its first and
+// last input and its socket view; written as one HTML page.
 int runReport(Session& session) {
   const Args& a = session.a;
-  la::TrendBuilder builder(session.symbols, a.trend);
+  la::RunsBuilder builder(session.symbols, a.trend);
   la::Snapshot first;
   SocketSeries series;
   session.loadSeries([&](la::Snapshot&& s, std::size_t i, std::size_t n) {
@@ -528,23 +531,27 @@ int runReport(Session& session) {
     if (i == 0) first = s;
     series.add(std::move(s), i, n);
   });
-  const la::TrendResult t = builder.finish();
+  const la::RunsResult r = builder.finish();
   const auto& th = a.trend.thresholds;
   const la::Comparison c = la::compare(first, series.last, session.symbols, th);
   const la::SocketsResult sockets = la::analyseSockets(series.views(), session.symbols, th);
-  const std::string html = la::renderHtmlReport(t, c, sockets, session.symbols, a.render);
+  const std::string html = la::renderHtmlReport(r, c, sockets, session.symbols, a.render);
   if (auto written = la::writeFileReplacing(a.html, html); !written.ok()) {
     throw InputFailure{written.error().message};
   }
   auto toJson = [&] {
-    auto j = la::trendJson(t, session.symbols, a.render);
+    auto j = la::runsJson(r, session.symbols, a.render);
     j["command"] = "report";
     j["html"] = a.html;
     return j;
   };
-  return present(a, !t.suspects.empty(), toJson, [&](std::ostream& out) {
-    out << "wrote " << la::printable(a.html) << ": " << t.suspects.size() << " suspect(s) over "
-        << t.points.size() << " inputs\n";
+  return present(a, !r.suspects.empty(), toJson, [&](std::ostream& out) {
+    out << "wrote " << la::printable(a.html) << ": " << r.suspects.size() << " suspect(s) over "
+        << r.points.size() << " inputs";
+    if (!r.single() || r.runs.front().method != la::RunMethod::kTrend) {
+      out << "; " << la::printable(r.summary);
+    }
+    out << "\n";
   });
 }
 

@@ -299,6 +299,7 @@ class Builder {
     s_.process.pid = f.count("pid");
     s_.process.exe = f.str("exe");
     s_.process.build_id = f.str("build_id");
+    s_.process.start_time_unix = f.figure("start_time_unix");
     s_.process.rss_bytes = f.count("rss_bytes");
     s_.process.virtual_bytes = f.count("virtual_bytes");
     s_.process.open_fds = f.count("open_fds");

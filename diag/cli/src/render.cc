@@ -101,6 +101,17 @@ void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
 
 }  // namespace
 
+void renderSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
+                    const SymbolTable& symbols) {
+  printSuspects(out, suspects, symbols);
+}
+
+json suspectsJson(const std::vector<Suspect>& suspects, const SymbolTable& symbols) {
+  json j = json::array();
+  for (const Suspect& s : suspects) j.push_back(suspectJson(s, symbols));
+  return j;
+}
+
 // ---- show ---------------------------------------------------------------
 
 namespace {
@@ -445,11 +456,9 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
   trendNotLeaks(out, t, o);
 }
 
-json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {
-  json j;
-  j["command"] = "trend";
+json pointsJson(const std::vector<SeriesPoint>& points) {
   json inputs = json::array();
-  for (const auto& p : t.points) {
+  for (const auto& p : points) {
     inputs.push_back({{"path", p.path},
                       {"sequence", p.sequence},
                       {"taken_unix_ns", p.taken_unix_ns},
@@ -459,7 +468,13 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
                       {"heap_inuse_bytes", p.heap_inuse_bytes},
                       {"open_fds", p.open_fds}});
   }
-  j["inputs"] = inputs;
+  return inputs;
+}
+
+json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {
+  json j;
+  j["command"] = "trend";
+  j["inputs"] = pointsJson(t.points);
   j["span_seconds"] = t.span_seconds;
   j["notes"] = t.notes;
   if (t.rss_growth_bytes_per_hour) j["rss_growth_bytes_per_hour"] = *t.rss_growth_bytes_per_hour;

@@ -107,6 +107,7 @@ void writeHead(std::ostream& h) {
        "solid #dde}"
     << ".verdict{padding:10px 14px;border-radius:6px;font-weight:600;margin:12px 0}"
     << ".bad{background:#fde8e8;color:#8a1c1c}.good{background:#e6f6ea;color:#1b5e2a}"
+    << ".warn{background:#fff4d6;color:#6b4e00}"
     << ".suspect{border:1px solid #e3e6ee;border-radius:8px;padding:12px;margin:12px 0}"
     << ".suspect h3{margin:0 0 6px;font-size:15px}.why{color:#444;margin:4px 0}"
     << ".charts{display:flex;flex-wrap:wrap;gap:12px}"
@@ -120,15 +121,13 @@ void writeHead(std::ostream& h) {
     << "</style></head><body>\n";
 }
 
-// The inputs, the verdict and the trend's notes.
-void writeSummary(std::ostream& h, const TrendResult& t) {
-  h << "<h1>leakscope report</h1><div class=\"muted\">" << t.points.size() << " inputs over "
-    << esc(formatDuration(t.span_seconds)) << ": ";
-  for (std::size_t i = 0; i < t.points.size(); ++i) {
-    h << (i ? ", " : "") << "#" << i + 1 << " <code>" << esc(shortPath(t.points[i].path))
-      << "</code>";
-  }
-  h << "</div>\n";
+// The one run a series of one run has, when trend judged it: the page then
+// reads as it always did.
+const TrendResult* soleTrend(const RunsResult& r) {
+  return r.single() && r.runs.front().method == RunMethod::kTrend ? &r.runs.front().trend : nullptr;
+}
+
+void writeTrendVerdict(std::ostream& h, const TrendResult& t) {
   if (t.suspects.empty()) {
     h << "<div class=\"verdict good\" id=\"verdict\">No steady growth: no leak suspected.</div>\n";
   } else {
@@ -142,16 +141,58 @@ void writeSummary(std::ostream& h, const TrendResult& t) {
   for (const auto& n : t.notes) h << "<p class=\"muted\">Note: " << esc(n) << "</p>\n";
 }
 
-// Process memory across the series.
-void writeMemory(std::ostream& h, const TrendResult& t) {
+// A series of two inputs: what their comparison found, and why it is not a
+// trend's verdict. Never green: two points cannot clear a process.
+void writeShortVerdict(std::ostream& h, const RunVerdict& run) {
+  if (run.suspects.empty()) {
+    h << "<div class=\"verdict warn\" id=\"verdict\">Nothing grew between the two inputs; a "
+         "trend needs three to tell a leak from a spike.</div>\n";
+    return;
+  }
+  h << "<div class=\"verdict bad\" id=\"verdict\">" << run.suspects.size()
+    << " suspect(s) grew between the two inputs: ";
+  for (std::size_t i = 0; i < run.suspects.size() && i < 5; ++i) {
+    h << (i ? ", " : "") << esc(run.suspects[i].name);
+  }
+  h << ". A trend needs three inputs to tell a leak from a spike.</div>\n";
+}
+
+// The inputs and the verdict: the trend's, the comparison's for two inputs,
+// or what the runs say together.
+void writeSummary(std::ostream& h, const RunsResult& r) {
+  const double span =
+      static_cast<double>(r.points.back().taken_unix_ns - r.points.front().taken_unix_ns) / 1e9;
+  h << "<h1>leakscope report</h1><div class=\"muted\">" << r.points.size() << " inputs over "
+    << esc(formatDuration(span)) << ": ";
+  for (std::size_t i = 0; i < r.points.size(); ++i) {
+    h << (i ? ", " : "") << "#" << i + 1 << " <code>" << esc(shortPath(r.points[i].path))
+      << "</code>";
+  }
+  h << "</div>\n";
+  if (const TrendResult* t = soleTrend(r)) {
+    writeTrendVerdict(h, *t);
+  } else if (r.single()) {
+    writeShortVerdict(h, r.runs.front());
+  } else {
+    h << "<div class=\"verdict " << (r.suspects.empty() ? "good" : "bad") << "\" id=\"verdict\">"
+      << esc(r.summary) << "</div>\n";
+  }
+}
+
+// Process memory across the series (across restarts, a saw-tooth); the RSS
+// trend only for one run judged by trend.
+void writeMemory(std::ostream& h, const RunsResult& r) {
   std::vector<double> rss, heap;
-  for (const auto& p : t.points) {
+  for (const auto& p : r.points) {
     rss.push_back(static_cast<double>(p.rss_bytes));
     heap.push_back(p.heap_inuse_bytes);
   }
   h << "<h2>Process memory</h2><div class=\"charts\">";
-  if (t.points.back().rss_bytes > 0) h << chart("chart-rss", "RSS", rss, true, "#5b6b8c");
+  if (r.points.back().rss_bytes > 0) h << chart("chart-rss", "RSS", rss, true, "#5b6b8c");
   h << chart("chart-heap", "Heap in use (profile)", heap, true, "#8c6b5b") << "</div>";
+  const TrendResult* sole = soleTrend(r);
+  if (sole == nullptr) return;
+  const TrendResult& t = *sole;
   if (t.rss_growth_bytes_per_hour) {
     h << "<p>RSS trend " << esc(formatBytes(*t.rss_growth_bytes_per_hour)) << "/h";
     if (t.hours_to_limit)
@@ -171,25 +212,28 @@ void writeSurvivors(std::ostream& h, const TrendGroup& g) {
   h << "</table>";
 }
 
-// One suspect (the `idx`th): why, where, its charts and its survivors.
-void writeSuspect(std::ostream& h, const TrendGroup& g, std::size_t idx,
+// One suspect (the `idx`th): why (`reason`: the trend's, or the
+// comparison's for a short run), where, its charts and its survivors.
+void writeSuspect(std::ostream& h, const TrendGroup& g, const std::string& reason, std::size_t idx,
                   const SymbolTable& symbols) {
   h << "<div class=\"suspect\" data-group=\"" << groupName(g.group) << "\" data-name=\""
     << esc(g.name) << "\"><h3>[" << groupName(g.group) << "] " << esc(g.name) << "</h3>";
-  h << "<div class=\"why\">" << esc(g.reason) << "</div>";
+  h << "<div class=\"why\">" << esc(reason) << "</div>";
   if (g.stack)
     h << "<div class=\"why\"><code>" << esc(describeStack(symbols, *g.stack, 8)) << "</code></div>";
   if (g.hours_to_limit) {
     h << "<div class=\"why\">At this rate the memory limit is reached in about "
       << esc(formatDuration(*g.hours_to_limit * 3600)) << ".</div>";
   }
+  // A suspect without a series of its run (none is expected) gets no charts.
+  const bool charted = !g.counts.empty();
   h << "<div class=\"charts\">";
-  if (g.group != Group::kHeap) {
+  if (charted && g.group != Group::kHeap) {
     h << chart(slug(g, idx) + "-objects",
                g.group == Group::kSocket ? "open sockets" : "live objects", g.counts, false,
                "#c0392b");
   }
-  if (g.group != Group::kSocket) {
+  if (charted && g.group != Group::kSocket) {
     h << chart(slug(g, idx) + "-bytes", g.group == Group::kHeap ? "bytes in use" : "retained bytes",
                g.bytes, true, "#d35400");
   }
@@ -198,26 +242,64 @@ void writeSuspect(std::ostream& h, const TrendGroup& g, std::size_t idx,
   h << "</div>\n";
 }
 
-void writeSuspects(std::ostream& h, const TrendResult& t, const SymbolTable& symbols) {
-  h << "<h2>Suspects</h2>\n";
-  std::size_t idx = 0;
-  for (const TrendGroup& g : t.groups) {
-    if (g.verdict != Verdict::kSteady) continue;
-    writeSuspect(h, g, idx, symbols);
-    ++idx;
+// The run's series of a suspect the comparison found (for its charts); a
+// group without one when the run has no such series.
+TrendGroup seriesOf(const RunVerdict& run, const Suspect& s) {
+  for (const TrendGroup& g : run.trend.groups) {
+    if (g.group == s.group && (s.stack ? g.stack == s.stack : g.name == s.name)) return g;
   }
-  if (idx == 0) h << "<p>None.</p>\n";
+  TrendGroup none;
+  none.group = s.group;
+  none.name = s.name;
+  none.stack = s.stack;
+  return none;
 }
 
-// Transient, bounded and recent growth: listed, not charted.
-void writeNotPersisted(std::ostream& h, const TrendResult& t) {
+// A run's suspects; `idx` numbers the charts across runs.
+void writeRunSuspects(std::ostream& h, const RunVerdict& run, std::size_t& idx,
+                      const SymbolTable& symbols) {
+  const std::size_t before = idx;
+  if (run.method == RunMethod::kTrend) {
+    for (const TrendGroup& g : run.trend.groups) {
+      if (g.verdict != Verdict::kSteady) continue;
+      writeSuspect(h, g, g.reason, idx++, symbols);
+    }
+  } else {
+    for (const Suspect& s : run.suspects)
+      writeSuspect(h, seriesOf(run, s), s.reason, idx++, symbols);
+  }
+  if (idx == before) h << "<p>None.</p>\n";
+}
+
+void writeSuspects(std::ostream& h, const RunsResult& r, const SymbolTable& symbols) {
+  std::size_t idx = 0;
+  if (r.single()) {
+    h << "<h2>Suspects</h2>\n";
+    writeRunSuspects(h, r.runs.front(), idx, symbols);
+    return;
+  }
+  for (std::size_t i = 0; i < r.runs.size(); ++i) {
+    const RunVerdict& run = r.runs[i];
+    h << "<h2>Run " << i + 1 << " of " << r.runs.size() << ": pid " << run.id.pid << ", inputs #"
+      << run.first_input + 1 << "–#" << run.first_input + run.inputs << "</h2>\n<p class=\"why\">"
+      << esc(run.reason) << "</p>\n";
+    writeRunSuspects(h, run, idx, symbols);
+  }
+}
+
+// Transient, bounded and recent growth of the runs trend judged: listed, not
+// charted.
+void writeNotPersisted(std::ostream& h, const RunsResult& r) {
   bool any_other = false;
-  for (const TrendGroup& g : t.groups) {
-    if (g.verdict == Verdict::kSteady || g.verdict == Verdict::kFlat) continue;
-    if (!any_other) h << "<h2>Growth that did not persist</h2><ul>";
-    any_other = true;
-    h << "<li><b>" << verdictName(g.verdict) << "</b> [" << groupName(g.group) << "] "
-      << esc(g.name) << ": " << esc(g.reason) << "</li>";
+  for (const RunVerdict& run : r.runs) {
+    if (run.method != RunMethod::kTrend) continue;
+    for (const TrendGroup& g : run.trend.groups) {
+      if (g.verdict == Verdict::kSteady || g.verdict == Verdict::kFlat) continue;
+      if (!any_other) h << "<h2>Growth that did not persist</h2><ul>";
+      any_other = true;
+      h << "<li><b>" << verdictName(g.verdict) << "</b> [" << groupName(g.group) << "] "
+        << esc(g.name) << ": " << esc(g.reason) << "</li>";
+    }
   }
   if (any_other) h << "</ul>\n";
 }
@@ -279,14 +361,14 @@ void writeFoot(std::ostream& h) {
 
 }  // namespace
 
-std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const SocketsResult& s,
+std::string renderHtmlReport(const RunsResult& r, const Comparison& c, const SocketsResult& s,
                              const SymbolTable& symbols, const RenderOptions& o) {
   std::ostringstream h;
   writeHead(h);
-  writeSummary(h, t);
-  writeMemory(h, t);
-  writeSuspects(h, t, symbols);
-  writeNotPersisted(h, t);
+  writeSummary(h, r);
+  writeMemory(h, r);
+  writeSuspects(h, r, symbols);
+  writeNotPersisted(h, r);
   writeComparison(h, c, o);
   writeSockets(h, s, o);
   writeFoot(h);

@@ -120,6 +120,9 @@ struct ProcessInfo {
   std::int64_t pid = 0;
   std::string exe;
   std::string build_id;
+  // Seconds since the epoch (0: not recorded). With the pid it tells one run
+  // of the process from the next: pids are reused, start times are not.
+  double start_time_unix = 0;
   std::int64_t rss_bytes = 0;
   std::int64_t virtual_bytes = 0;
   std::int64_t open_fds = 0;
