@@ -102,6 +102,11 @@ whether it accelerates, the time to the memory limit (with --memory-limit),
 and for tracked kinds the survivors: object ids alive in every snapshot,
 with age, label and socket.
 
+Snapshots of several runs of the process (a restart: another pid or start
+time) are judged run by run: a leak in any run is a suspect, a run of two
+inputs gets their comparison's suspects, and a last line says what the
+restarts mean (near the memory limit each time: OOM kills).
+
 Options:
   --memory-limit SIZE  project when the process reaches SIZE (e.g. 2GiB)
   --min-objects N      total growth in objects/sockets that counts (default 1)
@@ -130,7 +135,8 @@ Writes one self-contained HTML page (no network, no CDN): the verdict, a
 chart of each suspect's growth across the series, the process' memory, the
 comparison of the first and last input, and the socket view. Takes trend's
 options (--memory-limit, --min-objects, --min-bytes, --survivors). Exit
-status as for trend.
+status as for trend. With two inputs (of a run) the verdict is their
+comparison's, as diff gives it: a trend needs three.
 
 Example:
   leakscope report --html leak.html snapshots/*.lsnap
