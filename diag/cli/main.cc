@@ -17,6 +17,7 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
+#include "leakscope/analysis/runs.h"
 #include "leakscope/core/cli11.h"
 #include "output_file.h"
 #include "render.h"
@@ -109,6 +110,11 @@ whether it accelerates, the time to the memory limit (with --memory-limit),
 and for tracked kinds the survivors: object ids alive in every snapshot,
 with age, label and socket.
 
+Snapshots of several runs of the process (a restart: another pid or start
+time) are judged run by run: a leak in any run is a suspect, a run of two
+inputs gets their comparison's suspects, and a last line says what the
+restarts mean (near the memory limit each time: OOM kills).
+
 Options:
   --memory-limit SIZE  project when the process reaches SIZE (e.g. 2GiB)
   --min-objects N      total growth in objects/sockets that counts (default 1)
@@ -138,7 +144,8 @@ Writes one self-contained HTML page (no network, no CDN): the verdict, a
 chart of each suspect's growth across the series, the process' memory, the
 comparison of the first and last input, and the socket view. Takes trend's
 options (--memory-limit, --min-objects, --min-bytes, --survivors). Exit
-status as for trend.
+status as for trend. With two inputs (of a run) the verdict is their
+comparison's, as diff gives it: a trend needs three.
 
 Example:
   leakscope report --html leak.html snapshots/*.lsnap
@@ -525,15 +532,16 @@ int runDiff(Session& session) {
 }
 
 // One input in memory at a time: the builder keeps each group's series, not
-// the snapshots.
+// the snapshots. Each run of the process (pid + start time) is judged on its
+// own; a leak in any run is a suspect.
 int runTrend(Session& session) {
   const Args& a = session.a;
-  la::TrendBuilder builder(session.symbols, a.trend);
+  la::RunsBuilder builder(session.symbols, a.trend);
   session.loadSeries([&](la::Snapshot&& s, std::size_t, std::size_t) { builder.add(s); });
-  const la::TrendResult t = builder.finish();
+  const la::RunsResult r = builder.finish();
   return present(
-      a, !t.suspects.empty(), [&] { return la::trendJson(t, session.symbols, a.render); },
-      [&](std::ostream& out) { la::renderTrend(out, t, session.symbols, a.render); });
+      a, !r.suspects.empty(), [&] { return la::runsJson(r, session.symbols, a.render); },
+      [&](std::ostream& out) { la::renderRuns(out, r, session.symbols, a.render); });
 }
 
 // The last input whole, the others only their sockets (SocketSeries).
@@ -549,11 +557,12 @@ int runSockets(Session& session) {
       [&](std::ostream& out) { la::renderSockets(out, r, a.render); });
 }
 
-// The trend of the series, and from the same single read the comparison of
-// its first and last input and its socket view; written as one HTML page.
+// The verdict of each run of the series (a trend, or for two inputs their
+// comparison), and from the same single read the comparison of its first and
+// last input and its socket view; written as one HTML page.
 int runReport(Session& session) {
   const Args& a = session.a;
-  la::TrendBuilder builder(session.symbols, a.trend);
+  la::RunsBuilder builder(session.symbols, a.trend);
   la::Snapshot first;
   SocketSeries series;
   session.loadSeries([&](la::Snapshot&& s, std::size_t i, std::size_t n) {
@@ -561,23 +570,27 @@ int runReport(Session& session) {
     if (i == 0) first = s;
     series.add(std::move(s), i, n);
   });
-  const la::TrendResult t = builder.finish();
+  const la::RunsResult r = builder.finish();
   const auto& th = a.trend.thresholds;
   const la::Comparison c = la::compare(first, series.last, session.symbols, th);
   const la::SocketsResult sockets = la::analyseSockets(series.views(), session.symbols, th);
-  const std::string html = la::renderHtmlReport(t, c, sockets, session.symbols, a.render);
+  const std::string html = la::renderHtmlReport(r, c, sockets, session.symbols, a.render);
   if (auto written = la::writeFileReplacing(a.html, html); !written.ok()) {
     throw InputFailure{written.error().message};
   }
   auto toJson = [&] {
-    auto j = la::trendJson(t, session.symbols, a.render);
+    auto j = la::runsJson(r, session.symbols, a.render);
     j["command"] = "report";
     j["html"] = a.html;
     return j;
   };
-  return present(a, !t.suspects.empty(), toJson, [&](std::ostream& out) {
-    out << "wrote " << la::printable(a.html) << ": " << t.suspects.size() << " suspect(s) over "
-        << t.points.size() << " inputs\n";
+  return present(a, !r.suspects.empty(), toJson, [&](std::ostream& out) {
+    out << "wrote " << la::printable(a.html) << ": " << r.suspects.size() << " suspect(s) over "
+        << r.points.size() << " inputs";
+    if (!r.single() || r.runs.front().method != la::RunMethod::kTrend) {
+      out << "; " << la::printable(r.summary);
+    }
+    out << "\n";
   });
 }
 

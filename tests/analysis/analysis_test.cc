@@ -11,6 +11,7 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
+#include "leakscope/analysis/runs.h"
 #include "render.h"
 
 namespace la = leakscope::analysis;
@@ -248,6 +249,125 @@ TEST(Trend, SocketGroupsGrowWithTheirConnections) {
   const auto& g = group(r, la::Group::kSocket);
   EXPECT_EQ(g.name, "apns ESTABLISHED");
   EXPECT_EQ(g.verdict, la::Verdict::kSteady);
+}
+
+// ---- runs -------------------------------------------------------------------
+
+// Snapshot `index` of a process (pid, start time) holding `live` leaked
+// objects (ids 1..live) and `rss` bytes resident.
+la::Snapshot runSnap(la::SymbolTable& sy, int index, std::uint64_t live, std::int64_t pid,
+                     double start, std::int64_t rss) {
+  std::vector<std::uint64_t> ids;
+  for (std::uint64_t id = 1; id <= live; ++id) ids.push_back(id);
+  la::Snapshot s = snap(sy, index, ids, 0, 0, pid);
+  s.process.start_time_unix = start;
+  s.process.rss_bytes = rss;
+  return s;
+}
+
+la::RunsResult runsOf(la::SymbolTable& sy, const std::vector<la::Snapshot>& snaps,
+                      la::TrendOptions o = {}) {
+  la::RunsBuilder b(sy, o);
+  for (const auto& s : snaps) b.add(s);
+  return b.finish();
+}
+
+// Three runs of a leaking process, each killed near a 100 MiB limit: as one
+// series the drops at the restarts hide the leak; run by run it is steady.
+TEST(Runs, EachRunOfARestartedProcessIsJudgedOnItsOwn) {
+  la::SymbolTable sy;
+  std::vector<la::Snapshot> s;
+  int index = 0;
+  for (std::int64_t run = 0; run < 3; ++run) {
+    for (std::uint64_t k = 1; k <= 3; ++k) {
+      s.push_back(runSnap(sy, ++index, 10 * k, 100 + run, 1000.0 + 100.0 * static_cast<double>(run),
+                          static_cast<std::int64_t>(32 * k) << 20));
+    }
+  }
+  // The whole series (how trend judged it before): not steady.
+  EXPECT_NE(group(trendOf(sy, s), la::Group::kTracked).verdict, la::Verdict::kSteady);
+
+  la::TrendOptions o;
+  o.memory_limit_bytes = 100.0 * (1 << 20);
+  const la::RunsResult r = runsOf(sy, s, o);
+  ASSERT_EQ(r.runs.size(), 3u);
+  EXPECT_EQ(r.points.size(), 9u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const la::RunVerdict& run = r.runs[i];
+    EXPECT_EQ(run.id.pid, static_cast<std::int64_t>(100 + i));
+    EXPECT_EQ(run.first_input, 3 * i);
+    EXPECT_EQ(run.inputs, 3u);
+    EXPECT_EQ(run.method, la::RunMethod::kTrend);
+    EXPECT_EQ(group(run.trend, la::Group::kTracked).verdict, la::Verdict::kSteady);
+    ASSERT_FALSE(run.suspects.empty());
+    EXPECT_EQ(run.suspects.front().name, "apns.connection");
+    ASSERT_TRUE(run.last_rss_of_limit.has_value());
+    EXPECT_DOUBLE_EQ(*run.last_rss_of_limit, 0.96);
+  }
+  EXPECT_EQ(r.suspects.size(), 3u);
+  EXPECT_EQ(r.summary,
+            "3 runs; each grew apns.connection steadily; each restart came near the memory limit "
+            "(last RSS 96 % of limit) — consistent with repeated OOM kills");
+}
+
+TEST(Runs, ThePidAloneDoesNotMakeARunAStartTimeDoes) {
+  la::SymbolTable sy;
+  // pid 7 reused by the next process; one snapshot without a start time
+  // (older writers) stays with the run it follows.
+  std::vector<la::Snapshot> s = {runSnap(sy, 1, 1, 7, 1000.25, 1), runSnap(sy, 2, 2, 7, 1000.25, 1),
+                                 runSnap(sy, 3, 3, 7, 0, 1),       runSnap(sy, 4, 1, 7, 5000.5, 1),
+                                 runSnap(sy, 5, 2, 7, 5000.5, 1),  runSnap(sy, 6, 3, 7, 5000.5, 1)};
+  const la::RunsResult r = runsOf(sy, s);
+  ASSERT_EQ(r.runs.size(), 2u);
+  EXPECT_EQ(r.runs[0].inputs, 3u);
+  EXPECT_DOUBLE_EQ(r.runs[1].id.start_time_unix, 5000.5);
+  EXPECT_EQ(r.runs[1].first_input, 3u);
+}
+
+// Runs too short for a trend are compared first to last (as diff would),
+// never passed over in silence; without a limit the summary says so.
+TEST(Runs, ShortRunsGetTheComparisonsSuspects) {
+  la::SymbolTable sy;
+  std::vector<la::Snapshot> s = {
+      runSnap(sy, 1, 5, 100, 10, 40 << 20), runSnap(sy, 2, 9, 100, 10, 50 << 20),
+      runSnap(sy, 3, 5, 200, 20, 40 << 20), runSnap(sy, 4, 9, 200, 20, 50 << 20),
+      runSnap(sy, 5, 5, 300, 30, 40 << 20)};
+  const la::RunsResult r = runsOf(sy, s);
+  ASSERT_EQ(r.runs.size(), 3u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(r.runs[i].method, la::RunMethod::kDiff);
+    ASSERT_TRUE(r.runs[i].comparison.has_value());
+    ASSERT_FALSE(r.runs[i].suspects.empty());
+    EXPECT_EQ(r.runs[i].suspects.front().name, "apns.connection");
+    EXPECT_NE(r.runs[i].reason.find("a trend needs three"), std::string::npos) << r.runs[i].reason;
+  }
+  EXPECT_EQ(r.runs[2].method, la::RunMethod::kSingle);
+  EXPECT_TRUE(r.runs[2].suspects.empty());
+  EXPECT_EQ(r.suspects.size(), 2u);
+  EXPECT_EQ(r.summary.rfind("3 runs; 2 of 3 runs grew (run 1: apns.connection; run 2: "
+                            "apns.connection); last RSS before each restart 50.0 MiB, 50.0 MiB; "
+                            "no memory limit known",
+                            0),
+            0u)
+      << r.summary;
+}
+
+// One run: the runs' view is the trend's, suspects and all.
+TEST(Runs, ASeriesOfOneRunIsItsTrend) {
+  la::SymbolTable sy;
+  std::vector<la::Snapshot> s = {snap(sy, 1, {1, 2}), snap(sy, 2, {1, 2, 3}),
+                                 snap(sy, 3, {1, 2, 3, 4}), snap(sy, 4, {1, 2, 3, 4, 5})};
+  const la::TrendResult t = trendOf(sy, s);
+  const la::RunsResult r = runsOf(sy, s);
+  ASSERT_TRUE(r.single());
+  EXPECT_EQ(r.runs[0].method, la::RunMethod::kTrend);
+  ASSERT_EQ(r.suspects.size(), t.suspects.size());
+  EXPECT_EQ(r.suspects.front().name, t.suspects.front().name);
+  std::ostringstream a, b;
+  la::renderTrend(a, t, sy, {});
+  la::renderRuns(b, r, sy, {});
+  EXPECT_EQ(a.str(), b.str());
+  EXPECT_EQ(la::runsJson(r, sy, {})["runs"].size(), 1u);
 }
 
 TEST(Compare, NewAndDeletedComeFromObjectIds) {
@@ -834,7 +954,7 @@ TEST(Render, HtmlReportEscapesControlCharactersAndMarkup) {
   g.bytes = {0, 0};
   t.groups.push_back(g);
   t.suspects.push_back({la::Group::kTracked, g.name, "r", 1, 0, std::nullopt});
-  const std::string html = la::renderHtmlReport(t, {}, {}, sy, {});
+  const std::string html = la::renderHtmlReport(la::singleRun(t), {}, {}, sy, {});
   EXPECT_EQ(html.find('\x1b'), std::string::npos);
   EXPECT_EQ(html.find('\x07'), std::string::npos);
   EXPECT_EQ(html.find('\xff'), std::string::npos);
@@ -864,7 +984,7 @@ std::vector<la::Snapshot> noonSeries(la::SymbolTable& sy) {
 }
 
 std::string reportOf(const la::TrendResult& t) {
-  return la::renderHtmlReport(t, {}, {}, la::SymbolTable{}, {});
+  return la::renderHtmlReport(la::singleRun(t), {}, {}, la::SymbolTable{}, {});
 }
 
 // The text of every element matching `re`'s one group, in order.

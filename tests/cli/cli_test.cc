@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -613,6 +614,70 @@ TEST(Usage, EveryCommandHasHelpWithAnExample) {
             std::string::npos);
 }
 
+// ---- a series across restarts ----------------------------------------------
+
+const std::string kExample = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope-example";
+
+std::vector<std::string> snapshotFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".lsnap") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// One run of the leaking example writing `count` snapshots into `dir` (kill
+// -USR2 a few rounds apart), then killed as the OOM killer would.
+void leakingRun(const std::string& dir, std::size_t count) {
+  Child ex({kExample, "--snapshot-dir", dir, "--leak-every", "2", "--interval-ms", "20"});
+  ASSERT_TRUE(ex.waitForLine("leakscope-example ").has_value()) << ex.err();
+  const std::size_t before = snapshotFiles(dir).size();
+  for (std::size_t n = 1; n <= count; ++n) {
+    ::usleep(300 * 1000);
+    ::kill(ex.pid(), SIGUSR2);
+    for (int i = 0; i < 500 && snapshotFiles(dir).size() < before + n; ++i) ::usleep(10 * 1000);
+    ASSERT_EQ(snapshotFiles(dir).size(), before + n) << ex.err();
+  }
+  ::kill(ex.pid(), SIGKILL);
+}
+
+// The directory an OOM-killed daemon under Restart=on-failure leaves: as one
+// series, each run's leak looked freed at the next restart (exit 0, "No
+// steady growth"); run by run it is steady in both.
+TEST(Restarts, TheExampleKilledAndRestartedLeaksInEachRun) {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/snaps";
+  leakingRun(dir, 3);
+  leakingRun(dir, 3);
+  std::vector<std::string> files = snapshotFiles(dir);
+  ASSERT_EQ(files.size(), 6u);
+  files.insert(files.begin(), {"trend", "--json"});
+  const CliRun r = leakscope(files);
+  ASSERT_EQ(r.status, 1) << r.out << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j["runs"].size(), 2u) << r.out;
+  EXPECT_NE(j["runs"][0]["pid"], j["runs"][1]["pid"]);
+  for (const auto& run : j["runs"]) {
+    EXPECT_EQ(run["method"], "trend");
+    EXPECT_EQ(run["verdict"], "suspect") << run;
+    EXPECT_EQ(run["inputs"], 3);
+    bool connection = false;
+    for (const auto& s : run["suspects"]) connection |= s["name"] == "example.connection";
+    EXPECT_TRUE(connection) << run;
+  }
+  EXPECT_EQ(j["summary"].get<std::string>().rfind("2 runs; each grew ", 0), 0u) << j["summary"];
+  EXPECT_NE(j["summary"].get<std::string>().find("example.connection"), std::string::npos);
+
+  files.erase(files.begin() + 1);  // the text view names the runs
+  const CliRun text = leakscope(files);
+  EXPECT_EQ(text.status, 1);
+  EXPECT_NE(text.out.find("== Run 1 of 2: pid "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("== Run 2 of 2: pid "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("Verdict: 2 runs; each grew "), std::string::npos) << text.out;
+}
+
 // ---- HTML report -------------------------------------------------------------
 
 std::string chromium() {
@@ -739,6 +804,38 @@ TEST(ReportHtml, NamesTheProcessTheTimesTheMemoryLimitAndWhatATableLeftOut) {
   struct stat st {};
   ASSERT_EQ(::stat(html.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u) << "a report names peers and code paths";
+}
+
+// Two inputs cannot make a trend, but they are not an all-clear either: the
+// report shows what their comparison found, as diff does (it used to show a
+// green "no leak" banner while diff exited 1).
+TEST(ReportHtml, TwoInputsShowTheComparisonsSuspectsAndSayATrendNeedsThree) {
+  TempDir dir;
+  const std::string html = dir.path() + "/report.html";
+  auto args = series("leak", {1, 4});
+  args.insert(args.begin(), {"report", "--html", html});
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.out << r.err;
+  const std::string page = readFile(html);
+  EXPECT_EQ(page.find("verdict good"), std::string::npos);
+  EXPECT_NE(page.find("<div class=\"verdict bad\" id=\"verdict\">5 suspect(s) grew between the "
+                      "two inputs"),
+            std::string::npos)
+      << page.substr(0, 3000);
+  EXPECT_NE(page.find("A trend needs three inputs"), std::string::npos);
+  for (const char* name : {"example.connection", "example.session", "example-server ESTABLISHED",
+                           "example::allocateReceiveBuffer(unsigned long)"}) {
+    EXPECT_NE(page.find("data-name=\"" + std::string(name) + "\""), std::string::npos) << name;
+  }
+
+  // Nothing grew: still not green, a trend needs three.
+  auto clean = series("clean", {1, 4});
+  clean.insert(clean.begin(), {"report", "--html", html});
+  const CliRun c = leakscope(clean);
+  EXPECT_EQ(c.status, 0) << c.out << c.err;
+  EXPECT_NE(readFile(html).find("<div class=\"verdict warn\" id=\"verdict\">Nothing grew "
+                                "between the two inputs; a trend needs three"),
+            std::string::npos);
 }
 
 // The report used to be written to the predictable OUT.html.tmp, opened

@@ -7,6 +7,7 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
+#include "leakscope/analysis/runs.h"
 #include "render.h"
 
 namespace la = leakscope::analysis;
@@ -20,11 +21,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   la::TrendBuilder b(symbols, {});
   for (int i = 0; i < 3; ++i) b.add(*s);
   const la::TrendResult t = b.finish();
+  // A restart: three inputs of this process (a trend), two of another (a
+  // comparison), then what the runs say together.
+  la::Snapshot other = *s;
+  other.process.pid = s->process.pid == 1 ? 2 : 1;
+  la::RunsBuilder rb(symbols, {});
+  for (const la::Snapshot* x : {&*s, &*s, &*s, &other, &other}) rb.add(*x);
+  const la::RunsResult r = rb.finish();
   const la::SocketsResult k = la::analyseSockets({&*s, &*s}, symbols, {});
   std::ostringstream out;
   la::renderShow(out, *s, k, symbols, {});
   la::renderTrend(out, t, symbols, {});
+  la::renderRuns(out, r, symbols, {});
   out << la::compareJson(c, symbols, {}).dump() << la::trendJson(t, symbols, {}).dump()
-      << la::renderHtmlReport(t, c, k, symbols, {});
+      << la::runsJson(r, symbols, {}).dump()
+      << la::renderHtmlReport(la::singleRun(t), c, k, symbols, {})
+      << la::renderHtmlReport(r, c, k, symbols, {});
   return 0;
 }

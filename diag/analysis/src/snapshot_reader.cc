@@ -300,6 +300,7 @@ class Builder {
     s_.process.exe = f.str("exe");
     s_.process.host = f.str("host");
     s_.process.build_id = f.str("build_id");
+    s_.process.start_time_unix = f.figure("start_time_unix");
     s_.process.rss_bytes = f.count("rss_bytes");
     s_.process.virtual_bytes = f.count("virtual_bytes");
     s_.process.open_fds = f.count("open_fds");

@@ -112,6 +112,17 @@ void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
 
 }  // namespace
 
+void renderSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
+                    const SymbolTable& symbols) {
+  printSuspects(out, suspects, symbols);
+}
+
+json suspectsJson(const std::vector<Suspect>& suspects, const SymbolTable& symbols) {
+  json j = json::array();
+  for (const Suspect& s : suspects) j.push_back(suspectJson(s, symbols));
+  return j;
+}
+
 // ---- show ---------------------------------------------------------------
 
 namespace {
@@ -503,7 +514,7 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
   trendNotLeaks(out, t, o);
 }
 
-static json trendInputsJson(const std::vector<SeriesPoint>& points) {
+json pointsJson(const std::vector<SeriesPoint>& points) {
   json inputs = json::array();
   for (const auto& p : points) {
     inputs.push_back({{"path", p.path},
@@ -528,7 +539,7 @@ static json samplingJson(const SamplingCheck& c) {
 json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {
   json j;
   j["command"] = "trend";
-  j["inputs"] = trendInputsJson(t.points);
+  j["inputs"] = pointsJson(t.points);
   j["span_seconds"] = t.span_seconds;
   j["notes"] = t.notes;
   if (t.rss_growth_bytes_per_hour) j["rss_growth_bytes_per_hour"] = *t.rss_growth_bytes_per_hour;

@@ -10,6 +10,7 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/model.h"
+#include "leakscope/analysis/runs.h"
 #include "leakscope/analysis/text.h"
 #include "leakscope/analysis/units.h"
 
@@ -36,12 +37,28 @@ void renderTrend(std::ostream& out, const TrendResult& t, const SymbolTable& sym
                  const RenderOptions& o);
 nlohmann::json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o);
 
+// A series across restarts: each run's verdict and what the runs say together.
+// A series of one run reads exactly as renderTrend of that run.
+void renderRuns(std::ostream& out, const RunsResult& r, const SymbolTable& symbols,
+                const RenderOptions& o);
+nlohmann::json runsJson(const RunsResult& r, const SymbolTable& symbols, const RenderOptions& o);
+
+// "Leak suspects (N):" and one entry per suspect (as diff shows them), or
+// "No leak suspected.". Names and reasons are escaped here.
+void renderSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
+                    const SymbolTable& symbols);
+// Suspects as diff's JSON lists them.
+nlohmann::json suspectsJson(const std::vector<Suspect>& suspects, const SymbolTable& symbols);
+// The trend JSON's `inputs[]`.
+nlohmann::json pointsJson(const std::vector<SeriesPoint>& points);
+
 void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOptions& o);
 nlohmann::json socketsJson(const SocketsResult& s, const RenderOptions& o);
 
-// One HTML page, no external resources: the trend's suspects with charts of
-// their growth, the comparison of the first and last input, the socket view.
-std::string renderHtmlReport(const TrendResult& trend, const Comparison& comparison,
+// One HTML page, no external resources: the verdict of each run (the trend's
+// suspects, or for a run of two inputs the comparison's) with charts of their
+// growth, the comparison of the first and last input, the socket view.
+std::string renderHtmlReport(const RunsResult& runs, const Comparison& comparison,
                              const SocketsResult& sockets, const SymbolTable& symbols,
                              const RenderOptions& o);
 

@@ -290,6 +290,7 @@ void writeHead(std::ostream& h) {
     << ".verdict{padding:10px 14px;border-radius:6px;font-weight:600;margin:12px 0}"
     << ".bad{background:#fde8e8;color:#8a1c1c}.good{background:#e6f6ea;color:#1b5e2a}"
     << ".unsure{background:#fdf3e1;color:#7a4b00}"
+    << ".warn{background:#fff4d6;color:#6b4e00}"
     << ".suspect{border:1px solid #e3e6ee;border-radius:8px;padding:12px;margin:12px 0}"
     << ".suspect h3{margin:0 0 6px;font-size:15px}.why{color:#444;margin:4px 0}"
     << ".charts{display:flex;flex-wrap:wrap;gap:12px}"
@@ -303,15 +304,13 @@ void writeHead(std::ostream& h) {
     << "</style></head><body>\n";
 }
 
-// The inputs, the verdict and the trend's notes.
-void writeSummary(std::ostream& h, const TrendResult& t) {
-  h << "<h1>leakscope report</h1><div class=\"muted\">" << t.points.size() << " inputs over "
-    << esc(formatDuration(t.span_seconds)) << ": ";
-  for (std::size_t i = 0; i < t.points.size(); ++i) {
-    h << (i ? ", " : "") << "#" << i + 1 << " <code>" << esc(shortPath(t.points[i].path))
-      << "</code>";
-  }
-  h << "</div>\n";
+// The one run a series of one run has, when trend judged it: the page then
+// reads as it always did.
+const TrendResult* soleTrend(const RunsResult& r) {
+  return r.single() && r.runs.front().method == RunMethod::kTrend ? &r.runs.front().trend : nullptr;
+}
+
+void writeTrendVerdict(std::ostream& h, const TrendResult& t) {
   const auto uncertain = std::count_if(t.groups.begin(), t.groups.end(), [](const TrendGroup& g) {
     return g.verdict == Verdict::kUncertain;
   });
@@ -334,7 +333,7 @@ void writeSummary(std::ostream& h, const TrendResult& t) {
 
 // Which process the snapshots come from: one row per run of consecutive
 // snapshots of the same process (a restart starts a new row).
-void writeProcess(std::ostream& h, const TrendResult& t) {
+void writeProcess(std::ostream& h, const std::vector<SeriesPoint>& points) {
   auto same = [](const SeriesPoint& a, const SeriesPoint& b) {
     return a.pid == b.pid && a.exe == b.exe && a.host == b.host && a.build_id == b.build_id;
   };
@@ -344,14 +343,14 @@ void writeProcess(std::ostream& h, const TrendResult& t) {
   };
   h << "<h2>Process</h2><table id=\"process\"><tr><th>pid</th><th>executable</th><th>host</th>"
     << "<th>build id</th><th>snapshots</th><th>first (UTC)</th><th>last (UTC)</th></tr>";
-  for (std::size_t i = 0; i < t.points.size();) {
+  for (std::size_t i = 0; i < points.size();) {
     std::size_t end = i + 1;
-    while (end < t.points.size() && same(t.points[end], t.points[i])) ++end;
-    const SeriesPoint& p = t.points[i];
+    while (end < points.size() && same(points[end], points[i])) ++end;
+    const SeriesPoint& p = points[i];
     h << "<tr><td class=\"n\">" << (p.pid > 0 ? std::to_string(p.pid) : "-") << "</td><td>"
       << known(p.exe, "not recorded") << "</td><td>" << known(p.host, "not recorded") << "</td><td>"
       << known(p.build_id, "none") << "</td><td class=\"n\">" << end - i << "</td><td class=\"t\">"
-      << esc(p.utc) << "</td><td class=\"t\">" << esc(t.points[end - 1].utc) << "</td></tr>";
+      << esc(p.utc) << "</td><td class=\"t\">" << esc(points[end - 1].utc) << "</td></tr>";
     i = end;
   }
   h << "</table><p class=\"muted\">Times are UTC, on the charts too.</p>\n";
@@ -386,16 +385,58 @@ void writeMemoryLimit(std::ostream& h, const TrendResult& t) {
   h << ".</p>";
 }
 
-// Process memory across the series.
-void writeMemory(std::ostream& h, const TrendResult& t, const TimeAxis& x) {
+// A series of two inputs: what their comparison found, and why it is not a
+// trend's verdict. Never green: two points cannot clear a process.
+void writeShortVerdict(std::ostream& h, const RunVerdict& run) {
+  if (run.suspects.empty()) {
+    h << "<div class=\"verdict warn\" id=\"verdict\">Nothing grew between the two inputs; a "
+         "trend needs three to tell a leak from a spike.</div>\n";
+    return;
+  }
+  h << "<div class=\"verdict bad\" id=\"verdict\">" << run.suspects.size()
+    << " suspect(s) grew between the two inputs: ";
+  for (std::size_t i = 0; i < run.suspects.size() && i < 5; ++i) {
+    h << (i ? ", " : "") << esc(run.suspects[i].name);
+  }
+  h << ". A trend needs three inputs to tell a leak from a spike.</div>\n";
+}
+
+// The inputs and the verdict: the trend's, the comparison's for two inputs,
+// or what the runs say together.
+void writeSummary(std::ostream& h, const RunsResult& r) {
+  const double span =
+      static_cast<double>(r.points.back().taken_unix_ns - r.points.front().taken_unix_ns) / 1e9;
+  h << "<h1>leakscope report</h1><div class=\"muted\">" << r.points.size() << " inputs over "
+    << esc(formatDuration(span)) << ": ";
+  for (std::size_t i = 0; i < r.points.size(); ++i) {
+    h << (i ? ", " : "") << "#" << i + 1 << " <code>" << esc(shortPath(r.points[i].path))
+      << "</code>";
+  }
+  h << "</div>\n";
+  if (const TrendResult* t = soleTrend(r)) {
+    writeTrendVerdict(h, *t);
+  } else if (r.single()) {
+    writeShortVerdict(h, r.runs.front());
+  } else {
+    h << "<div class=\"verdict " << (r.suspects.empty() ? "good" : "bad") << "\" id=\"verdict\">"
+      << esc(r.summary) << "</div>\n";
+  }
+}
+
+// Process memory across the series (across restarts, a saw-tooth); the RSS
+// trend and the memory limit's projection only for one run judged by trend.
+void writeMemory(std::ostream& h, const RunsResult& r, const TimeAxis& x) {
   std::vector<double> rss, heap;
-  for (const auto& p : t.points) {
+  for (const auto& p : r.points) {
     rss.push_back(static_cast<double>(p.rss_bytes));
     heap.push_back(p.heap_inuse_bytes);
   }
   h << "<h2>Process memory</h2><div class=\"charts\">";
-  if (t.points.back().rss_bytes > 0) h << Chart(x, rss, true).svg("chart-rss", "RSS", "#5b6b8c");
+  if (r.points.back().rss_bytes > 0) h << Chart(x, rss, true).svg("chart-rss", "RSS", "#5b6b8c");
   h << Chart(x, heap, true).svg("chart-heap", "Heap in use (profile)", "#8c6b5b") << "</div>";
+  const TrendResult* sole = soleTrend(r);
+  if (sole == nullptr) return;
+  const TrendResult& t = *sole;
   if (t.rss_growth_bytes_per_hour) {
     h << "<p>RSS trend " << esc(formatBytes(*t.rss_growth_bytes_per_hour)) << "/h.</p>";
   }
@@ -416,25 +457,29 @@ void writeSurvivors(std::ostream& h, const TrendGroup& g) {
   h << "</table>";
 }
 
-// One suspect (the `idx`th): why, where, its charts and its survivors.
-void writeSuspect(std::ostream& h, const TrendGroup& g, std::size_t idx, const SymbolTable& symbols,
-                  const TimeAxis& x) {
+// One suspect (the `idx`th): why (`reason`: the trend's, or the
+// comparison's for a short run), where, its charts on its run's time axis
+// `x`, and its survivors.
+void writeSuspect(std::ostream& h, const TrendGroup& g, const std::string& reason, std::size_t idx,
+                  const SymbolTable& symbols, const TimeAxis& x) {
   h << "<div class=\"suspect\" data-group=\"" << groupName(g.group) << "\" data-name=\""
     << esc(g.name) << "\"><h3>[" << groupName(g.group) << "] " << esc(g.name) << "</h3>";
-  h << "<div class=\"why\">" << esc(g.reason) << "</div>";
+  h << "<div class=\"why\">" << esc(reason) << "</div>";
   if (g.stack)
     h << "<div class=\"why\"><code>" << esc(describeStack(symbols, *g.stack, 8)) << "</code></div>";
   if (g.hours_to_limit) {
     h << "<div class=\"why\">At this rate the memory limit is reached in about "
       << esc(formatDuration(*g.hours_to_limit * 3600)) << ".</div>";
   }
+  // A suspect without a series of its run (none is expected) gets no charts.
+  const bool charted = !g.counts.empty();
   h << "<div class=\"charts\">";
-  if (g.group != Group::kHeap) {
+  if (charted && g.group != Group::kHeap) {
     h << Chart(x, g.counts, false)
              .svg(slug(g, idx) + "-objects",
                   g.group == Group::kSocket ? "open sockets" : "live objects", "#c0392b");
   }
-  if (g.group != Group::kSocket) {
+  if (charted && g.group != Group::kSocket) {
     h << Chart(x, g.bytes, true)
              .svg(slug(g, idx) + "-bytes",
                   g.group == Group::kHeap ? "bytes in use" : "retained bytes", "#d35400");
@@ -444,43 +489,84 @@ void writeSuspect(std::ostream& h, const TrendGroup& g, std::size_t idx, const S
   h << "</div>\n";
 }
 
-void writeSuspects(std::ostream& h, const TrendResult& t, const SymbolTable& symbols,
-                   const TimeAxis& x) {
-  h << "<h2>Suspects</h2>\n";
-  std::size_t idx = 0;
-  for (const TrendGroup& g : t.groups) {
-    if (g.verdict != Verdict::kSteady) continue;
-    writeSuspect(h, g, idx, symbols, x);
-    ++idx;
+// The run's series of a suspect the comparison found (for its charts); a
+// group without one when the run has no such series.
+TrendGroup seriesOf(const RunVerdict& run, const Suspect& s) {
+  for (const TrendGroup& g : run.trend.groups) {
+    if (g.group == s.group && (s.stack ? g.stack == s.stack : g.name == s.name)) return g;
   }
-  if (idx == 0) h << "<p>None.</p>\n";
+  TrendGroup none;
+  none.group = s.group;
+  none.name = s.name;
+  none.stack = s.stack;
+  return none;
+}
+
+// A run's suspects; `idx` numbers the charts across runs.
+void writeRunSuspects(std::ostream& h, const RunVerdict& run, std::size_t& idx,
+                      const SymbolTable& symbols) {
+  const std::size_t before = idx;
+  const TimeAxis x = timeAxis(run.trend.points);
+  if (run.method == RunMethod::kTrend) {
+    for (const TrendGroup& g : run.trend.groups) {
+      if (g.verdict != Verdict::kSteady) continue;
+      writeSuspect(h, g, g.reason, idx++, symbols, x);
+    }
+  } else {
+    for (const Suspect& s : run.suspects)
+      writeSuspect(h, seriesOf(run, s), s.reason, idx++, symbols, x);
+  }
+  if (idx == before) h << "<p>None.</p>\n";
+}
+
+void writeSuspects(std::ostream& h, const RunsResult& r, const SymbolTable& symbols) {
+  std::size_t idx = 0;
+  if (r.single()) {
+    h << "<h2>Suspects</h2>\n";
+    writeRunSuspects(h, r.runs.front(), idx, symbols);
+    return;
+  }
+  for (std::size_t i = 0; i < r.runs.size(); ++i) {
+    const RunVerdict& run = r.runs[i];
+    h << "<h2>Run " << i + 1 << " of " << r.runs.size() << ": pid " << run.id.pid << ", inputs #"
+      << run.first_input + 1 << "–#" << run.first_input + run.inputs << "</h2>\n<p class=\"why\">"
+      << esc(run.reason) << "</p>\n";
+    writeRunSuspects(h, run, idx, symbols);
+  }
 }
 
 // Growth within sampling error: neither a suspect nor growth that did not
 // persist, so listed on its own.
-void writeUncertain(std::ostream& h, const TrendResult& t) {
+void writeUncertain(std::ostream& h, const RunsResult& r) {
   bool any = false;
-  for (const TrendGroup& g : t.groups) {
-    if (g.verdict != Verdict::kUncertain) continue;
-    if (!any) h << "<h2>Uncertain: growth within sampling error</h2><ul>";
-    any = true;
-    h << "<li>[" << groupName(g.group) << "] " << esc(g.name) << ": " << esc(g.reason) << "</li>";
+  for (const RunVerdict& run : r.runs) {
+    if (run.method != RunMethod::kTrend) continue;
+    for (const TrendGroup& g : run.trend.groups) {
+      if (g.verdict != Verdict::kUncertain) continue;
+      if (!any) h << "<h2>Uncertain: growth within sampling error</h2><ul>";
+      any = true;
+      h << "<li>[" << groupName(g.group) << "] " << esc(g.name) << ": " << esc(g.reason) << "</li>";
+    }
   }
   if (any) h << "</ul>\n";
 }
 
-// Transient, bounded and recent growth: listed, not charted.
-void writeNotPersisted(std::ostream& h, const TrendResult& t) {
+// Transient, bounded and recent growth of the runs trend judged: listed, not
+// charted.
+void writeNotPersisted(std::ostream& h, const RunsResult& r) {
   bool any_other = false;
-  for (const TrendGroup& g : t.groups) {
-    if (g.verdict == Verdict::kSteady || g.verdict == Verdict::kFlat ||
-        g.verdict == Verdict::kUncertain) {
-      continue;
+  for (const RunVerdict& run : r.runs) {
+    if (run.method != RunMethod::kTrend) continue;
+    for (const TrendGroup& g : run.trend.groups) {
+      if (g.verdict == Verdict::kSteady || g.verdict == Verdict::kFlat ||
+          g.verdict == Verdict::kUncertain) {
+        continue;
+      }
+      if (!any_other) h << "<h2>Growth that did not persist</h2><ul>";
+      any_other = true;
+      h << "<li><b>" << verdictName(g.verdict) << "</b> [" << groupName(g.group) << "] "
+        << esc(g.name) << ": " << esc(g.reason) << "</li>";
     }
-    if (!any_other) h << "<h2>Growth that did not persist</h2><ul>";
-    any_other = true;
-    h << "<li><b>" << verdictName(g.verdict) << "</b> [" << groupName(g.group) << "] "
-      << esc(g.name) << ": " << esc(g.reason) << "</li>";
   }
   if (any_other) h << "</ul>\n";
 }
@@ -553,17 +639,16 @@ void writeFoot(std::ostream& h) {
 
 }  // namespace
 
-std::string renderHtmlReport(const TrendResult& t, const Comparison& c, const SocketsResult& s,
+std::string renderHtmlReport(const RunsResult& r, const Comparison& c, const SocketsResult& s,
                              const SymbolTable& symbols, const RenderOptions& o) {
   std::ostringstream h;
   writeHead(h);
-  writeSummary(h, t);
-  writeProcess(h, t);
-  const TimeAxis x = timeAxis(t.points);
-  writeMemory(h, t, x);
-  writeSuspects(h, t, symbols, x);
-  writeUncertain(h, t);
-  writeNotPersisted(h, t);
+  writeSummary(h, r);
+  writeProcess(h, r.points);
+  writeMemory(h, r, timeAxis(r.points));
+  writeSuspects(h, r, symbols);
+  writeUncertain(h, r);
+  writeNotPersisted(h, r);
   writeComparison(h, c, o);
   writeSockets(h, s, o);
   writeFoot(h);

@@ -121,6 +121,9 @@ struct ProcessInfo {
   std::string exe;
   std::string host;  // "" when the snapshot does not say (raw profiles, older snapshots)
   std::string build_id;
+  // Seconds since the epoch (0: not recorded). With the pid it tells one run
+  // of the process from the next: pids are reused, start times are not.
+  double start_time_unix = 0;
   std::int64_t rss_bytes = 0;
   std::int64_t virtual_bytes = 0;
   std::int64_t open_fds = 0;
