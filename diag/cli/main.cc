@@ -97,12 +97,14 @@ its floor (the lowest value from each point on) rises in most intervals and
 still at the end. A spike freed later is reported as transient, growth that
 levels off as bounded, growth in the last interval only as recent — none of
 them are suspects. For each suspect: growth per interval and per hour,
-whether it accelerates, the time to the memory limit (with --memory-limit),
-and for tracked kinds the survivors: object ids alive in every snapshot,
+whether it accelerates, the time to the memory limit (the one the snapshots
+recorded, or --memory-limit), and for tracked kinds the survivors: object ids alive in every snapshot,
 with age, label and socket.
 
 Options:
-  --memory-limit SIZE  project when the process reaches SIZE (e.g. 2GiB)
+  --memory-limit SIZE  project when the process reaches SIZE instead of the
+                       limit the snapshots recorded (2G = 2GiB = 2*2^30;
+                       2GB is refused as ambiguous)
   --min-objects N      total growth in objects/sockets that counts (default 1)
   --min-bytes SIZE     total heap/retained growth that counts (default 1MiB)
   --survivors N        survivors listed per kind (default 20)
@@ -135,6 +137,28 @@ Example:
   leakscope report --html leak.html snapshots/*.lsnap
 )";
 
+// Binary units only, as the snapshots, the metrics and systemd's MemoryMax=
+// count: K = KiB = 1024. "GB" is refused rather than guessed: it means 10^9
+// to some (Kubernetes, disk vendors) and 2^30 to others, and a limit 7% off
+// moves the projected time to it by as much.
+double sizeUnit(const std::string& flag, const std::string& v, const std::string& unit) {
+  constexpr const char* kPrefixes = "kmgt";
+  if (unit.empty() || unit == "b") return 1;
+  const char* p = unit.size() <= 3 ? std::strchr(kPrefixes, unit[0]) : nullptr;
+  if (p != nullptr && (unit.size() == 1 || unit.substr(1) == "ib")) {
+    return std::ldexp(1.0, 10 * static_cast<int>(p - kPrefixes + 1));
+  }
+  if (p != nullptr && unit.substr(1) == "b") {
+    const std::string binary = v.substr(0, v.size() - 1) + "iB";
+    throw UsageError{flag + ": '" + v + "' is ambiguous (" + v.substr(v.size() - unit.size()) +
+                     " means powers of 1000 " +
+                     "to some and of 1024 to others); write '" + binary +
+                     "' (powers of 1024) or the number of bytes"};
+  }
+  throw UsageError{flag + ": unknown unit '" + unit + "' in '" + v +
+                   "' (use B, K or KiB, M or MiB, G or GiB, T or TiB)"};
+}
+
 double parseSize(const std::string& flag, const std::string& v) {
   std::size_t pos = 0;
   double n = 0;
@@ -146,20 +170,7 @@ double parseSize(const std::string& flag, const std::string& v) {
   std::string unit = v.substr(pos);
   std::transform(unit.begin(), unit.end(), unit.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  double mult = 1;
-  if (unit.empty() || unit == "b")
-    mult = 1;
-  else if (unit == "k" || unit == "kb" || unit == "kib")
-    mult = 1024.0;
-  else if (unit == "m" || unit == "mb" || unit == "mib")
-    mult = 1024.0 * 1024;
-  else if (unit == "g" || unit == "gb" || unit == "gib")
-    mult = 1024.0 * 1024 * 1024;
-  else if (unit == "t" || unit == "tb" || unit == "tib")
-    mult = 1024.0 * 1024 * 1024 * 1024;
-  else
-    throw UsageError{flag + ": unknown unit '" + unit + "' in '" + v +
-                     "' (use B, KiB, MiB, GiB, TiB)"};
+  const double mult = sizeUnit(flag, v, unit);
   // "1e308TiB" is finite until multiplied.
   if (n < 0 || !std::isfinite(n * mult)) {
     throw UsageError{flag + ": '" + v + "' must be a positive size"};

@@ -137,6 +137,64 @@ TEST(Trend, AcceleratingGrowthAndTimeToTheMemoryLimit) {
   EXPECT_NEAR(*g.hours_to_limit, (1023 * mib) / g.growth_bytes_per_hour, 1e-6);
 }
 
+// Issue #13 item 9: the limit the snapshots recorded is projected against
+// without a flag; the flag still wins, and the result says which was used.
+TEST(Trend, TheMemoryLimitTheSnapshotsRecordedIsUsedUnlessTheFlagOverrides) {
+  la::SymbolTable sy;
+  const double mib = 1 << 20;
+  std::vector<la::Snapshot> s;
+  for (int i = 0; i < 4; ++i) {
+    s.push_back(snap(sy, i + 1, {}, (10 + 4 * i) * mib));
+    s.back().process.rss_bytes = static_cast<std::int64_t>((20 + 4 * i) * mib);
+    s.back().process.memory_limit_bytes = static_cast<std::int64_t>(512 * mib);
+    s.back().process.memory_limit_source = "cgroup2";
+  }
+  const auto r = trendOf(sy, s);
+  ASSERT_TRUE(r.memory_limit.has_value());
+  EXPECT_EQ(r.memory_limit->bytes, 512 * mib);
+  EXPECT_EQ(r.memory_limit->from, "snapshot");
+  EXPECT_EQ(r.memory_limit->source, "cgroup2");
+  ASSERT_TRUE(r.hours_to_limit.has_value());
+  // RSS grows 4 MiB a minute from 32 MiB: (512 - 32) / 240 MiB/h.
+  EXPECT_NEAR(*r.hours_to_limit, 480.0 / 240.0, 1e-9);
+  ASSERT_TRUE(group(r, la::Group::kHeap).hours_to_limit.has_value());
+
+  la::TrendOptions o;
+  o.memory_limit_bytes = 64 * mib;
+  const auto f = trendOf(sy, s, o);
+  ASSERT_TRUE(f.memory_limit.has_value());
+  EXPECT_EQ(f.memory_limit->from, "flag");
+  EXPECT_EQ(f.memory_limit->bytes, 64 * mib);
+  EXPECT_NEAR(*f.hours_to_limit, 32.0 / 240.0, 1e-9);
+
+  // Older snapshots recorded none: no limit, no projection.
+  for (auto& x : s) x.process.memory_limit_bytes = 0;
+  const auto old = trendOf(sy, s);
+  EXPECT_FALSE(old.memory_limit.has_value());
+  EXPECT_FALSE(old.hours_to_limit.has_value());
+}
+
+TEST(Reader, TheMemoryLimitIsAnOptionalFieldOfTheProcess) {
+  la::SymbolTable sy;
+  const std::string head =
+      R"({"format":"leakscope-snapshot","version":1,"sequence":1,"name":"m",)"
+      R"("taken":{"unix_ns":1000,"utc":"x"},"process":{"pid":7,"rss_bytes":10)";
+  auto with = la::parseSnapshotText(
+      head + R"(,"memory_limit_bytes":2147483648,"memory_limit_source":"cgroup1"}})", "w", sy);
+  ASSERT_TRUE(with.ok()) << with.error().message;
+  EXPECT_EQ(with->process.memory_limit_bytes, std::int64_t{2147483648});
+  EXPECT_EQ(with->process.memory_limit_source, "cgroup1");
+  auto without = la::parseSnapshotText(head + "}}", "o", sy);
+  ASSERT_TRUE(without.ok()) << without.error().message;
+  EXPECT_EQ(without->process.memory_limit_bytes, 0);
+  // Held to the rules of every size.
+  auto negative = la::parseSnapshotText(head + R"(,"memory_limit_bytes":-1}})", "n", sy);
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.error().message.find("process.memory_limit_bytes: must not be negative"),
+            std::string::npos)
+      << negative.error().message;
+}
+
 TEST(Trend, ARestartVoidsSurvivorsWithANote) {
   la::SymbolTable sy;
   std::vector<la::Snapshot> s = {snap(sy, 1, {1, 2}, 0, 0, 100), snap(sy, 2, {1, 2, 3}, 0, 0, 100),

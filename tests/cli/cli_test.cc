@@ -208,6 +208,68 @@ TEST(GoldenSnapshots, ShowSummarisesOneSnapshot) {
   EXPECT_EQ(j["heap"]["top_sites"][0]["name"], "example::allocateReceiveBuffer(unsigned long)");
 }
 
+// ---- the memory limit (issue #13 item 9) -----------------------------------
+
+// The leak series as a runtime that records its memory limit writes it.
+std::vector<std::string> seriesWithMemoryLimit(const std::string& dir, std::int64_t limit) {
+  std::vector<std::string> out;
+  for (const std::string& f : series(kData + "/leak")) {
+    std::string text = readFile(f);
+    const auto at = text.find("\"process\":{");
+    EXPECT_NE(at, std::string::npos);
+    text.insert(at + 11, "\"memory_limit_bytes\":" + std::to_string(limit) +
+                             ",\"memory_limit_source\":\"cgroup2\",");
+    out.push_back(dir + "/" + std::filesystem::path(f).filename().string());
+    writeFile(out.back(), text);
+  }
+  return out;
+}
+
+TEST(MemoryLimit, TrendProjectsAgainstTheLimitTheSnapshotsRecorded) {
+  TempDir dir;
+  auto args = seriesWithMemoryLimit(dir.path(), std::int64_t{64} << 20);
+  args.insert(args.begin(), {"trend", "--json"});
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["memory_limit_bytes"], std::int64_t{64} << 20);
+  EXPECT_EQ(j["memory_limit_from"], "snapshot");
+  EXPECT_EQ(j["memory_limit_source"], "cgroup2");
+  EXPECT_GT(j["hours_to_memory_limit"].get<double>(), 0) << r.out;
+  args.erase(args.begin() + 1);
+  const CliRun text = leakscope(args);
+  EXPECT_NE(text.out.find("  Memory limit: 64.0 MiB (recorded in the snapshot: cgroup2); last "
+                          "RSS 27% of it\n"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("memory limit reached in ~"), std::string::npos) << text.out;
+}
+
+TEST(MemoryLimit, TheFlagOverridesTheRecordedLimitAndItsUnitsAreBinary) {
+  TempDir dir;
+  auto args = seriesWithMemoryLimit(dir.path(), std::int64_t{64} << 20);
+  args.insert(args.begin(), {"trend", "--json", "--memory-limit", "2G"});
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["memory_limit_bytes"], std::int64_t{2} << 30);
+  EXPECT_EQ(j["memory_limit_from"], "flag");
+  EXPECT_FALSE(j.contains("memory_limit_source"));
+  args[3] = "2GiB";
+  EXPECT_EQ(json::parse(leakscope(args).out)["memory_limit_bytes"], std::int64_t{2} << 30);
+  args[1] = "--top=5";
+  const CliRun text = leakscope(args);
+  EXPECT_NE(text.out.find("  Memory limit: 2.0 GiB (--memory-limit)"), std::string::npos)
+      << text.out;
+  // "GB" is 10^9 to some and 2^30 to others: refused, not guessed.
+  args[3] = "2GB";
+  const CliRun gb = leakscope(args);
+  EXPECT_EQ(gb.status, 2);
+  EXPECT_EQ(gb.err,
+            "leakscope: --memory-limit: '2GB' is ambiguous (GB means powers of 1000 to some and "
+            "of 1024 to others); write '2GiB' (powers of 1024) or the number of bytes\n");
+}
+
 // ---- real gperftools profiles ----------------------------------------------
 
 struct FixtureRun {

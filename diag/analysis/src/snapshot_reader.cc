@@ -304,6 +304,9 @@ class Builder {
     s_.process.open_fds = f.count("open_fds");
     s_.process.max_fds = f.count("max_fds");
     s_.process.threads = f.count("threads");
+    // Optional (added within version 1): absent in older files.
+    s_.process.memory_limit_bytes = f.count("memory_limit_bytes");
+    s_.process.memory_limit_source = f.str("memory_limit_source");
   }
 
   void readAllocator(const json& v) {

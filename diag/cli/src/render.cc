@@ -352,6 +352,25 @@ std::string rateText(const TrendGroup& g, bool timed) {
 }
 
 // The inputs in time order, the notes and the process' RSS trend.
+// The limit the projections use and where it came from: an on-call engineer
+// must see whether the snapshot's cgroup limit or a typed-in figure was used.
+void trendMemoryLimit(std::ostream& out, const TrendResult& t) {
+  if (!t.memory_limit) return;
+  const MemoryLimitUsed& m = *t.memory_limit;
+  out << "  Memory limit: " << formatBytes(m.bytes);
+  if (m.from == "flag") {
+    out << " (--memory-limit)";
+  } else {
+    out << " (recorded in the snapshot" << (m.source.empty() ? "" : ": " + printable(m.source))
+        << ")";
+  }
+  const double rss = static_cast<double>(t.points.back().rss_bytes);
+  if (rss > 0 && m.bytes > 0) {
+    out << "; last RSS " << static_cast<long long>(std::lround(100 * rss / m.bytes)) << "% of it";
+  }
+  out << "\n";
+}
+
 void trendInputs(std::ostream& out, const TrendResult& t) {
   out << "Trend over " << t.points.size() << " inputs, " << formatDuration(t.span_seconds)
       << " (in time order):\n";
@@ -370,6 +389,7 @@ void trendInputs(std::ostream& out, const TrendResult& t) {
       out << "; memory limit reached in ~" << formatDuration(*t.hours_to_limit * 3600);
     out << "\n";
   }
+  trendMemoryLimit(out, t);
   out << "\n";
 }
 
@@ -464,6 +484,11 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
   j["notes"] = t.notes;
   if (t.rss_growth_bytes_per_hour) j["rss_growth_bytes_per_hour"] = *t.rss_growth_bytes_per_hour;
   if (t.hours_to_limit) j["hours_to_memory_limit"] = *t.hours_to_limit;
+  if (t.memory_limit) {
+    j["memory_limit_bytes"] = std::llround(t.memory_limit->bytes);
+    j["memory_limit_from"] = t.memory_limit->from;
+    if (!t.memory_limit->source.empty()) j["memory_limit_source"] = t.memory_limit->source;
+  }
   auto groupJson = [&](const TrendGroup& g) {
     json x = {{"group", groupName(g.group)},
               {"name", g.name},
