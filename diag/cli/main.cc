@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -151,8 +152,7 @@ double sizeUnit(const std::string& flag, const std::string& v, const std::string
   if (p != nullptr && unit.substr(1) == "b") {
     const std::string binary = v.substr(0, v.size() - 1) + "iB";
     throw UsageError{flag + ": '" + v + "' is ambiguous (" + v.substr(v.size() - unit.size()) +
-                     " means powers of 1000 " +
-                     "to some and of 1024 to others); write '" + binary +
+                     " means powers of 1000 " + "to some and of 1024 to others); write '" + binary +
                      "' (powers of 1024) or the number of bytes"};
   }
   throw UsageError{flag + ": unknown unit '" + unit + "' in '" + v +
@@ -193,6 +193,7 @@ struct Args {
   std::string html;
   std::string binary;
   bool json = false;
+  bool skip_bad = false;
   la::RenderOptions render;
   la::TrendOptions trend;
   std::vector<std::string> inputs;
@@ -239,6 +240,7 @@ void addOptions(CLI::App& cmd, Args& a) {
   const bool thresholds = name != "show";
   const bool series = name == "trend" || name == "report";
   cmd.add_flag("--json", a.json);
+  if (series || name == "sockets") cmd.add_flag("--skip-bad", a.skip_bad);
   cmd.add_option_function<std::string>("--top", [&a](const std::string& v) {
     a.render.top = static_cast<std::size_t>(parseCount("--top", v, 1));
   });
@@ -388,11 +390,21 @@ la::Snapshot loadOrThrow(const std::string& path, la::SymbolTable& symbols, cons
   return std::move(*s);
 }
 
-std::vector<std::string> timeOrder(const std::vector<std::string>& inputs) {
+// With --skip-bad, an input that cannot be read is named on stderr and left
+// out of the series; without, it ends the run (exit 2).
+void skipOrThrow(const Args& a, const la::Error& e) {
+  if (!a.skip_bad) throw InputFailure{e.message};
+  std::cerr << "leakscope: warning: skipped (--skip-bad): " << la::printable(e.message) << "\n";
+}
+
+std::vector<std::string> timeOrder(const Args& a, const std::vector<std::string>& inputs) {
   std::vector<la::InputHeader> headers;
   for (const auto& p : inputs) {
     auto h = la::readHeader(p);
-    if (!h) throw InputFailure{h.error().message};
+    if (!h) {
+      skipOrThrow(a, h.error());
+      continue;
+    }
     headers.push_back(*h);
   }
   std::stable_sort(headers.begin(), headers.end(),
@@ -407,11 +419,18 @@ std::vector<std::string> timeOrder(const std::vector<std::string>& inputs) {
   return out;
 }
 
-void needInputs(const Args& a, std::size_t min, std::size_t max, const char* what) {
-  if (a.inputs.size() < min || a.inputs.size() > max) {
-    throw UsageError{std::string("'") + a.command + "' takes " + what + " (got " +
-                     std::to_string(a.inputs.size()) + "); see leakscope " + a.command + " --help"};
+// The inputs as named, directories replaced by their snapshot files.
+la::ResolvedInputs resolve(const Args& a, const Command& c) {
+  auto r = la::resolveInputs(a.inputs);
+  if (!r) throw InputFailure{r.error().message};
+  const std::size_t n = r->paths.size();
+  if (n < c.min_inputs || n > c.max_inputs) {
+    throw UsageError{std::string("'") + a.command + "' takes " + c.inputs + " (got " +
+                     std::to_string(n) +
+                     (r->from_directory ? ", counting a directory's files" : "") +
+                     "); see leakscope " + a.command + " --help"};
   }
+  return std::move(*r);
 }
 
 // Keeps what the socket view needs of a snapshot other than the last.
@@ -429,22 +448,39 @@ la::Snapshot socketsOnly(la::Snapshot&& s) {
 // What the run of a command works with: its arguments, one symbol table for
 // all its inputs (so that groups match across them) and the progress line.
 struct Session {
-  explicit Session(const Args& args) : a(args), progress(::isatty(STDERR_FILENO) != 0) {}
+  Session(const Args& args, const Command& c)
+      : a(args), command(c), inputs(resolve(args, c)), progress(::isatty(STDERR_FILENO) != 0) {}
 
   la::Snapshot load(const std::string& path, std::size_t index, std::size_t count) {
     return loadOrThrow(path, symbols, a, progress, index, count);
   }
   // Loads the inputs in the order they were taken, one at a time, and hands
-  // each to `use(snapshot, index, count)`.
+  // each to `use(snapshot, index, count)` (`index` counts the inputs read;
+  // `count` those whose header could be read).
   template <typename Use>
   void loadSeries(Use&& use) {
-    const std::vector<std::string> ordered = timeOrder(a.inputs);
+    const std::vector<std::string> ordered = timeOrder(a, inputs.paths);
+    std::size_t loaded = 0;
     for (std::size_t i = 0; i < ordered.size(); ++i) {
-      use(load(ordered[i], i, ordered.size()), i, ordered.size());
+      std::optional<la::Snapshot> s;
+      try {
+        s = load(ordered[i], i, ordered.size());
+      } catch (const InputFailure& e) {
+        skipOrThrow(a, la::Error{la::Errc::kParse, e.message});
+        continue;
+      }
+      use(std::move(*s), loaded++, ordered.size());
+    }
+    if (loaded < command.min_inputs) {
+      throw InputFailure{"only " + std::to_string(loaded) + " of " +
+                         std::to_string(inputs.paths.size()) + " inputs could be read; '" +
+                         a.command + "' takes " + command.inputs};
     }
   }
 
   const Args& a;
+  const Command& command;
+  const la::ResolvedInputs inputs;
   Progress progress;
   la::SymbolTable symbols;
 };
@@ -455,12 +491,12 @@ struct SocketSeries {
   std::vector<la::Snapshot> earlier;
   la::Snapshot last;
 
-  void add(la::Snapshot&& s, std::size_t index, std::size_t count) {
-    if (index + 1 == count) {
-      last = std::move(s);
-    } else {
-      earlier.push_back(socketsOnly(std::move(s)));
-    }
+  // The last one is known only when the series ends (--skip-bad may drop
+  // any input), so each is kept whole until the next arrives.
+  void add(la::Snapshot&& s) {
+    if (any_) earlier.push_back(socketsOnly(std::move(last)));
+    last = std::move(s);
+    any_ = true;
   }
   std::vector<const la::Snapshot*> views() const {
     std::vector<const la::Snapshot*> v;
@@ -468,6 +504,9 @@ struct SocketSeries {
     v.push_back(&last);
     return v;
   }
+
+ private:
+  bool any_ = false;
 };
 
 // Writes a command's result, as JSON with --json or else as its text view,
@@ -484,7 +523,7 @@ int present(const Args& a, bool suspects, ToJson&& toJson, RenderText&& renderTe
 
 int runShow(Session& session) {
   const Args& a = session.a;
-  const la::Snapshot s = session.load(a.inputs[0], 0, 1);
+  const la::Snapshot s = session.load(session.inputs.paths[0], 0, 1);
   const la::SocketsResult sockets = la::analyseSockets({&s}, session.symbols, a.trend.thresholds);
   return present(
       a, !sockets.suspects.empty(),
@@ -494,8 +533,12 @@ int runShow(Session& session) {
 
 int runDiff(Session& session) {
   const Args& a = session.a;
-  const la::Snapshot base = session.load(a.inputs[0], 0, 2);
-  const la::Snapshot target = session.load(a.inputs[1], 1, 2);
+  // BASE and TARGET in the order given; a directory's two files in the
+  // order they were taken.
+  const std::vector<std::string> in =
+      session.inputs.from_directory ? timeOrder(a, session.inputs.paths) : session.inputs.paths;
+  const la::Snapshot base = session.load(in[0], 0, 2);
+  const la::Snapshot target = session.load(in[1], 1, 2);
   const la::Comparison c = la::compare(base, target, session.symbols, a.trend.thresholds);
   return present(
       a, !c.suspects.empty(), [&] { return la::compareJson(c, session.symbols, a.render); },
@@ -518,8 +561,7 @@ int runTrend(Session& session) {
 int runSockets(Session& session) {
   const Args& a = session.a;
   SocketSeries series;
-  session.loadSeries(
-      [&](la::Snapshot&& s, std::size_t i, std::size_t n) { series.add(std::move(s), i, n); });
+  session.loadSeries([&](la::Snapshot&& s, std::size_t, std::size_t) { series.add(std::move(s)); });
   const la::SocketsResult r =
       la::analyseSockets(series.views(), session.symbols, a.trend.thresholds);
   return present(
@@ -534,10 +576,10 @@ int runReport(Session& session) {
   la::TrendBuilder builder(session.symbols, a.trend);
   la::Snapshot first;
   SocketSeries series;
-  session.loadSeries([&](la::Snapshot&& s, std::size_t i, std::size_t n) {
+  session.loadSeries([&](la::Snapshot&& s, std::size_t i, std::size_t) {
     builder.add(s);
     if (i == 0) first = s;
-    series.add(std::move(s), i, n);
+    series.add(std::move(s));
   });
   const la::TrendResult t = builder.finish();
   const auto& th = a.trend.thresholds;
@@ -565,8 +607,7 @@ int run(const Args& a) {
     throw UsageError{"unknown command '" + a.command +
                      "' (show, diff, trend, sockets, report); see --help"};
   }
-  needInputs(a, c->min_inputs, c->max_inputs, c->inputs);
-  Session session(a);
+  Session session(a, *c);
   return c->run(session);
 }
 

@@ -588,8 +588,7 @@ Classification classifyGroup(const TrendGroup& g, const std::vector<double>& byt
 
 // Growth per interval and per hour, acceleration, time to the memory limit.
 void fillGrowth(TrendGroup& g, std::size_t n, const std::vector<double>& hours, bool timed,
-                bool by_bytes, const std::optional<MemoryLimitUsed>& limit,
-                double current_memory) {
+                bool by_bytes, const std::optional<MemoryLimitUsed>& limit, double current_memory) {
   const double intervals = static_cast<double>(n - 1);
   if (n >= 2) {
     g.growth_count_per_interval = (g.counts.back() - g.counts.front()) / intervals;

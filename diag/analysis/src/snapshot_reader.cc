@@ -498,9 +498,9 @@ class Sax : public nlohmann::json_sax<json> {
       what = what.substr(0, from) + clip(std::string_view(what).substr(from, to - from)) +
              (to < what.size() ? what.substr(to) : "'");
     }
-    if (src_.readError() != 0) {
-      what = std::string("read error: ") + std::strerror(src_.readError());
-    } else if (position >= src_.total()) {
+    if (!src_.readError().empty()) {
+      what = src_.readError();
+    } else if (src_.reachedEnd()) {
       what = "the file ends early (truncated?): " + what;
     }
     syntax_error =
