@@ -43,7 +43,9 @@ Commands:
   report   one self-contained HTML page with charts (--html OUT.html)
 
 Inputs are leakscope snapshots (.lsnap, written on kill -USR2) or raw
-gperftools heap profiles (heapprofile or heap_v2), recognised by content.
+gperftools heap profiles (heapprofile or heap_v2), recognised by content,
+plain or gzip. A directory stands for its snapshot files, - for standard
+input; the same file twice is refused.
 
 Exit status: 0 nothing flagged, 1 leak suspected, 2 usage or input error.
 Run 'leakscope COMMAND --help' for a command's options and an example.
@@ -109,6 +111,8 @@ Options:
   --min-objects N      total growth in objects/sockets that counts (default 1)
   --min-bytes SIZE     total heap/retained growth that counts (default 1MiB)
   --survivors N        survivors listed per kind (default 20)
+  --skip-bad           leave out an input that cannot be read, with a warning
+                       (default: stop with exit 2, naming it)
 
 Example:
   leakscope trend snapshots/pushdaemon.*.lsnap --memory-limit 2GiB
@@ -122,6 +126,9 @@ TCP sockets with no owner (in programs that declare owners), owners whose
 socket is gone, CLOSE_WAIT accumulation, and connected groups that keep
 growing across three or more inputs (exit 1 when any is flagged).
 
+Options:
+  --skip-bad        leave out an input that cannot be read, with a warning
+
 Example:
   leakscope sockets app.000001.lsnap app.000005.lsnap app.000009.lsnap
 )";
@@ -131,7 +138,7 @@ const char* kReportHelp = R"(Usage: leakscope report --html OUT.html [OPTIONS] I
 Writes one self-contained HTML page (no network, no CDN): the verdict, a
 chart of each suspect's growth across the series, the process' memory, the
 comparison of the first and last input, and the socket view. Takes trend's
-options (--memory-limit, --min-objects, --min-bytes, --survivors). Exit
+options (--memory-limit, --min-objects, --min-bytes, --survivors, --skip-bad). Exit
 status as for trend.
 
 Example:
