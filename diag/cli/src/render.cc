@@ -465,6 +465,14 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
   trendNotLeaks(out, t, o);
 }
 
+// The limit the projections used, and whether the snapshots or the flag gave it.
+static void addMemoryLimitJson(json& j, const TrendResult& t) {
+  if (!t.memory_limit) return;
+  j["memory_limit_bytes"] = std::llround(t.memory_limit->bytes);
+  j["memory_limit_from"] = t.memory_limit->from;
+  if (!t.memory_limit->source.empty()) j["memory_limit_source"] = t.memory_limit->source;
+}
+
 json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {
   json j;
   j["command"] = "trend";
@@ -484,11 +492,7 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
   j["notes"] = t.notes;
   if (t.rss_growth_bytes_per_hour) j["rss_growth_bytes_per_hour"] = *t.rss_growth_bytes_per_hour;
   if (t.hours_to_limit) j["hours_to_memory_limit"] = *t.hours_to_limit;
-  if (t.memory_limit) {
-    j["memory_limit_bytes"] = std::llround(t.memory_limit->bytes);
-    j["memory_limit_from"] = t.memory_limit->from;
-    if (!t.memory_limit->source.empty()) j["memory_limit_source"] = t.memory_limit->source;
-  }
+  addMemoryLimitJson(j, t);
   auto groupJson = [&](const TrendGroup& g) {
     json x = {{"group", groupName(g.group)},
               {"name", g.name},
