@@ -31,16 +31,21 @@ struct CliRun {
   std::string out, err;
 };
 
-// Runs leakscope with `args` in `cwd` (so paths in its output are relative).
-CliRun leakscope(std::vector<std::string> args, const std::string& cwd = kData) {
-  std::vector<std::string> argv = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd, kBin};
-  argv.insert(argv.end(), args.begin(), args.end());
+// Runs `argv` (a shell line running leakscope) to its end.
+CliRun run(const std::vector<std::string>& argv) {
   Child c(argv);
   CliRun r;
   r.status = c.wait(60000);
   r.out = c.out();
   r.err = c.err();
   return r;
+}
+
+// Runs leakscope with `args` in `cwd` (so paths in its output are relative).
+CliRun leakscope(std::vector<std::string> args, const std::string& cwd = kData) {
+  std::vector<std::string> argv = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd, kBin};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
 }
 
 std::vector<std::string> series(const std::string& dir, std::vector<int> order = {1, 2, 3, 4}) {
@@ -482,12 +487,7 @@ CliRun leakscopeReading(const std::string& file, const std::vector<std::string>&
   std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$@\" < \"$0\"", file,
                                    kBin};
   argv.insert(argv.end(), args.begin(), args.end());
-  Child c(argv);
-  CliRun r;
-  r.status = c.wait(60000);
-  r.out = c.out();
-  r.err = c.err();
-  return r;
+  return run(argv);
 }
 
 void gzipFile(const std::string& from, const std::string& to) {
