@@ -484,8 +484,7 @@ TEST(BadInput, TrendStopsAtTheFirstBadInputWithExit2) {
 
 // leakscope with `args`, its standard input read from `file`.
 CliRun leakscopeReading(const std::string& file, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$@\" < \"$0\"", file,
-                                   kBin};
+  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$@\" < \"$0\"", file, kBin};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv);
 }
