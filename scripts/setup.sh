@@ -10,6 +10,8 @@ packages=(
   libgoogle-perftools-dev google-perftools libdw-dev
   prometheus-cpp-dev
   nlohmann-json3-dev
+  # the CLI's gzip-compressed inputs
+  zlib1g-dev
   # command lines of leakscope, pushdaemon, pushdaemon-admin, leakscope-example
   libcli11-dev
   # tests and benchmarks

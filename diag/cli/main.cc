@@ -46,7 +46,9 @@ Commands:
   report   one self-contained HTML page with charts (--html OUT.html)
 
 Inputs are leakscope snapshots (.lsnap, written on kill -USR2) or raw
-gperftools heap profiles (heapprofile or heap_v2), recognised by content.
+gperftools heap profiles (heapprofile or heap_v2), recognised by content,
+plain or gzip. A directory stands for its snapshot files, - for standard
+input; the same file twice is refused.
 
 Exit status: 0 nothing flagged, 1 leak suspected, 2 usage or input error.
 Run 'leakscope COMMAND --help' for a command's options and an example.
@@ -106,8 +108,8 @@ levels off as bounded, growth in the last interval only as recent — none of
 them are suspects. A sampled heap site whose verdict is within sampling error
 is uncertain, listed on its own: take more snapshots or lower the sampling
 period. For each suspect: growth per interval and per hour,
-whether it accelerates, the time to the memory limit (with --memory-limit),
-and for tracked kinds the survivors: object ids alive in every snapshot,
+whether it accelerates, the time to the memory limit (the one the snapshots
+recorded, or --memory-limit), and for tracked kinds the survivors: object ids alive in every snapshot,
 with age, label and socket.
 
 Snapshots of several runs of the process (a restart: another pid or start
@@ -116,11 +118,15 @@ inputs gets their comparison's suspects, and a last line says what the
 restarts mean (near the memory limit each time: OOM kills).
 
 Options:
-  --memory-limit SIZE  project when the process reaches SIZE (e.g. 2GiB)
+  --memory-limit SIZE  project when the process reaches SIZE instead of the
+                       limit the snapshots recorded (2G = 2GiB = 2*2^30;
+                       2GB is refused as ambiguous)
   --min-objects N      total growth in objects/sockets that counts (default 1)
   --min-bytes SIZE     total heap/retained growth that counts (default 1MiB)
   --survivors N        survivors listed per suspect (default 5 in the text,
                        20 in --json; 0 = all)
+  --skip-bad           leave out an input that cannot be read, with a warning
+                       (default: stop with exit 2, naming it)
 
 Example:
   leakscope trend snapshots/pushdaemon.*.lsnap --memory-limit 2GiB
@@ -134,6 +140,9 @@ TCP sockets with no owner (in programs that declare owners), owners whose
 socket is gone, CLOSE_WAIT accumulation, and connected groups that keep
 growing across three or more inputs (exit 1 when any is flagged).
 
+Options:
+  --skip-bad        leave out an input that cannot be read, with a warning
+
 Example:
   leakscope sockets app.000001.lsnap app.000005.lsnap app.000009.lsnap
 )";
@@ -143,13 +152,34 @@ const char* kReportHelp = R"(Usage: leakscope report --html OUT.html [OPTIONS] I
 Writes one self-contained HTML page (no network, no CDN): the verdict, a
 chart of each suspect's growth across the series, the process' memory, the
 comparison of the first and last input, and the socket view. Takes trend's
-options (--memory-limit, --min-objects, --min-bytes, --survivors). Exit
-status as for trend. With two inputs (of a run) the verdict is their
+options (--memory-limit, --min-objects, --min-bytes, --survivors, --skip-bad).
+Exit status as for trend. With two inputs (of a run) the verdict is their
 comparison's, as diff gives it: a trend needs three.
 
 Example:
   leakscope report --html leak.html snapshots/*.lsnap
 )";
+
+// Binary units only, as the snapshots, the metrics and systemd's MemoryMax=
+// count: K = KiB = 1024. "GB" is refused rather than guessed: it means 10^9
+// to some (Kubernetes, disk vendors) and 2^30 to others, and a limit 7% off
+// moves the projected time to it by as much.
+double sizeUnit(const std::string& flag, const std::string& v, const std::string& unit) {
+  constexpr const char* kPrefixes = "kmgt";
+  if (unit.empty() || unit == "b") return 1;
+  const char* p = unit.size() <= 3 ? std::strchr(kPrefixes, unit[0]) : nullptr;
+  if (p != nullptr && (unit.size() == 1 || unit.substr(1) == "ib")) {
+    return std::ldexp(1.0, 10 * static_cast<int>(p - kPrefixes + 1));
+  }
+  if (p != nullptr && unit.substr(1) == "b") {
+    const std::string binary = v.substr(0, v.size() - 1) + "iB";
+    throw UsageError{flag + ": '" + v + "' is ambiguous (" + v.substr(v.size() - unit.size()) +
+                     " means powers of 1000 " + "to some and of 1024 to others); write '" + binary +
+                     "' (powers of 1024) or the number of bytes"};
+  }
+  throw UsageError{flag + ": unknown unit '" + unit + "' in '" + v +
+                   "' (use B, K or KiB, M or MiB, G or GiB, T or TiB)"};
+}
 
 double parseSize(const std::string& flag, const std::string& v) {
   std::size_t pos = 0;
@@ -162,20 +192,7 @@ double parseSize(const std::string& flag, const std::string& v) {
   std::string unit = v.substr(pos);
   std::transform(unit.begin(), unit.end(), unit.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  double mult = 1;
-  if (unit.empty() || unit == "b")
-    mult = 1;
-  else if (unit == "k" || unit == "kb" || unit == "kib")
-    mult = 1024.0;
-  else if (unit == "m" || unit == "mb" || unit == "mib")
-    mult = 1024.0 * 1024;
-  else if (unit == "g" || unit == "gb" || unit == "gib")
-    mult = 1024.0 * 1024 * 1024;
-  else if (unit == "t" || unit == "tb" || unit == "tib")
-    mult = 1024.0 * 1024 * 1024 * 1024;
-  else
-    throw UsageError{flag + ": unknown unit '" + unit + "' in '" + v +
-                     "' (use B, KiB, MiB, GiB, TiB)"};
+  const double mult = sizeUnit(flag, v, unit);
   // "1e308TiB" is finite until multiplied.
   if (n < 0 || !std::isfinite(n * mult)) {
     throw UsageError{flag + ": '" + v + "' must be a positive size"};
@@ -199,6 +216,7 @@ struct Args {
   std::string binary;
   bool json = false;
   std::optional<std::size_t> width;  // --width; else the terminal's
+  bool skip_bad = false;
   la::RenderOptions render;
   la::TrendOptions trend;
   std::vector<std::string> inputs;
@@ -245,6 +263,7 @@ void addOptions(CLI::App& cmd, Args& a) {
   const bool thresholds = name != "show";
   const bool series = name == "trend" || name == "report";
   cmd.add_flag("--json", a.json);
+  if (series || name == "sockets") cmd.add_flag("--skip-bad", a.skip_bad);
   cmd.add_option_function<std::string>("--top", [&a](const std::string& v) {
     a.render.top = static_cast<std::size_t>(parseCount("--top", v, 1));
   });
@@ -417,11 +436,21 @@ la::Snapshot loadOrThrow(const std::string& path, la::SymbolTable& symbols, cons
   return std::move(*s);
 }
 
-std::vector<std::string> timeOrder(const std::vector<std::string>& inputs) {
+// With --skip-bad, an input that cannot be read is named on stderr and left
+// out of the series; without, it ends the run (exit 2).
+void skipOrThrow(const Args& a, const la::Error& e) {
+  if (!a.skip_bad) throw InputFailure{e.message};
+  std::cerr << "leakscope: warning: skipped (--skip-bad): " << la::printable(e.message) << "\n";
+}
+
+std::vector<std::string> timeOrder(const Args& a, const std::vector<std::string>& inputs) {
   std::vector<la::InputHeader> headers;
   for (const auto& p : inputs) {
     auto h = la::readHeader(p);
-    if (!h) throw InputFailure{h.error().message};
+    if (!h) {
+      skipOrThrow(a, h.error());
+      continue;
+    }
     headers.push_back(*h);
   }
   std::stable_sort(headers.begin(), headers.end(),
@@ -436,11 +465,18 @@ std::vector<std::string> timeOrder(const std::vector<std::string>& inputs) {
   return out;
 }
 
-void needInputs(const Args& a, std::size_t min, std::size_t max, const char* what) {
-  if (a.inputs.size() < min || a.inputs.size() > max) {
-    throw UsageError{std::string("'") + a.command + "' takes " + what + " (got " +
-                     std::to_string(a.inputs.size()) + "); see leakscope " + a.command + " --help"};
+// The inputs as named, directories replaced by their snapshot files.
+la::ResolvedInputs resolve(const Args& a, const Command& c) {
+  auto r = la::resolveInputs(a.inputs);
+  if (!r) throw InputFailure{r.error().message};
+  const std::size_t n = r->paths.size();
+  if (n < c.min_inputs || n > c.max_inputs) {
+    throw UsageError{std::string("'") + a.command + "' takes " + c.inputs + " (got " +
+                     std::to_string(n) +
+                     (r->from_directory ? ", counting a directory's files" : "") +
+                     "); see leakscope " + a.command + " --help"};
   }
+  return std::move(*r);
 }
 
 // Keeps what the socket view needs of a snapshot other than the last.
@@ -458,22 +494,39 @@ la::Snapshot socketsOnly(la::Snapshot&& s) {
 // What the run of a command works with: its arguments, one symbol table for
 // all its inputs (so that groups match across them) and the progress line.
 struct Session {
-  explicit Session(const Args& args) : a(args), progress(::isatty(STDERR_FILENO) != 0) {}
+  Session(const Args& args, const Command& c)
+      : a(args), command(c), inputs(resolve(args, c)), progress(::isatty(STDERR_FILENO) != 0) {}
 
   la::Snapshot load(const std::string& path, std::size_t index, std::size_t count) {
     return loadOrThrow(path, symbols, a, progress, index, count);
   }
   // Loads the inputs in the order they were taken, one at a time, and hands
-  // each to `use(snapshot, index, count)`.
+  // each to `use(snapshot, index, count)` (`index` counts the inputs read;
+  // `count` those whose header could be read).
   template <typename Use>
   void loadSeries(Use&& use) {
-    const std::vector<std::string> ordered = timeOrder(a.inputs);
+    const std::vector<std::string> ordered = timeOrder(a, inputs.paths);
+    std::size_t loaded = 0;
     for (std::size_t i = 0; i < ordered.size(); ++i) {
-      use(load(ordered[i], i, ordered.size()), i, ordered.size());
+      std::optional<la::Snapshot> s;
+      try {
+        s = load(ordered[i], i, ordered.size());
+      } catch (const InputFailure& e) {
+        skipOrThrow(a, la::Error{la::Errc::kParse, e.message});
+        continue;
+      }
+      use(std::move(*s), loaded++, ordered.size());
+    }
+    if (loaded < command.min_inputs) {
+      throw InputFailure{"only " + std::to_string(loaded) + " of " +
+                         std::to_string(inputs.paths.size()) + " inputs could be read; '" +
+                         a.command + "' takes " + command.inputs};
     }
   }
 
   const Args& a;
+  const Command& command;
+  const la::ResolvedInputs inputs;
   Progress progress;
   la::SymbolTable symbols;
 };
@@ -484,12 +537,12 @@ struct SocketSeries {
   std::vector<la::Snapshot> earlier;
   la::Snapshot last;
 
-  void add(la::Snapshot&& s, std::size_t index, std::size_t count) {
-    if (index + 1 == count) {
-      last = std::move(s);
-    } else {
-      earlier.push_back(socketsOnly(std::move(s)));
-    }
+  // The last one is known only when the series ends (--skip-bad may drop
+  // any input), so each is kept whole until the next arrives.
+  void add(la::Snapshot&& s) {
+    if (any_) earlier.push_back(socketsOnly(std::move(last)));
+    last = std::move(s);
+    any_ = true;
   }
   std::vector<const la::Snapshot*> views() const {
     std::vector<const la::Snapshot*> v;
@@ -497,6 +550,9 @@ struct SocketSeries {
     v.push_back(&last);
     return v;
   }
+
+ private:
+  bool any_ = false;
 };
 
 // Writes a command's result, as JSON with --json or else as its text view,
@@ -513,7 +569,7 @@ int present(const Args& a, bool suspects, ToJson&& toJson, RenderText&& renderTe
 
 int runShow(Session& session) {
   const Args& a = session.a;
-  const la::Snapshot s = session.load(a.inputs[0], 0, 1);
+  const la::Snapshot s = session.load(session.inputs.paths[0], 0, 1);
   const la::SocketsResult sockets = la::analyseSockets({&s}, session.symbols, a.trend.thresholds);
   return present(
       a, !sockets.suspects.empty(),
@@ -523,8 +579,12 @@ int runShow(Session& session) {
 
 int runDiff(Session& session) {
   const Args& a = session.a;
-  const la::Snapshot base = session.load(a.inputs[0], 0, 2);
-  const la::Snapshot target = session.load(a.inputs[1], 1, 2);
+  // BASE and TARGET in the order given; a directory's two files in the
+  // order they were taken.
+  const std::vector<std::string> in =
+      session.inputs.from_directory ? timeOrder(a, session.inputs.paths) : session.inputs.paths;
+  const la::Snapshot base = session.load(in[0], 0, 2);
+  const la::Snapshot target = session.load(in[1], 1, 2);
   const la::Comparison c = la::compare(base, target, session.symbols, a.trend.thresholds);
   return present(
       a, !c.suspects.empty(), [&] { return la::compareJson(c, session.symbols, a.render); },
@@ -548,8 +608,7 @@ int runTrend(Session& session) {
 int runSockets(Session& session) {
   const Args& a = session.a;
   SocketSeries series;
-  session.loadSeries(
-      [&](la::Snapshot&& s, std::size_t i, std::size_t n) { series.add(std::move(s), i, n); });
+  session.loadSeries([&](la::Snapshot&& s, std::size_t, std::size_t) { series.add(std::move(s)); });
   const la::SocketsResult r =
       la::analyseSockets(series.views(), session.symbols, a.trend.thresholds);
   return present(
@@ -565,10 +624,10 @@ int runReport(Session& session) {
   la::RunsBuilder builder(session.symbols, a.trend);
   la::Snapshot first;
   SocketSeries series;
-  session.loadSeries([&](la::Snapshot&& s, std::size_t i, std::size_t n) {
+  session.loadSeries([&](la::Snapshot&& s, std::size_t i, std::size_t) {
     builder.add(s);
     if (i == 0) first = s;
-    series.add(std::move(s), i, n);
+    series.add(std::move(s));
   });
   const la::RunsResult r = builder.finish();
   const auto& th = a.trend.thresholds;
@@ -600,8 +659,7 @@ int run(const Args& a) {
     throw UsageError{"unknown command '" + a.command +
                      "' (show, diff, trend, sockets, report); see --help"};
   }
-  needInputs(a, c->min_inputs, c->max_inputs, c->inputs);
-  Session session(a);
+  Session session(a, *c);
   return c->run(session);
 }
 

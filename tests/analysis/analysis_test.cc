@@ -1,6 +1,8 @@
 // The analysis library on hand-made inputs: how trend classifies series,
 // how diff counts by id, how sockets are grouped, and the reader's limits.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -13,6 +15,7 @@
 #include "leakscope/analysis/input.h"
 #include "leakscope/analysis/runs.h"
 #include "render.h"
+#include "test_support.h"
 
 namespace la = leakscope::analysis;
 
@@ -229,6 +232,64 @@ TEST(Trend, AcceleratingGrowthAndTimeToTheMemoryLimit) {
   EXPECT_GT(*g.hours_to_limit, 0);
   // RSS is 1 MiB everywhere: (1024 - 1) MiB at the fitted slope.
   EXPECT_NEAR(*g.hours_to_limit, (1023 * mib) / g.growth_bytes_per_hour, 1e-6);
+}
+
+// Issue #13 item 9: the limit the snapshots recorded is projected against
+// without a flag; the flag still wins, and the result says which was used.
+TEST(Trend, TheMemoryLimitTheSnapshotsRecordedIsUsedUnlessTheFlagOverrides) {
+  la::SymbolTable sy;
+  const double mib = 1 << 20;
+  std::vector<la::Snapshot> s;
+  for (int i = 0; i < 4; ++i) {
+    s.push_back(snap(sy, i + 1, {}, (10 + 4 * i) * mib));
+    s.back().process.rss_bytes = static_cast<std::int64_t>((20 + 4 * i) * mib);
+    s.back().process.memory_limit_bytes = static_cast<std::int64_t>(512 * mib);
+    s.back().process.memory_limit_source = "cgroup2";
+  }
+  const auto r = trendOf(sy, s);
+  ASSERT_TRUE(r.memory_limit.has_value());
+  EXPECT_EQ(r.memory_limit->bytes, 512 * mib);
+  EXPECT_EQ(r.memory_limit->from, "snapshot");
+  EXPECT_EQ(r.memory_limit->source, "cgroup2");
+  ASSERT_TRUE(r.hours_to_limit.has_value());
+  // RSS grows 4 MiB a minute from 32 MiB: (512 - 32) / 240 MiB/h.
+  EXPECT_NEAR(*r.hours_to_limit, 480.0 / 240.0, 1e-9);
+  ASSERT_TRUE(group(r, la::Group::kHeap).hours_to_limit.has_value());
+
+  la::TrendOptions o;
+  o.memory_limit_bytes = 64 * mib;
+  const auto f = trendOf(sy, s, o);
+  ASSERT_TRUE(f.memory_limit.has_value());
+  EXPECT_EQ(f.memory_limit->from, "flag");
+  EXPECT_EQ(f.memory_limit->bytes, 64 * mib);
+  EXPECT_NEAR(*f.hours_to_limit, 32.0 / 240.0, 1e-9);
+
+  // Older snapshots recorded none: no limit, no projection.
+  for (auto& x : s) x.process.memory_limit_bytes = 0;
+  const auto old = trendOf(sy, s);
+  EXPECT_FALSE(old.memory_limit.has_value());
+  EXPECT_FALSE(old.hours_to_limit.has_value());
+}
+
+TEST(Reader, TheMemoryLimitIsAnOptionalFieldOfTheProcess) {
+  la::SymbolTable sy;
+  const std::string head =
+      R"({"format":"leakscope-snapshot","version":1,"sequence":1,"name":"m",)"
+      R"("taken":{"unix_ns":1000,"utc":"x"},"process":{"pid":7,"rss_bytes":10)";
+  auto with = la::parseSnapshotText(
+      head + R"(,"memory_limit_bytes":2147483648,"memory_limit_source":"cgroup1"}})", "w", sy);
+  ASSERT_TRUE(with.ok()) << with.error().message;
+  EXPECT_EQ(with->process.memory_limit_bytes, std::int64_t{2147483648});
+  EXPECT_EQ(with->process.memory_limit_source, "cgroup1");
+  auto without = la::parseSnapshotText(head + "}}", "o", sy);
+  ASSERT_TRUE(without.ok()) << without.error().message;
+  EXPECT_EQ(without->process.memory_limit_bytes, 0);
+  // Held to the rules of every size.
+  auto negative = la::parseSnapshotText(head + R"(,"memory_limit_bytes":-1}})", "n", sy);
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.error().message.find("process.memory_limit_bytes: must not be negative"),
+            std::string::npos)
+      << negative.error().message;
 }
 
 TEST(Trend, ARestartVoidsSurvivorsWithANote) {
@@ -1087,6 +1148,120 @@ TEST(Render, HtmlReportNamesTheMemoryLimitAndWhenTheRssTrendReachesIt) {
       << html;
   EXPECT_NE(reportOf(trendOf(sy, noonSeries(sy))).find("Memory limit: not known"),
             std::string::npos);
+}
+
+}  // namespace
+
+// ---- inputs (issue #13 item 10) ---------------------------------------------
+
+namespace {
+
+using leakscope::testing::readFile;
+using leakscope::testing::TempDir;
+using leakscope::testing::writeFile;
+
+const std::string kData = LEAKSCOPE_TEST_DATA;
+const std::string kGood = kData + "/snapshots/leak/leakscope-example.000001.lsnap";
+
+TEST(Input, GzipIsInflatedAndAByteOrderMarkSkipped) {
+  la::SymbolTable sy;
+  const std::string gz = readFile(kData + "/hostile/accept/gzip-snapshot.lsnap.gz");
+  auto s = la::parseInput(gz, "g.lsnap.gz", sy, {});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->name, "h");
+  ASSERT_EQ(s->kinds.size(), 1u);
+  EXPECT_EQ(s->kinds[0].live_bytes, 5);
+  auto bom = la::parseInput("\xef\xbb\xbf" + readFile(kGood), "bom.lsnap", sy, {});
+  ASSERT_TRUE(bom.ok()) << bom.error().message;
+  EXPECT_EQ(bom->sequence, 1);
+  auto profile = la::parseInput(
+      "\xef\xbb\xbfheap profile:    1:   100 [     1:   100] @ heapprofile\n"
+      "     1:   100 [     1:   100] @ 0x0000555500001234\n\nMAPPED_LIBRARIES:\n"
+      "555500000000-555500010000 r-xp 00000000 08:01 1234 /nonexistent/app\n",
+      "bom.heap", sy, {});
+  ASSERT_TRUE(profile.ok()) << profile.error().message;
+}
+
+TEST(Input, BrokenAndOversizedGzipAreOneLineErrors) {
+  la::SymbolTable sy;
+  const std::string gz = readFile(kData + "/hostile/accept/gzip-snapshot.lsnap.gz");
+  auto cut = la::parseInput(gz.substr(0, gz.size() / 2), "cut.gz", sy, {});
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.error().message.find("cut.gz: "), std::string::npos);
+  EXPECT_NE(cut.error().message.find("gzip data ends early (truncated?)"), std::string::npos)
+      << cut.error().message;
+  std::string bad = gz;
+  bad[12] = static_cast<char>(bad[12] ^ 0x55);
+  auto corrupt = la::parseInput(bad, "bad.gz", sy, {});
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_NE(corrupt.error().message.find("gzip data is corrupt"), std::string::npos)
+      << corrupt.error().message;
+  const std::string bomb = readFile(kData + "/hostile/reject/gzip-bomb.lsnap.gz");
+  auto b = la::parseInput(bomb, "bomb.gz", sy, {});
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().message.find("gzip data inflates past 16.0 MiB"), std::string::npos)
+      << b.error().message;
+}
+
+TEST(Input, KnownFormatsAreNamed) {
+  la::SymbolTable sy;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"snapshot": {"meta": {"node_fields": []}}})", "a V8 heap snapshot"},
+      {R"x({"head":{"callFrame":{"functionName":"(root)"}}})x", "a V8 sampling heap profile"},
+      {R"({"nodes":[{"id":1}]})", "a V8 CPU profile"},
+      {std::string("\x0a\x04\x08\x01\x10\x02\x12", 7), "a pprof profile"},
+      {"\x28\xb5\x2f\xfd\x00\x00", "zstd-compressed"},
+      {"\x7f"
+       "ELF\x02\x01\x01",
+       "an ELF file"},
+      {"desc: --time-unit=B\ncmd: ./app\n", "a Valgrind massif profile"},
+  };
+  for (const auto& [bytes, what] : cases) {
+    auto r = la::parseInput(bytes, "x", sy, {});
+    ASSERT_FALSE(r.ok()) << what;
+    EXPECT_EQ(r.error().message.rfind("x: this is " + what, 0), 0u) << r.error().message;
+  }
+}
+
+TEST(Input, ADirectoryStandsForItsSnapshotFilesInSequenceOrder) {
+  TempDir dir;
+  for (const char* name : {"app.1000000.lsnap", "app.999999.lsnap.gz", "app.000002.lsnap",
+                           ".app.000003.1234.abcd.tmp", "notes.txt", ".hidden.000001.lsnap"}) {
+    writeFile(dir.path() + "/" + name, "{}");
+  }
+  ASSERT_EQ(::mkdir((dir.path() + "/sub.000001.lsnap").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink(kGood.c_str(), (dir.path() + "/link.000001.lsnap").c_str()), 0);
+  auto r = la::resolveInputs({dir.path()});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->from_directory);
+  const std::string d = dir.path() + "/";
+  EXPECT_EQ(r->paths, (std::vector<std::string>{d + "app.000002.lsnap", d + "app.999999.lsnap.gz",
+                                                d + "app.1000000.lsnap"}));
+  TempDir empty;
+  auto none = la::resolveInputs({empty.path()});
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message.find("a directory without snapshot files"), std::string::npos);
+}
+
+TEST(Input, TheSameFileTwiceIsRefused) {
+  TempDir dir;
+  const std::string copy = dir.path() + "/app.000001.lsnap";
+  writeFile(copy, readFile(kGood));
+  const std::string link = dir.path() + "/link.lsnap";
+  ASSERT_EQ(::symlink(copy.c_str(), link.c_str()), 0);
+  auto twice = la::resolveInputs({kGood, copy, link});
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().message,
+            copy + " and " + link + " are the same file: name each input once");
+  auto viaDir = la::resolveInputs({dir.path(), copy});
+  ASSERT_FALSE(viaDir.ok());
+  auto stdinTwice = la::resolveInputs({"-", "-"});
+  ASSERT_FALSE(stdinTwice.ok());
+  EXPECT_NE(stdinTwice.error().message.find("standard input named twice"), std::string::npos);
+  // Names that do not exist pass through: reading them names the error.
+  auto missing = la::resolveInputs({"/nonexistent/a", "/nonexistent/b"});
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->paths.size(), 2u);
 }
 
 }  // namespace

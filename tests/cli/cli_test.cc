@@ -32,6 +32,16 @@ struct CliRun {
   std::string out, err;
 };
 
+// Runs `argv` (a shell line running leakscope) to its end.
+CliRun run(const std::vector<std::string>& argv) {
+  Child c(argv);
+  CliRun r;
+  r.status = c.wait(60000);
+  r.out = c.out();
+  r.err = c.err();
+  return r;
+}
+
 // Runs leakscope with `args` in `cwd` (so paths in its output are relative),
 // with `env` ("NAME=value") in its environment. $COLUMNS is taken from it
 // unless given, so that the text is as wide whoever runs the tests.
@@ -42,12 +52,7 @@ CliRun leakscope(std::vector<std::string> args, const std::string& cwd = kData,
   argv.insert(argv.end(), env.begin(), env.end());
   argv.push_back(kBin);
   argv.insert(argv.end(), args.begin(), args.end());
-  Child c(argv);
-  CliRun r;
-  r.status = c.wait(60000);
-  r.out = c.out();
-  r.err = c.err();
-  return r;
+  return run(argv);
 }
 
 std::vector<std::string> series(const std::string& dir, std::vector<int> order = {1, 2, 3, 4}) {
@@ -327,6 +332,68 @@ TEST(Output, DiffOfAPairInReverseOrderSaysSoRatherThanZeroApart) {
   EXPECT_NE(r.out.find("note: TARGET was taken 1s before BASE"), std::string::npos) << r.out;
 }
 
+// ---- the memory limit (issue #13 item 9) -----------------------------------
+
+// The leak series as a runtime that records its memory limit writes it.
+std::vector<std::string> seriesWithMemoryLimit(const std::string& dir, std::int64_t limit) {
+  std::vector<std::string> out;
+  for (const std::string& f : series(kData + "/leak")) {
+    std::string text = readFile(f);
+    const auto at = text.find("\"process\":{");
+    EXPECT_NE(at, std::string::npos);
+    text.insert(at + 11, "\"memory_limit_bytes\":" + std::to_string(limit) +
+                             ",\"memory_limit_source\":\"cgroup2\",");
+    out.push_back(dir + "/" + std::filesystem::path(f).filename().string());
+    writeFile(out.back(), text);
+  }
+  return out;
+}
+
+TEST(MemoryLimit, TrendProjectsAgainstTheLimitTheSnapshotsRecorded) {
+  TempDir dir;
+  auto args = seriesWithMemoryLimit(dir.path(), std::int64_t{64} << 20);
+  args.insert(args.begin(), {"trend", "--json"});
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["memory_limit_bytes"], std::int64_t{64} << 20);
+  EXPECT_EQ(j["memory_limit_from"], "snapshot");
+  EXPECT_EQ(j["memory_limit_source"], "cgroup2");
+  EXPECT_GT(j["hours_to_memory_limit"].get<double>(), 0) << r.out;
+  args.erase(args.begin() + 1);
+  const CliRun text = leakscope(args);
+  EXPECT_NE(text.out.find("  Memory limit: 64.0 MiB (recorded in the snapshot: cgroup2); last "
+                          "RSS 27% of it\n"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("memory limit reached in ~"), std::string::npos) << text.out;
+}
+
+TEST(MemoryLimit, TheFlagOverridesTheRecordedLimitAndItsUnitsAreBinary) {
+  TempDir dir;
+  auto args = seriesWithMemoryLimit(dir.path(), std::int64_t{64} << 20);
+  args.insert(args.begin(), {"trend", "--json", "--memory-limit", "2G"});
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["memory_limit_bytes"], std::int64_t{2} << 30);
+  EXPECT_EQ(j["memory_limit_from"], "flag");
+  EXPECT_FALSE(j.contains("memory_limit_source"));
+  args[3] = "2GiB";
+  EXPECT_EQ(json::parse(leakscope(args).out)["memory_limit_bytes"], std::int64_t{2} << 30);
+  args[1] = "--top=5";
+  const CliRun text = leakscope(args);
+  EXPECT_NE(text.out.find("  Memory limit: 2.0 GiB (--memory-limit)"), std::string::npos)
+      << text.out;
+  // "GB" is 10^9 to some and 2^30 to others: refused, not guessed.
+  args[3] = "2GB";
+  const CliRun gb = leakscope(args);
+  EXPECT_EQ(gb.status, 2);
+  EXPECT_EQ(gb.err,
+            "leakscope: --memory-limit: '2GB' is ambiguous (GB means powers of 1000 to some and "
+            "of 1024 to others); write '2GiB' (powers of 1024) or the number of bytes\n");
+}
+
 // ---- real gperftools profiles ----------------------------------------------
 
 struct FixtureRun {
@@ -515,7 +582,10 @@ TEST(BadInput, MalformedProfileLine) {
 
 TEST(BadInput, MissingFileAndDirectory) {
   expectInputError("/nonexistent/x.lsnap", "No such file or directory");
-  expectInputError("/tmp", "is a directory");
+  // A directory is accepted for its snapshot files (issue #13 item 10).
+  TempDir dir;
+  expectInputError(dir.path(),
+                   "a directory without snapshot files \\(\\*\\.lsnap, \\*\\.lsnap\\.gz\\)");
 }
 
 TEST(BadInput, TrendStopsAtTheFirstBadInputWithExit2) {
@@ -527,6 +597,156 @@ TEST(BadInput, TrendStopsAtTheFirstBadInputWithExit2) {
   const CliRun r = leakscope(args);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("empty.lsnap: byte 0: empty file"), std::string::npos) << r.err;
+}
+
+// ---- inputs: directories, stdin, gzip, BOM, other formats (issue #13 item 10)
+
+// leakscope with `args`, its standard input read from `file`.
+CliRun leakscopeReading(const std::string& file, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$@\" < \"$0\"", file, kBin};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
+}
+
+void gzipFile(const std::string& from, const std::string& to) {
+  Child c({"/bin/sh", "-c", "gzip -c \"$0\" > \"$1\"", from, to});
+  ASSERT_EQ(c.wait(10000), 0) << c.err();
+}
+
+std::vector<std::string> inputPaths(const json& j) {
+  std::vector<std::string> out;
+  for (const auto& i : j["inputs"]) out.push_back(i["path"]);
+  return out;
+}
+
+TEST(Inputs, ADirectoryStandsForItsSnapshotFilesInTheOrderTheyWereTaken) {
+  TempDir dir;
+  const auto files = series(kData + "/leak");
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::string name = std::filesystem::path(files[i]).filename().string();
+    if (i == 2) {
+      gzipFile(files[i], dir.path() + "/" + name + ".gz");
+    } else {
+      writeFile(dir.path() + "/" + name, readFile(files[i]));
+    }
+  }
+  writeFile(dir.path() + "/notes.txt", "not a snapshot");
+  writeFile(dir.path() + "/.leakscope-example.000005.99.x.tmp", "{");
+  const CliRun r = leakscope({"trend", "--json", dir.path()});
+  ASSERT_EQ(r.status, 1) << r.err;
+  const std::string d = dir.path() + "/leakscope-example.";
+  EXPECT_EQ(inputPaths(json::parse(r.out)),
+            (std::vector<std::string>{d + "000001.lsnap", d + "000002.lsnap", d + "000003.lsnap.gz",
+                                      d + "000004.lsnap"}));
+  // diff of a directory of two: the earlier one is BASE, whatever the names.
+  TempDir two;
+  writeFile(two.path() + "/b.000001.lsnap", readFile(files[3]));
+  writeFile(two.path() + "/b.000002.lsnap", readFile(files[0]));
+  const CliRun diff = leakscope({"diff", "--json", two.path()});
+  ASSERT_EQ(diff.status, 1) << diff.err;
+  EXPECT_EQ(json::parse(diff.out)["base"], two.path() + "/b.000002.lsnap") << diff.out;
+}
+
+TEST(Inputs, DashReadsStandardInputPlainOrGzip) {
+  TempDir dir;
+  const auto files = series(kData + "/leak");
+  const CliRun plain = leakscopeReading(files[3], {"show", "--json", "-"});
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_EQ(json::parse(plain.out)["input"], "-");
+  EXPECT_EQ(json::parse(plain.out)["sequence"], 4);
+  gzipFile(files[0], dir.path() + "/first.gz");
+  // In a series standard input is read twice (header, then the whole).
+  const CliRun trend =
+      leakscopeReading(dir.path() + "/first.gz", {"trend", "--json", files[3], "-", files[1]});
+  ASSERT_EQ(trend.status, 1) << trend.err;
+  EXPECT_EQ(inputPaths(json::parse(trend.out)),
+            (std::vector<std::string>{"-", files[1], files[3]}));
+  const CliRun twice = leakscopeReading(files[0], {"diff", "-", "-"});
+  EXPECT_EQ(twice.status, 2);
+  EXPECT_EQ(twice.err, "leakscope: -: standard input named twice (it can be read once)\n");
+}
+
+TEST(Inputs, GzipFilesReadLikeTheirContent) {
+  TempDir dir;
+  auto plain = series(kData + "/leak");
+  std::vector<std::string> gz;
+  for (const auto& f : plain) {
+    gz.push_back(dir.path() + "/" + std::filesystem::path(f).filename().string() + ".gz");
+    gzipFile(f, gz.back());
+  }
+  plain.insert(plain.begin(), {"trend", "--json"});
+  gz.insert(gz.begin(), {"trend", "--json"});
+  const CliRun a = leakscope(plain);
+  const CliRun b = leakscope(gz);
+  ASSERT_EQ(b.status, 1) << b.err;
+  EXPECT_EQ(json::parse(a.out)["suspects"], json::parse(b.out)["suspects"]);
+}
+
+TEST(Inputs, AByteOrderMarkIsSkipped) {
+  TempDir dir;
+  const std::string f = dir.path() + "/bom.lsnap";
+  writeFile(f, "\xef\xbb\xbf" + readFile(kData + "/leak/leakscope-example.000004.lsnap"));
+  const CliRun r = leakscope({"show", "--json", f});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["sequence"], 4);
+}
+
+TEST(Inputs, OtherFormatsAreNamedInTheError) {
+  TempDir dir;
+  writeFile(dir.path() + "/app.heapsnapshot",
+            R"({"snapshot":{"meta":{"node_fields":["type","name"]},"node_count":1}})");
+  expectInputError(dir.path() + "/app.heapsnapshot",
+                   "this is a V8 heap snapshot \\(\\.heapsnapshot from Chrome DevTools or "
+                   "Node\\.js\\), not a leakscope snapshot");
+  writeFile(dir.path() + "/raw.pb", std::string("\x0a\x04\x08\x01\x10\x02\x12\x00", 8));
+  gzipFile(dir.path() + "/raw.pb", dir.path() + "/heap.pb.gz");
+  expectInputError(dir.path() + "/heap.pb.gz", "this is a pprof profile \\(protobuf");
+  expectInputError(kBin, "this is an ELF file");
+}
+
+TEST(Inputs, SkipBadLeavesOutAnUnreadableFileWithAWarning) {
+  TempDir dir;
+  writeFile(dir.path() + "/empty.lsnap", "");
+  const std::string text = readFile(kData + "/leak/leakscope-example.000003.lsnap");
+  // Its header reads; the rest does not.
+  writeFile(dir.path() + "/cut.lsnap", text.substr(0, text.size() / 2));
+  auto args = series(kData + "/leak");
+  args.insert(args.begin(), {"trend", "--json", "--skip-bad"});
+  args.push_back(dir.path() + "/empty.lsnap");
+  args.push_back(dir.path() + "/cut.lsnap");
+  const CliRun r = leakscope(args);
+  ASSERT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(json::parse(r.out)["inputs"].size(), 4u);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
+  EXPECT_NE(r.err.find("leakscope: warning: skipped (--skip-bad): " + dir.path() +
+                       "/empty.lsnap: byte 0: empty file\n"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("cut.lsnap: byte "), std::string::npos) << r.err;
+  // Too few left for a trend: exit 2, saying so.
+  const CliRun few =
+      leakscope({"trend", "--skip-bad", kData + "/leak/leakscope-example.000001.lsnap",
+                 kData + "/leak/leakscope-example.000002.lsnap", dir.path() + "/empty.lsnap"});
+  EXPECT_EQ(few.status, 2);
+  EXPECT_NE(few.err.find("leakscope: only 2 of 3 inputs could be read; 'trend' takes three or "
+                         "more inputs\n"),
+            std::string::npos)
+      << few.err;
+}
+
+TEST(Inputs, TheSameFileTwiceIsRefused) {
+  const std::string f = kData + "/leak/leakscope-example.000001.lsnap";
+  const CliRun diff = leakscope({"diff", f, f});
+  EXPECT_EQ(diff.status, 2);
+  EXPECT_EQ(diff.err,
+            "leakscope: " + f + " and " + f + " are the same file: name each input once\n");
+  TempDir dir;
+  const std::string link = dir.path() + "/link.lsnap";
+  ASSERT_EQ(::symlink(f.c_str(), link.c_str()), 0);
+  const CliRun trend =
+      leakscope({"trend", f, kData + "/leak/leakscope-example.000002.lsnap", link});
+  EXPECT_EQ(trend.status, 2);
+  EXPECT_NE(trend.err.find("are the same file"), std::string::npos) << trend.err;
 }
 
 // ---- usage -----------------------------------------------------------------

@@ -34,6 +34,9 @@ const std::string kBin = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope";
 const std::string kHostile = std::string(LEAKSCOPE_TEST_DATA) + "/hostile";
 const std::string kGood =
     std::string(LEAKSCOPE_TEST_DATA) + "/snapshots/leak/leakscope-example.000001.lsnap";
+// A second good input: the same file twice is refused (issue #13 item 10).
+const std::string kGood2 =
+    std::string(LEAKSCOPE_TEST_DATA) + "/snapshots/leak/leakscope-example.000002.lsnap";
 
 // The bound every run stays under: address space (RLIMIT_AS) and peak RSS.
 constexpr rlim_t kMemoryBound = rlim_t{512} << 20;
@@ -60,8 +63,10 @@ struct CliRun {
 
 // Runs leakscope with `args` under the memory bound (ASan reserves terabytes
 // of address space, so a sanitizer build gets the RSS check only) and the
-// deadline, killing it when the deadline passes.
-CliRun leakscope(const std::vector<std::string>& args, int deadline_ms = kDeadlineMs) {
+// deadline, killing it when the deadline passes. Its standard input is
+// `stdin_path`.
+CliRun leakscope(const std::vector<std::string>& args, int deadline_ms = kDeadlineMs,
+                 const std::string& stdin_path = "/dev/null") {
   TempDir dir;
   const std::string out_path = dir.path() + "/out", err_path = dir.path() + "/err";
   std::vector<std::string> argv = {kBin};
@@ -75,7 +80,7 @@ CliRun leakscope(const std::vector<std::string>& args, int deadline_ms = kDeadli
       const rlimit lim{kMemoryBound, kMemoryBound};
       ::setrlimit(RLIMIT_AS, &lim);
     }
-    const int in = ::open("/dev/null", O_RDONLY);
+    const int in = ::open(stdin_path.c_str(), O_RDONLY);
     const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (in < 0 || out < 0 || err < 0) ::_exit(126);
@@ -138,8 +143,9 @@ std::size_t firstUnsafeByte(const std::string& s) {
 }
 
 // The contract for an input the CLI must refuse.
-void expectRejected(const std::vector<std::string>& args, const std::string& what) {
-  const CliRun r = leakscope(args);
+void expectRejected(const std::vector<std::string>& args, const std::string& what,
+                    const std::string& stdin_path = "/dev/null") {
+  const CliRun r = leakscope(args, kDeadlineMs, stdin_path);
   EXPECT_EQ(r.status, 2) << what << "\nstderr: " << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << what << ": " << r.err;
   EXPECT_TRUE(r.err.ends_with("\n")) << what;
@@ -154,8 +160,11 @@ void expectRejected(const std::vector<std::string>& args, const std::string& wha
 // The contract for an input the CLI reads: exit 0 or 1, nothing on stderr,
 // text a terminal shows as is, JSON that parses.
 void expectShownSafely(const std::string& file, const std::string& what) {
+  TempDir dir;
+  const std::string copy = dir.path() + "/copy-" + fs::path(file).filename().string();
+  writeFile(copy, readFile(file));
   for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"show", file}, {"diff", file, file}, {"sockets", file}}) {
+       {std::vector<std::string>{"show", file}, {"diff", file, copy}, {"sockets", file}}) {
     const CliRun r = leakscope(args);
     EXPECT_TRUE(r.status == 0 || r.status == 1)
         << what << " " << args[0] << ": " << r.status << "\n"
@@ -199,7 +208,7 @@ TEST(HostileCorpus, EveryRejectFileExitsTwoWithOneLineInEveryCommand) {
     expectRejected({"show", "--json", f}, f + " --json");
     expectRejected({"diff", kGood, f}, f + " as diff TARGET");
     // trend reads each input's header first to order the series.
-    expectRejected({"trend", kGood, kGood, f}, f + " in a trend");
+    expectRejected({"trend", kGood, kGood2, f}, f + " in a trend");
   }
 }
 
@@ -226,7 +235,7 @@ TEST(HostileInput, AFifoIsRefusedWithoutBlocking) {
   const std::string fifo = dir.path() + "/snap.lsnap";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   expectRejected({"show", fifo}, "fifo");
-  expectRejected({"trend", kGood, kGood, fifo}, "fifo in a trend");
+  expectRejected({"trend", kGood, kGood2, fifo}, "fifo in a trend");
   const CliRun r = leakscope({"show", fifo});
   EXPECT_NE(r.err.find("not a regular file (a FIFO)"), std::string::npos) << r.err;
   // Through a symlink too: the link is followed, the FIFO still refused.
@@ -309,7 +318,9 @@ TEST(HostileInput, DeepNestingIsRefusedAtAnyDepth) {
 TEST(HostileInput, HugeFiguresCannotMakeDiffPrintNan) {
   // Two sites of 1e308 bytes summed to inf; inf - inf printed "nan", exit 0.
   const std::string f = kHostile + "/reject/huge-figure-1e308.lsnap";
-  const CliRun r = leakscope({"diff", f, f});
+  TempDir dir;
+  writeFile(dir.path() + "/copy.lsnap", readFile(f));
+  const CliRun r = leakscope({"diff", f, dir.path() + "/copy.lsnap"});
   EXPECT_EQ(r.status, 2) << r.out;
   EXPECT_EQ(r.out.find("nan"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("heap.sites[0].inuse_bytes: must be a number from 0 to 2^63"),
@@ -399,9 +410,40 @@ TEST(HostileInput, MappedLibrariesAreReadByTheirOwnPathNotThroughSymlinks) {
   EXPECT_EQ(name.rfind("libdecoy.so+0x", 0), 0u) << name;
 }
 
+// A small file that inflates without end stops at the inflate limit (100
+// times the file, at least 16 MiB), from a file and from standard input, in
+// memory and time like a plain file of that size (issue #13 item 10).
+TEST(HostileInput, AGzipBombStopsAtTheInflateLimit) {
+  const std::string bomb = kHostile + "/reject/gzip-bomb.lsnap.gz";
+  for (const std::string& input : {bomb, std::string("-")}) {
+    expectRejected({"show", input}, "gzip bomb " + input, bomb);
+    const CliRun r = leakscope({"show", input}, kDeadlineMs, bomb);
+    EXPECT_NE(r.err.find(": gzip data inflates past 16.0 MiB"), std::string::npos) << r.err;
+  }
+  // Standard input is kept in memory (up to 1 GiB); an endless stream that
+  // is no input is refused from its first bytes, before it is kept.
+  expectRejected({"show", "-"}, "/dev/zero on stdin", "/dev/zero");
+  const CliRun endless = leakscope({"show", "-"}, kDeadlineMs, "/dev/zero");
+  EXPECT_NE(endless.err.find("leakscope: -: byte 0: not a leakscope snapshot"), std::string::npos)
+      << endless.err;
+}
+
+// A directory is read for its snapshot files only: a FIFO, a symlink, a
+// subdirectory or a device node named like a snapshot is never opened.
+TEST(HostileInput, ADirectoryYieldsOnlyItsRegularSnapshotFiles) {
+  TempDir dir;
+  writeFile(dir.path() + "/a.000001.lsnap", readFile(kGood));
+  ASSERT_EQ(::mkfifo((dir.path() + "/a.000002.lsnap").c_str(), 0600), 0);
+  ASSERT_EQ(::symlink("/dev/zero", (dir.path() + "/a.000003.lsnap").c_str()), 0);
+  ASSERT_EQ(::mkdir((dir.path() + "/a.000004.lsnap").c_str(), 0700), 0);
+  const CliRun r = leakscope({"show", "--json", dir.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["input"], dir.path() + "/a.000001.lsnap");
+}
+
 TEST(HostileInput, ASizeOptionThatOverflowsIsAUsageError) {
   // 1e308 is a finite double; times 2^40 it was inf, and thresholds of inf.
-  const CliRun r = leakscope({"trend", "--min-bytes", "1e308TiB", kGood, kGood, kGood});
+  const CliRun r = leakscope({"trend", "--min-bytes", "1e308TiB", kGood, kGood2, kGood});
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--min-bytes: '1e308TiB' must be a positive size"), std::string::npos)
       << r.err;

@@ -1,5 +1,7 @@
-// libFuzzer target: the streaming snapshot reader, then every analysis over
-// what it accepted. Any crash, sanitizer report or hang is a bug.
+// libFuzzer target: what `load` reads — format detection (byte order mark,
+// the formats named in errors), gzip inflation with its limit, the streaming
+// snapshot reader — then every analysis over what it accepted. Any crash,
+// sanitizer report or hang is a bug.
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
@@ -15,7 +17,7 @@ namespace la = leakscope::analysis;
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   la::SymbolTable symbols;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  auto s = la::parseSnapshotText(text, "fuzz", symbols);
+  auto s = la::parseInput(text, "fuzz", symbols, {});
   if (!s) return 0;
   const la::Comparison c = la::compare(*s, *s, symbols, {});
   la::TrendBuilder b(symbols, {});

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "leakscope/diag/process.h"
 #include "leakscope/diag/tracked.h"
 #include "test_support.h"
 
@@ -70,6 +71,13 @@ TEST_F(SnapshotWriterTest, WritesAVersionedSelfContainedDocument) {
   EXPECT_GT(j["process"]["threads"].get<int>(), 0);
   EXPECT_FALSE(j["process"]["exe"].get<std::string>().empty());
   EXPECT_FALSE(j["process"]["host"].get<std::string>().empty());
+  // The memory limit the runtime knows (issue #13 item 9), so that trend can
+  // project time-to-limit from the snapshots alone.
+  const auto limit = leakscope::diag::readMemoryLimit();
+  ASSERT_TRUE(limit.ok());
+  EXPECT_EQ(j["process"]["memory_limit_bytes"].get<std::uint64_t>(), limit->bytes);
+  EXPECT_EQ(j["process"]["memory_limit_source"],
+            leakscope::diag::memoryLimitSourceName(limit->source));
   EXPECT_GT(j["taken"]["unix_ns"].get<std::int64_t>(), 0);
   EXPECT_GT(j["taken"]["monotonic_ns"].get<std::int64_t>(), 0);
   EXPECT_EQ(j["heap"]["mode"], "off");

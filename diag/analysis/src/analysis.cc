@@ -311,6 +311,8 @@ SeriesPoint seriesPoint(const Snapshot& s) {
   p.host = s.process.host;
   p.build_id = s.process.build_id;
   p.open_fds = s.process.open_fds;
+  p.memory_limit_bytes = s.process.memory_limit_bytes;
+  p.memory_limit_source = s.process.memory_limit_source;
   return p;
 }
 
@@ -815,7 +817,7 @@ Classification classifyGroup(const TrendGroup& g, const std::vector<double>& byt
 
 // Growth per interval and per hour, acceleration, time to the memory limit.
 void fillGrowth(TrendGroup& g, std::size_t n, const std::vector<double>& hours, bool timed,
-                bool by_bytes, const TrendOptions& options, double current_memory) {
+                bool by_bytes, const std::optional<MemoryLimitUsed>& limit, double current_memory) {
   const double intervals = static_cast<double>(n - 1);
   if (n >= 2) {
     g.growth_count_per_interval = (g.counts.back() - g.counts.front()) / intervals;
@@ -832,9 +834,8 @@ void fillGrowth(TrendGroup& g, std::size_t n, const std::vector<double>& hours, 
     const double last_inc = (main[n - 1] - main[n - 1 - half]) / static_cast<double>(half);
     g.accelerating = last_inc > 0 && last_inc > 1.25 * std::max(first_inc, 0.0);
   }
-  if (options.memory_limit_bytes && g.growth_bytes_per_hour > 0) {
-    g.hours_to_limit =
-        std::max(0.0, (*options.memory_limit_bytes - current_memory) / g.growth_bytes_per_hour);
+  if (limit && g.growth_bytes_per_hour > 0) {
+    g.hours_to_limit = std::max(0.0, (limit->bytes - current_memory) / g.growth_bytes_per_hour);
   }
 }
 
@@ -883,6 +884,16 @@ std::string trendReason(const TrendGroup& g, const Classification& c, bool by_by
       break;
   }
   return reason;
+}
+
+// The flag wins: the user may know better (a limit about to be lowered, or
+// a snapshot from a process run outside the cgroup it will run in).
+std::optional<MemoryLimitUsed> memoryLimitUsed(const TrendOptions& options,
+                                               const SeriesPoint& last) {
+  if (options.memory_limit_bytes) return MemoryLimitUsed{*options.memory_limit_bytes, "flag", ""};
+  if (last.memory_limit_bytes <= 0) return std::nullopt;
+  return MemoryLimitUsed{static_cast<double>(last.memory_limit_bytes), "snapshot",
+                         last.memory_limit_source};
 }
 
 // Suspects first, by bytes per hour (or per interval without times), then
@@ -936,7 +947,6 @@ TrendResult TrendBuilder::finish() {
   TrendResult r;
   r.points = points_;
   r.notes = notes_;
-  r.memory_limit_bytes = options_.memory_limit_bytes;
   const std::size_t n = points_.size();
   if (n == 0) return r;
   r.span_seconds =
@@ -947,6 +957,7 @@ TrendResult TrendBuilder::finish() {
                     kNsPerHour);
   }
   const bool timed = r.span_seconds > 0;
+  r.memory_limit = memoryLimitUsed(options_, points_.back());
   const double current_memory = points_.back().rss_bytes > 0
                                     ? static_cast<double>(points_.back().rss_bytes)
                                     : points_.back().heap_inuse_bytes;
@@ -954,10 +965,9 @@ TrendResult TrendBuilder::finish() {
     std::vector<double> rss;
     for (const auto& p : points_) rss.push_back(static_cast<double>(p.rss_bytes));
     if (points_.back().rss_bytes > 0) r.rss_growth_bytes_per_hour = slope(hours, rss);
-    if (options_.memory_limit_bytes && r.rss_growth_bytes_per_hour &&
-        *r.rss_growth_bytes_per_hour > 0) {
-      r.hours_to_limit = std::max(
-          0.0, (*options_.memory_limit_bytes - current_memory) / *r.rss_growth_bytes_per_hour);
+    if (r.memory_limit && r.rss_growth_bytes_per_hour && *r.rss_growth_bytes_per_hour > 0) {
+      r.hours_to_limit =
+          std::max(0.0, (r.memory_limit->bytes - current_memory) / *r.rss_growth_bytes_per_hour);
     }
   }
   for (auto& [key, se] : series_) {
@@ -974,7 +984,7 @@ TrendResult TrendBuilder::finish() {
     g.sampling = c.sampling;
     g.growing_intervals = c.growing;
     g.peak_index = c.peak;
-    fillGrowth(g, n, hours, timed, by_bytes, options_, current_memory);
+    fillGrowth(g, n, hours, timed, by_bytes, r.memory_limit, current_memory);
     g.reason = trendReason(g, c, by_bytes, points_);
     addSurvivors(g);
     if (g.verdict == Verdict::kFlat && g.counts.back() == 0 && g.bytes.back() == 0 &&

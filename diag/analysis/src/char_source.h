@@ -1,26 +1,30 @@
-// A buffered byte source over a file or over memory, with an input iterator
-// nlohmann::json's SAX parser can read from. It counts bytes and lines so
-// that errors can name where they happened, and reports progress.
+// A buffered byte source over a ByteReader (a file, plain or gzip) or over
+// memory, with an input iterator nlohmann::json's SAX parser can read from.
+// It counts bytes and lines so that errors can name where they happened, and
+// reports progress.
 #pragma once
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <iterator>
+#include <string>
 #include <string_view>
 #include <vector>
+
+#include "byte_reader.h"
 
 namespace leakscope::analysis {
 
 class CharSource {
  public:
-  // Reads `fd` (not owned) in 1 MiB chunks.
-  CharSource(int fd, std::uint64_t total,
+  // Reads `reader` (not owned) in 1 MiB chunks; `total` is the file's size.
+  CharSource(ByteReader& reader, std::uint64_t total,
              std::function<void(std::uint64_t, std::uint64_t)> progress)
-      : fd_(fd), total_(total), progress_(std::move(progress)), buffer_(std::size_t{1} << 20) {}
+      : reader_(&reader),
+        total_(total),
+        progress_(std::move(progress)),
+        buffer_(std::size_t{1} << 20) {}
   explicit CharSource(std::string_view text)
       : total_(text.size()), data_(text.data()), length_(text.size()) {}
 
@@ -36,8 +40,11 @@ class CharSource {
   // Bytes consumed so far and the 1-based line of the next byte.
   std::uint64_t offset() const { return consumed_ + pos_; }
   std::uint64_t line() const { return lines_ + 1; }
-  int readError() const { return read_errno_; }
-  std::uint64_t total() const { return total_; }
+  // Why reading stopped early ("" when it did not).
+  const std::string& readError() const { return read_error_; }
+  // Whether every byte of the input has been read (a parse error then means
+  // the input ends early).
+  bool reachedEnd() const { return eof_ && read_error_.empty(); }
 
   class Iterator {
    public:
@@ -66,26 +73,26 @@ class CharSource {
 
  private:
   bool refill() {
-    if (fd_ < 0 || eof_) return false;
+    if (reader_ == nullptr || eof_) {
+      eof_ = true;
+      return false;
+    }
     consumed_ += length_;
     pos_ = 0;
     length_ = 0;
-    for (;;) {
-      const ssize_t n = ::read(fd_, buffer_.data(), buffer_.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        if (n < 0) read_errno_ = errno;
-        eof_ = true;
-        return false;
-      }
-      data_ = buffer_.data();
-      length_ = static_cast<std::size_t>(n);
-      if (progress_) progress_(consumed_ + length_, total_);
-      return true;
+    auto n = reader_->read(buffer_.data(), buffer_.size());
+    if (!n || *n == 0) {
+      if (!n) read_error_ = n.error().message;
+      eof_ = true;
+      return false;
     }
+    data_ = buffer_.data();
+    length_ = *n;
+    if (progress_) progress_(reader_->consumed(), total_);
+    return true;
   }
 
-  int fd_ = -1;
+  ByteReader* reader_ = nullptr;
   std::uint64_t total_ = 0;
   std::function<void(std::uint64_t, std::uint64_t)> progress_;
   std::vector<char> buffer_;
@@ -95,7 +102,7 @@ class CharSource {
   std::uint64_t consumed_ = 0;
   std::uint64_t lines_ = 0;
   bool eof_ = false;
-  int read_errno_ = 0;
+  std::string read_error_;
 };
 
 }  // namespace leakscope::analysis

@@ -205,7 +205,10 @@ void RunsBuilder::close() {
     v.suspects = v.comparison->suspects;
   }
   v.last_rss_bytes = v.trend.points.back().rss_bytes;
-  const std::optional<double>& limit = options_.memory_limit_bytes;
+  // The limit the run's own trend used: --memory-limit, else the one its
+  // snapshots recorded.
+  const std::optional<double> limit =
+      v.trend.memory_limit ? std::optional<double>(v.trend.memory_limit->bytes) : std::nullopt;
   if (limit && *limit > 0 && v.last_rss_bytes > 0) {
     v.last_rss_of_limit = static_cast<double>(v.last_rss_bytes) / *limit;
   }
@@ -221,7 +224,10 @@ RunsResult RunsBuilder::finish() {
   RunsResult r = std::move(result_);
   result_ = {};
   inputs_ = 0;
-  if (!r.runs.empty()) r.summary = summariseRuns(r.runs, options_.memory_limit_bytes);
+  if (!r.runs.empty()) {
+    const auto& last = r.runs.back().trend.memory_limit;
+    r.summary = summariseRuns(r.runs, last ? std::optional<double>(last->bytes) : std::nullopt);
+  }
   return r;
 }
 

@@ -306,6 +306,9 @@ class Builder {
     s_.process.open_fds = f.count("open_fds");
     s_.process.max_fds = f.count("max_fds");
     s_.process.threads = f.count("threads");
+    // Optional (added within version 1): absent in older files.
+    s_.process.memory_limit_bytes = f.count("memory_limit_bytes");
+    s_.process.memory_limit_source = f.str("memory_limit_source");
   }
 
   void readAllocator(const json& v) {
@@ -497,9 +500,9 @@ class Sax : public nlohmann::json_sax<json> {
       what = what.substr(0, from) + clip(std::string_view(what).substr(from, to - from)) +
              (to < what.size() ? what.substr(to) : "'");
     }
-    if (src_.readError() != 0) {
-      what = std::string("read error: ") + std::strerror(src_.readError());
-    } else if (position >= src_.total()) {
+    if (!src_.readError().empty()) {
+      what = src_.readError();
+    } else if (src_.reachedEnd()) {
       what = "the file ends early (truncated?): " + what;
     }
     syntax_error =

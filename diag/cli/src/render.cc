@@ -393,6 +393,25 @@ void trendRss(std::ostream& out, const TrendResult& t) {
   out << "\n";
 }
 
+// The limit the projections use and where it came from: an on-call engineer
+// must see whether the snapshot's cgroup limit or a typed-in figure was used.
+void trendMemoryLimit(std::ostream& out, const TrendResult& t) {
+  if (!t.memory_limit) return;
+  const MemoryLimitUsed& m = *t.memory_limit;
+  out << "  Memory limit: " << formatBytes(m.bytes);
+  if (m.from == "flag") {
+    out << " (--memory-limit)";
+  } else {
+    out << " (recorded in the snapshot" << (m.source.empty() ? "" : ": " + printable(m.source))
+        << ")";
+  }
+  const double rss = static_cast<double>(t.points.back().rss_bytes);
+  if (rss > 0 && m.bytes > 0) {
+    out << "; last RSS " << static_cast<long long>(std::lround(100 * rss / m.bytes)) << "% of it";
+  }
+  out << "\n";
+}
+
 // The inputs in time order, the notes and the process' RSS trend.
 void trendInputs(std::ostream& out, const TrendResult& t) {
   out << "Trend over " << t.points.size() << " inputs, " << formatDuration(t.span_seconds)
@@ -407,6 +426,7 @@ void trendInputs(std::ostream& out, const TrendResult& t) {
   }
   for (const auto& n : t.notes) out << "  note: " << oneLine(n) << "\n";
   trendRss(out, t);
+  trendMemoryLimit(out, t);
   out << "\n";
 }
 
@@ -514,6 +534,14 @@ static void renderTrendText(std::ostream& out, const TrendResult& t, const Symbo
   trendNotLeaks(out, t, o);
 }
 
+// The limit the projections used, and whether the snapshots or the flag gave it.
+static void addMemoryLimitJson(json& j, const TrendResult& t) {
+  if (!t.memory_limit) return;
+  j["memory_limit_bytes"] = std::llround(t.memory_limit->bytes);
+  j["memory_limit_from"] = t.memory_limit->from;
+  if (!t.memory_limit->source.empty()) j["memory_limit_source"] = t.memory_limit->source;
+}
+
 json pointsJson(const std::vector<SeriesPoint>& points) {
   json inputs = json::array();
   for (const auto& p : points) {
@@ -544,6 +572,7 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
   j["notes"] = t.notes;
   if (t.rss_growth_bytes_per_hour) j["rss_growth_bytes_per_hour"] = *t.rss_growth_bytes_per_hour;
   if (t.hours_to_limit) j["hours_to_memory_limit"] = *t.hours_to_limit;
+  addMemoryLimitJson(j, t);
   auto groupJson = [&](const TrendGroup& g) {
     json x = {{"group", groupName(g.group)},
               {"name", g.name},

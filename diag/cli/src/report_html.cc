@@ -359,12 +359,12 @@ void writeProcess(std::ostream& h, const std::vector<SeriesPoint>& points) {
 // The memory limit, the last RSS against it and when the RSS trend reaches it.
 void writeMemoryLimit(std::ostream& h, const TrendResult& t) {
   h << "<p id=\"memory-limit\">";
-  if (!t.memory_limit_bytes) {
+  if (!t.memory_limit) {
     h << "Memory limit: not known; give <code>--memory-limit SIZE</code> to project when it is "
          "reached.</p>";
     return;
   }
-  const double limit = *t.memory_limit_bytes;
+  const double limit = t.memory_limit->bytes;
   const SeriesPoint& last = t.points.back();
   h << "Memory limit " << esc(formatBytes(limit));
   if (last.rss_bytes > 0 && limit > 0) {

@@ -376,6 +376,13 @@ void writeProcess(JsonWriter& w) {
         .field("max_fds", p->max_fds)
         .field("threads", p->threads)
         .field("cpu_seconds", p->cpu_seconds);
+    // The limit the process runs under, so that `leakscope trend` can project
+    // when it is reached without being told (the same figure as the
+    // leakscope_memory_limit_bytes metric).
+    if (auto limit = readMemoryLimit(); limit.ok()) {
+      w.field("memory_limit_bytes", limit->bytes)
+          .field("memory_limit_source", std::string_view(memoryLimitSourceName(limit->source)));
+    }
   } else {
     w.field("pid", static_cast<int>(getpid())).field("error", p.error().message);
   }

@@ -174,6 +174,16 @@ struct SeriesPoint {
   std::int64_t rss_bytes = 0;
   double heap_inuse_bytes = 0;
   std::int64_t open_fds = 0;
+  std::int64_t memory_limit_bytes = 0;  // as recorded; 0: not recorded
+  std::string memory_limit_source;
+};
+
+// The memory limit a trend projects against: --memory-limit when given,
+// else the one the last snapshot recorded.
+struct MemoryLimitUsed {
+  double bytes = 0;
+  std::string from;    // "flag" | "snapshot"
+  std::string source;  // from a snapshot: "cgroup2" | "cgroup1" | "meminfo"
 };
 
 struct TrendResult {
@@ -182,8 +192,8 @@ struct TrendResult {
   std::vector<Suspect> suspects;   // the steady ones, most growth (bytes/h) first
   std::vector<std::string> notes;
   double span_seconds = 0;
-  // Projection of the process' memory when a limit is given.
-  std::optional<double> memory_limit_bytes;  // the limit the projection used
+  // Projection of the process' memory when a limit is known.
+  std::optional<MemoryLimitUsed> memory_limit;
   std::optional<double> rss_growth_bytes_per_hour;
   std::optional<double> hours_to_limit;
 };

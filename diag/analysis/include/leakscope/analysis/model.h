@@ -129,6 +129,10 @@ struct ProcessInfo {
   std::int64_t open_fds = 0;
   std::int64_t max_fds = 0;
   std::int64_t threads = 0;
+  // The limit the process ran under, as the snapshot recorded it (cgroup or
+  // MemTotal); 0 when not recorded (older snapshots, raw profiles).
+  std::int64_t memory_limit_bytes = 0;
+  std::string memory_limit_source;  // "cgroup2" | "cgroup1" | "meminfo"
 };
 
 enum class SourceKind { kSnapshot, kHeapProfile };
