@@ -605,7 +605,9 @@ TEST(Sockets, SuspectsAreNamedWithPeerStateAndOwnersInTextAndJson) {
   ASSERT_EQ(r.suspects.size(), 2u);
 
   std::ostringstream text;
-  la::renderSockets(text, r, {});
+  la::RenderOptions unwrapped;
+  unwrapped.width = 0;  // one line per fact (wrapping has tests of its own)
+  la::renderSockets(text, r, unwrapped);
   const std::string t = text.str();
   EXPECT_NE(t.find("Leak suspects (2):"), std::string::npos) << t;
   EXPECT_NE(t.find("1. [socket] other (10.9.9.9:3306) ESTABLISHED\n"

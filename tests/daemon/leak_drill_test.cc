@@ -200,8 +200,8 @@ TEST_F(LeakDrill, TrendNamesTheApnsConnectionsEveryScheduleLeavesOpen) {
   }
   // ... and so do the sockets in the last snapshot: one ESTABLISHED socket
   // to the mock's port per connection the mock has open.
-  const nlohmann::json* socks =
-      suspect(r.trend, "socket", "127.0.0.1:" + std::to_string(r.mock_port) + " ESTABLISHED");
+  const nlohmann::json* socks = suspect(
+      r.trend, "socket", "other (127.0.0.1:" + std::to_string(r.mock_port) + ") ESTABLISHED");
   ASSERT_NE(socks, nullptr) << r.trend.dump(2);
   EXPECT_EQ((*socks)["objects"].back().get<int>(), r.after.back().mock_open);
 
