@@ -89,11 +89,6 @@ std::string describeFacts(const SocketFacts& f) {
   return out;
 }
 
-std::string shortPath(const std::string& p) {
-  const auto slash = p.rfind('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
 void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
                    const SymbolTable& symbols) {
   if (suspects.empty()) {
@@ -111,6 +106,11 @@ void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
 }
 
 }  // namespace
+
+std::string shortPath(const std::string& p) {
+  const auto slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
 
 void renderSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
                     const SymbolTable& symbols) {

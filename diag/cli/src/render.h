@@ -62,4 +62,7 @@ std::string renderHtmlReport(const RunsResult& runs, const Comparison& compariso
                              const SocketsResult& sockets, const SymbolTable& symbols,
                              const RenderOptions& o);
 
+// The file name of `path`: what the views show of an input.
+std::string shortPath(const std::string& path);
+
 }  // namespace leakscope::analysis

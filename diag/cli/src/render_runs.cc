@@ -12,11 +12,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string shortName(const std::string& p) {
-  const auto slash = p.rfind('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
 double spanSeconds(const std::vector<SeriesPoint>& points) {
   if (points.empty()) return 0;
   return static_cast<double>(points.back().taken_unix_ns - points.front().taken_unix_ns) / 1e9;
@@ -53,8 +48,8 @@ void runText(std::ostream& out, const RunVerdict& r, const SymbolTable& symbols,
       return;
     case RunMethod::kDiff: {
       const Comparison& c = *r.comparison;
-      out << "Two inputs (a trend needs three), compared first to last: " << shortName(c.base)
-          << " -> " << shortName(c.target) << " (" << formatDuration(c.interval_seconds)
+      out << "Two inputs (a trend needs three), compared first to last: " << shortPath(c.base)
+          << " -> " << shortPath(c.target) << " (" << formatDuration(c.interval_seconds)
           << " apart; leakscope diff shows the table)\n";
       for (const auto& n : c.notes) out << "  note: " << n << "\n";
       renderSuspects(out, r.suspects, symbols);
@@ -63,7 +58,7 @@ void runText(std::ostream& out, const RunVerdict& r, const SymbolTable& symbols,
     case RunMethod::kSingle:
       break;
   }
-  out << "One input (" << shortName(r.trend.points.front().path) << "): nothing to compare.\n";
+  out << "One input (" << shortPath(r.trend.points.front().path) << "): nothing to compare.\n";
 }
 
 const char* runVerdictName(const RunVerdict& r) {

@@ -50,11 +50,6 @@ std::string fixed(double v, int digits = 1) {
   return buf;
 }
 
-std::string shortPath(const std::string& p) {
-  const auto slash = p.rfind('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
 // `unix_ns` as a UTC calendar time (the epoch if it cannot be converted).
 std::tm utc(std::int64_t unix_ns) {
   const auto secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
