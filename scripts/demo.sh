@@ -173,6 +173,27 @@ metric() {  # SCRAPE SERIES -> value (0 when absent)
   awk -v s="$2" '$1 == s { v = $2 } END { print (v == "" ? 0 : v) + 0 }' <<< "$1"
 }
 
+# analyse DIR SHOWN SNAPSHOT...: `leakscope trend` on the snapshots (the
+# text shown, the JSON in DIR/trend.json) and the HTML report in
+# DIR/report.html; sets TREND_STATUS (trend's exit status, 0 or 1).
+analyse() {
+  local dir=$1 shown=$2
+  shift 2
+  echo
+  say "\$ leakscope trend --survivors 4 $shown"
+  TREND_STATUS=0
+  build/bin/leakscope trend --survivors 4 "$@" > "$dir/trend.txt" || TREND_STATUS=$?
+  sed -e "s|$DEMO_DIR/||g" -e 's/^/  /' "$dir/trend.txt"
+  [ "$TREND_STATUS" -le 1 ] || die "leakscope trend failed (exit $TREND_STATUS)"
+  build/bin/leakscope trend --json --survivors 1000 "$@" > "$dir/trend.json" || true
+  build/bin/leakscope report --html "$dir/report.html" "$@" > /dev/null || true
+  if [ "$keep_dir" = 1 ]; then
+    say "HTML report: $dir/report.html"
+  else
+    say "HTML report written ($(stat -c %s "$dir/report.html") bytes; set DEMO_DIR to keep it)"
+  fi
+}
+
 # run NAME DRILL: one daemon, $schedules schedules, a snapshot after each,
 # then the analysis; sets VERDICT.
 run() {
@@ -232,19 +253,8 @@ run() {
   say "pushdaemon stopped (SIGTERM, exit 0); mock now sees $(curl -fsS "http://$control/control/stats" | jq .open_connections) open connections"
 
   local snaps=("$dir"/snapshots/*.lsnap)
-  echo
-  say "\$ leakscope trend --survivors 4 $name/snapshots/*.lsnap"
-  local status=0
-  build/bin/leakscope trend --survivors 4 "${snaps[@]}" > "$dir/trend.txt" || status=$?
-  sed -e "s|$DEMO_DIR/||g" -e 's/^/  /' "$dir/trend.txt"
-  [ "$status" -le 1 ] || die "leakscope trend failed (exit $status)"
-  build/bin/leakscope trend --json --survivors 1000 "${snaps[@]}" > "$dir/trend.json" || true
-  build/bin/leakscope report --html "$dir/report.html" "${snaps[@]}" > /dev/null || true
-  if [ "$keep_dir" = 1 ]; then
-    say "HTML report: $dir/report.html"
-  else
-    say "HTML report written ($(stat -c %s "$dir/report.html") bytes; set DEMO_DIR to keep it)"
-  fi
+  analyse "$dir" "$name/snapshots/*.lsnap" "${snaps[@]}"
+  local status=$TREND_STATUS
   # The verdict, read from the JSON (not from the table above).
   local live
   live=$(for f in "${snaps[@]}"; do
@@ -286,20 +296,8 @@ run_node() {
     || die "the Node replay failed"
   local snaps=("$dir"/Heap.*.heapsnapshot)
   [ "${#snaps[@]}" -eq "$node_schedules" ] || die "the Node replay left ${#snaps[@]} snapshots"
-  echo
-  say "\$ leakscope trend --survivors 4 node/Heap.*.heapsnapshot"
-  local status=0
-  build/bin/leakscope trend --survivors 4 "${snaps[@]}" > "$dir/trend.txt" || status=$?
-  sed -e "s|$DEMO_DIR/||g" -e 's/^/  /' "$dir/trend.txt"
-  [ "$status" -le 1 ] || die "leakscope trend failed on the Node snapshots (exit $status)"
-  build/bin/leakscope trend --json --survivors 1000 "${snaps[@]}" > "$dir/trend.json" || true
-  build/bin/leakscope report --html "$dir/report.html" "${snaps[@]}" > /dev/null \
-    || die "leakscope report failed on the Node snapshots"
-  if [ "$keep_dir" = 1 ]; then
-    say "HTML report: $dir/report.html"
-  else
-    say "HTML report written ($(stat -c %s "$dir/report.html") bytes; set DEMO_DIR to keep it)"
-  fi
+  analyse "$dir" "node/Heap.*.heapsnapshot" "${snaps[@]}"
+  local status=$TREND_STATUS
   # The verdict, read from the JSON. ClientHttp2Session is the class the
   # replay's sessions have (tests/node: node.seed_trend_names_the_session_class).
   VERDICT=$(jq -r --argjson status "$status" --arg k "$node_sessions" '
