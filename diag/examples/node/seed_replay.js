@@ -219,7 +219,12 @@ async function runSchedule(opts, authority, ca, index, warmup) {
   const provider = new Provider(authority, ca, opts.sessions, heartbeat);
   await provider.sendAll(opts.requests, index);
   lastResults = buildResults(index, opts.resultsMb);
-  if (!leak) await provider.shutdown();
+  if (!leak) {
+    await provider.shutdown();
+    // A closed session is let go a tick after its 'close' (the socket's
+    // own teardown): wait for that, so the snapshot shows it gone.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   else if (opts.mode === 'leak') providers.push(provider);
   // timer mode: dropped here; only its heartbeat still refers to it.
 }
