@@ -9,6 +9,7 @@
 //   node --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR seed_replay.js \
 //     --cert CERT.pem --key KEY.pem [--mode leak|fixed|timer] [--schedules N]
 //     [--sessions K] [--requests R] [--results-mb M] [--warmup W]
+//     [--heartbeat-ms MS]   (defaults: leak, 4, 3, 3, 4, 2, 60000)
 //
 // Modes (also REPLAY_MODE in the environment):
 //   leak   each schedule creates a Provider that opens K sessions
@@ -42,7 +43,7 @@
 //   stdin  `continue`                 runs the next schedule,
 //   stdout `finished`                 after the last one, then it waits for
 //   stdin  `exit` (or EOF)            and exits 0.
-// The warm-up (--warmup W, default 1) runs W schedules before the first
+// The warm-up (--warmup W, default 2) runs W schedules before the first
 // reported one, always closing their sessions (whatever the mode), so the
 // snapshots are not dominated by start-up (module loading, compiled code,
 // the TLS context) and the first snapshot holds exactly one schedule's
