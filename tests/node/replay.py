@@ -84,8 +84,12 @@ def wait_for_snapshot(directory, known, process, timeout):
 def read_line(process, expect):
     line = process.stdout.readline()
     if not line:
-        err = process.stderr.read() if process.poll() is not None else ""
-        raise ReplayError(f"node ended before '{expect}': {err.strip()}")
+        try:
+            process.wait(10)  # stdout closed: the process is ending
+            err = process.stderr.read().strip()
+        except subprocess.TimeoutExpired:
+            err = "(stdout closed, still running)"
+        raise ReplayError(f"node ended before '{expect}' (exit {process.returncode}): {err}")
     if not line.startswith(expect):
         raise ReplayError(f"expected '{expect}…' from the replay, got {line.strip()!r}")
     return line.strip()
@@ -106,7 +110,8 @@ def run_replay(out, mode="leak", schedules=4, sessions=3, requests=3, results_mb
     cert, key = make_certificate(pki)
     known = set(os.listdir(out))
     cmd = [node, "--heapsnapshot-signal=SIGUSR2", f"--diagnostic-dir={out}", "--expose-gc",
-           *node_flags, SCRIPT, "--warmup", str(warmup), "--cert", cert, "--key", key, "--mode", mode, "--schedules", str(schedules),
+           *node_flags, SCRIPT, "--warmup", str(warmup), "--cert", cert, "--key", key,
+           "--mode", mode, "--schedules", str(schedules),
            "--sessions", str(sessions), "--requests", str(requests),
            "--results-mb", str(results_mb)]
     process = subprocess.Popen(cmd, cwd=out, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
