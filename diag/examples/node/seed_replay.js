@@ -207,7 +207,8 @@ function lineReader() {
     while (waiting.length) waiting.shift()(null);
     lines.push(null);
   });
-  return () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => waiting.push(r)));
+  return () =>
+    lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => waiting.push(r));
 }
 
 const providers = [];  // leak mode: the user-code list that keeps every provider
@@ -253,7 +254,8 @@ async function runDaemon(argv) {
                          `results_bytes=${lastResults.length}\n`);
   }
   process.stdout.write('finished\n');
-  for (let line = await nextLine(); line !== null && line.trim() !== 'exit';) line = await nextLine();
+  let line = await nextLine();
+  while (line !== null && line.trim() !== 'exit') line = await nextLine();
   child.kill();
   process.exit(0);
 }
