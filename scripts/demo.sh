@@ -9,13 +9,20 @@
 #      `kill -USR2` after each; then `leakscope trend` names what grows, the
 #      survivors and the sockets they hold, and `leakscope report --html`
 #      writes the page,
-#   4. does the same with the drill off and shows the clean verdict.
-# The last two lines are the verdicts (`verdict drill:`, `verdict normal:`),
-# read from `leakscope trend --json`. Everything it starts (daemon, MariaDB,
+#   4. does the same with the drill off and shows the clean verdict,
+#   5. replays the seed in its own language: a Node push daemon
+#      (diag/examples/node/seed_replay.js, leak mode) run with
+#      --heapsnapshot-signal=SIGUSR2, `kill -USR2` after each schedule
+#      (tests/node/replay.py), then `leakscope trend` and `report --html` on
+#      its .heapsnapshot files (skipped, and said so, where there is no node).
+# The last three lines are the verdicts (`verdict drill:`, `verdict normal:`,
+# `verdict node:`), read from `leakscope trend --json`. Everything it starts (daemon, MariaDB,
 # mock push server) is stopped at the end, also on Ctrl-C.
 #
 # Options (environment): DEMO_SCHEDULES (default 5), DEMO_APNS_TOKENS (3000),
 # DEMO_FCM_TOKENS (500), DEMO_MAX_CONNECTIONS (apns.max_connections, 4),
+# DEMO_NODE_SCHEDULES (the Node replay's schedules, 4), DEMO_NODE_SESSIONS
+# (its HTTP/2 sessions per schedule, 3),
 # DEMO_DIR (default: a temp dir, removed at the end; set it to keep the
 # snapshots, reports, logs and configuration), LEAKSCOPE_JOBS (build jobs, 2).
 set -euo pipefail
@@ -25,6 +32,8 @@ schedules="${DEMO_SCHEDULES:-5}"
 apns_tokens="${DEMO_APNS_TOKENS:-3000}"
 fcm_tokens="${DEMO_FCM_TOKENS:-500}"
 max_conns="${DEMO_MAX_CONNECTIONS:-4}"
+node_schedules="${DEMO_NODE_SCHEDULES:-4}"
+node_sessions="${DEMO_NODE_SESSIONS:-3}"
 keep_dir=1
 if [ -z "${DEMO_DIR:-}" ]; then
   DEMO_DIR=$(mktemp -d /tmp/leakscope-demo.XXXXXX)
@@ -33,7 +42,7 @@ fi
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 # A kept DEMO_DIR from an earlier run: start afresh (only what the demo makes).
-rm -rf "${DEMO_DIR:?}"/{db,pki,credentials,setup,drill,normal} "$DEMO_DIR"/{mock.out,mock.err,db.out}   "$DEMO_DIR"/payload.json
+rm -rf "${DEMO_DIR:?}"/{db,pki,credentials,setup,drill,normal,node} "$DEMO_DIR"/{mock.out,mock.err,db.out}   "$DEMO_DIR"/payload.json
 
 say() { printf 'demo: %s\n' "$*"; }
 step() { printf '\n== %s\n' "$*"; }
@@ -164,6 +173,27 @@ metric() {  # SCRAPE SERIES -> value (0 when absent)
   awk -v s="$2" '$1 == s { v = $2 } END { print (v == "" ? 0 : v) + 0 }' <<< "$1"
 }
 
+# analyse DIR SHOWN SNAPSHOT...: `leakscope trend` on the snapshots (the
+# text shown, the JSON in DIR/trend.json) and the HTML report in
+# DIR/report.html; sets TREND_STATUS (trend's exit status, 0 or 1).
+analyse() {
+  local dir=$1 shown=$2
+  shift 2
+  echo
+  say "\$ leakscope trend --survivors 4 $shown"
+  TREND_STATUS=0
+  build/bin/leakscope trend --survivors 4 "$@" > "$dir/trend.txt" || TREND_STATUS=$?
+  sed -e "s|$DEMO_DIR/||g" -e 's/^/  /' "$dir/trend.txt"
+  [ "$TREND_STATUS" -le 1 ] || die "leakscope trend failed (exit $TREND_STATUS)"
+  build/bin/leakscope trend --json --survivors 1000 "$@" > "$dir/trend.json" || true
+  build/bin/leakscope report --html "$dir/report.html" "$@" > /dev/null || true
+  if [ "$keep_dir" = 1 ]; then
+    say "HTML report: $dir/report.html"
+  else
+    say "HTML report written ($(stat -c %s "$dir/report.html") bytes; set DEMO_DIR to keep it)"
+  fi
+}
+
 # run NAME DRILL: one daemon, $schedules schedules, a snapshot after each,
 # then the analysis; sets VERDICT.
 run() {
@@ -223,19 +253,8 @@ run() {
   say "pushdaemon stopped (SIGTERM, exit 0); mock now sees $(curl -fsS "http://$control/control/stats" | jq .open_connections) open connections"
 
   local snaps=("$dir"/snapshots/*.lsnap)
-  echo
-  say "\$ leakscope trend --survivors 4 $name/snapshots/*.lsnap"
-  local status=0
-  build/bin/leakscope trend --survivors 4 "${snaps[@]}" > "$dir/trend.txt" || status=$?
-  sed -e "s|$DEMO_DIR/||g" -e 's/^/  /' "$dir/trend.txt"
-  [ "$status" -le 1 ] || die "leakscope trend failed (exit $status)"
-  build/bin/leakscope trend --json --survivors 1000 "${snaps[@]}" > "$dir/trend.json" || true
-  build/bin/leakscope report --html "$dir/report.html" "${snaps[@]}" > /dev/null || true
-  if [ "$keep_dir" = 1 ]; then
-    say "HTML report: $dir/report.html"
-  else
-    say "HTML report written ($(stat -c %s "$dir/report.html") bytes; set DEMO_DIR to keep it)"
-  fi
+  analyse "$dir" "$name/snapshots/*.lsnap" "${snaps[@]}"
+  local status=$TREND_STATUS
   # The verdict, read from the JSON (not from the table above).
   local live
   live=$(for f in "${snaps[@]}"; do
@@ -260,10 +279,56 @@ run() {
       end' "$dir/trend.json")
 }
 
+# run_node: the seed replayed in Node (leak mode), its snapshots read by
+# leakscope; sets VERDICT.
+run_node() {
+  local dir="$DEMO_DIR/node"
+  step "node: the seed replayed in Node (leak mode), $node_schedules schedules of $node_sessions HTTP/2 sessions, kill -USR2 after each"
+  if ! command -v node > /dev/null 2>&1; then
+    VERDICT="skipped: no node on PATH (scripts/setup.sh installs Debian's nodejs)"
+    say "$VERDICT"
+    return
+  fi
+  say "node $(node --version) --heapsnapshot-signal=SIGUSR2 diag/examples/node/seed_replay.js --mode leak"
+  mkdir -p "$dir"
+  python3 tests/node/replay.py --out "$dir" --mode leak --schedules "$node_schedules" \
+    --sessions "$node_sessions" 2>&1 > "$dir/replay.out" | sed 's/^replay: /demo: /' \
+    || die "the Node replay failed"
+  local snaps=("$dir"/Heap.*.heapsnapshot)
+  [ "${#snaps[@]}" -eq "$node_schedules" ] || die "the Node replay left ${#snaps[@]} snapshots"
+  analyse "$dir" "node/Heap.*.heapsnapshot" "${snaps[@]}"
+  local status=$TREND_STATUS
+  # The verdict, read from the JSON. ClientHttp2Session is the class the
+  # replay's sessions have (tests/node: node.seed_trend_names_the_session_class).
+  VERDICT=$(jq -r --argjson status "$status" --arg k "$node_sessions" '
+    "ClientHttp2Session" as $name
+    | (.suspects | map(select(.group == "class" and .name == $name)) | .[0]) as $c
+    | ((.suspects[0].name) // "none") as $first
+    | ([.suspects[] | select(.name != $name) | .name]) as $others
+    | ([(.suspects + .not_suspects + (.uncertain // []))[] | select(.name == "(string)")]
+       | .[0].verdict // "flat") as $strings
+    | if $status == 1 and $c != null then
+        "leakscope trend exit 1: \($c.name) \($c.verdict)"
+          + (if $first == $name then " (first suspect)" else " (first suspect: \($first))" end)
+          + ", \($c.objects | map(tostring) | join(" -> ")) live (+\($c.growth_objects_per_interval)"
+          + " per schedule; \($k) sessions per schedule); \($c.survivor_count) survivors from the"
+          + " first snapshot, retained via \(($c.retainers // [])[0].path // "?"); the results"
+          + " string'"'"'s class (string): \($strings); also flagged: \($others | length) classes"
+          + (if ($others | length) > 0 then " (\($others[:4] | join(", "))\(if ($others | length) > 4 then ", …" else "" end))" else "" end)
+      elif $status == 1 then
+        "leakscope trend exit 1 but \($name) is not a suspect: \($others | join(", "))"
+      else
+        "leakscope trend exit \($status): \(.suspects | length) suspects over \(.inputs | length)"
+          + " snapshots; \($name) is not flagged"
+      end' "$dir/trend.json")
+}
+
 run drill true
 drill_verdict=$VERDICT
 run normal false
 normal_verdict=$VERDICT
+run_node
+node_verdict=$VERDICT
 echo
 say "$(printf 'wall time after set-up and build: %.0f s' "$(echo "$(date +%s.%N) - $t_start" | bc -l)")"
 [ "$keep_dir" = 1 ] && say "kept $DEMO_DIR: snapshots, trend output, HTML reports, logs"
@@ -271,3 +336,4 @@ say "$(printf 'wall time after set-up and build: %.0f s' "$(echo "$(date +%s.%N)
 step "verdicts (from leakscope trend --json)"
 echo "verdict drill: $drill_verdict"
 echo "verdict normal: $normal_verdict"
+echo "verdict node: $node_verdict"

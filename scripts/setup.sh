@@ -28,15 +28,22 @@ packages=(
   default-libmysqlclient-dev mariadb-server
   # pushdaemon: its TOML configuration file (toml++, with line numbers for errors)
   libtomlplusplus-dev
-  # push transport: test keys and certificates (openssl CLI). Node.js for the
-  # node-apn benchmark peer is not installed here: the machine's own Node.js is
-  # used, and bench.sh transport skips that comparison when there is none.
+  # push transport: test keys and certificates (openssl CLI). Node.js (the
+  # node-apn benchmark peer, the seed's replay) is added below only where no
+  # `node` is on PATH.
   openssl
   # formatting, and the function-size check (clang-tidy)
   clang-format clang-tidy
   # systemd-analyze: the pushdaemon unit's sandbox rating (a ctest)
   systemd
 )
+
+# Node.js: the seed replayed in its own language (diag/examples/node, the
+# node.* ctests, demo.sh's third verdict). A machine's own Node (nvm, NodeSource,
+# a newer release) is kept: Debian's nodejs only where there is no `node`.
+if ! command -v node > /dev/null 2>&1; then
+  packages+=(nodejs)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
