@@ -436,6 +436,16 @@ class Progress {
     count_ = count;
     return [this](std::uint64_t done, std::uint64_t total) { update(done, total); };
   }
+  // The step after reading (a V8 graph's dominators can take as long).
+  std::function<void(const char*)> phaseFor() {
+    if (!enabled_) return nullptr;
+    return [this](const char* what) {
+      if (std::chrono::steady_clock::now() - start_ < std::chrono::seconds(1)) return;
+      std::fprintf(stderr, "\r\033[Kleakscope: analysing %zu/%zu %s: %s", index_ + 1, count_,
+                   name_.c_str(), what);
+      shown_ = true;
+    };
+  }
   void clear() {
     if (shown_) std::fprintf(stderr, "\r\033[K");
     shown_ = false;
@@ -471,6 +481,7 @@ la::Snapshot loadOrThrow(const std::string& path, la::SymbolTable& symbols, cons
   lo.binary = a.binary;
   lo.keep_graph = keep_graph;
   lo.progress = progress.forFile(path, index, count);
+  lo.phase = progress.phaseFor();
   auto s = la::load(path, symbols, lo);
   progress.clear();
   if (!s) throw InputFailure{s.error().message};

@@ -236,7 +236,7 @@ Result<Snapshot> readV8(ByteReader& content, const Input& in, SymbolTable& symbo
                         const LoadOptions& options) {
   auto graph = v8::readGraph(content, {options.progress, in.size});
   if (!graph) return Error{graph.error().code, in.path + ": " + graph.error().message};
-  Snapshot s = snapshotFromGraph(std::move(*graph), symbols, options.keep_graph);
+  Snapshot s = snapshotFromGraph(std::move(*graph), symbols, options);
   const InputHeader h = v8Header(in);
   s.path = in.path;
   s.taken_unix_ns = h.taken_unix_ns;

@@ -88,11 +88,17 @@ std::uint32_t V8Graph::node(std::uint64_t id) const {
   return it != by_id.end() && it->first == id ? it->second : v8::kNone;
 }
 
-Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, bool keep_graph) {
+Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOptions& options) {
+  auto phase = [&](const char* what) {
+    if (options.phase) options.phase(what);
+  };
   Snapshot s;
   s.source = SourceKind::kV8HeapSnapshot;
+  phase("distances");
   v8::Distances d = v8::computeDistances(g);
+  phase("dominators");
   const ClassFigures f = classFigures(g);
+  phase("classes");
   s.classes = countClasses(g, d, f.classes, f.retained);
   const StringId no_label = symbols.intern("");
   for (ObjectClass& k : s.classes) {
@@ -104,7 +110,7 @@ Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, bool keep_graph)
   s.v8.unreachable = f.unreachable;
   s.v8.max_js_id = g.max_js_id;
   for (std::uint64_t b : g.self_size) s.v8.self_bytes += static_cast<std::int64_t>(b);
-  if (keep_graph) {
+  if (options.keep_graph) {
     auto kept = std::make_shared<V8Graph>();
     kept->by_id.reserve(g.nodeCount());
     for (std::uint32_t n = 0; n < g.nodeCount(); ++n) kept->by_id.emplace_back(g.id[n], n);

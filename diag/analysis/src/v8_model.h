@@ -26,8 +26,9 @@ struct V8Graph {
 
 // Computes distances, dominators and classes on `g` and returns the
 // snapshot's classes and figures. The graph is released as soon as it is no
-// longer needed, unless `keep_graph`.
-Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, bool keep_graph);
+// longer needed, unless `options.keep_graph`; `options.phase` hears of
+// each step.
+Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOptions& options);
 
 // What a Node.js file name says (Heap.YYYYMMDD.HHMMSS.PID.TID.SEQ.heapsnapshot,
 // as --heapsnapshot-signal and v8.writeHeapSnapshot() name them): the pid,

@@ -38,6 +38,9 @@ struct LoadOptions {
   // edge) so that retaining paths can be printed (classRetainers).
   // Otherwise only the classes and their objects are kept.
   bool keep_graph = false;
+  // Called when a long step after reading starts (V8 heap snapshots:
+  // "distances", "dominators", "classes"); may be empty.
+  std::function<void(const char*)> phase;
 };
 
 // What a series needs to order its files, read without loading them.
