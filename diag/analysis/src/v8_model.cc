@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <ctime>
 #include <regex>
+#include <string_view>
 
 namespace leakscope::analysis {
 namespace {
 
-// The program's objects are judged by count, V8's own by bytes (model.h).
-bool isEngineType(v8::NodeType t) {
+// The program's objects are judged by count, V8's own by bytes (model.h):
+// the types V8 uses for its own structures, and the objects it names
+// "system / ..." (contexts, feedback cells, load handlers: they come and go
+// with compilation, in a program that leaks nothing).
+bool isEngineClass(v8::NodeType t, std::string_view name) {
+  if (name.starts_with("system / ")) return true;
   switch (t) {
     case v8::NodeType::kObject:
     case v8::NodeType::kNative:
@@ -45,7 +50,7 @@ std::vector<ObjectClass> countClasses(const v8::Graph& g, const v8::Distances& d
     o.bytes = static_cast<std::int64_t>(g.self_size[n]);
     k.objects.push_back(o);
     k.live_bytes += o.bytes;
-    k.engine = isEngineType(g.type[n]);
+    k.engine = isEngineClass(g.type[n], k.name);
     const std::uint32_t dist = d.distance[n];
     if (dist < v8::kSystemDistance) k.distance = std::min(k.distance, dist);
   }
