@@ -39,16 +39,21 @@ const char* kMainHelp = R"(leakscope — find what grows in a long-running proce
 Usage: leakscope COMMAND [OPTIONS] INPUT...
 
 Commands:
-  show     one snapshot: totals, top tracked kinds, top heap sites, sockets
-  diff     Comparison view of two inputs: # New, # Deleted, # Delta, sizes
-  trend    three or more inputs: steady growth (leaks) vs transient spikes
-  sockets  netstat-like view of sockets across inputs, with their owners
-  report   one self-contained HTML page with charts (--html OUT.html)
+  show       one snapshot: totals, top tracked kinds or classes, heap sites,
+             sockets
+  diff       Comparison view of two inputs: # New, # Deleted, # Delta, sizes
+  trend      three or more inputs: steady growth (leaks) vs transient spikes
+  sockets    netstat-like view of sockets across inputs, with their owners
+  report     one self-contained HTML page with charts (--html OUT.html)
+  retainers  V8 heap snapshot: how the objects of a class are held
+             (--class NAME)
 
-Inputs are leakscope snapshots (.lsnap, written on kill -USR2) or raw
-gperftools heap profiles (heapprofile or heap_v2), recognised by content,
-plain or gzip. A directory stands for its snapshot files, - for standard
-input; the same file twice is refused.
+Inputs are leakscope snapshots (.lsnap, written on kill -USR2), raw
+gperftools heap profiles (heapprofile or heap_v2) or V8 heap snapshots
+(.heapsnapshot from Node.js or Chrome DevTools, docs/node.md), recognised
+by content, plain or gzip. A directory stands for its snapshot files
+(*.lsnap, *.heapsnapshot), - for standard input; the same file twice is
+refused.
 
 Exit status: 0 nothing flagged, 1 leak suspected, 2 usage or input error.
 Run 'leakscope COMMAND --help' for a command's options and an example.
@@ -74,6 +79,9 @@ live bytes, the top heap allocation sites, and sockets grouped by remote name
 and state with their owners. Flags CLOSE_WAIT sockets, connections no tracked
 object owns and objects whose socket is gone (exit 1 when any is found).
 
+A V8 heap snapshot shows its classes (DevTools' Summary): objects, self
+size, retained size and distance from the GC roots, by retained size.
+
 Example:
   leakscope show /var/lib/pushdaemon/snapshots/pushdaemon.000012.lsnap
 )";
@@ -89,6 +97,10 @@ site (symbolic stack), a socket group (remote name + state):
   Alloc. Size, Freed Size, Size Delta
 Rows are sorted by growth. A group that grew past the thresholds is a
 suspect (exit 1); two points cannot tell a leak from a spike: use trend.
+V8 heap snapshots compare classes by object id, as DevTools' Comparison
+does (self sizes), plus each class's retained-size change; a class of the
+program counts by objects, V8's own ((array), (string), (compiled code) ...)
+by bytes.
 
 Options:
   --min-objects N   growth in objects/sockets that counts (default 1)
@@ -109,11 +121,13 @@ them are suspects. A sampled heap site whose verdict is within sampling error
 is uncertain, listed on its own: take more snapshots or lower the sampling
 period. For each suspect: growth per interval and per hour,
 whether it accelerates, the time to the memory limit (the one the snapshots
-recorded, or --memory-limit), and for tracked kinds the survivors: object ids alive in every snapshot,
-with age, label and socket.
+recorded, or --memory-limit), and for tracked kinds and V8 classes the
+survivors: object ids alive in every snapshot (with age, label and socket
+for tracked kinds); for a V8 class also the shortest retaining paths of its
+survivors in the last input, by shape.
 
 Snapshots of several runs of the process (a restart: another pid or start
-time) are judged run by run: a leak in any run is a suspect, a run of two
+time, or V8 object ids that go backwards) are judged run by run: a leak in any run is a suspect, a run of two
 inputs gets their comparison's suspects, and a last line says what the
 restarts mean (near the memory limit each time: OOM kills).
 
@@ -158,6 +172,23 @@ comparison's, as diff gives it: a trend needs three.
 
 Example:
   leakscope report --html leak.html snapshots/*.lsnap
+)";
+
+const char* kRetainersHelp = R"(Usage: leakscope retainers --class NAME [OPTIONS] INPUT
+
+For a V8 heap snapshot: how the objects of class NAME are held. Each
+object's shortest path from the GC roots (over strong edges), grouped by
+shape (paths that differ only in array indexes are one), most shared first,
+with how many objects share it, in DevTools' notation:
+  (GC roots) → (Global handles) → … → Endpoint._socket → TLSSocket
+.name is a property, [i] an element, ->name a closure's context variable,
+{name} an internal or hidden reference (docs/v8-graph.md).
+
+Options:
+  --class NAME      the class, as show lists it (e.g. TLSSocket, (array))
+
+Example:
+  leakscope retainers Heap.20261130.031502.4242.0.007.heapsnapshot --class ClientHttp2Session
 )";
 
 // Binary units only, as the snapshots, the metrics and systemd's MemoryMax=
@@ -217,6 +248,7 @@ struct Args {
   bool json = false;
   std::optional<std::size_t> width;  // --width; else the terminal's
   bool skip_bad = false;
+  std::string class_name;  // retainers --class
   la::RenderOptions render;
   la::TrendOptions trend;
   std::vector<std::string> inputs;
@@ -228,6 +260,7 @@ int runDiff(Session& session);
 int runTrend(Session& session);
 int runSockets(Session& session);
 int runReport(Session& session);
+int runRetainers(Session& session);
 
 // One entry per command: the name CLI11 registers it under (in this order),
 // its help text, how many inputs it takes (`inputs` names that in the usage
@@ -246,7 +279,10 @@ const Command kCommands[] = {
     {"diff", kDiffHelp, 2, 2, "two inputs, BASE and TARGET", runDiff},
     {"trend", kTrendHelp, 3, SIZE_MAX, "three or more inputs", runTrend},
     {"sockets", kSocketsHelp, 1, SIZE_MAX, "one or more inputs", runSockets},
-    {"report", kReportHelp, 2, SIZE_MAX, "two or more inputs", runReport}};
+    {"report", kReportHelp, 2, SIZE_MAX, "two or more inputs", runReport},
+    {"retainers", kRetainersHelp, 1, 1, "one input", runRetainers}};
+
+constexpr const char* kCommandList = "(show, diff, trend, sockets, report, retainers)";
 
 const Command* findCommand(const std::string& name) {
   for (const Command& c : kCommands) {
@@ -260,7 +296,7 @@ const Command* findCommand(const std::string& name) {
 // list, the minimum), one line.
 void addOptions(CLI::App& cmd, Args& a) {
   const std::string name = cmd.get_name();
-  const bool thresholds = name != "show";
+  const bool thresholds = name != "show" && name != "retainers";
   const bool series = name == "trend" || name == "report";
   cmd.add_flag("--json", a.json);
   if (series || name == "sockets") cmd.add_flag("--skip-bad", a.skip_bad);
@@ -272,6 +308,7 @@ void addOptions(CLI::App& cmd, Args& a) {
   });
   cmd.add_option("--binary", a.binary);
   if (name == "report") cmd.add_option("--html", a.html);
+  if (name == "retainers") cmd.add_option("--class", a.class_name);
   if (thresholds) {
     cmd.add_option_function<std::string>("--min-objects", [&a](const std::string& v) {
       a.trend.thresholds.min_objects = parseCount("--min-objects", v, 1);
@@ -344,8 +381,7 @@ Parsed parse(int argc, char** argv) {
   auto unknownCommand = [&app]() {
     const std::vector<std::string> extra = app.remaining();
     const std::string what = extra.empty() ? std::string() : extra.front();
-    return UsageError{"unknown command '" + what +
-                      "' (show, diff, trend, sockets, report); see --help"};
+    return UsageError{"unknown command '" + what + "' " + kCommandList + "; see --help"};
   };
   try {
     app.parse(argc, argv);
@@ -367,7 +403,7 @@ Parsed parse(int argc, char** argv) {
   if (!app.remaining().empty()) throw unknownCommand();
   const auto subs = app.get_subcommands();
   if (subs.empty())
-    throw UsageError{"no command given (show, diff, trend, sockets, report); see --help"};
+    throw UsageError{std::string("no command given ") + kCommandList + "; see --help"};
   a.command = subs.front()->get_name();
   // CLI11 keeps a "--" among the extras; it only ended the options.
   for (const std::string& extra : subs.front()->remaining()) {
@@ -378,6 +414,9 @@ Parsed parse(int argc, char** argv) {
   a.render.width = a.width.has_value() ? *a.width : viewWidth();
   // Said before the count of inputs is checked (in run).
   if (a.command == "report" && a.html.empty()) throw UsageError{"report needs --html OUT.html"};
+  if (a.command == "retainers" && a.class_name.empty()) {
+    throw UsageError{"retainers needs --class NAME (a class as 'leakscope show' lists it)"};
+  }
   return p;
 }
 
@@ -396,6 +435,16 @@ class Progress {
     index_ = index;
     count_ = count;
     return [this](std::uint64_t done, std::uint64_t total) { update(done, total); };
+  }
+  // The step after reading (a V8 graph's dominators can take as long).
+  std::function<void(const char*)> phaseFor() {
+    if (!enabled_) return nullptr;
+    return [this](const char* what) {
+      if (std::chrono::steady_clock::now() - start_ < std::chrono::seconds(1)) return;
+      std::fprintf(stderr, "\r\033[Kleakscope: analysing %zu/%zu %s: %s", index_ + 1, count_,
+                   name_.c_str(), what);
+      shown_ = true;
+    };
   }
   void clear() {
     if (shown_) std::fprintf(stderr, "\r\033[K");
@@ -426,10 +475,13 @@ struct InputFailure {
 };
 
 la::Snapshot loadOrThrow(const std::string& path, la::SymbolTable& symbols, const Args& a,
-                         Progress& progress, std::size_t index, std::size_t count) {
+                         Progress& progress, std::size_t index, std::size_t count,
+                         bool keep_graph) {
   la::LoadOptions lo;
   lo.binary = a.binary;
+  lo.keep_graph = keep_graph;
   lo.progress = progress.forFile(path, index, count);
+  lo.phase = progress.phaseFor();
   auto s = la::load(path, symbols, lo);
   progress.clear();
   if (!s) throw InputFailure{s.error().message};
@@ -497,12 +549,15 @@ struct Session {
   Session(const Args& args, const Command& c)
       : a(args), command(c), inputs(resolve(args, c)), progress(::isatty(STDERR_FILENO) != 0) {}
 
-  la::Snapshot load(const std::string& path, std::size_t index, std::size_t count) {
-    return loadOrThrow(path, symbols, a, progress, index, count);
+  // `keep_graph`: keep a V8 snapshot's graph for retaining paths.
+  la::Snapshot load(const std::string& path, std::size_t index, std::size_t count,
+                    bool keep_graph = false) {
+    return loadOrThrow(path, symbols, a, progress, index, count, keep_graph);
   }
   // Loads the inputs in the order they were taken, one at a time, and hands
   // each to `use(snapshot, index, count)` (`index` counts the inputs read;
-  // `count` those whose header could be read).
+  // `count` those whose header could be read). The last one keeps its V8
+  // graph (retaining paths are printed for it); one graph at a time.
   template <typename Use>
   void loadSeries(Use&& use) {
     const std::vector<std::string> ordered = timeOrder(a, inputs.paths);
@@ -510,7 +565,7 @@ struct Session {
     for (std::size_t i = 0; i < ordered.size(); ++i) {
       std::optional<la::Snapshot> s;
       try {
-        s = load(ordered[i], i, ordered.size());
+        s = load(ordered[i], i, ordered.size(), i + 1 == ordered.size());
       } catch (const InputFailure& e) {
         skipOrThrow(a, la::Error{la::Errc::kParse, e.message});
         continue;
@@ -653,11 +708,27 @@ int runReport(Session& session) {
   });
 }
 
+int runRetainers(Session& session) {
+  const Args& a = session.a;
+  const la::Snapshot s = session.load(session.inputs.paths[0], 0, 1, true);
+  if (s.source != la::SourceKind::kV8HeapSnapshot) {
+    throw InputFailure{s.path + ": retainers reads V8 heap snapshots (.heapsnapshot); this is a " +
+                       la::sourceName(s.source)};
+  }
+  if (s.objectClass(a.class_name) == nullptr) {
+    throw InputFailure{s.path + ": no object of class '" + a.class_name +
+                       "' (names are as 'leakscope show' lists them, case-sensitive)"};
+  }
+  const auto paths = la::classRetainers(s, a.class_name, {}, a.render.top);
+  return present(
+      a, false, [&] { return la::retainersCommandJson(s, a.class_name, paths); },
+      [&](std::ostream& out) { la::renderRetainers(out, s, a.class_name, paths, a.render); });
+}
+
 int run(const Args& a) {
   const Command* c = findCommand(a.command);
   if (c == nullptr) {
-    throw UsageError{"unknown command '" + a.command +
-                     "' (show, diff, trend, sockets, report); see --help"};
+    throw UsageError{"unknown command '" + a.command + "' " + kCommandList + "; see --help"};
   }
   Session session(a, *c);
   return c->run(session);

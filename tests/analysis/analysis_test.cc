@@ -1208,7 +1208,6 @@ TEST(Input, BrokenAndOversizedGzipAreOneLineErrors) {
 TEST(Input, KnownFormatsAreNamed) {
   la::SymbolTable sy;
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {R"({"snapshot": {"meta": {"node_fields": []}}})", "a V8 heap snapshot"},
       {R"x({"head":{"callFrame":{"functionName":"(root)"}}})x", "a V8 sampling heap profile"},
       {R"({"nodes":[{"id":1}]})", "a V8 CPU profile"},
       {std::string("\x0a\x04\x08\x01\x10\x02\x12", 7), "a pprof profile"},

@@ -588,7 +588,8 @@ TEST(BadInput, MissingFileAndDirectory) {
   // A directory is accepted for its snapshot files (issue #13 item 10).
   TempDir dir;
   expectInputError(dir.path(),
-                   "a directory without snapshot files \\(\\*\\.lsnap, \\*\\.lsnap\\.gz\\)");
+                   "a directory without snapshot files \\(\\*\\.lsnap, \\*\\.heapsnapshot, plain "
+                   "or \\.gz\\)");
 }
 
 TEST(BadInput, TrendStopsAtTheFirstBadInputWithExit2) {
@@ -698,9 +699,8 @@ TEST(Inputs, OtherFormatsAreNamedInTheError) {
   TempDir dir;
   writeFile(dir.path() + "/app.heapsnapshot",
             R"({"snapshot":{"meta":{"node_fields":["type","name"]},"node_count":1}})");
-  expectInputError(dir.path() + "/app.heapsnapshot",
-                   "this is a V8 heap snapshot \\(\\.heapsnapshot from Chrome DevTools or "
-                   "Node\\.js\\), not a leakscope snapshot");
+  // Read as what it is, and its error names the byte.
+  expectInputError(dir.path() + "/app.heapsnapshot", "app\\.heapsnapshot: byte [0-9]+");
   writeFile(dir.path() + "/raw.pb", std::string("\x0a\x04\x08\x01\x10\x02\x12\x00", 8));
   gzipFile(dir.path() + "/raw.pb", dir.path() + "/heap.pb.gz");
   expectInputError(dir.path() + "/heap.pb.gz", "this is a pprof profile \\(protobuf");

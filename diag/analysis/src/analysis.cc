@@ -326,6 +326,8 @@ const char* groupName(Group g) {
       return "heap";
     case Group::kSocket:
       return "socket";
+    case Group::kClass:
+      return "class";
   }
   return "?";
 }
@@ -497,6 +499,40 @@ std::vector<CompareRow> compareTracked(const Snapshot& base, const Snapshot& tar
   return tracked;
 }
 
+// V8 classes: the program's by count, V8's own by bytes (model.h); ranked
+// by how much more they retain.
+std::vector<CompareRow> compareClasses(const Snapshot& base, const Snapshot& target,
+                                       const Thresholds& t, Comparison& c) {
+  std::set<std::string> names;
+  for (const auto& k : base.classes) names.insert(k.name);
+  for (const auto& k : target.classes) names.insert(k.name);
+  static const ObjectClass kEmpty;
+  std::vector<CompareRow> rows;
+  for (const std::string& name : names) {
+    const ObjectClass* b = base.objectClass(name);
+    const ObjectClass* g = target.objectClass(name);
+    const bool engine = (b != nullptr && b->engine) || (g != nullptr && g->engine);
+    if (b == nullptr) b = &kEmpty;
+    if (g == nullptr) g = &kEmpty;
+    CompareRow r = compareKind(name, *b, *g, c.same_process);
+    r.group = Group::kClass;
+    r.created = r.destroyed = 0;
+    const double retained = static_cast<double>(g->retained_bytes - b->retained_bytes);
+    r.retained_delta_bytes = retained;
+    rows.push_back(r);
+    const bool grew = engine ? r.delta_bytes >= t.min_heap_bytes
+                             : r.delta_count >= static_cast<double>(t.min_objects);
+    if (!grew) continue;
+    c.suspects.push_back({Group::kClass, name,
+                          formatCount(r.new_count) + " new, " + formatCount(r.deleted_count) +
+                              " deleted: live " + formatCount(r.base_count) + " -> " +
+                              formatCount(r.target_count) + " (self " + signedBytes(r.delta_bytes) +
+                              ", retained " + signedBytes(retained) + ")",
+                          r.delta_count, retained, std::nullopt});
+  }
+  return rows;
+}
+
 CompareRow compareSite(StackId st, const HeapSite& b, const HeapSite& g, bool exact,
                        const SymbolTable& symbols) {
   CompareRow r;
@@ -601,8 +637,17 @@ Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTab
   c.base = base.path;
   c.target = target.path;
   c.interval_seconds = static_cast<double>(target.taken_unix_ns - base.taken_unix_ns) / 1e9;
-  c.same_process = base.process.pid == target.process.pid && base.source == target.source &&
-                   base.source == SourceKind::kSnapshot;
+  // V8 ids only grow within one isolate: ids that went backwards are
+  // another process's, whatever the file names say.
+  const bool v8 = base.source == SourceKind::kV8HeapSnapshot;
+  c.same_process =
+      base.process.pid == target.process.pid && base.source == target.source &&
+      (base.source == SourceKind::kSnapshot || (v8 && target.v8.max_js_id >= base.v8.max_js_id));
+  if (v8 && target.source == base.source && !c.same_process) {
+    c.notes.push_back(
+        "the two heap snapshots come from different processes (another pid in the file name, "
+        "or object ids that went backwards): # New/# Deleted are net figures");
+  }
   if (base.source == SourceKind::kSnapshot && target.source == SourceKind::kSnapshot &&
       base.process.pid != target.process.pid) {
     c.notes.push_back("the process restarted between the two snapshots (pid " +
@@ -620,6 +665,7 @@ Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTab
   std::vector<CompareRow> tracked = compareTracked(base, target, t, c);
   std::vector<CompareRow> heap = compareHeap(base, target, symbols, t, c);
   std::vector<CompareRow> sockets = compareSockets(base, target, t, c);
+  std::vector<CompareRow> classes = compareClasses(base, target, t, c);
 
   auto byGrowth = [](const CompareRow& a, const CompareRow& b) {
     if (a.delta_bytes != b.delta_bytes) return a.delta_bytes > b.delta_bytes;
@@ -629,7 +675,17 @@ Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTab
   std::sort(tracked.begin(), tracked.end(), byGrowth);
   std::sort(heap.begin(), heap.end(), byGrowth);
   std::sort(sockets.begin(), sockets.end(), byGrowth);
-  for (auto* v : {&tracked, &heap, &sockets}) c.rows.insert(c.rows.end(), v->begin(), v->end());
+  // DevTools' Comparison sorts by Alloc. Size; growth of what is held says
+  // more of a leak.
+  std::sort(classes.begin(), classes.end(), [](const CompareRow& a, const CompareRow& b) {
+    if (*a.retained_delta_bytes != *b.retained_delta_bytes)
+      return *a.retained_delta_bytes > *b.retained_delta_bytes;
+    if (a.delta_count != b.delta_count) return a.delta_count > b.delta_count;
+    return a.name < b.name;
+  });
+  for (auto* v : {&tracked, &heap, &sockets, &classes}) {
+    c.rows.insert(c.rows.end(), v->begin(), v->end());
+  }
   std::stable_sort(c.suspects.begin(), c.suspects.end(), [](const Suspect& a, const Suspect& b) {
     if (a.delta_bytes != b.delta_bytes) return a.delta_bytes > b.delta_bytes;
     return a.delta_count > b.delta_count;
@@ -761,15 +817,19 @@ void TrendBuilder::add(const Snapshot& s) {
   addTracked(s);
   if (s.heap.available) addHeap(s, n);
   addSockets(s);
+  addClasses(s);
   // Groups absent from this snapshot are at zero here.
   for (auto& [key, se] : series_) {
     if (se.counts.size() < n) se.counts.push_back(0);
     if (se.bytes.size() < n) se.bytes.push_back(0);
+    if (se.group == Group::kClass && se.retained.size() < n) se.retained.resize(n, 0.0);
     if (se.group == Group::kHeap) se.bytes_sd.resize(n, 0.0);
   }
 
   // Survivors: the ids of the first snapshot still alive in this one.
-  if (!survivors_valid_ || s.source != SourceKind::kSnapshot) return;
+  if (!survivors_valid_) return;
+  if (s.source == SourceKind::kV8HeapSnapshot) updateClassSurvivors(s, first);
+  if (s.source != SourceKind::kSnapshot) return;
   updateSurvivors(s, first);
 }
 
@@ -804,8 +864,12 @@ Classification classifyGroup(const TrendGroup& g, const std::vector<double>& byt
     for (double& e : sd) e = std::max(e, sample_bytes);
     return SampledJudge(g.bytes, sd, th.min_heap_bytes).judge(c);
   }
+  if (g.group == Group::kClass && g.engine) {
+    *by_bytes = true;
+    return classify(g.bytes, th.min_heap_bytes);
+  }
   Classification c = classify(g.counts, static_cast<double>(th.min_objects));
-  if (g.group == Group::kTracked && c.verdict != Verdict::kSteady) {
+  if ((g.group == Group::kTracked || g.group == Group::kClass) && c.verdict != Verdict::kSteady) {
     const Classification cb = classify(g.bytes, th.min_tracked_bytes);
     if (cb.verdict == Verdict::kSteady || c.verdict == Verdict::kFlat) {
       c = cb;
@@ -861,7 +925,9 @@ std::string trendReason(const TrendGroup& g, const Classification& c, bool by_by
     case Verdict::kSteady:
       reason = "grew in " + std::to_string(c.growing) + " of " + std::to_string(n - 1) +
                " intervals and was never freed: " + fmtSeries(main, by_bytes) + unit;
-      if (g.group == Group::kTracked && !by_bytes) reason += " (" + fmtSeries(g.bytes, true) + ")";
+      if ((g.group == Group::kTracked || g.group == Group::kClass) && !by_bytes) {
+        reason += " (" + fmtSeries(g.bytes, true) + ")";
+      }
       if (g.accelerating) reason += "; accelerating";
       break;
     case Verdict::kTransient:
@@ -899,7 +965,12 @@ std::optional<MemoryLimitUsed> memoryLimitUsed(const TrendOptions& options,
 // Suspects first, by bytes per hour (or per interval without times), then
 // the rest by how much they grew.
 void sortGroups(std::vector<TrendGroup>& groups, bool timed) {
+  // V8 classes by what they hold more: the class that keeps the others
+  // alive comes first.
   auto rate = [&](const TrendGroup& g) {
+    if (g.group == Group::kClass && g.retained.size() >= 2) {
+      return g.retained.back() - g.retained.front();
+    }
     return timed ? g.growth_bytes_per_hour : g.growth_bytes_per_interval;
   };
   auto count_rate = [&](const TrendGroup& g) {
@@ -977,6 +1048,8 @@ TrendResult TrendBuilder::finish() {
     g.stack = se.stack;
     g.counts = se.counts;
     g.bytes = se.bytes;
+    g.retained = se.retained;
+    g.engine = se.engine;
     bool by_bytes = false;
     const Classification c =
         classifyGroup(g, se.bytes_sd, se.sample_bytes, options_.thresholds, &by_bytes);
@@ -987,6 +1060,7 @@ TrendResult TrendBuilder::finish() {
     fillGrowth(g, n, hours, timed, by_bytes, r.memory_limit, current_memory);
     g.reason = trendReason(g, c, by_bytes, points_);
     addSurvivors(g);
+    addClassSurvivors(g);
     if (g.verdict == Verdict::kFlat && g.counts.back() == 0 && g.bytes.back() == 0 &&
         se.group == Group::kHeap) {
       continue;  // heap sites that came and went without mattering
@@ -996,8 +1070,9 @@ TrendResult TrendBuilder::finish() {
   sortGroups(r.groups, timed);
   for (const TrendGroup& g : r.groups) {
     if (g.verdict != Verdict::kSteady) continue;
+    const std::vector<double>& held = g.group == Group::kClass ? g.retained : g.bytes;
     r.suspects.push_back({g.group, g.name, g.reason, g.counts.back() - g.counts.front(),
-                          g.bytes.back() - g.bytes.front(), g.stack});
+                          held.back() - held.front(), g.stack});
   }
   return r;
 }

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <variant>
@@ -15,6 +16,8 @@
 #include "input_format.h"
 #include "readers.h"
 #include "safe_open.h"
+#include "v8_model.h"
+#include "v8_reader.h"
 
 namespace leakscope::analysis {
 namespace {
@@ -206,10 +209,48 @@ Result<std::string> readProfileText(ByteReader& r, const Input& in, const LoadOp
   }
 }
 
+// "2026-11-30T19:58:00Z", as snapshots write their time.
+std::string utcOf(std::int64_t unix_ns) {
+  const std::time_t t = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  std::tm tm{};
+  if (::gmtime_r(&t, &tm) == nullptr) return {};
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// What a V8 snapshot's series needs to place it: the file says nothing of
+// when or where it was written, so its name (Node's own naming) or else its
+// modification time does.
+InputHeader v8Header(const Input& in) {
+  InputHeader h;
+  h.path = in.path;
+  h.source = SourceKind::kV8HeapSnapshot;
+  const NodeFileName name = parseNodeFileName(in.path);
+  h.taken_unix_ns = name.taken_unix_ns > 0 ? name.taken_unix_ns : in.mtime_ns;
+  h.sequence = name.sequence;
+  return h;
+}
+
+Result<Snapshot> readV8(ByteReader& content, const Input& in, SymbolTable& symbols,
+                        const LoadOptions& options) {
+  auto graph = v8::readGraph(content, {options.progress, in.size});
+  if (!graph) return Error{graph.error().code, in.path + ": " + graph.error().message};
+  Snapshot s = snapshotFromGraph(std::move(*graph), symbols, options);
+  const InputHeader h = v8Header(in);
+  s.path = in.path;
+  s.taken_unix_ns = h.taken_unix_ns;
+  s.sequence = h.sequence;
+  s.utc = utcOf(h.taken_unix_ns);
+  s.process.pid = parseNodeFileName(in.path).pid;
+  return s;
+}
+
 Result<Snapshot> read(Input& in, SymbolTable& symbols, const LoadOptions& options) {
   auto format = formatOf(in);
   if (!format) return format.error();
   ContentReader content(in);
+  if (*format == InputFormat::kV8) return readV8(content.get(), in, symbols, options);
   if (*format == InputFormat::kProfile) {
     auto text = readProfileText(content.get(), in, options);
     if (!text) return text.error();
@@ -235,6 +276,7 @@ Result<InputHeader> readHeader(const std::string& path) {
     h.taken_unix_ns = in->mtime_ns;
     return h;
   }
+  if (*format == InputFormat::kV8) return v8Header(*in);
   ContentReader content(*in);
   CharSource src(content.get(), in->size, nullptr);
   return readSnapshotHeader(src, path);

@@ -29,8 +29,6 @@ constexpr KnownFormat kBinary[] = {
 };
 
 constexpr KnownFormat kJson[] = {
-    {R"({"snapshot":{"meta")",
-     "a V8 heap snapshot (.heapsnapshot from Chrome DevTools or Node.js)"},
     {R"({"head":{"callFrame")", "a V8 sampling heap profile (.heapprofile from Chrome DevTools)"},
     {R"({"nodes":[)", "a V8 CPU profile (.cpuprofile)"},
     {R"({"traceEvents")", "a Chrome trace (trace event JSON)"},
@@ -111,15 +109,19 @@ core::Result<InputFormat> detectFormat(std::string_view head, const std::string&
   const std::string_view text = head.substr(i);
   const char* known = knownFormat(content, text);
   if (known != nullptr) {
-    return Error{Errc::kParse, path + ": this is " + known +
-                                   ", not a leakscope snapshot or a gperftools heap profile"};
+    return Error{Errc::kParse,
+                 path + ": this is " + known +
+                     ", not a leakscope snapshot, a gperftools heap profile or a V8 heap snapshot"};
   }
+  // V8 writes the header object first: {"snapshot":{"meta":{...
+  if (std::string_view(compact(text)).starts_with(R"({"snapshot":)")) return InputFormat::kV8;
   if (text[0] == '{') return InputFormat::kSnapshot;
   if (text.starts_with("heap profile:")) return InputFormat::kProfile;
-  return Error{Errc::kParse, path + ": byte " + std::to_string(i) +
-                                 ": not a leakscope snapshot or a gperftools heap profile "
-                                 "(starts with \"" +
-                                 quoted(text) + "\")"};
+  return Error{Errc::kParse,
+               path + ": byte " + std::to_string(i) +
+                   ": not a leakscope snapshot, a gperftools heap profile or a V8 heap snapshot "
+                   "(starts with \"" +
+                   quoted(text) + "\")"};
 }
 
 }  // namespace leakscope::analysis

@@ -1,6 +1,6 @@
 // What an input is, from its first bytes: a leakscope snapshot, a gperftools
-// heap profile, or — for the error message — another format people are
-// likely to hand over by mistake (a V8 heap snapshot, a pprof protobuf, a
+// heap profile, a V8 heap snapshot, or — for the error message — another format people are
+// likely to hand over by mistake (a V8 CPU profile, a pprof protobuf, a
 // file compressed with something other than gzip ...). Never by file name.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 namespace leakscope::analysis {
 
-enum class InputFormat { kSnapshot, kProfile };
+enum class InputFormat { kSnapshot, kProfile, kV8 };
 
 // The first bytes of an input's content (already inflated for gzip).
 // Leading blanks and a UTF-8 byte order mark are skipped. The error is

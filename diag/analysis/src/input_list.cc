@@ -36,8 +36,13 @@ std::optional<SnapshotName> snapshotName(std::string_view file) {
   if (file.starts_with(".")) return std::nullopt;  // the writer's temp files
   std::string_view stem = file;
   if (stem.ends_with(".gz")) stem.remove_suffix(3);
-  if (!stem.ends_with(".lsnap")) return std::nullopt;
-  stem.remove_suffix(6);
+  if (stem.ends_with(".lsnap")) {
+    stem.remove_suffix(6);
+  } else if (stem.ends_with(".heapsnapshot")) {
+    stem.remove_suffix(13);
+  } else {
+    return std::nullopt;
+  }
   SnapshotName n{std::string(file), std::string(stem), ""};
   const auto dot = stem.rfind('.');
   const std::string_view seq = dot == std::string_view::npos ? "" : stem.substr(dot + 1);
@@ -50,7 +55,7 @@ std::optional<SnapshotName> snapshotName(std::string_view file) {
 }
 
 // The snapshot files of `dir`: regular files (not followed through links)
-// named like snapshots, plain or gzip.
+// named like snapshots (leakscope's or V8's), plain or gzip.
 Result<std::vector<std::string>> snapshotFiles(const std::string& dir) {
   core::UniqueDir d(::opendir(dir.c_str()));
   if (!d) return Error{Errc::kIo, dir + ": " + std::strerror(errno)};

@@ -68,6 +68,24 @@ const TrackedKind* Snapshot::kind(std::string_view n) const {
   return it != kinds.end() && it->name == n ? &*it : nullptr;
 }
 
+const ObjectClass* Snapshot::objectClass(std::string_view n) const {
+  auto it = std::lower_bound(classes.begin(), classes.end(), n,
+                             [](const ObjectClass& k, std::string_view v) { return k.name < v; });
+  return it != classes.end() && it->name == n ? &*it : nullptr;
+}
+
+const char* sourceName(SourceKind k) {
+  switch (k) {
+    case SourceKind::kSnapshot:
+      return "snapshot";
+    case SourceKind::kHeapProfile:
+      return "heap-profile";
+    case SourceKind::kV8HeapSnapshot:
+      return "v8-heapsnapshot";
+  }
+  return "?";
+}
+
 void finishHeap(Heap& heap) {
   std::sort(heap.sites.begin(), heap.sites.end(), [](const HeapSite& a, const HeapSite& b) {
     return a.inuse_bytes != b.inuse_bytes ? a.inuse_bytes > b.inuse_bytes : a.stack < b.stack;

@@ -171,7 +171,12 @@ bool RunsBuilder::continues(const RunId& id) const {
 
 void RunsBuilder::add(const Snapshot& s) {
   const RunId id = runIdOf(s);
-  if (open_ && !continues(id)) close();
+  // V8 heap snapshots name no process inside; their ids only grow within
+  // one, so ids that went backwards start another run.
+  const bool v8 = s.source == SourceKind::kV8HeapSnapshot;
+  const bool ids_restarted = v8 && s.v8.max_js_id < last_v8_max_id_;
+  last_v8_max_id_ = v8 ? s.v8.max_js_id : 0;
+  if (open_ && (ids_restarted || !continues(id))) close();
   if (!open_) {
     open_.emplace(Open{RunVerdict{}, TrendBuilder(symbols_, options_), std::nullopt, std::nullopt});
     open_->verdict.first_input = inputs_;

@@ -130,6 +130,7 @@ namespace {
 // Where the input came from: the snapshot's process figures, or the
 // profile's format.
 void showSource(std::ostream& out, const Snapshot& s) {
+  if (s.source == SourceKind::kV8HeapSnapshot) return showV8Source(out, s);
   out << oneLine(s.path) << "\n";
   if (s.source != SourceKind::kSnapshot) {
     out << "  gperftools heap profile (" << oneLine(s.heap.format) << ")\n";
@@ -216,6 +217,7 @@ void showSockets(std::ostream& out, const Snapshot& s, const SocketsResult& sock
 static void renderShowText(std::ostream& out, const Snapshot& s, const SocketsResult& sockets,
                            const SymbolTable& symbols, const RenderOptions& o) {
   showSource(out, s);
+  if (s.source == SourceKind::kV8HeapSnapshot) return showV8Classes(out, s, o);
   showKinds(out, s, o);
   showHeap(out, s, symbols, o);
   if (s.source == SourceKind::kSnapshot) showSockets(out, s, sockets, symbols, o);
@@ -226,7 +228,8 @@ json showJson(const Snapshot& s, const SocketsResult& sockets, const SymbolTable
   json j;
   j["command"] = "show";
   j["input"] = s.path;
-  j["source"] = s.source == SourceKind::kSnapshot ? "snapshot" : "heap-profile";
+  j["source"] = sourceName(s.source);
+  if (s.source == SourceKind::kV8HeapSnapshot) j.update(v8ShowJson(s));
   j["sequence"] = s.sequence;
   j["taken_unix_ns"] = s.taken_unix_ns;
   j["utc"] = s.utc;
@@ -309,6 +312,7 @@ static void renderCompareText(std::ostream& out, const Comparison& c, const Symb
       }
     }
   }
+  renderClassComparison(out, c, o);
   out << "\n";
   printSuspects(out, c.suspects, symbols);
 }
@@ -342,6 +346,7 @@ json compareJson(const Comparison& c, const SymbolTable& symbols, const RenderOp
       row["created"] = r.created;
       row["destroyed"] = r.destroyed;
     }
+    if (r.retained_delta_bytes) row["retained_delta_bytes"] = whole(*r.retained_delta_bytes);
     if (r.stack) row["stack"] = stackJson(symbols, *r.stack);
     rows.push_back(std::move(row));
   }
@@ -357,7 +362,9 @@ json compareJson(const Comparison& c, const SymbolTable& symbols, const RenderOp
 namespace {
 
 std::string rateText(const TrendGroup& g, bool timed) {
-  const bool bytes = g.group == Group::kHeap || (g.group == Group::kTracked && g.bytes.back() != 0);
+  const bool bytes =
+      g.group == Group::kHeap ||
+      ((g.group == Group::kTracked || g.group == Group::kClass) && g.bytes.back() != 0);
   std::string out;
   if (g.group != Group::kHeap) out += signedNum(g.growth_count_per_interval) + "/interval";
   if (bytes) {
@@ -439,8 +446,11 @@ void trendSurvivors(std::ostream& out, const TrendGroup& g, const RenderOptions&
   st.lastColumnLeft();
   for (std::size_t i = 0; i < rows; ++i) {
     const Survivor& s = g.survivors[i];
-    st.add({"#" + std::to_string(s.id), formatDuration(s.age_seconds), s.label,
-            formatBytes(static_cast<double>(s.bytes)), s.socket.empty() ? "-" : s.socket});
+    // V8 ids are written as DevTools writes them; a V8 object's age is not known.
+    const bool v8 = g.group == Group::kClass;
+    st.add({(v8 ? "@" : "#") + std::to_string(s.id), v8 ? "-" : formatDuration(s.age_seconds),
+            s.label.empty() ? "-" : s.label, formatBytes(static_cast<double>(s.bytes)),
+            s.socket.empty() ? "-" : s.socket});
   }
   st.print(out, o.width, "       ");
   if (g.survivor_count > rows) {
@@ -477,6 +487,10 @@ void trendSuspects(std::ostream& out, const TrendResult& t, const SymbolTable& s
           << formatDuration(*g.hours_to_limit * 3600) << "\n";
     }
     if (g.survivor_count > 0) trendSurvivors(out, g, o);
+    if (!g.retainers.empty()) {
+      out << "     retained by (shortest paths from the GC roots):\n";
+      renderRetainerPaths(out, g.retainers, g.survivor_count, "       ");
+    }
   }
 }
 
@@ -592,7 +606,12 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
     if (g.stack) x["stack"] = stackJson(symbols, *g.stack);
     if (g.verdict == Verdict::kTransient) x["peak_input"] = t.points[g.peak_index].path;
     if (g.sampling) x["sampling"] = samplingJson(*g.sampling);
-    if (g.group == Group::kTracked) {
+    if (g.group == Group::kClass) {
+      x["retained_bytes"] = whole(g.retained);
+      x["engine"] = g.engine;
+      x["retainers"] = retainersJson(g.retainers);
+    }
+    if (g.group == Group::kTracked || g.group == Group::kClass) {
       x["survivor_count"] = g.survivor_count;
       json sv = json::array();
       for (const Survivor& s : g.survivors) {

@@ -62,6 +62,22 @@ std::string renderHtmlReport(const RunsResult& runs, const Comparison& compariso
                              const SocketsResult& sockets, const SymbolTable& symbols,
                              const RenderOptions& o);
 
+// ---- V8 heap snapshots (render_v8.cc) ----
+void showV8Source(std::ostream& out, const Snapshot& s);
+void showV8Classes(std::ostream& out, const Snapshot& s, const RenderOptions& o);
+// show's `classes` and `v8` members.
+nlohmann::json v8ShowJson(const Snapshot& s);
+void renderClassComparison(std::ostream& out, const Comparison& c, const RenderOptions& o);
+// One line per path: "  COUNT of OBJECTS: (GC roots) → … → Class".
+void renderRetainerPaths(std::ostream& out, const std::vector<RetainerPath>& paths,
+                         std::size_t objects, const std::string& indent);
+nlohmann::json retainersJson(const std::vector<RetainerPath>& paths);
+// `leakscope retainers`.
+void renderRetainers(std::ostream& out, const Snapshot& s, const std::string& name,
+                     const std::vector<RetainerPath>& paths, const RenderOptions& o);
+nlohmann::json retainersCommandJson(const Snapshot& s, const std::string& name,
+                                    const std::vector<RetainerPath>& paths);
+
 // The file name of `path`: what the views show of an input.
 std::string shortPath(const std::string& path);
 

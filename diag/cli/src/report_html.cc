@@ -441,8 +441,11 @@ void writeMemory(std::ostream& h, const RunsResult& r, const TimeAxis& x) {
 void writeSurvivors(std::ostream& h, const TrendGroup& g) {
   h << "<p>" << g.survivor_count << " object(s) alive in every snapshot (oldest first):</p>"
     << "<table><tr><th>id</th><th>age</th><th>label</th><th>bytes</th><th>socket</th></tr>";
+  // V8 ids as DevTools writes them; a V8 object's age is not known.
+  const bool v8 = g.group == Group::kClass;
   for (const Survivor& sv : g.survivors) {
-    h << "<tr><td>#" << sv.id << "</td><td>" << esc(formatDuration(sv.age_seconds)) << "</td><td>"
+    h << "<tr><td>" << (v8 ? "@" : "#") << sv.id << "</td><td>"
+      << esc(v8 ? "-" : formatDuration(sv.age_seconds)) << "</td><td>"
       << esc(sv.label) << "</td><td class=\"n\">" << esc(formatBytes(static_cast<double>(sv.bytes)))
       << "</td><td><code>" << esc(sv.socket.empty() ? "-" : sv.socket) << "</code></td></tr>";
   }
@@ -477,10 +480,23 @@ void writeSuspect(std::ostream& h, const TrendGroup& g, const std::string& reaso
   if (charted && g.group != Group::kSocket) {
     h << Chart(x, g.bytes, true)
              .svg(slug(g, idx) + "-bytes",
-                  g.group == Group::kHeap ? "bytes in use" : "retained bytes", "#d35400");
+                  g.group == Group::kHeap    ? "bytes in use"
+                  : g.group == Group::kClass ? "self size"
+                                             : "retained bytes",
+                  "#d35400");
+  }
+  if (charted && g.retained.size() == g.counts.size()) {
+    h << Chart(x, g.retained, true).svg(slug(g, idx) + "-retained", "retained size", "#8e44ad");
   }
   h << "</div>";
   if (g.survivor_count > 0) writeSurvivors(h, g);
+  if (!g.retainers.empty()) {
+    h << "<p>Retained by (shortest paths from the GC roots, by shape):</p><ul class=\"paths\">";
+    for (const RetainerPath& p : g.retainers) {
+      h << "<li>" << p.count << ": <code>" << esc(p.path) << "</code></li>";
+    }
+    h << "</ul>";
+  }
   h << "</div>\n";
 }
 

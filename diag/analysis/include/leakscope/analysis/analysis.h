@@ -3,11 +3,13 @@
 // directly and the CLI only loads files and renders results.
 //
 // Groups are what the views count: a tracked kind (its objects), a heap site
-// (a symbolic allocation stack), or a socket group (remote name + state).
+// (a symbolic allocation stack), a socket group (remote name + state), or a
+// class of a V8 heap snapshot (its objects, by V8's ids).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -17,7 +19,7 @@
 
 namespace leakscope::analysis {
 
-enum class Group { kTracked, kHeap, kSocket };
+enum class Group { kTracked, kHeap, kSocket, kClass };
 const char* groupName(Group g);
 
 // The socket's peer as /metrics names it (core::peerName): `none` without a
@@ -59,6 +61,8 @@ struct CompareRow {
   // in between), "net" (sampled heap: only the net change is known).
   std::string basis;
   std::int64_t created = 0, destroyed = 0;  // tracked: the kind's counters in between
+  // V8 classes: the change of the class's retained size (base → target).
+  std::optional<double> retained_delta_bytes;
 };
 
 // What a suspect of the socket view is about, so that views can name it.
@@ -76,6 +80,8 @@ struct Suspect {
   std::string name;
   std::string reason;
   double delta_count = 0;
+  // V8 classes: the growth of their retained size (what collecting them
+  // would free), which also orders them; others: of their own bytes.
   double delta_bytes = 0;
   std::optional<StackId> stack;
   std::optional<SocketFacts> socket = std::nullopt;  // suspects of analyseSockets
@@ -130,6 +136,13 @@ struct SamplingCheck {
   bool clear() const { return margin_bytes > error_bytes; }
 };
 
+// Retaining paths shared by objects of a class, DevTools' notation:
+// "(GC roots) → (Global handles) → … → Endpoint._socket → TLSSocket".
+struct RetainerPath {
+  std::string path;
+  std::size_t count = 0;  // objects whose shortest path has this shape
+};
+
 struct TrendGroup {
   Group group = Group::kTracked;
   std::string name;
@@ -150,15 +163,25 @@ struct TrendGroup {
   std::size_t peak_index = 0;
   // Sampled heap sites that grew: what the verdict was checked against.
   std::optional<SamplingCheck> sampling;
-  // Tracked kinds: ids alive in every snapshot.
+  // Tracked kinds and V8 classes: ids alive in every snapshot.
   std::size_t survivor_count = 0;
-  std::vector<Survivor> survivors;  // oldest first, at most TrendOptions::max_survivors
+  // Tracked: oldest first; classes: lowest id (oldest) first. At most
+  // TrendOptions::max_survivors.
+  std::vector<Survivor> survivors;
+  // V8 classes: retained size per snapshot, and whether the class is V8's
+  // own (judged by bytes: its count moves with the engine's caches).
+  std::vector<double> retained;
+  bool engine = false;
+  // V8 class suspects: how the survivors are held in the last snapshot (all
+  // its instances when none survived), most shared path first.
+  std::vector<RetainerPath> retainers;
 };
 
 struct TrendOptions {
   Thresholds thresholds;
   std::optional<double> memory_limit_bytes;
   std::size_t max_survivors = 20;
+  std::size_t max_retainer_paths = 5;
 };
 
 struct SeriesPoint {
@@ -218,16 +241,27 @@ class TrendBuilder {
     // The error of one sample (sampled heap sites; 0 when exact): what a
     // point without samples may hide.
     double sample_bytes = 0;
+    std::vector<double> retained;  // V8 classes
+    bool engine = false;           // V8 classes: V8's own objects
   };
   struct Candidate {
     TrackedObject object;
     std::string socket;
+  };
+  // A V8 object that has been alive in every snapshot so far (compact:
+  // a class's candidates at first are all its instances).
+  struct ClassCandidate {
+    std::uint64_t id = 0;
+    std::int64_t bytes = 0;
   };
   Series& series(Group g, const std::string& name, std::optional<StackId> stack);
   // The steps of add(): one value per series for this snapshot.
   void addTracked(const Snapshot& s);
   void addHeap(const Snapshot& s, std::size_t n);
   void addSockets(const Snapshot& s);
+  void addClasses(const Snapshot& s);
+  void updateClassSurvivors(const Snapshot& s, bool first);
+  void addClassSurvivors(TrendGroup& g) const;
   void updateSurvivors(const Snapshot& s, bool first);
   // A tracked kind's objects alive in every snapshot, oldest first.
   void addSurvivors(TrendGroup& g) const;
@@ -239,8 +273,22 @@ class TrendBuilder {
   // Tracked kind → ids alive in every snapshot so far.
   std::map<std::string, std::vector<Candidate>> survivors_;
   bool survivors_valid_ = true;
+  // V8 class → ids alive in every snapshot so far, sorted.
+  std::map<std::string, std::vector<ClassCandidate>> class_survivors_;
+  // The last snapshot's graph, when it was loaded with keep_graph.
+  std::shared_ptr<const V8Graph> last_graph_;
   std::vector<std::string> notes_;
 };
+
+// ---- V8 retainers -------------------------------------------------------
+
+// The shortest retaining paths to a class's objects `ids` (all its instances
+// when empty), clustered by shape (paths that differ only in element
+// indexes are one), most shared first, at most `max_paths`. Empty when the
+// snapshot was loaded without LoadOptions::keep_graph.
+std::vector<RetainerPath> classRetainers(const Snapshot& s, const std::string& name,
+                                         const std::vector<std::uint64_t>& ids,
+                                         std::size_t max_paths);
 
 // ---- sockets ------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-// Reading the CLI's inputs: leakscope snapshots and raw gperftools heap
-// profiles, plain or gzip-compressed, with or without a UTF-8 byte order
-// mark, told apart by their content (never by file name); other known
+// Reading the CLI's inputs: leakscope snapshots, raw gperftools heap
+// profiles and V8 heap snapshots (.heapsnapshot, docs/node.md), plain or gzip-compressed, with or
+// without a UTF-8 byte order mark, told apart by their content (never by file name); other known
 // formats are named in the error. Snapshots are streamed (a SAX parse that
 // keeps one object at a time, inflating gzip on the fly), so a file of any
 // size is read in memory proportional to what the model keeps. The path "-"
@@ -34,6 +34,13 @@ struct LoadOptions {
   std::string binary;
   // Called with (bytes read, total bytes) while reading; may be empty.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
+  // V8 heap snapshots: keep the graph (about 30 bytes per node and 9 per
+  // edge) so that retaining paths can be printed (classRetainers).
+  // Otherwise only the classes and their objects are kept.
+  bool keep_graph = false;
+  // Called when a long step after reading starts (V8 heap snapshots:
+  // "distances", "dominators", "classes"); may be empty.
+  std::function<void(const char*)> phase;
 };
 
 // What a series needs to order its files, read without loading them.
@@ -50,8 +57,8 @@ struct ResolvedInputs {
   bool from_directory = false;  // some came from a directory
 };
 
-// A directory stands for its snapshot files (`*.lsnap`, `*.lsnap.gz`; regular
-// files, not hidden), in sequence order; "-" for standard input. Names that
+// A directory stands for its snapshot files (`*.lsnap`, `*.heapsnapshot`,
+// plain or `.gz`; regular files, not hidden), in sequence order; "-" for standard input. Names that
 // cannot be stat()ed pass through (reading them names the error). Refuses a
 // file named twice (same device and inode: also through a link or a
 // directory) and "-" twice.

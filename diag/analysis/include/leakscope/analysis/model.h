@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -135,7 +136,43 @@ struct ProcessInfo {
   std::string memory_limit_source;  // "cgroup2" | "cgroup1" | "meminfo"
 };
 
-enum class SourceKind { kSnapshot, kHeapProfile };
+enum class SourceKind { kSnapshot, kHeapProfile, kV8HeapSnapshot };
+const char* sourceName(SourceKind k);  // "snapshot" | "heap-profile" | "v8-heapsnapshot"
+
+// A class of objects in a V8 heap snapshot, named as Chrome DevTools names
+// it (docs/v8-graph.md): its instances as objects (V8's id, self size;
+// `live_bytes` sums the self sizes), sorted by id like a tracked kind's, so
+// that diff and trend compare them by id; and what the graph says of them.
+// Objects with self size 0 are not counted, as in DevTools' Summary.
+struct ObjectClass : TrackedKind {
+  // The sum over instances that no other instance of the class dominates.
+  std::int64_t retained_bytes = 0;
+  // Fewest references from the GC roots to an instance; kNoDistance when
+  // none is reachable from the user roots (DevTools shows "-").
+  std::uint32_t distance = 0;
+  // V8's own objects (hidden, code, arrays, strings, shapes, numbers ...):
+  // judged by bytes, since their counts move with the engine's caches, not
+  // with the program.
+  bool engine = false;
+  static constexpr std::uint32_t kNoDistance = 0xffffffffu;
+};
+
+// What the rest of the graph is kept as, when LoadOptions::keep_graph asks
+// (defined in the reader's private headers): enough to print retaining
+// paths.
+struct V8Graph;
+
+struct V8Facts {
+  std::uint64_t nodes = 0;
+  std::uint64_t edges = 0;
+  std::uint64_t strings = 0;
+  // Nodes no path from the root reaches over strong edges (DevTools hangs
+  // them under the root and warns).
+  std::uint64_t unreachable = 0;
+  std::uint32_t max_js_id = 0;  // ids only grow within one isolate
+  std::int64_t self_bytes = 0;  // all nodes
+  std::shared_ptr<const V8Graph> graph;
+};
 
 struct Snapshot {
   std::string path;
@@ -153,8 +190,12 @@ struct Snapshot {
   std::vector<Socket> sockets;
   std::string sockets_error;
   Heap heap;
+  // V8 heap snapshots: classes sorted by name, and the graph's figures.
+  std::vector<ObjectClass> classes;
+  V8Facts v8;
 
   const TrackedKind* kind(std::string_view name) const;
+  const ObjectClass* objectClass(std::string_view name) const;
 };
 
 }  // namespace leakscope::analysis

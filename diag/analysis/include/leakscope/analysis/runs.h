@@ -26,7 +26,9 @@
 namespace leakscope::analysis {
 
 // Which process a snapshot came from. Raw heap profiles (pid 0) say nothing,
-// and belong to the run they follow.
+// and belong to the run they follow. V8 heap snapshots have the pid of a
+// Node.js file name (else 0), and a run also ends where their ids go
+// backwards.
 struct RunId {
   std::int64_t pid = 0;
   double start_time_unix = 0;  // 0: not recorded (older snapshots)
@@ -93,6 +95,7 @@ class RunsBuilder {
   std::optional<Open> open_;
   RunsResult result_;
   std::size_t inputs_ = 0;
+  std::uint32_t last_v8_max_id_ = 0;  // of the previous input, when a V8 heap snapshot
 };
 
 // A trend already made, as the result of a series of one run judged by

@@ -1,0 +1,113 @@
+// The parts of diff's and trend's analyses that only V8 heap snapshots
+// have: per-class series with retained sizes, survivors by V8 id, and
+// retaining paths (analysis.h).
+#include <algorithm>
+
+#include "leakscope/analysis/analysis.h"
+#include "v8_graph.h"
+#include "v8_model.h"
+
+namespace leakscope::analysis {
+namespace {
+
+// Retaining paths are computed for at most this many objects of a class:
+// the clusters' shares are then of a sample (the first ids, the oldest).
+constexpr std::size_t kMaxPathObjects = 100000;
+
+std::vector<RetainerPath> retainersIn(const V8Graph& kept, const std::string& name,
+                                      const std::vector<std::uint64_t>& ids,
+                                      std::size_t max_paths) {
+  const v8::Graph& g = kept.graph;
+  std::vector<std::uint32_t> nodes;
+  if (ids.empty()) {
+    for (std::uint32_t n = 0; n < g.nodeCount() && nodes.size() < kMaxPathObjects; ++n) {
+      if (g.self_size[n] > 0 && v8::className(g, n) == name) nodes.push_back(n);
+    }
+  } else {
+    for (std::size_t i = 0; i < ids.size() && nodes.size() < kMaxPathObjects; ++i) {
+      const std::uint32_t n = kept.node(ids[i]);
+      if (n != v8::kNone) nodes.push_back(n);
+    }
+  }
+  std::vector<RetainerPath> out;
+  for (const v8::PathCluster& c : v8::clusterPaths(g, kept.distances, nodes, max_paths)) {
+    out.push_back({c.shape, c.count});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<RetainerPath> classRetainers(const Snapshot& s, const std::string& name,
+                                         const std::vector<std::uint64_t>& ids,
+                                         std::size_t max_paths) {
+  if (!s.v8.graph) return {};
+  return retainersIn(*s.v8.graph, name, ids, max_paths);
+}
+
+void TrendBuilder::addClasses(const Snapshot& s) {
+  for (const ObjectClass& k : s.classes) {
+    Series& se = series(Group::kClass, k.name, std::nullopt);
+    se.counts.push_back(static_cast<double>(k.objects.size()));
+    se.bytes.push_back(static_cast<double>(k.live_bytes));
+    se.retained.resize(points_.size() - 1, 0.0);
+    se.retained.push_back(static_cast<double>(k.retained_bytes));
+    se.engine = se.engine || k.engine;
+  }
+  if (s.source == SourceKind::kV8HeapSnapshot) last_graph_ = s.v8.graph;
+}
+
+// Candidates are kept sorted by id, as a class's objects are, so that each
+// snapshot's intersection is one merge.
+void TrendBuilder::updateClassSurvivors(const Snapshot& s, bool first) {
+  if (first) {
+    for (const ObjectClass& k : s.classes) {
+      auto& c = class_survivors_[k.name];
+      c.reserve(k.objects.size());
+      for (const TrackedObject& o : k.objects) c.push_back({o.id, o.bytes});
+    }
+    return;
+  }
+  for (auto& [name, cands] : class_survivors_) {
+    const ObjectClass* k = s.objectClass(name);
+    if (k == nullptr) {
+      cands.clear();
+      cands.shrink_to_fit();
+      continue;
+    }
+    std::size_t out = 0, j = 0;
+    for (const ClassCandidate& c : cands) {
+      while (j < k->objects.size() && k->objects[j].id < c.id) ++j;
+      if (j < k->objects.size() && k->objects[j].id == c.id) {
+        cands[out++] = {c.id, k->objects[j].bytes};
+      }
+    }
+    cands.resize(out);
+    cands.shrink_to_fit();
+  }
+}
+
+void TrendBuilder::addClassSurvivors(TrendGroup& g) const {
+  if (g.group != Group::kClass || !survivors_valid_) return;
+  auto it = class_survivors_.find(g.name);
+  if (it == class_survivors_.end()) return;
+  const std::vector<ClassCandidate>& cands = it->second;
+  g.survivor_count = cands.size();
+  for (std::size_t i = 0; i < cands.size() && i < options_.max_survivors; ++i) {
+    Survivor sv;
+    sv.id = cands[i].id;
+    sv.bytes = cands[i].bytes;
+    g.survivors.push_back(sv);
+  }
+  if (g.verdict != Verdict::kSteady) return;
+  if (g.survivor_count > 0) {
+    g.reason += "; " + std::to_string(g.survivor_count) + " object(s) alive in every snapshot";
+  }
+  if (!last_graph_) return;
+  std::vector<std::uint64_t> ids;
+  ids.reserve(std::min(cands.size(), kMaxPathObjects));
+  for (std::size_t i = 0; i < cands.size() && i < kMaxPathObjects; ++i) ids.push_back(cands[i].id);
+  g.retainers = retainersIn(*last_graph_, g.name, ids, options_.max_retainer_paths);
+}
+
+}  // namespace leakscope::analysis
