@@ -8,8 +8,9 @@
 //
 //   node --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR seed_replay.js \
 //     --cert CERT.pem --key KEY.pem [--mode leak|fixed|timer] [--schedules N]
-//     [--sessions K] [--requests R] [--results-mb M] [--warmup W]
-//     [--heartbeat-ms MS]   (defaults: leak, 4, 3, 3, 4, 2, 60000)
+//     [--sessions K] [--requests R] [--results-mb M] [--results-at I]
+//     [--warmup W] [--heartbeat-ms MS]
+//     (defaults: leak, 4, 3, 3, 4, 2, 2, 60000)
 //
 // Modes (also REPLAY_MODE in the environment):
 //   leak   each schedule creates a Provider that opens K sessions
@@ -26,10 +27,12 @@
 // process (so its server-side sessions are not in the daemon's heap); the
 // certificate is self-signed for "localhost", made by the caller (openssl).
 //
-// Every schedule also builds a big "results" string (--results-mb, the
-// per-token results UPDATE the seed's daemon wrote back), kept in
-// `lastResults` until the next schedule starts: each such string is in one
-// snapshot only, by design (transient, never a leak).
+// Every schedule also builds a "results" string (the per-token results
+// UPDATE the seed's daemon wrote back), kept in `lastResults` until the next
+// schedule starts. Schedule --results-at (default 2; 0: none) is the big
+// push: its results are --results-mb MB, the others' a few KB. So, as in the
+// seed, a big string is in one snapshot only and gone in the next
+// (transient, never a leak).
 //
 // Protocol with the caller (stdin/stdout, line by line):
 //   stdout `pid=PID`                  at start
@@ -63,6 +66,7 @@ function parseArgs(argv) {
     sessions: 3,
     requests: 3,
     resultsMb: 4,
+    resultsAt: 2,
     warmup: 2,
     cert: '',
     key: '',
@@ -73,6 +77,7 @@ function parseArgs(argv) {
     '--sessions': 'sessions',
     '--requests': 'requests',
     '--results-mb': 'resultsMb',
+    '--results-at': 'resultsAt',
     '--warmup': 'warmup',
     '--heartbeat-ms': 'heartbeatMs',
   };
@@ -175,9 +180,9 @@ class Provider {
 
 // The per-token results the seed's daemon wrote back in one UPDATE: several
 // MB in one flat string, alive only until the next schedule starts.
-function buildResults(schedule, megabytes) {
+function buildResults(schedule, bytes) {
   const row = `(${String(schedule).padStart(6, '0')},'sent'),`;
-  const rows = new Array(Math.floor((megabytes << 20) / row.length)).fill(row);
+  const rows = new Array(Math.floor(bytes / row.length)).fill(row);
   // join() makes one flat string (one node in the snapshot, self size = its
   // length); `+` and repeat() would make a tree of concatenated strings.
   return `UPDATE device_tokens SET state = CASE id ${rows.join('')}`;
@@ -220,7 +225,8 @@ async function runSchedule(opts, authority, ca, index, warmup) {
   const heartbeat = !warmup && opts.mode === 'timer' ? opts.heartbeatMs : 0;
   const provider = new Provider(authority, ca, opts.sessions, heartbeat);
   await provider.sendAll(opts.requests, index);
-  lastResults = buildResults(index, opts.resultsMb);
+  const big = index === opts.resultsAt;
+  lastResults = buildResults(index, big ? opts.resultsMb << 20 : 4096);
   if (!leak) {
     await provider.shutdown();
     // A closed session is let go a tick after its 'close' (the socket's
