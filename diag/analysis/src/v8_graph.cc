@@ -264,6 +264,15 @@ class SemiNca {
   }
 
  private:
+  // What eval touches for one DFS number, together so that a step up the
+  // tree costs one cache miss, not three (the graphs are far bigger than
+  // any cache).
+  struct Vertex {
+    u32 ancestor;  // the DFS parent, then compressed by eval
+    u32 semi;      // in the DFS: the next edge to try
+    u32 label;
+  };
+
   // Step 1: DFS numbering from the root, then the unreachable nodes hung
   // under the root as DevTools does: first those with no retaining edge at
   // all (only weak or self edges), then what is left (cycles only the
@@ -271,8 +280,7 @@ class SemiNca {
   void number() {
     pre_.assign(n_, kNone);
     vertex_.resize(n_);
-    parent_.resize(n_);
-    cursor_.resize(n_);
+    info_.resize(n_);
     visit(kRoot, 0);
     reached_from_root_ = count_;
     for (u32 v = 0; v < n_ && count_ < n_; ++v) {
@@ -287,12 +295,11 @@ class SemiNca {
     const u32 k = count_++;
     pre_[v] = k;
     vertex_[k] = v;
-    parent_[k] = parent;
-    cursor_[k] = g_.first_edge[v];
+    info_[k] = {parent, g_.first_edge[v], k};
     return k;
   }
 
-  // Iterative: each number keeps its next edge in cursor_, and a finished
+  // Iterative: each number keeps its next edge in `semi`, and a finished
   // node returns to its parent, so the depth costs no stack.
   void visit(u32 start, u32 parent) {
     const u32 top = assign(start, parent);
@@ -300,27 +307,27 @@ class SemiNca {
     for (;;) {
       const u32 v = vertex_[k];
       const u32 end = g_.first_edge[v + 1];
-      u32& e = cursor_[k];
+      u32& e = info_[k].semi;
       while (e < end && (pre_[g_.edge_to[e]] != kNone || !r_.retains(g_, v, e))) ++e;
       if (e < end) {
         k = assign(g_.edge_to[e++], k);
       } else if (k == top) {
         return;
       } else {
-        k = parent_[k];
+        k = info_[k].ancestor;
       }
     }
   }
 
-  // Step 2: semi_[w] = the smallest number from which a path reaches w
-  // through higher numbers. parent_ turns into the compressed ancestor
-  // links; idom_ keeps the DFS parents for step 3.
+  // Step 2: semi(w) = the smallest number from which a path reaches w
+  // through higher numbers. idom_ keeps the DFS parents for step 3, since
+  // eval compresses the ancestors.
   void semidominators() {
-    idom_ = parent_;
-    std::vector<u32>& semi = cursor_;  // the DFS is over: reuse its column
-    std::iota(semi.begin(), semi.end(), 0u);
-    label_.resize(n_);
-    std::iota(label_.begin(), label_.end(), 0u);
+    idom_.resize(n_);
+    for (u32 k = 0; k < n_; ++k) {
+      idom_[k] = info_[k].ancestor;
+      info_[k].semi = k;
+    }
     for (u32 w = static_cast<u32>(n_) - 1; w >= 1; --w) {
       u32 best = idom_[w];
       const u32 ordinal = vertex_[w];
@@ -331,53 +338,48 @@ class SemiNca {
       for (u32 i = r_.first[ordinal]; i < r_.first[ordinal + 1]; ++i) {
         const u32 v = pre_[r_.node[i]];
         if (live && v >= reached_from_root_) continue;
-        best = std::min(best, semi[eval(v, w + 1)]);
+        best = std::min(best, info_[eval(v, w + 1)].semi);
       }
-      semi[w] = best;
+      info_[w].semi = best;
     }
-    freeColumn(label_);
-    freeColumn(parent_);
-    freeColumn(stack_);
+    std::vector<u32>().swap(stack_);
   }
 
   // The label with the smallest semidominator on v's path of processed
   // (number >= last) ancestors, compressing that path.
   u32 eval(u32 v, u32 last) {
-    std::vector<u32>& ancestor = parent_;
-    const std::vector<u32>& semi = cursor_;
-    if (ancestor[v] < last) return label_[v];
+    if (info_[v].ancestor < last) return info_[v].label;
     stack_.clear();
     u32 x = v;
     do {
       stack_.push_back(x);
-      x = ancestor[x];
-    } while (ancestor[x] >= last);
-    u32 p = x;
-    u32 p_label = label_[p];
+      x = info_[x].ancestor;
+    } while (info_[x].ancestor >= last);
+    const Vertex* p = &info_[x];
+    u32 p_label = p->label;
     while (!stack_.empty()) {
-      const u32 y = stack_.back();
+      Vertex& y = info_[stack_.back()];
       stack_.pop_back();
-      ancestor[y] = ancestor[p];
-      if (semi[p_label] < semi[label_[y]]) {
-        label_[y] = p_label;
+      y.ancestor = p->ancestor;
+      if (info_[p_label].semi < info_[y.label].semi) {
+        y.label = p_label;
       } else {
-        p_label = label_[y];
+        p_label = y.label;
       }
-      p = y;
+      p = &y;
     }
-    return label_[v];
+    return info_[v].label;
   }
 
   // Step 3: idom(w) = the nearest ancestor of w's DFS parent in the
   // dominator tree built so far whose number is at most semi(w).
   void immediateDominators() {
-    const std::vector<u32>& semi = cursor_;
     for (u32 w = 1; w < n_; ++w) {
       u32 candidate = idom_[w];
-      while (candidate > semi[w]) candidate = idom_[candidate];
+      while (candidate > info_[w].semi) candidate = idom_[candidate];
       idom_[w] = candidate;
     }
-    freeColumn(cursor_);
+    std::vector<Vertex>().swap(info_);
   }
 
   // Children come after their dominator in DFS order, so one pass in
@@ -385,26 +387,24 @@ class SemiNca {
   void retainedSizes(Dominators& out) {
     out.idom.resize(n_);
     for (u32 v = 0; v < n_; ++v) out.idom[v] = vertex_[idom_[pre_[v]]];
-    freeColumn(pre_);
+    std::vector<u32>().swap(pre_);
     out.retained.assign(g_.self_size.begin(), g_.self_size.end());
     for (u32 w = static_cast<u32>(n_) - 1; w >= 1; --w) {
       out.retained[vertex_[idom_[w]]] += out.retained[vertex_[w]];
     }
   }
 
-  static void freeColumn(std::vector<u32>& v) { std::vector<u32>().swap(v); }
-
   const Graph& g_;
   const Retainers& r_;
   const std::size_t n_;
   std::size_t reached_from_root_ = 0;
   u32 count_ = 0;
+  // Kept apart from info_, which is freed before the output is allocated:
+  // with it the peak stays at 24 bytes a node.
   std::vector<u32> pre_;     // by ordinal: DFS number
   std::vector<u32> vertex_;  // ordinal
-  std::vector<u32> parent_;  // DFS parent, then the compressed ancestor
-  std::vector<u32> cursor_;  // next edge to try in the DFS, then semi
-  std::vector<u32> label_;
   std::vector<u32> idom_;
+  std::vector<Vertex> info_;
   std::vector<u32> stack_;  // eval's path, reused
 };
 
