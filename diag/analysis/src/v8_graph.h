@@ -5,8 +5,12 @@
 // The reader (v8_reader.h) fills the columns straight from the file's number
 // arrays, pre-sized from the header's counts: about 21 bytes per node and 9
 // per edge. The analyses add their own arrays (reverse edges, dominators);
-// `docs/node.md` lists what each costs. Node ordinal 0 is the snapshot's
-// root (a synthetic node, id 1). Not thread-safe.
+// `docs/v8-graph.md` lists what each costs and every rule they follow. Node
+// ordinal 0 is the snapshot's root (a synthetic node, id 1). Not thread-safe.
+//
+// The analyses expect a Graph as readGraph returns it (first_edge ascending
+// with nodes + 1 entries, every edge_to below the node count) and do not
+// check it again.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "v8_columns.h"
 
 namespace leakscope::analysis::v8 {
 
@@ -102,27 +108,38 @@ struct Graph {
 
 // ---- what is computed on a graph ----------------------------------------
 
-// Edges the dominator tree and distances ignore, as DevTools does
-// (HeapSnapshot.ts computeIsEssentialEdge): weak edges, self edges, and
-// shortcut edges except from the root. docs/node.md writes the rules down.
+// The edge rules of the dominator tree that need only the edge itself, as
+// DevTools has them (HeapSnapshot.ts computeIsEssentialEdge): weak edges,
+// self edges, shortcut edges except from the root, and a WeakMap's
+// table -> value edge (the key -> value edge stays) do not retain.
+// Retainers::retains adds the one rule that needs the whole graph.
+// docs/v8-graph.md writes the rules down.
 bool isEssentialEdge(const Graph& g, std::uint32_t from, std::uint32_t edge);
 
 // Retainers: for each node, the edges pointing at it (reverse CSR over the
-// essential edges). retainer_edge holds edge indexes; retainer_node the
-// source ordinal of each.
+// edges that retain). `edge` holds edge indexes; `node` the source ordinal of
+// each, by source ordinal ascending within a node.
 struct Retainers {
   std::vector<std::uint32_t> first;  // size nodes + 1
   std::vector<std::uint32_t> edge;
   std::vector<std::uint32_t> node;
+  // DevTools' "page-owned" nodes: what the root's shortcut edges (the user's global objects) reach
+  // over non-weak edges. An edge from a node outside this set into it does
+  // not retain, so a global handle or an internal cache does not take over
+  // objects the program itself holds.
+  NodeBits user_owned;
+  // isEssentialEdge and that rule: whether the edge is in this index.
+  bool retains(const Graph& g, std::uint32_t from, std::uint32_t e) const;
 };
 Retainers buildRetainers(const Graph& g);
 
-// Breadth-first distances from the root's user roots, DevTools' way: the
-// root's non-synthetic children get distance 1, then BFS over essential
-// edges; what that does not reach gets a second BFS from the root at
-// kSystemDistance. Unreached: kNone. `parent_edge` is the edge a shortest
-// path arrives by (kNone for the root and unreached nodes): the retaining
-// paths follow it.
+// Breadth-first distances from the root's user roots, DevTools' way
+// (calculateDistances): the root's non-synthetic children get distance 1,
+// then BFS over every edge but weak ones and DevTools' three exceptions
+// (docs/v8-graph.md); what that does not reach gets a second BFS from the
+// root at kSystemDistance. Unreached: kNone. `parent_edge` is the edge a
+// shortest path arrives by (kNone for the root and unreached nodes): the
+// retaining paths follow it.
 constexpr std::uint32_t kSystemDistance = 100000000;
 struct Distances {
   std::vector<std::uint32_t> distance;
@@ -131,7 +148,7 @@ struct Distances {
 Distances computeDistances(const Graph& g);
 
 // The immediate dominator of each node (the root dominates itself) over the
-// essential edges, by Semi-NCA (iterative DFS, near-linear), and retained
+// edges in `r`, by Semi-NCA (iterative DFS, near-linear), and retained
 // sizes: self size plus the sizes of the dominated subtree. Nodes the root
 // does not reach are hung under the root (`unreachable` counts them), as
 // DevTools does, so every node has a retained size.
