@@ -176,6 +176,20 @@ la::Snapshot parse(const std::string& text, la::SymbolTable& sy, bool keep_graph
   return s.ok() ? std::move(*s) : la::Snapshot{};
 }
 
+// The graphs here are tiny: no floor on what a growing class must hold.
+la::Thresholds noFloor() {
+  la::Thresholds t;
+  t.min_class_bytes = 0;
+  t.min_class_heap_fraction = 0;
+  return t;
+}
+
+la::TrendOptions noFloorTrend() {
+  la::TrendOptions o;
+  o.thresholds = noFloor();
+  return o;
+}
+
 std::vector<std::uint32_t> ids(std::uint32_t first, std::size_t n) {
   std::vector<std::uint32_t> v;
   for (std::size_t i = 0; i < n; ++i) v.push_back(first + 10 * static_cast<std::uint32_t>(i));
@@ -213,7 +227,7 @@ TEST(V8Input, DiffCountsNewAndDeletedByIdPerClass) {
   la::SymbolTable sy;
   const la::Snapshot a = parse(seedLike({101, 111, 121}), sy);
   const la::Snapshot b = parse(seedLike({111, 121, 131, 141}), sy);
-  const la::Comparison c = la::compare(a, b, sy, {});
+  const la::Comparison c = la::compare(a, b, sy, noFloor());
   EXPECT_TRUE(c.same_process);
   const la::CompareRow* provider = nullptr;
   for (const auto& r : c.rows) {
@@ -236,7 +250,7 @@ TEST(V8Input, DiffCountsNewAndDeletedByIdPerClass) {
 
 TEST(V8Input, TrendNamesTheHolderWithSurvivorsAndRetainingPaths) {
   la::SymbolTable sy;
-  la::TrendBuilder b(sy, {});
+  la::TrendBuilder b(sy, noFloorTrend());
   // Two providers more per interval, none freed; a big string in one only.
   for (std::size_t k = 0; k < 4; ++k) {
     const bool last = k == 3;
@@ -271,9 +285,56 @@ TEST(V8Input, TrendNamesTheHolderWithSurvivorsAndRetainingPaths) {
   for (const auto& s : t.suspects) EXPECT_NE(s.name, "(string)");
 }
 
+// A class of the program that gains a few objects holding next to nothing
+// (a warming heap) is no suspect; nor are objects only compiled code holds
+// (allocation-site boilerplates), however many.
+TEST(V8Input, GrowthThatHoldsNextToNothingIsNoSuspect) {
+  la::SymbolTable sy;
+  la::TrendBuilder small(sy, {});
+  for (std::size_t k = 0; k < 4; ++k) small.add(parse(seedLike(ids(101, 2 + 2 * k)), sy));
+  const la::TrendResult t = small.finish();
+  EXPECT_TRUE(t.suspects.empty());
+  bool seen = false;
+  for (const auto& g : t.groups) {
+    if (g.name != "Provider") continue;
+    seen = true;
+    EXPECT_EQ(g.verdict, la::Verdict::kFlat);
+    EXPECT_EQ(g.added_retained_bytes, 6 * 90);
+    EXPECT_NE(g.reason.find("too small to be a leak"), std::string::npos) << g.reason;
+  }
+  EXPECT_TRUE(seen);
+
+  // Boilerplates: objects whose only holder is a code object, 50 more per
+  // snapshot, each big enough to pass the floor were they the program's.
+  la::TrendBuilder code(sy, {});
+  for (std::size_t k = 0; k < 4; ++k) {
+    SnapshotText st;
+    const auto root = st.add({"synthetic", "", 1, 0, {}});
+    const auto global = st.add({"object", "Global", 3, 100, {}});
+    const auto site = st.add({"code", "system / AllocationSite", 5, 64, {}});
+    st.edge(root, {"shortcut", "global", global});
+    st.edge(global, {"internal", "feedback", site});
+    for (std::uint32_t i = 0; i < 50 * (k + 1); ++i) {
+      const auto o = st.add({"object", "Object", 101 + 2 * i, 8192, {}});
+      st.edge(site, {"internal", "transition_info", o});
+    }
+    code.add(parse(st.str(), sy));
+  }
+  const la::TrendResult c = code.finish();
+  for (const auto& s : c.suspects) EXPECT_NE(s.name, "Object");
+  bool object = false;
+  for (const auto& g : c.groups) {
+    if (g.name != "Object") continue;
+    object = true;
+    EXPECT_EQ(g.counts.back(), 200);
+    EXPECT_EQ(g.added_retained_bytes, 0);
+  }
+  EXPECT_TRUE(object);
+}
+
 TEST(V8Input, ASeriesWhoseIdsGoBackwardsIsJudgedRunByRun) {
   la::SymbolTable sy;
-  la::RunsBuilder b(sy, {});
+  la::RunsBuilder b(sy, noFloorTrend());
   // Three snapshots of one process, then three of another whose ids start
   // again (the same program, restarted).
   for (int run = 0; run < 2; ++run) {

@@ -521,7 +521,9 @@ std::vector<CompareRow> compareClasses(const Snapshot& base, const Snapshot& tar
     r.retained_delta_bytes = retained;
     rows.push_back(r);
     const bool grew = engine ? r.delta_bytes >= t.min_heap_bytes
-                             : r.delta_count >= static_cast<double>(t.min_objects);
+                             : r.delta_count >= static_cast<double>(t.min_objects) &&
+                                   addedRetained(*b, *g) >=
+                                       classMinBytes(t, static_cast<double>(target.v8.self_bytes));
     if (!grew) continue;
     c.suspects.push_back({Group::kClass, name,
                           formatCount(r.new_count) + " new, " + formatCount(r.deleted_count) +
@@ -803,6 +805,8 @@ void TrendBuilder::add(const Snapshot& s) {
   SeriesPoint p = seriesPoint(s);
   p.rss_bytes = s.process.rss_bytes;
   p.heap_inuse_bytes = s.heap.available ? s.heap.inuse_bytes : 0;
+  if (s.source == SourceKind::kV8HeapSnapshot)
+    p.heap_inuse_bytes = static_cast<double>(s.v8.self_bytes);
   const bool first = points_.empty();
   if (!first && p.pid != points_.front().pid && survivors_valid_) {
     survivors_valid_ = false;
@@ -1050,6 +1054,7 @@ TrendResult TrendBuilder::finish() {
     g.bytes = se.bytes;
     g.retained = se.retained;
     g.engine = se.engine;
+    g.added_retained_bytes = se.added_retained;
     bool by_bytes = false;
     const Classification c =
         classifyGroup(g, se.bytes_sd, se.sample_bytes, options_.thresholds, &by_bytes);
@@ -1059,6 +1064,9 @@ TrendResult TrendBuilder::finish() {
     g.peak_index = c.peak;
     fillGrowth(g, n, hours, timed, by_bytes, r.memory_limit, current_memory);
     g.reason = trendReason(g, c, by_bytes, points_);
+    if (g.group == Group::kClass && !by_bytes) {
+      tooSmallToLeak(g, options_.thresholds, points_.back().heap_inuse_bytes);
+    }
     addSurvivors(g);
     addClassSurvivors(g);
     if (g.verdict == Verdict::kFlat && g.counts.back() == 0 && g.bytes.back() == 0 &&

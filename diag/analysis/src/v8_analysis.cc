@@ -2,8 +2,10 @@
 // have: per-class series with retained sizes, survivors by V8 id, and
 // retaining paths (analysis.h).
 #include <algorithm>
+#include <cstdio>
 
 #include "leakscope/analysis/analysis.h"
+#include "leakscope/analysis/units.h"
 #include "v8_graph.h"
 #include "v8_model.h"
 
@@ -45,7 +47,48 @@ std::vector<RetainerPath> classRetainers(const Snapshot& s, const std::string& n
   return retainersIn(*s.v8.graph, name, ids, max_paths);
 }
 
+double classMinBytes(const Thresholds& t, double heap_bytes) {
+  return std::max(t.min_class_bytes, t.min_class_heap_fraction * heap_bytes);
+}
+
+double addedRetained(const ObjectClass& k, std::uint32_t after_id) {
+  double sum = 0;
+  auto it = std::upper_bound(k.objects.begin(), k.objects.end(), after_id,
+                             [](std::uint64_t v, const TrackedObject& o) { return v < o.id; });
+  for (auto i = static_cast<std::size_t>(it - k.objects.begin()); i < k.objects.size(); ++i) {
+    if (i < k.retained_of.size()) sum += static_cast<double>(k.retained_of[i]);
+  }
+  return sum;
+}
+
+double addedRetained(const ObjectClass& base, const ObjectClass& target) {
+  double sum = 0;
+  std::size_t i = 0;
+  for (std::size_t j = 0; j < target.objects.size(); ++j) {
+    const std::uint64_t id = target.objects[j].id;
+    while (i < base.objects.size() && base.objects[i].id < id) ++i;
+    const bool known = i < base.objects.size() && base.objects[i].id == id;
+    if (!known && j < target.retained_of.size()) sum += static_cast<double>(target.retained_of[j]);
+  }
+  return sum;
+}
+
+void TrendBuilder::tooSmallToLeak(TrendGroup& g, const Thresholds& t, double heap_bytes) {
+  if (g.verdict != Verdict::kSteady || g.retained.size() < 2) return;
+  const double held = g.added_retained_bytes;
+  const double floor = classMinBytes(t, heap_bytes);
+  if (held >= floor) return;
+  g.verdict = Verdict::kFlat;
+  char share[32];
+  std::snprintf(share, sizeof share, "%g%%", 100 * t.min_class_heap_fraction);
+  g.reason = "grew by " + formatCount(g.counts.back() - g.counts.front()) +
+             " objects, but those added since the first input hold only " + formatBytes(held) +
+             " (under " + formatBytes(floor) + ": " + share + " of the heap, at least " +
+             formatBytes(t.min_class_bytes) + "): too small to be a leak";
+}
+
 void TrendBuilder::addClasses(const Snapshot& s) {
+  if (s.source == SourceKind::kV8HeapSnapshot && !first_max_id_) first_max_id_ = s.v8.max_js_id;
   for (const ObjectClass& k : s.classes) {
     Series& se = series(Group::kClass, k.name, std::nullopt);
     se.counts.push_back(static_cast<double>(k.objects.size()));
@@ -53,6 +96,7 @@ void TrendBuilder::addClasses(const Snapshot& s) {
     se.retained.resize(points_.size() - 1, 0.0);
     se.retained.push_back(static_cast<double>(k.retained_bytes));
     se.engine = se.engine || k.engine;
+    se.added_retained = first_max_id_ ? addedRetained(k, *first_max_id_) : 0;
   }
   if (s.source == SourceKind::kV8HeapSnapshot) last_graph_ = s.v8.graph;
 }

@@ -25,12 +25,30 @@ bool isEngineClass(v8::NodeType t, std::string_view name) {
   }
 }
 
+// Sorts a class's objects by id (V8 writes them in heap order), keeping each
+// object's retained size beside it.
+void sortById(ObjectClass& k) {
+  std::vector<std::uint32_t> order(k.objects.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return k.objects[a].id < k.objects[b].id; });
+  std::vector<TrackedObject> objects(order.size());
+  std::vector<std::uint64_t> retained(order.size());
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    objects[i] = k.objects[order[i]];
+    retained[i] = k.retained_of[order[i]];
+  }
+  k.objects = std::move(objects);
+  k.retained_of = std::move(retained);
+}
+
 // Per class: how many instances (self size > 0), their sizes and distance.
 // Reserving first keeps the instance vectors at their final size: a growing
 // vector would briefly need twice the memory.
 std::vector<ObjectClass> countClasses(const v8::Graph& g, const v8::Distances& d,
                                       const v8::Classes& cls,
-                                      const std::vector<std::uint64_t>& retained) {
+                                      const std::vector<std::uint64_t>& class_retained,
+                                      const std::vector<std::uint64_t>& node_retained) {
   std::vector<ObjectClass> out(cls.names.size());
   std::vector<std::size_t> count(cls.names.size(), 0);
   for (std::size_t n = 0; n < g.nodeCount(); ++n) {
@@ -38,9 +56,10 @@ std::vector<ObjectClass> countClasses(const v8::Graph& g, const v8::Distances& d
   }
   for (std::size_t c = 0; c < out.size(); ++c) {
     out[c].name = cls.names[c];
-    out[c].retained_bytes = static_cast<std::int64_t>(retained[c]);
+    out[c].retained_bytes = static_cast<std::int64_t>(class_retained[c]);
     out[c].distance = ObjectClass::kNoDistance;
     out[c].objects.reserve(count[c]);
+    out[c].retained_of.reserve(count[c]);
   }
   for (std::size_t n = 0; n < g.nodeCount(); ++n) {
     if (g.self_size[n] == 0) continue;
@@ -49,6 +68,7 @@ std::vector<ObjectClass> countClasses(const v8::Graph& g, const v8::Distances& d
     o.id = g.id[n];
     o.bytes = static_cast<std::int64_t>(g.self_size[n]);
     k.objects.push_back(o);
+    k.retained_of.push_back(node_retained[n]);
     k.live_bytes += o.bytes;
     k.engine = isEngineClass(g.type[n], k.name);
     const std::uint32_t dist = d.distance[n];
@@ -57,8 +77,7 @@ std::vector<ObjectClass> countClasses(const v8::Graph& g, const v8::Distances& d
   std::erase_if(out, [](const ObjectClass& k) { return k.objects.empty(); });
   for (ObjectClass& k : out) {
     k.live = static_cast<std::int64_t>(k.objects.size());
-    std::sort(k.objects.begin(), k.objects.end(),
-              [](const TrackedObject& a, const TrackedObject& b) { return a.id < b.id; });
+    sortById(k);
   }
   std::sort(out.begin(), out.end(),
             [](const ObjectClass& a, const ObjectClass& b) { return a.name < b.name; });
@@ -66,10 +85,12 @@ std::vector<ObjectClass> countClasses(const v8::Graph& g, const v8::Distances& d
 }
 
 // Classes and their retained sizes need the dominator tree only for a
-// moment; it is freed before the instances are listed.
+// moment; of it only each node's retained size is kept, until the instances
+// are listed.
 struct ClassFigures {
   v8::Classes classes;
   std::vector<std::uint64_t> retained;
+  std::vector<std::uint64_t> node_retained;
   std::size_t unreachable = 0;
 };
 ClassFigures classFigures(const v8::Graph& g) {
@@ -82,6 +103,14 @@ ClassFigures classFigures(const v8::Graph& g) {
   f.classes = v8::classify(g);
   f.retained = v8::classRetained(g, dom, f.classes);
   f.unreachable = dom.unreachable;
+  // What V8's compiled code alone holds (allocation-site boilerplates,
+  // feedback) is the engine's, whatever its class: it weighs nothing in
+  // the program's growth (ObjectClass::retained_of).
+  for (std::size_t n = 0; n < g.nodeCount(); ++n) {
+    const std::uint32_t d = dom.idom[n];
+    if (d != v8::kNone && d != n && g.type[d] == v8::NodeType::kCode) dom.retained[n] = 0;
+  }
+  f.node_retained = std::move(dom.retained);
   return f;
 }
 
@@ -102,9 +131,10 @@ Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOption
   phase("distances");
   v8::Distances d = v8::computeDistances(g);
   phase("dominators");
-  const ClassFigures f = classFigures(g);
+  ClassFigures f = classFigures(g);
   phase("classes");
-  s.classes = countClasses(g, d, f.classes, f.retained);
+  s.classes = countClasses(g, d, f.classes, f.retained, f.node_retained);
+  f.node_retained = {};
   const StringId no_label = symbols.intern("");
   for (ObjectClass& k : s.classes) {
     for (TrackedObject& o : k.objects) o.label = no_label;

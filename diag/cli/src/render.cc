@@ -610,6 +610,7 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
       x["retained_bytes"] = whole(g.retained);
       x["engine"] = g.engine;
       x["retainers"] = retainersJson(g.retainers);
+      x["added_retained_bytes"] = whole(g.added_retained_bytes);
     }
     if (g.group == Group::kTracked || g.group == Group::kClass) {
       x["survivor_count"] = g.survivor_count;

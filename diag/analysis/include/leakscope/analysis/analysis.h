@@ -39,7 +39,23 @@ struct Thresholds {
   std::int64_t min_objects = 1;                // tracked objects, sockets
   double min_heap_bytes = 1024.0 * 1024.0;     // heap sites
   double min_tracked_bytes = 1024.0 * 1024.0;  // tracked kinds whose bytes grow, not count
+  // V8 classes judged by count must also hold this much more (retained
+  // size): at least min_class_bytes, and this fraction of the heap. A heap
+  // gains a few objects as it warms up (lazily made caches, feedback) in a
+  // program that leaks nothing; growth too small to move the heap is not
+  // what an out-of-memory kill is made of.
+  double min_class_bytes = 4096;
+  double min_class_heap_fraction = 0.001;
 };
+
+// The retained growth a V8 class of the program must reach to be a suspect
+// in a heap of `heap_bytes` (Thresholds::min_class_bytes).
+double classMinBytes(const Thresholds& t, double heap_bytes);
+// What the objects of `target` that `base` does not have (by id) hold:
+// their retained sizes summed.
+double addedRetained(const ObjectClass& base, const ObjectClass& target);
+// What the objects of `k` with an id above `after_id` hold.
+double addedRetained(const ObjectClass& k, std::uint32_t after_id);
 
 // ---- diff ---------------------------------------------------------------
 
@@ -172,6 +188,10 @@ struct TrendGroup {
   // own (judged by bytes: its count moves with the engine's caches).
   std::vector<double> retained;
   bool engine = false;
+  // V8 classes: what the objects added since the first input (higher ids)
+  // hold in the last, retained sizes summed: the growth that is the class's
+  // own, whatever its older objects came to hold.
+  double added_retained_bytes = 0;
   // V8 class suspects: how the survivors are held in the last snapshot (all
   // its instances when none survived), most shared path first.
   std::vector<RetainerPath> retainers;
@@ -243,6 +263,7 @@ class TrendBuilder {
     double sample_bytes = 0;
     std::vector<double> retained;  // V8 classes
     bool engine = false;           // V8 classes: V8's own objects
+    double added_retained = 0;     // V8 classes: TrendGroup::added_retained_bytes
   };
   struct Candidate {
     TrackedObject object;
@@ -262,6 +283,10 @@ class TrendBuilder {
   void addClasses(const Snapshot& s);
   void updateClassSurvivors(const Snapshot& s, bool first);
   void addClassSurvivors(TrendGroup& g) const;
+  // A class of the program that grew steadily by a few objects holding
+  // next to nothing (classMinBytes of added_retained_bytes) is no suspect:
+  // its verdict becomes flat.
+  static void tooSmallToLeak(TrendGroup& g, const Thresholds& t, double heap_bytes);
   void updateSurvivors(const Snapshot& s, bool first);
   // A tracked kind's objects alive in every snapshot, oldest first.
   void addSurvivors(TrendGroup& g) const;
@@ -277,6 +302,8 @@ class TrendBuilder {
   std::map<std::string, std::vector<ClassCandidate>> class_survivors_;
   // The last snapshot's graph, when it was loaded with keep_graph.
   std::shared_ptr<const V8Graph> last_graph_;
+  // The first V8 snapshot's highest JS id: objects above it were added since.
+  std::optional<std::uint32_t> first_max_id_;
   std::vector<std::string> notes_;
 };
 

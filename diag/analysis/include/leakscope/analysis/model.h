@@ -154,6 +154,11 @@ struct ObjectClass : TrackedKind {
   // judged by bytes, since their counts move with the engine's caches, not
   // with the program.
   bool engine = false;
+  // Each object's retained size, in the order of `objects`; 0 for objects
+  // that only V8's compiled code holds (their dominator is code: allocation-
+  // site boilerplates, feedback), which come with compilation, not with the
+  // program's work. What the leak floor (analysis.h classMinBytes) weighs.
+  std::vector<std::uint64_t> retained_of;
   static constexpr std::uint32_t kNoDistance = 0xffffffffu;
 };
 
