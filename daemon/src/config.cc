@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "credentials.h"
+#include "leakscope/diag/runtime.h"
 
 namespace pushdaemon {
 
@@ -241,6 +242,20 @@ void addDiagOptions(Options& o) {
   o["diag.snapshot_max_bytes"] =
       intOpt(&Config::snapshot_max_bytes, 0, std::numeric_limits<std::int64_t>::max());
   o["diag.snapshot_interval_s"] = durOpt(&Config::snapshot_interval, 0, 86400 * 7);
+  o["diag.memory_pressure_fractions"] = [](Config& c, const toml::node& n) {
+    const auto* list = n.as_array();
+    if (list == nullptr) {
+      throw BadValue{std::string("expected an array of fractions such as [0.8, 0.9, 0.95], got ") +
+                     typeName(n)};
+    }
+    std::vector<double> fractions;
+    for (const toml::node& f : *list) fractions.push_back(number(f, 0, 1));
+    if (auto s = leakscope::diag::validateMemoryPressureFractions(fractions); !s.ok()) {
+      throw BadValue{s.error().message};
+    }
+    c.memory_pressure_fractions = std::move(fractions);
+  };
+  o["diag.memory_check_interval_ms"] = durOpt(&Config::memory_check_interval, 0, 3600000);
   o["diag.heap_mode"] = [](Config& c, const toml::node& n) {
     const std::string v = str(n);
     if (v != "sampled" && v != "full" && v != "off") {

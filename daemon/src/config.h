@@ -115,6 +115,9 @@ struct Config {
   std::uint64_t snapshot_keep = 0;
   std::uint64_t snapshot_max_bytes = 0;
   std::chrono::seconds snapshot_interval{0};
+  // Snapshots before the OOM kill ([] or an interval of 0 = off).
+  std::vector<double> memory_pressure_fractions = {0.8, 0.9, 0.95};
+  std::chrono::milliseconds memory_check_interval{1000};
   std::string heap_mode = "sampled";
   std::int64_t heap_sample_bytes = 524288;
 

@@ -152,6 +152,8 @@ diag::Config diagConfig(const Config& config) {
   dc.snapshot_keep = config.snapshot_keep;
   dc.snapshot_max_bytes = config.snapshot_max_bytes;
   dc.snapshot_interval = config.snapshot_interval;
+  dc.memory_pressure_fractions = config.memory_pressure_fractions;
+  dc.memory_check_interval = config.memory_check_interval;
   dc.heap_mode = heap_mode.ok() ? *heap_mode : diag::HeapMode::kSampled;
   dc.metrics_address = "";  // served by HttpServer, together with /healthz
   dc.log = [](std::string_view line) { logWarn("leakscope", line); };

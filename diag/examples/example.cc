@@ -165,6 +165,8 @@ struct Options {
   std::uint64_t snapshot_keep = 0;
   std::uint64_t snapshot_max_bytes = 0;
   std::uint64_t snapshot_interval_ms = 0;
+  std::vector<double> memory_pressure = {0.8, 0.9, 0.95};
+  std::uint64_t memory_check_interval_ms = 1000;
   std::int64_t sample_period = 512 * 1024;
   bool sample_period_given = false;  // an explicit flag beats the environment
   diag::HeapMode heap_mode = diag::HeapMode::kSampled;
@@ -196,6 +198,12 @@ options:
   --snapshot-keep N           keep the newest N snapshots (default 0 = all)
   --snapshot-max-bytes B      keep at most B bytes of snapshots (default 0 = no limit)
   --snapshot-interval-ms MS   also snapshot every MS milliseconds (default 0 = off)
+  --memory-pressure F,F,...   snapshot when RSS first reaches each fraction of the
+                              memory limit (cgroup, else MemTotal), in (0, 1]
+                              (default 0.8,0.9,0.95)
+  --memory-check-interval-ms MS
+                              compare RSS with the limit every MS milliseconds
+                              (default 1000; 0 = no memory-pressure snapshots)
   --verbose                   print one line per round
   -h, --help                  this text
 
@@ -232,6 +240,8 @@ int parseOptions(int argc, char** argv, Options& o) {
   app.add_option("--snapshot-keep", o.snapshot_keep)->check(atLeast(0));
   app.add_option("--snapshot-max-bytes", o.snapshot_max_bytes)->check(atLeast(0));
   app.add_option("--snapshot-interval-ms", o.snapshot_interval_ms)->check(atLeast(0));
+  app.add_option("--memory-pressure", o.memory_pressure)->delimiter(',');
+  app.add_option("--memory-check-interval-ms", o.memory_check_interval_ms)->check(atLeast(0));
   CLI::Option* period = app.add_option("--sample-period", o.sample_period)->check(atLeast(1));
   app.add_option("--heap-mode", heap_mode);
   app.add_flag("--verbose", o.verbose);
@@ -245,6 +255,10 @@ int parseOptions(int argc, char** argv, Options& o) {
     return 2;
   }
   o.sample_period_given = period->count() > 0;
+  if (auto s = diag::validateMemoryPressureFractions(o.memory_pressure); !s.ok()) {
+    std::fprintf(stderr, "leakscope-example: --memory-pressure: %s\n", s.error().message.c_str());
+    return 2;
+  }
   auto m = diag::parseHeapMode(heap_mode);
   if (!m.ok()) {
     std::fprintf(stderr, "leakscope-example: %s\n", m.error().message.c_str());
@@ -270,6 +284,8 @@ diag::Config runtimeConfig(const Options& o, const std::string& server_address) 
   config.snapshot_max_bytes = o.snapshot_max_bytes;
   config.snapshot_interval = std::chrono::milliseconds(o.snapshot_interval_ms);
   config.heap_mode = o.heap_mode;
+  config.memory_pressure_fractions = o.memory_pressure;
+  config.memory_check_interval = std::chrono::milliseconds(o.memory_check_interval_ms);
   config.metrics_address = o.metrics_address;
   config.peer_names.add(server_address, "example-server");
   return config;

@@ -210,6 +210,34 @@ TEST(Config, TlsCredentialsDirAndCoreDumpOptionsAreCheckedTogether) {
   refused("[push]\ncredentials_dir = \"keys\"\n", "expected an absolute directory");
 }
 
+TEST(Config, MemoryPressureSnapshotsAreOnByDefaultAndTheFractionsAreChecked) {
+  const Config d = parseConfig("", "t", {});
+  EXPECT_EQ(d.memory_pressure_fractions, (std::vector<double>{0.8, 0.9, 0.95}));
+  EXPECT_EQ(d.memory_check_interval, std::chrono::milliseconds(1000));
+  const Config c = parseConfig(
+      "[diag]\nmemory_pressure_fractions = [0.7, 0.85]\nmemory_check_interval_ms = 250\n", "t", {});
+  EXPECT_EQ(c.memory_pressure_fractions, (std::vector<double>{0.7, 0.85}));
+  EXPECT_EQ(c.memory_check_interval, std::chrono::milliseconds(250));
+  EXPECT_TRUE(parseConfig("", "t", {"diag.memory_pressure_fractions=[]"})
+                  .memory_pressure_fractions.empty());
+  EXPECT_EQ(parseConfig("", "t", {"diag.memory_pressure_fractions=[1]"}).memory_pressure_fractions,
+            std::vector<double>{1.0});
+  EXPECT_EQ(errorOf("[diag]\nmemory_pressure_fractions = [0.8, 1.5]\n"),
+            "cfg.toml:2: diag.memory_pressure_fractions: expected a number in 0..1, got 1.5");
+  EXPECT_EQ(errorOf("[diag]\nmemory_pressure_fractions = [0.8, 0]\n"),
+            "cfg.toml:2: diag.memory_pressure_fractions: memory-pressure fraction 0: expected a "
+            "fraction of the limit in (0, 1]");
+  EXPECT_EQ(
+      errorOf("[diag]\nmemory_pressure_fractions = [0.9, 0.9]\n"),
+      "cfg.toml:2: diag.memory_pressure_fractions: memory-pressure fraction 0.9: listed twice");
+  EXPECT_EQ(errorOf("[diag]\nmemory_pressure_fractions = 0.8\n"),
+            "cfg.toml:2: diag.memory_pressure_fractions: expected an array of fractions such as "
+            "[0.8, 0.9, 0.95], got a float");
+  EXPECT_EQ(errorOf("", {"diag.memory_check_interval_ms=-5"}),
+            "flag --diag.memory_check_interval_ms: diag.memory_check_interval_ms: expected an "
+            "integer in 0..3600000, got -5");
+}
+
 TEST(Config, TheShippedExampleIsValid) {
   const Config c =
       loadConfig(std::string(LEAKSCOPE_DOCS_DIR) + "/../daemon/pushdaemon.example.toml", {});

@@ -426,6 +426,9 @@ TEST(ExampleProgram, UsageErrorsAreOneLineAndHelpIsItsOwnText) {
            {{"--connections", "0"}, "--connections: '0'"},
            {{"--buffer-bytes", "8"}, "--buffer-bytes: '8'"},
            {{"--heap-mode", "bad"}, "bad"},
+           {{"--memory-pressure", "0.8,1.5"}, "--memory-pressure: memory-pressure fraction 1.5"},
+           {{"--memory-pressure", "0.8,much"}, "--memory-pressure"},
+           {{"--memory-check-interval-ms", "-1"}, "--memory-check-interval-ms: '-1'"},
            {{"stray"}, "stray"}}) {
     std::vector<std::string> argv = {kExample};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -440,6 +443,7 @@ TEST(ExampleProgram, UsageErrorsAreOneLineAndHelpIsItsOwnText) {
   EXPECT_EQ(help.wait(), 0);
   EXPECT_EQ(help.out().rfind("usage: leakscope-example [options]", 0), 0u) << help.out();
   EXPECT_NE(help.out().find("--snapshot-interval-ms MS"), std::string::npos) << help.out();
+  EXPECT_NE(help.out().find("--memory-pressure F,F,..."), std::string::npos) << help.out();
 }
 
 }  // namespace

@@ -79,6 +79,15 @@ TEST(ProcStat, BootTimeFromProcStat) {
   EXPECT_EQ(parseBootTime("btime soon\n"), std::nullopt);
 }
 
+TEST(ProcStat, ResidentPagesFromStatm) {
+  EXPECT_EQ(parseStatmResidentPages("5405 1234 600 10 0 900 0\n"), 1234u);
+  EXPECT_EQ(parseStatmResidentPages("5405 1234"), 1234u);
+  EXPECT_EQ(parseStatmResidentPages("5405\n"), std::nullopt);
+  EXPECT_EQ(parseStatmResidentPages("5405 many 600\n"), std::nullopt);
+  EXPECT_EQ(parseStatmResidentPages("5405  600\n"), std::nullopt);
+  EXPECT_EQ(parseStatmResidentPages(""), std::nullopt);
+}
+
 TEST(ProcessStats, BuildIdIsTheGnuNoteOfTheExecutable) {
   const std::string id = mainBuildId();
   // Debian's toolchain links with --build-id (SHA1: 40 hex digits).

@@ -7,10 +7,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "leakscope/diag/metrics.h"
 #include "leakscope/diag/tracked.h"
@@ -130,6 +132,68 @@ TEST(Runtime, ApiAndIntervalSnapshotsAreCountedInMetrics) {
     auto interval = metricValue(*body, "leakscope_snapshots_total{trigger=\"interval\"}");
     return api == 1.0 && interval.value_or(0) >= 2.0;
   }));
+}
+
+TEST(ValidateMemoryPressureFractions, AcceptsFractionsOfTheLimitAndNamesABadOne) {
+  EXPECT_TRUE(validateMemoryPressureFractions({}).ok());
+  EXPECT_TRUE(validateMemoryPressureFractions({0.8, 0.9, 0.95}).ok());
+  EXPECT_TRUE(validateMemoryPressureFractions({1.0, 0.01}).ok());
+  for (double bad : {0.0, -0.5, 1.5, std::nan("")}) {
+    auto r = validateMemoryPressureFractions({0.8, bad});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("(0, 1]"), std::string::npos) << r.error().message;
+  }
+  auto twice = validateMemoryPressureFractions({0.8, 0.9, 0.8});
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().message, "memory-pressure fraction 0.8: listed twice");
+}
+
+// Any process's RSS is above a millionth of its limit: the first check
+// writes a memory_pressure snapshot, and the checks after it do not (the
+// fraction stays fired while RSS stays above it).
+TEST(Runtime, RssAboveAFractionOfTheLimitWritesOneMemoryPressureSnapshot) {
+  TempDir tmp;
+  Config c;
+  c.snapshot_dir = tmp.path() + "/snaps";
+  c.snapshot_name = "pressure";
+  c.heap_mode = HeapMode::kOff;
+  c.metrics_address = "127.0.0.1:0";
+  c.memory_pressure_fractions = {1e-6};
+  c.memory_check_interval = std::chrono::milliseconds(20);
+  Runtime rt(c);
+  ASSERT_TRUE(eventually([&] { return snapshotFiles(c.snapshot_dir).size() == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // 15 more checks
+  const auto files = snapshotFiles(c.snapshot_dir);
+  ASSERT_EQ(files.size(), 1u);
+  std::ifstream in(files[0]);
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["trigger"]["reason"], "memory_pressure");
+  const std::string detail = j["trigger"]["detail"];
+  EXPECT_EQ(detail.rfind("RSS ", 0), 0u) << detail;
+  EXPECT_NE(detail.find("crossed 0.0001%"), std::string::npos) << detail;
+  auto body = httpGet(rt.metricsAddress(), "/metrics");
+  ASSERT_TRUE(body.has_value());
+  EXPECT_EQ(metricValue(*body, "leakscope_snapshots_total{trigger=\"memory_pressure\"}"), 1.0);
+}
+
+TEST(Runtime, InvalidMemoryPressureFractionsAreLoggedAndTurnTheChecksOff) {
+  TempDir tmp;
+  Captured log;
+  Config c;
+  c.snapshot_dir = tmp.path() + "/snaps";
+  c.heap_mode = HeapMode::kOff;
+  c.metrics_address = "";
+  c.memory_pressure_fractions = {1e-6, 2.0};
+  c.memory_check_interval = std::chrono::milliseconds(20);
+  c.log = log.sink();
+  Runtime rt(c);
+  EXPECT_NE(
+      log.all().find("memory-pressure fraction 2: expected a fraction of the limit in (0, 1]; "
+                     "memory-pressure snapshots are off"),
+      std::string::npos)
+      << log.all();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(snapshotFiles(c.snapshot_dir).empty());
 }
 
 TEST(Runtime, UnwritableSnapshotDirIsLoggedAndEverythingElseRuns) {

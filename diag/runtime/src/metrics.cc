@@ -80,7 +80,7 @@ struct SnapshotFigures {
   std::uint64_t failures = 0;
   double last_duration = 0;
   double last_unix = 0;
-  std::uint64_t written[3] = {0, 0, 0};  // by Trigger
+  std::uint64_t written[kTriggerCount] = {};  // by Trigger
 };
 
 void appendSnapshots(std::vector<MetricFamily>& out, const SnapshotFigures& s) {
@@ -97,7 +97,7 @@ void appendSnapshots(std::vector<MetricFamily>& out, const SnapshotFigures& s) {
   add(last_time, s.last_unix);
   auto snapshots =
       family("leakscope_snapshots_total", "Snapshots written, by trigger.", MetricType::Counter);
-  for (Trigger t : {Trigger::kSignal, Trigger::kApi, Trigger::kInterval}) {
+  for (Trigger t : kAllTriggers) {
     add(snapshots, d(s.written[static_cast<int>(t)]), {{"trigger", triggerName(t)}});
   }
   out.push_back(std::move(failures));
@@ -199,7 +199,7 @@ std::vector<MetricFamily> DiagCollector::Collect() const {
   figures.failures = failures_.load();
   figures.last_duration = last_duration_.load();
   figures.last_unix = last_unix_.load();
-  for (int t = 0; t < 3; ++t) figures.written[t] = snapshots_[t].load();
+  for (int t = 0; t < kTriggerCount; ++t) figures.written[t] = snapshots_[t].load();
   appendSnapshots(out, figures);
   appendSockets(out, peer_names_);
   appendTracked(out);

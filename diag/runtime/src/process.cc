@@ -260,6 +260,18 @@ Result<ProcStat> parseProcStat(std::string_view text) {
   return st;
 }
 
+std::optional<std::uint64_t> parseStatmResidentPages(std::string_view statm) {
+  // "size resident shared text lib data dt\n", in pages.
+  const std::size_t sp = statm.find(' ');
+  if (sp == std::string_view::npos) return std::nullopt;
+  std::string_view field = statm.substr(sp + 1);
+  field = field.substr(0, field.find_first_of(" \n"));
+  std::uint64_t pages = 0;
+  const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), pages);
+  if (field.empty() || ec != std::errc() || end != field.data() + field.size()) return std::nullopt;
+  return pages;
+}
+
 std::optional<std::uint64_t> parseBootTime(std::string_view proc_stat) {
   for (std::string_view line : split(proc_stat, '\n')) {
     if (!line.starts_with("btime ")) continue;

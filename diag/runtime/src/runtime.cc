@@ -5,17 +5,21 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
 #include "leakscope/core/signals.h"
 #include "leakscope/core/unique_fd.h"
 #include "leakscope/diag/metrics.h"
+#include "memory_pressure.h"
 
 namespace leakscope::diag {
 namespace {
@@ -47,6 +51,25 @@ extern "C" void onSnapshotSignal(int) {
 }
 
 }  // namespace
+
+Status validateMemoryPressureFractions(const std::vector<double>& fractions) {
+  for (std::size_t i = 0; i < fractions.size(); ++i) {
+    const double f = fractions[i];
+    std::ostringstream text;
+    text << f;
+    // !(f > 0) also catches NaN.
+    if (!(f > 0) || f > 1) {
+      return Error{Errc::kInvalidArgument, "memory-pressure fraction " + text.str() +
+                                               ": expected a fraction of the limit in (0, 1]"};
+    }
+    if (std::find(fractions.begin(), fractions.begin() + static_cast<std::ptrdiff_t>(i), f) !=
+        fractions.begin() + static_cast<std::ptrdiff_t>(i)) {
+      return Error{Errc::kInvalidArgument,
+                   "memory-pressure fraction " + text.str() + ": listed twice"};
+    }
+  }
+  return Ok{};
+}
 
 Status validateListenAddress(std::string_view address) {
   const std::string a(address);
@@ -82,20 +105,28 @@ Status validateListenAddress(std::string_view address) {
 }
 
 // The snapshot thread and the pipe that wakes it: byte 's' from the SIGUSR2
-// handler, 'q' from the destructor; a poll timeout is an interval snapshot.
+// handler, 'q' from the destructor; a poll timeout runs the periodic jobs
+// that are due (interval snapshots, the memory-pressure check). One thread
+// for all of them: a check is one read of /proc/self/statm, and snapshots
+// are serialized by the writer anyway.
 // The destructor stops and joins the thread, then the pipe closes (members).
-// start() and the destructor run in the thread that owns the Runtime.
+// addPeriodic(), start() and the destructor run in the thread that owns the
+// Runtime.
 class Runtime::SnapshotThread {
  public:
   using Take = std::function<void(Trigger, std::string_view detail)>;
   using Log = std::function<void(const std::string&)>;
+  // Returns false when it should not run again (it logged why).
+  using Job = std::function<bool()>;
 
-  SnapshotThread(std::chrono::milliseconds interval, Take take, Log log)
-      : interval_(interval), take_(std::move(take)), log_(std::move(log)) {}
+  SnapshotThread(Take take, Log log) : take_(std::move(take)), log_(std::move(log)) {}
   ~SnapshotThread();
   SnapshotThread(const SnapshotThread&) = delete;
   SnapshotThread& operator=(const SnapshotThread&) = delete;
 
+  // Before start(): run `job` every `every`, timed from the end of its
+  // previous run (a slow snapshot delays the next one, never piles them up).
+  void addPeriodic(std::chrono::milliseconds every, Job job);
   // Opens the pipe and starts the thread with every signal blocked, so no
   // signal is ever delivered to it; it only reads the pipe. False (the reason
   // logged) when either fails.
@@ -104,22 +135,41 @@ class Runtime::SnapshotThread {
   int signalFd() const { return write_.get(); }
 
  private:
-  void run();
+  using Clock = std::chrono::steady_clock;
+  struct Periodic {
+    std::chrono::milliseconds every;
+    Job job;
+    Clock::time_point next;
+  };
+  // What one wake-up by the pipe brought.
+  struct Wakeup {
+    bool stop = false;
+    std::uint64_t signals = 0;
+  };
 
-  const std::chrono::milliseconds interval_;
+  void run();
+  int msUntilNextJob() const;  // poll's timeout; -1 = no jobs
+  void runDueJobs();
+  Wakeup drainPipe();
+
   const Take take_;
   const Log log_;
+  std::vector<Periodic> periodic_;  // touched only by the thread once started
   core::UniqueFd read_;
   core::UniqueFd write_;
   std::atomic<bool> stop_{false};
   std::thread thread_;  // last: started after everything it uses exists
 };
 
+void Runtime::SnapshotThread::addPeriodic(std::chrono::milliseconds every, Job job) {
+  periodic_.push_back(Periodic{every, std::move(job), Clock::now() + every});
+}
+
 bool Runtime::SnapshotThread::start() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
     log_(std::string("snapshot thread: pipe: ") + std::strerror(errno) +
-         "; SIGUSR2 and interval snapshots are off");
+         "; SIGUSR2, interval and memory-pressure snapshots are off");
     return false;
   }
   read_ = core::UniqueFd(fds[0]);
@@ -128,7 +178,8 @@ bool Runtime::SnapshotThread::start() {
     const core::SignalsBlocked blocked = core::blockAllSignals();  // the thread inherits the mask
     thread_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
-    log_(std::string("snapshot thread: ") + e.what() + "; SIGUSR2 and interval snapshots are off");
+    log_(std::string("snapshot thread: ") + e.what() +
+         "; SIGUSR2, interval and memory-pressure snapshots are off");
   }
   return thread_.joinable();
 }
@@ -146,42 +197,64 @@ Runtime::SnapshotThread::~SnapshotThread() {
 }
 
 void Runtime::SnapshotThread::run() {
-  using Clock = std::chrono::steady_clock;
-  auto next_interval = Clock::now() + interval_;
   for (;;) {
-    int timeout = -1;
-    if (interval_.count() > 0) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(next_interval - Clock::now());
-      timeout = static_cast<int>(std::max<std::int64_t>(0, left.count()));
-    }
     pollfd p{read_.get(), POLLIN, 0};
-    const int n = poll(&p, 1, timeout);
+    const int n = poll(&p, 1, msUntilNextJob());
     if (n < 0 && errno != EINTR) {
       log_(std::string("snapshot thread: poll: ") + std::strerror(errno));
       return;
     }
     if (stop_.load()) return;
-    if (n == 0) {
-      take_(Trigger::kInterval, "interval");
-      next_interval = Clock::now() + interval_;
+    if (n <= 0) {
+      runDueJobs();
       continue;
     }
-    // Drain: a burst of signals becomes one snapshot.
-    bool stop = false;
-    std::uint64_t signals = 0;
-    char buf[256];
-    for (;;) {
-      const ssize_t got = ::read(read_.get(), buf, sizeof buf);
-      if (got <= 0) break;
-      for (ssize_t i = 0; i < got; ++i) {
-        if (buf[i] == kStopByte) stop = true;
-        if (buf[i] == kSignalByte) ++signals;
-      }
-    }
-    if (stop || stop_.load()) return;
-    if (signals > 0) take_(Trigger::kSignal, "SIGUSR2");
+    const Wakeup w = drainPipe();
+    if (w.stop || stop_.load()) return;
+    if (w.signals > 0) take_(Trigger::kSignal, "SIGUSR2");
   }
+}
+
+int Runtime::SnapshotThread::msUntilNextJob() const {
+  if (periodic_.empty()) return -1;
+  const auto now = Clock::now();
+  std::int64_t least = std::numeric_limits<int>::max();
+  for (const Periodic& p : periodic_) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.next - now);
+    least = std::min<std::int64_t>(least, std::max<std::int64_t>(0, left.count()));
+  }
+  return static_cast<int>(least);
+}
+
+void Runtime::SnapshotThread::runDueJobs() {
+  for (std::size_t i = 0; i < periodic_.size();) {
+    Periodic& p = periodic_[i];
+    if (Clock::now() < p.next) {
+      ++i;
+      continue;
+    }
+    if (!p.job()) {
+      periodic_.erase(periodic_.begin() + static_cast<std::ptrdiff_t>(i));
+      continue;
+    }
+    p.next = Clock::now() + p.every;
+    ++i;
+  }
+}
+
+// Drain: a burst of signals becomes one snapshot.
+Runtime::SnapshotThread::Wakeup Runtime::SnapshotThread::drainPipe() {
+  Wakeup w;
+  char buf[256];
+  for (;;) {
+    const ssize_t got = ::read(read_.get(), buf, sizeof buf);
+    if (got <= 0) break;
+    for (ssize_t i = 0; i < got; ++i) {
+      if (buf[i] == kStopByte) w.stop = true;
+      if (buf[i] == kSignalByte) ++w.signals;
+    }
+  }
+  return w;
 }
 
 Runtime::Runtime(Config config) : config_(std::move(config)) {
@@ -229,11 +302,45 @@ void Runtime::createSnapshotWriter() {
     }
   }
   snapshot_thread_ = std::make_unique<SnapshotThread>(
-      config_.snapshot_interval,
-      [this](Trigger trigger, std::string_view detail) {
-        record(writer_->write(trigger, detail), trigger);
-      },
+      [this](Trigger trigger, std::string_view detail) { takeSnapshot(trigger, detail); },
       [this](const std::string& line) { log(line); });
+  addIntervalSnapshots();
+  addMemoryPressureCheck();
+}
+
+void Runtime::addIntervalSnapshots() {
+  if (config_.snapshot_interval.count() <= 0) return;
+  snapshot_thread_->addPeriodic(config_.snapshot_interval, [this] {
+    takeSnapshot(Trigger::kInterval, "interval");
+    return true;
+  });
+}
+
+void Runtime::addMemoryPressureCheck() {
+  if (config_.memory_pressure_fractions.empty() || config_.memory_check_interval.count() <= 0) {
+    return;
+  }
+  if (Status s = validateMemoryPressureFractions(config_.memory_pressure_fractions); !s.ok()) {
+    log(s.error().message + "; memory-pressure snapshots are off");
+    return;
+  }
+  auto opened = MemoryPressureCheck::open(config_.memory_pressure_fractions);
+  if (!opened.ok()) {
+    log(opened.error().message + "; memory-pressure snapshots are off");
+    return;
+  }
+  // std::function needs a copyable callable; the check (it owns an fd) is
+  // shared by the copies, of which the thread keeps one.
+  auto check = std::make_shared<MemoryPressureCheck>(std::move(*opened));
+  snapshot_thread_->addPeriodic(config_.memory_check_interval, [this, check] {
+    auto due = check->check(std::chrono::steady_clock::now());
+    if (!due.ok()) {
+      log(due.error().message + "; memory-pressure snapshots are off");
+      return false;
+    }
+    if (*due) takeSnapshot(Trigger::kMemoryPressure, **due);
+    return true;
+  });
 }
 
 void Runtime::installSnapshotSignal() {
@@ -312,6 +419,10 @@ void Runtime::record(const Result<SnapshotInfo>& r, Trigger trigger) {
     collector_->recordSnapshotFailure();
     log("snapshot failed: " + r.error().message);
   }
+}
+
+void Runtime::takeSnapshot(Trigger trigger, std::string_view detail) {
+  record(writer_->write(trigger, detail), trigger);
 }
 
 Result<SnapshotInfo> Runtime::snapshot(std::string_view detail) {

@@ -603,6 +603,8 @@ const char* triggerName(Trigger t) {
       return "api";
     case Trigger::kInterval:
       return "interval";
+    case Trigger::kMemoryPressure:
+      return "memory_pressure";
   }
   return "?";
 }

@@ -30,7 +30,7 @@ class DiagCollector : public prometheus::Collectable {
 
  private:
   PeerNames peer_names_;
-  std::atomic<std::uint64_t> snapshots_[3] = {0, 0, 0};  // by Trigger
+  std::atomic<std::uint64_t> snapshots_[kTriggerCount] = {};  // by Trigger
   std::atomic<std::uint64_t> failures_{0};
   std::atomic<double> last_duration_{0};
   std::atomic<double> last_unix_{0};

@@ -40,6 +40,9 @@ struct ProcStat {
 // spaces and parentheses: the fields are counted from the last ')'. Errors
 // say what is missing or malformed.
 Result<ProcStat> parseProcStat(std::string_view text);
+// The resident set size in pages: field 2 of /proc/PID/statm (the one read
+// the memory-pressure check makes per interval); nullopt when malformed.
+std::optional<std::uint64_t> parseStatmResidentPages(std::string_view statm);
 // The `btime` line of /proc/stat (boot time, seconds since the epoch);
 // nullopt when absent or malformed.
 std::optional<std::uint64_t> parseBootTime(std::string_view proc_stat);

@@ -1,7 +1,9 @@
 // Runtime: the part of leakscope a daemon starts in main. It owns
-//  - the snapshot thread: snapshots on SIGUSR2, on an interval, and on
-//    request; the SIGUSR2 handler only writes one byte to a pipe, all work
-//    runs in a thread started with every signal blocked;
+//  - the snapshot thread: snapshots on SIGUSR2, on an interval, on request,
+//    and when RSS first crosses a fraction of the memory limit (checked on
+//    the same thread's timer, see memory_pressure.h); the SIGUSR2 handler
+//    only writes one byte to a pipe, all work runs in a thread started with
+//    every signal blocked;
 //  - the /metrics endpoint (HttpServer: bounded connections, header size
 //    and time per request, see http_server.h), 127.0.0.1 by default.
 //
@@ -47,6 +49,15 @@ struct Config {
   std::chrono::milliseconds snapshot_interval{0};  // 0 = no interval snapshots
   bool snapshot_on_sigusr2 = true;
   HeapMode heap_mode = HeapMode::kSampled;
+  // Snapshots before the OOM kill (trigger "memory_pressure"): one when RSS
+  // first reaches each fraction of the memory limit (cgroup v2 memory.max,
+  // cgroup v1 memory.limit_in_bytes, else MemTotal), and again only after RSS
+  // fell 5 points of the limit below it. Checked every
+  // memory_check_interval with one read of /proc/self/statm. Empty or an
+  // interval of 0 turns it off; invalid fractions are logged and turn it off
+  // (validateMemoryPressureFractions).
+  std::vector<double> memory_pressure_fractions = {0.8, 0.9, 0.95};
+  std::chrono::milliseconds memory_check_interval{1000};
 
   // Metrics. An empty address serves nothing (use collector() yourself).
   // "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port (see metricsAddress()).
@@ -61,6 +72,8 @@ struct Config {
 
 // Checks "HOST:PORT" / "[V6]:PORT" syntax; the error says what is wrong.
 Status validateListenAddress(std::string_view address);
+// Each fraction in (0, 1], none twice; the error names the value.
+Status validateMemoryPressureFractions(const std::vector<double>& fractions);
 
 class Runtime {
  public:
@@ -88,9 +101,15 @@ class Runtime {
   void startMetrics();
   void createSnapshotWriter();
   void installSnapshotSignal();
+  // The periodic jobs of the snapshot thread: interval snapshots and the
+  // memory-pressure check, as configured.
+  void addIntervalSnapshots();
+  void addMemoryPressureCheck();
 
   void log(const std::string& line) const;
   void record(const Result<SnapshotInfo>& r, Trigger trigger);
+  // Writes and records one snapshot (the snapshot thread's work).
+  void takeSnapshot(Trigger trigger, std::string_view detail);
 
   Config config_;
   std::shared_ptr<DiagCollector> collector_;

@@ -33,6 +33,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,7 +54,14 @@ struct SnapshotOptions {
   PeerNames peer_names;  // names written beside each socket's remote endpoint
 };
 
-enum class Trigger { kSignal, kApi, kInterval };
+// What made a snapshot: SIGUSR2, Runtime::snapshot(), the interval, or RSS
+// first crossing a fraction of the memory limit (memory_pressure.h).
+enum class Trigger { kSignal, kApi, kInterval, kMemoryPressure };
+inline constexpr Trigger kAllTriggers[] = {Trigger::kSignal, Trigger::kApi, Trigger::kInterval,
+                                           Trigger::kMemoryPressure};
+inline constexpr int kTriggerCount = static_cast<int>(std::size(kAllTriggers));
+// "signal", "api", "interval", "memory_pressure": the snapshot's
+// trigger.reason and the trigger label of leakscope_snapshots_total.
 const char* triggerName(Trigger t);
 
 struct SnapshotInfo {
