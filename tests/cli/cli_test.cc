@@ -536,7 +536,8 @@ TEST(BadInput, BinaryGarbage) {
   for (int i = 0; i < 4096; ++i) junk.push_back(static_cast<char>((i * 7919 + 13) % 256));
   writeFile(dir.path() + "/junk.bin", junk);
   expectInputError(dir.path() + "/junk.bin",
-                   "byte [0-9]+: not a leakscope snapshot or a gperftools heap profile");
+                   "byte [0-9]+: not a leakscope snapshot, a gperftools heap profile or a V8 "
+                   "heap snapshot");
   // Garbage after a valid start.
   writeFile(dir.path() + "/junk.lsnap", "{\"format\":\"leakscope-snapshot\",\"version\":1," + junk);
   expectInputError(dir.path() + "/junk.lsnap", "byte 4[0-9] \\(line 1\\)");

@@ -1018,6 +1018,36 @@ void TrendBuilder::addSurvivors(TrendGroup& g) const {
   }
 }
 
+TrendGroup TrendBuilder::judge(const Series& se, const std::vector<double>& hours,
+                               const std::optional<MemoryLimitUsed>& limit,
+                               double current_memory) const {
+  TrendGroup g;
+  g.group = se.group;
+  g.name = se.name;
+  g.stack = se.stack;
+  g.counts = se.counts;
+  g.bytes = se.bytes;
+  g.retained = se.retained;
+  g.engine = se.engine;
+  g.added_retained_bytes = se.added_retained;
+  bool by_bytes = false;
+  const Classification c =
+      classifyGroup(g, se.bytes_sd, se.sample_bytes, options_.thresholds, &by_bytes);
+  g.verdict = c.verdict;
+  g.sampling = c.sampling;
+  g.growing_intervals = c.growing;
+  g.peak_index = c.peak;
+  const bool timed = hours.back() > 0;
+  fillGrowth(g, points_.size(), hours, timed, by_bytes, limit, current_memory);
+  g.reason = trendReason(g, c, by_bytes, points_);
+  if (g.group == Group::kClass && !by_bytes) {
+    tooSmallToLeak(g, options_.thresholds, points_.back().heap_inuse_bytes);
+  }
+  addSurvivors(g);
+  addClassSurvivors(g);
+  return g;
+}
+
 TrendResult TrendBuilder::finish() {
   TrendResult r;
   r.points = points_;
@@ -1046,29 +1076,7 @@ TrendResult TrendBuilder::finish() {
     }
   }
   for (auto& [key, se] : series_) {
-    TrendGroup g;
-    g.group = se.group;
-    g.name = se.name;
-    g.stack = se.stack;
-    g.counts = se.counts;
-    g.bytes = se.bytes;
-    g.retained = se.retained;
-    g.engine = se.engine;
-    g.added_retained_bytes = se.added_retained;
-    bool by_bytes = false;
-    const Classification c =
-        classifyGroup(g, se.bytes_sd, se.sample_bytes, options_.thresholds, &by_bytes);
-    g.verdict = c.verdict;
-    g.sampling = c.sampling;
-    g.growing_intervals = c.growing;
-    g.peak_index = c.peak;
-    fillGrowth(g, n, hours, timed, by_bytes, r.memory_limit, current_memory);
-    g.reason = trendReason(g, c, by_bytes, points_);
-    if (g.group == Group::kClass && !by_bytes) {
-      tooSmallToLeak(g, options_.thresholds, points_.back().heap_inuse_bytes);
-    }
-    addSurvivors(g);
-    addClassSurvivors(g);
+    TrendGroup g = judge(se, hours, r.memory_limit, current_memory);
     if (g.verdict == Verdict::kFlat && g.counts.back() == 0 && g.bytes.back() == 0 &&
         se.group == Group::kHeap) {
       continue;  // heap sites that came and went without mattering

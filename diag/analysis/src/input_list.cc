@@ -69,8 +69,9 @@ Result<std::vector<std::string>> snapshotFiles(const std::string& dir) {
   }
   if (errno != 0) return Error{Errc::kIo, dir + ": " + std::strerror(errno)};
   if (names.empty()) {
-    return Error{Errc::kInvalidArgument,
-                 dir + ": a directory without snapshot files (*.lsnap, *.lsnap.gz)"};
+    return Error{
+        Errc::kInvalidArgument,
+        dir + ": a directory without snapshot files (*.lsnap, *.heapsnapshot, plain or .gz)"};
   }
   std::sort(names.begin(), names.end());
   const std::string prefix = dir.ends_with("/") ? dir : dir + "/";

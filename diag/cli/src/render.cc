@@ -578,6 +578,27 @@ static json samplingJson(const SamplingCheck& c) {
   return x;
 }
 
+// Tracked kinds and V8 classes: their survivors; classes also their
+// retained sizes and paths.
+static void addObjectFacts(json& x, const TrendGroup& g) {
+  if (g.group == Group::kClass) {
+    x["retained_bytes"] = whole(g.retained);
+    x["engine"] = g.engine;
+    x["retainers"] = retainersJson(g.retainers);
+    x["added_retained_bytes"] = whole(g.added_retained_bytes);
+  }
+  if (g.group != Group::kTracked && g.group != Group::kClass) return;
+  x["survivor_count"] = g.survivor_count;
+  json sv = json::array();
+  for (const Survivor& s : g.survivors) {
+    json e = {{"id", s.id}, {"age_seconds", s.age_seconds}, {"label", s.label}, {"bytes", s.bytes}};
+    e["fd"] = s.fd >= 0 ? json(s.fd) : json(nullptr);
+    if (!s.socket.empty()) e["socket"] = s.socket;
+    sv.push_back(std::move(e));
+  }
+  x["survivors"] = sv;
+}
+
 json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOptions& o) {
   json j;
   j["command"] = "trend";
@@ -606,24 +627,7 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
     if (g.stack) x["stack"] = stackJson(symbols, *g.stack);
     if (g.verdict == Verdict::kTransient) x["peak_input"] = t.points[g.peak_index].path;
     if (g.sampling) x["sampling"] = samplingJson(*g.sampling);
-    if (g.group == Group::kClass) {
-      x["retained_bytes"] = whole(g.retained);
-      x["engine"] = g.engine;
-      x["retainers"] = retainersJson(g.retainers);
-      x["added_retained_bytes"] = whole(g.added_retained_bytes);
-    }
-    if (g.group == Group::kTracked || g.group == Group::kClass) {
-      x["survivor_count"] = g.survivor_count;
-      json sv = json::array();
-      for (const Survivor& s : g.survivors) {
-        json e = {
-            {"id", s.id}, {"age_seconds", s.age_seconds}, {"label", s.label}, {"bytes", s.bytes}};
-        e["fd"] = s.fd >= 0 ? json(s.fd) : json(nullptr);
-        if (!s.socket.empty()) e["socket"] = s.socket;
-        sv.push_back(std::move(e));
-      }
-      x["survivors"] = sv;
-    }
+    addObjectFacts(x, g);
     return x;
   };
   json suspects = json::array();

@@ -445,8 +445,8 @@ void writeSurvivors(std::ostream& h, const TrendGroup& g) {
   const bool v8 = g.group == Group::kClass;
   for (const Survivor& sv : g.survivors) {
     h << "<tr><td>" << (v8 ? "@" : "#") << sv.id << "</td><td>"
-      << esc(v8 ? "-" : formatDuration(sv.age_seconds)) << "</td><td>"
-      << esc(sv.label) << "</td><td class=\"n\">" << esc(formatBytes(static_cast<double>(sv.bytes)))
+      << esc(v8 ? "-" : formatDuration(sv.age_seconds)) << "</td><td>" << esc(sv.label)
+      << "</td><td class=\"n\">" << esc(formatBytes(static_cast<double>(sv.bytes)))
       << "</td><td><code>" << esc(sv.socket.empty() ? "-" : sv.socket) << "</code></td></tr>";
   }
   if (g.survivor_count > g.survivors.size()) {

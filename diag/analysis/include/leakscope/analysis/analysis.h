@@ -283,6 +283,10 @@ class TrendBuilder {
   void addClasses(const Snapshot& s);
   void updateClassSurvivors(const Snapshot& s, bool first);
   void addClassSurvivors(TrendGroup& g) const;
+  // One series' verdict, rates and survivors (`hours`: each point's time
+  // since the first).
+  TrendGroup judge(const Series& se, const std::vector<double>& hours,
+                   const std::optional<MemoryLimitUsed>& limit, double current_memory) const;
   // A class of the program that grew steadily by a few objects holding
   // next to nothing (classMinBytes of added_retained_bytes) is no suspect:
   // its verdict becomes flat.
