@@ -312,7 +312,7 @@ run_node() {
           + (if $first == $name then " (first suspect)" else " (first suspect: \($first))" end)
           + ", \($c.objects | map(tostring) | join(" -> ")) live (+\($c.growth_objects_per_interval)"
           + " per schedule; \($k) sessions per schedule); \($c.survivor_count) survivors from the"
-          + " first snapshot, retained via \(($c.retainers // [])[0].path // "?"); the results"
+          + " first snapshot, retained via \(($c.retainers // [])[0].path // "?" | split(" → ") | if length > 8 then [.[0], "…"] + .[-6:] else . end | join(" → ")); the results"
           + " string'"'"'s class (string): \($strings); also flagged: \($others | length) classes"
           + (if ($others | length) > 0 then " (\($others[:4] | join(", "))\(if ($others | length) > 4 then ", …" else "" end))" else "" end)
       elif $status == 1 then

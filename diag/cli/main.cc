@@ -182,7 +182,8 @@ shape (paths that differ only in array indexes are one), most shared first,
 with how many objects share it, in DevTools' notation:
   (GC roots) → (Global handles) → … → Endpoint._socket → TLSSocket
 .name is a property, [i] an element, ->name a closure's context variable,
-{name} an internal or hidden reference (docs/v8-graph.md).
+{name} an internal or hidden reference (docs/v8-graph.md). A long path
+is shown as its first step, "…" and its last six (--json has it whole).
 
 Options:
   --class NAME      the class, as show lists it (e.g. TLSSocket, (array))

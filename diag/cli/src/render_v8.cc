@@ -2,6 +2,7 @@
 // Summary), the class table of `diff` (its Comparison, with the retained
 // size), retaining paths, and the `retainers` command.
 #include <algorithm>
+#include <sstream>
 
 #include "render.h"
 #include "text_layout.h"
@@ -26,6 +27,20 @@ std::vector<const ObjectClass*> byRetained(const Snapshot& s) {
     return a->live_bytes > b->live_bytes;
   });
   return v;
+}
+
+// A path's first step and its last few: what holds the objects is at the
+// end; the way from the roots to it (often through module contexts) can be
+// dozens of steps. --json has it whole.
+constexpr std::size_t kPathTail = 6;
+std::string elidePath(const std::string& path) {
+  static const std::string kArrow = " \u2192 ";
+  std::vector<std::size_t> at;
+  for (std::size_t p = path.find(kArrow); p != std::string::npos; p = path.find(kArrow, p + 1)) {
+    at.push_back(p);
+  }
+  if (at.size() <= kPathTail + 2) return path;
+  return path.substr(0, at[1]) + kArrow + "\u2026" + path.substr(at[at.size() - kPathTail]);
 }
 
 }  // namespace
@@ -102,7 +117,7 @@ void renderRetainerPaths(std::ostream& out, const std::vector<RetainerPath>& pat
   for (const RetainerPath& p : paths) {
     out << indent << p.count;
     if (objects > 0) out << " of " << objects;
-    out << ": " << printable(p.path) << "\n";
+    out << ": " << printable(elidePath(p.path)) << "\n";
   }
 }
 
@@ -116,14 +131,19 @@ void renderRetainers(std::ostream& out, const Snapshot& s, const std::string& na
                      const std::vector<RetainerPath>& paths, const RenderOptions& o) {
   const ObjectClass* k = s.objectClass(name);
   const std::size_t objects = k == nullptr ? 0 : k->objects.size();
-  out << "Retainers of " << printable(name) << " in " << printable(shortPath(s.path)) << " ("
-      << objects << " objects): shortest paths from the GC roots, by shape\n";
+  std::ostringstream text;
+  text << "Retainers of " << name << " in " << shortPath(s.path) << " (" << objects
+       << " objects): shortest paths from the GC roots, by shape\n";
   if (paths.empty()) {
-    out << "  no path: " << (objects == 0 ? "no object of this class" : "not reachable") << "\n";
-    return;
+    text << "  no path: " << (objects == 0 ? "no object of this class" : "not reachable") << "\n";
+  } else {
+    for (const RetainerPath& p : paths) {
+      text << "  " << p.count << " of " << objects << ": " << elidePath(p.path) << "\n";
+    }
+    if (paths.size() == o.top) text << "  ... more shapes may exist (--top N)\n";
   }
-  renderRetainerPaths(out, paths, objects, "  ");
-  if (paths.size() == o.top) out << "  ... more shapes may exist (--top N)\n";
+  // fitText escapes what came from the input and wraps to the terminal.
+  out << fitText(text.str(), o.width);
 }
 
 json retainersCommandJson(const Snapshot& s, const std::string& name,
