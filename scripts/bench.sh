@@ -374,8 +374,10 @@ if [ "$suite" = v8 ]; then
   leaked=LeakedConnection holder=ConnectionRegistry
   v8dir="${V8_BENCH_DIR:-build/bench/v8}"
   memlab_dir=build/bench/memlab
-  command -v node > /dev/null && command -v npm > /dev/null \
-    || { echo "bench: the v8 suite needs node and npm" >&2; exit 1; }
+  if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+    echo "bench: the v8 suite needs node and npm" >&2
+    exit 1
+  fi
   # Every tool's output of the last run stays in $work for a look afterwards.
   work="$v8dir/run"
   rm -rf "$work"; mkdir -p "$work"
@@ -440,7 +442,7 @@ if [ "$suite" = v8 ]; then
       --snapshot-dir "$dir" --work-dir "$work/memlab-$name"
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then ml_outcome="killed-after-${ML_TIMEOUT}s"
     elif grep -q 'heap out of memory\|invalid table size\|Invalid string length' "$work/memlab-$name.err"
-    then ml_outcome=out-of-memory
+    then ml_outcome="out-of-memory"
     elif [ "$rc" = 0 ]; then ml_outcome=ok
     else ml_outcome="exit-$rc"
     fi
