@@ -24,7 +24,7 @@
 #                               build/bench/memlab): time, peak RSS, who named
 #                               the leak. V8_BENCH_2GB=1 adds two ~2 GB
 #                               snapshots (V8_BENCH_BIG_MB). memlab runs with a
-#                               MEMLAB_HEAP_MB=16384 heap, killed after
+#                               MEMLAB_HEAP_MB=16384 heap, stopped after
 #                               MEMLAB_TIMEOUT=1800 s. Snapshots are kept in
 #                               build/bench/v8/ (V8_BENCH_DIR) and reused;
 #                               --fresh rewrites them.
@@ -404,20 +404,27 @@ if [ "$suite" = v8 ]; then
   nodes() { head -c 4096 "$1" | sed -n 's/.*"node_count":\([0-9]*\).*/\1/p'; }
   mb_of() { echo "$(du -cb "$@" | tail -1 | cut -f1) / 1000000" | bc -l; }
   # timed NAME LIMIT CMD...: runs CMD (stdout to $work/NAME.out, stderr to
-  # $work/NAME.err) under /usr/bin/time, killed after LIMIT seconds; sets
+  # $work/NAME.err) under /usr/bin/time, stopped after LIMIT seconds; sets
   # secs, cpu (user + system seconds: the machine may be shared), rss_mb
-  # (peak RSS, children included) and rc (124 or 137: timed out).
+  # (peak RSS, children included) and rc (124: timed out, 128 + N: killed by
+  # signal N).
   timed() {
     local name=$1 limit=$2 user sys
     shift 2
-    /usr/bin/time -f '%e %M %x %U %S' -o "$work/$name.time" timeout -s KILL "$limit" "$@" \
+    # SIGTERM first: timeout then reaps the command, so time still sees its
+    # peak RSS (after a SIGKILL to timeout itself it would not).
+    /usr/bin/time -f '%e %M %x %U %S' -o "$work/$name.time" timeout -k 30 "$limit" "$@" \
       > "$work/$name.out" 2> "$work/$name.err" || true
-    # GNU time adds a "Command exited with non-zero status N" line first.
+    # GNU time adds a "Command exited with non-zero status N" or "Command
+    # terminated by signal N" line first.
     read -r secs rss_kb rc user sys < <(tail -1 "$work/$name.time")
+    local signal
+    signal=$(sed -n 's/^Command terminated by signal \([0-9]*\)$/\1/p' "$work/$name.time")
+    [ -z "$signal" ] || rc=$((128 + signal))
     cpu=$(echo "$user + $sys" | bc -l)
     rss_mb=$(echo "$rss_kb * 1024 / 1000000" | bc -l)
   }
-  # leakscope CMD NAME ARGS...: a leakscope command with --json; sets
+  # leakscope NAME CMD ARGS...: a leakscope command with --json; sets
   # ls_ok=1 when it ran (exit 0 or 1, as diff(1)), else prints its error.
   leakscope() {
     local name=$1
@@ -430,7 +437,8 @@ if [ "$suite" = v8 ]; then
     fi
   }
   # memlab NAME DIR: memlab analyze unbound-object on the series in DIR; sets
-  # ml_outcome (ok, out-of-memory, killed-after-Ns, exit-N) and ml_named.
+  # ml_outcome (ok, out-of-memory, stopped-after-Ns, killed-by-signal-N,
+  # exit-N), ml_named and ml_named_holder.
   memlab() {
     local name=$1 dir=$2
     echo "bench: memlab analyze unbound-object --snapshot-dir $dir (up to ${ML_TIMEOUT} s)" >&2
@@ -440,9 +448,11 @@ if [ "$suite" = v8 ]; then
     timed "memlab-$name" "$ML_TIMEOUT" node --expose-gc --max-old-space-size="$ML_HEAP" \
       "$memlab_dir/node_modules/memlab/bin/memlab" analyze unbound-object \
       --snapshot-dir "$dir" --work-dir "$work/memlab-$name"
-    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then ml_outcome="killed-after-${ML_TIMEOUT}s"
+    if [ "$rc" = 124 ] || { [ "$rc" -gt 128 ] && [ "$(echo "$secs >= $ML_TIMEOUT" | bc)" = 1 ]; }
+    then ml_outcome="stopped-after-${ML_TIMEOUT}s"
     elif grep -q 'heap out of memory\|invalid table size\|Invalid string length' "$work/memlab-$name.err"
     then ml_outcome="out-of-memory"
+    elif [ "$rc" -gt 128 ]; then ml_outcome="killed-by-signal-$((rc - 128))"  # the OOM killer: 9
     elif [ "$rc" = 0 ]; then ml_outcome=ok
     else ml_outcome="exit-$rc"
     fi
@@ -522,18 +532,21 @@ if [ "$suite" = v8 ]; then
     series "$dir" "$BIG_MB" 2
     files=("$dir"/*.heapsnapshot)
     printf 'v8_2gb_file_mb=%.0f\nv8_2gb_nodes=%s\n' "$(mb_of "${files[1]}")" "$(nodes "${files[1]}")"
-    for cmd in show diff; do
-      if [ "$cmd" = show ]; then leakscope show big-show "${files[1]}"
-      else leakscope diff big-diff "${files[@]}" --top 100000; fi
+    big_figures() {  # CMD: the figures of the leakscope command just run
       if [ "$ls_ok" = 1 ]; then
-        printf 'leakscope_2gb_%s_s=%.2f\nleakscope_2gb_%s_rss_mb=%.0f\n' "$cmd" "$secs" "$cmd" "$rss_mb"
+        printf 'leakscope_2gb_%s_s=%.2f\nleakscope_2gb_%s_rss_mb=%.0f\n' "$1" "$secs" "$1" "$rss_mb"
       else
-        printf 'leakscope_2gb_%s=error\n' "$cmd"
+        printf 'leakscope_2gb_%s=error\n' "$1"
       fi
-    done
+    }
+    leakscope big-show show "${files[1]}"
+    big_figures show
+    leakscope big-diff diff "${files[@]}" --top 100000
+    big_figures diff
     memlab big "$dir"
-    printf 'memlab_2gb_outcome=%s\nmemlab_2gb_s=%.2f\nmemlab_2gb_rss_mb=%.0f\n' "$ml_outcome" \
-      "$secs" "$rss_mb"
+    printf 'memlab_2gb_outcome=%s\nmemlab_2gb_s=%.2f\nmemlab_2gb_cpu_s=%.2f\n' "$ml_outcome" \
+      "$secs" "$cpu"
+    printf 'memlab_2gb_rss_mb=%.0f\n' "$rss_mb"
     printf 'memlab_2gb_named_leak=%s\n' "$ml_named"
   fi
 fi
