@@ -384,7 +384,8 @@ if [ "$suite" = v8 ]; then
 
   # series DIR MB COUNT: the snapshots of DIR, written unless present.
   series() {
-    local dir=$1 mb=$2 count=$3 params="mb=$2 count=$3 leak=$LEAK"
+    local dir=$1 mb=$2 count=$3 params
+    params="mb=$2 count=$3 leak=$LEAK generator=$(sha1sum < tests/bench/v8/make_snapshots.js | cut -c1-12)"
     if [ "$fresh" = 1 ] || [ "$(cat "$dir/params" 2> /dev/null)" != "$params" ]; then
       echo "bench: writing $count V8 snapshots of ~$mb MB into $dir (Node, takes a while)" >&2
       rm -rf "$dir"; mkdir -p "$dir"
