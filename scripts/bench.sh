@@ -457,11 +457,14 @@ if [ "$suite" = v8 ]; then
     elif [ "$rc" = 0 ]; then ml_outcome=ok
     else ml_outcome="exit-$rc"
     fi
-    # memlab prints its findings on stderr. Naming the leak means naming the
-    # class that grows; naming only the array that holds it is recorded apart.
+    # memlab prints its findings on stderr, one object a line: `· NAME
+    # [TYPE](@ID): SIZES`. Naming the leak means a line for the leaked
+    # objects (`LeakedConnection [object]`), not for the class's constructor
+    # (`[closure]`, whose size does not grow); naming the holder is recorded
+    # apart.
     ml_named=no ml_named_holder=no
-    grep -q "$leaked" "$work/memlab-$name.out" "$work/memlab-$name.err" && ml_named=yes
-    grep -q "$holder" "$work/memlab-$name.out" "$work/memlab-$name.err" && ml_named_holder=yes
+    grep -q "$leaked \[object\]" "$work/memlab-$name.out" "$work/memlab-$name.err" && ml_named=yes
+    grep -q "$holder \[object\]" "$work/memlab-$name.out" "$work/memlab-$name.err" && ml_named_holder=yes
     echo "bench: memlab: $ml_outcome after ${secs} s, $(printf %.0f "$rss_mb") MB" >&2
   }
 
@@ -477,8 +480,8 @@ if [ "$suite" = v8 ]; then
   files=("$dir"/*.heapsnapshot)
   first=${files[0]} last=${files[${#files[@]} - 1]}
   if [ "$generated" = 1 ]; then
-    sed -n 's/^write_seconds=/v8_write_seconds=/p; s/^total_seconds=/v8_generate_seconds=/p' \
-      "$dir/make_snapshots.out"
+    sed -n 's/^write_seconds=/v8_write_seconds=/p; s/^total_seconds=/v8_generate_seconds=/p
+      s/^peak_rss_mb=/v8_write_rss_mb=/p' "$dir/make_snapshots.out"
   fi
   printf 'v8_snapshots=%d\n' "${#files[@]}"
   printf 'v8_file_mb=%.0f\n' "$(mb_of "$last")"
@@ -532,6 +535,10 @@ if [ "$suite" = v8 ]; then
     dir="$v8dir/big"
     series "$dir" "$BIG_MB" 2
     files=("$dir"/*.heapsnapshot)
+    if [ "$generated" = 1 ]; then
+      sed -n 's/^write_seconds=/v8_2gb_write_seconds=/p; s/^peak_rss_mb=/v8_2gb_write_rss_mb=/p' \
+        "$dir/make_snapshots.out"
+    fi
     printf 'v8_2gb_file_mb=%.0f\nv8_2gb_nodes=%s\n' "$(mb_of "${files[1]}")" "$(nodes "${files[1]}")"
     big_figures() {  # CMD: the figures of the leakscope command just run
       if [ "$ls_ok" = 1 ]; then
