@@ -15,17 +15,36 @@
 #                               push_result; tokens/s, peak RSS, and the ratio
 #                               to push_bench's transport-only rate (same mock,
 #                               same connections and streams, same run)
+#   scripts/bench.sh v8 [--fresh]
+#                               V8 .heapsnapshot: a series of big Node snapshots
+#                               (V8_BENCH_COUNT=3 of V8_BENCH_MB=500 MB, a known
+#                               leak of V8_BENCH_LEAK=1000 LeakedConnection per
+#                               snapshot) through leakscope trend, diff and show
+#                               vs memlab analyze unbound-object (npm, into
+#                               build/bench/memlab): time, peak RSS, who named
+#                               the leak. V8_BENCH_2GB=1 adds two ~2 GB
+#                               snapshots (V8_BENCH_BIG_MB). memlab runs with a
+#                               MEMLAB_HEAP_MB=16384 heap, stopped after
+#                               MEMLAB_TIMEOUT=1800 s. Snapshots are kept in
+#                               build/bench/v8/ (V8_BENCH_DIR) and reused;
+#                               --fresh rewrites them.
 #
 # Builds build/ (RelWithDebInfo) first. Results go to stdout; progress to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 suite="${1:-}"
 case "$suite" in
-  diag|diff|transport|e2e) ;;
+  diag|diff|transport|e2e|v8) ;;
   -h|--help) usage; exit 0 ;;
   *) usage >&2; echo "bench.sh: unknown suite '${suite}'" >&2; exit 2 ;;
+esac
+fresh=0
+case "${2:-}" in
+  "") ;;
+  --fresh) [ "$suite" = v8 ] || { echo "bench.sh: --fresh is for the v8 suite" >&2; exit 2; }; fresh=1 ;;
+  *) usage >&2; echo "bench.sh: unknown argument '$2'" >&2; exit 2 ;;
 esac
 
 bash scripts/setup.sh >&2
@@ -34,6 +53,8 @@ if [ "$suite" = diag ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target diag_bench snapshot_bench >&2
 elif [ "$suite" = diff ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope snapshot_gen >&2
+elif [ "$suite" = v8 ]; then
+  cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope >&2
 elif [ "$suite" = e2e ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target push_bench mock-push-server pushdaemon \
     pushdaemon-admin >&2
@@ -337,4 +358,204 @@ TOML
   printf 'transport_connections=%s\ntransport_streams=%s\n' "$C" "$M"
   printf 'transport_tokens_per_s=%.0f\n' "$transport_rps"
   printf 'ratio_vs_transport=%.2f\n' "$(echo "$e2e_rps / $transport_rps" | bc -l)"
+fi
+
+if [ "$suite" = v8 ]; then
+  # One run, the same files for every tool. The snapshots are written by Node
+  # (tests/bench/v8/make_snapshots.js) and kept under build/bench/v8/, one
+  # directory per series, with the parameters they were made with; a series
+  # is rewritten when they differ, or with --fresh.
+  MB="${V8_BENCH_MB:-500}"
+  COUNT="${V8_BENCH_COUNT:-3}"
+  LEAK="${V8_BENCH_LEAK:-1000}"
+  BIG_MB="${V8_BENCH_BIG_MB:-2000}"
+  ML_HEAP="${MEMLAB_HEAP_MB:-16384}"
+  ML_TIMEOUT="${MEMLAB_TIMEOUT:-1800}"
+  leaked=LeakedConnection holder=ConnectionRegistry
+  v8dir="${V8_BENCH_DIR:-build/bench/v8}"
+  memlab_dir=build/bench/memlab
+  if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+    echo "bench: the v8 suite needs node and npm" >&2
+    exit 1
+  fi
+  # Every tool's output of the last run stays in $work for a look afterwards.
+  work="$v8dir/run"
+  rm -rf "$work"; mkdir -p "$work"
+
+  # series DIR MB COUNT: the snapshots of DIR, written unless present.
+  series() {
+    local dir=$1 mb=$2 count=$3 params
+    params="mb=$2 count=$3 leak=$LEAK generator=$(sha1sum < tests/bench/v8/make_snapshots.js | cut -c1-12)"
+    if [ "$fresh" = 1 ] || [ "$(cat "$dir/params" 2> /dev/null)" != "$params" ]; then
+      echo "bench: writing $count V8 snapshots of ~$mb MB into $dir (Node, takes a while)" >&2
+      rm -rf "$dir"; mkdir -p "$dir"
+      # A generous heap limit: Node's peak RSS was 2.5 GB writing 500 MB
+      # files and 9.8 GB writing 2 GB ones (V8 builds the snapshot beside
+      # the heap).
+      node --expose-gc --max-old-space-size=$((mb * 4 + 2048)) tests/bench/v8/make_snapshots.js \
+        "$dir" --count "$count" --mb "$mb" --leak "$LEAK" > "$work/gen.out"
+      mv "$work/gen.out" "$dir/make_snapshots.out"
+      echo "$params" > "$dir/params"
+      generated=1
+    else
+      echo "bench: reusing the snapshots in $dir ($params)" >&2
+      generated=0
+    fi
+  }
+  # nodes FILE: the node count from the snapshot's header.
+  nodes() { head -c 4096 "$1" | sed -n 's/.*"node_count":\([0-9]*\).*/\1/p'; }
+  mb_of() { echo "$(du -cb "$@" | tail -1 | cut -f1) / 1000000" | bc -l; }
+  # timed NAME LIMIT CMD...: runs CMD (stdout to $work/NAME.out, stderr to
+  # $work/NAME.err) under /usr/bin/time, stopped after LIMIT seconds; sets
+  # secs, cpu (user + system seconds: the machine may be shared), rss_mb
+  # (peak RSS, children included) and rc (124: timed out, 128 + N: killed by
+  # signal N).
+  timed() {
+    local name=$1 limit=$2 user sys
+    shift 2
+    # SIGTERM first: timeout then reaps the command, so time still sees its
+    # peak RSS (after a SIGKILL to timeout itself it would not).
+    /usr/bin/time -f '%e %M %x %U %S' -o "$work/$name.time" timeout -k 30 "$limit" "$@" \
+      > "$work/$name.out" 2> "$work/$name.err" || true
+    # GNU time adds a "Command exited with non-zero status N" or "Command
+    # terminated by signal N" line first.
+    read -r secs rss_kb rc user sys < <(tail -1 "$work/$name.time")
+    local signal
+    signal=$(sed -n 's/^Command terminated by signal \([0-9]*\)$/\1/p' "$work/$name.time")
+    [ -z "$signal" ] || rc=$((128 + signal))
+    cpu=$(echo "$user + $sys" | bc -l)
+    rss_mb=$(echo "$rss_kb * 1024 / 1000000" | bc -l)
+  }
+  # leakscope NAME CMD ARGS...: a leakscope command with --json; sets
+  # ls_ok=1 when it ran (exit 0 or 1, as diff(1)), else prints its error.
+  leakscope() {
+    local name=$1
+    shift
+    echo "bench: leakscope $1 ($name)" >&2
+    timed "$name" 86400 build/bin/leakscope "$@" --json
+    if [ "$rc" -le 1 ]; then ls_ok=1; else
+      ls_ok=0
+      echo "bench: leakscope $1 failed (exit $rc): $(head -1 "$work/$name.err")" >&2
+    fi
+  }
+  # memlab NAME DIR: memlab analyze unbound-object on the series in DIR; sets
+  # ml_outcome (ok, out-of-memory, stopped-after-Ns, killed-by-signal-N,
+  # exit-N), ml_named and ml_named_holder.
+  memlab() {
+    local name=$1 dir=$2
+    echo "bench: memlab analyze unbound-object --snapshot-dir $dir (up to ${ML_TIMEOUT} s)" >&2
+    rm -rf "$work/memlab-$name"; mkdir -p "$work/memlab-$name"
+    # memlab's own launcher runs node with --max-old-space-size=4096; it gets
+    # the same flags with a bigger heap, so that it fails on time, not memory.
+    timed "memlab-$name" "$ML_TIMEOUT" node --expose-gc --max-old-space-size="$ML_HEAP" \
+      "$memlab_dir/node_modules/memlab/bin/memlab" analyze unbound-object \
+      --snapshot-dir "$dir" --work-dir "$work/memlab-$name"
+    if [ "$rc" = 124 ] || { [ "$rc" -gt 128 ] && [ "$(echo "$secs >= $ML_TIMEOUT" | bc)" = 1 ]; }
+    then ml_outcome="stopped-after-${ML_TIMEOUT}s"
+    elif grep -q 'heap out of memory\|invalid table size\|Invalid string length' "$work/memlab-$name.err"
+    then ml_outcome="out-of-memory"
+    elif [ "$rc" -gt 128 ]; then ml_outcome="killed-by-signal-$((rc - 128))"  # the OOM killer: 9
+    elif [ "$rc" = 0 ]; then ml_outcome=ok
+    else ml_outcome="exit-$rc"
+    fi
+    # memlab prints its findings on stderr, one object a line: `· NAME
+    # [TYPE](@ID): SIZES`. Naming the leak means a line for the leaked
+    # objects (`LeakedConnection [object]`), not for the class's constructor
+    # (`[closure]`, whose size does not grow); naming the holder is recorded
+    # apart.
+    ml_named=no ml_named_holder=no
+    grep -q "$leaked \[object\]" "$work/memlab-$name.out" "$work/memlab-$name.err" && ml_named=yes
+    grep -q "$holder \[object\]" "$work/memlab-$name.out" "$work/memlab-$name.err" && ml_named_holder=yes
+    echo "bench: memlab: $ml_outcome after ${secs} s, $(printf %.0f "$rss_mb") MB" >&2
+  }
+
+  if [ ! -x "$memlab_dir/node_modules/.bin/memlab" ]; then
+    echo "bench: npm install memlab into $memlab_dir" >&2
+    mkdir -p "$memlab_dir"
+    PUPPETEER_SKIP_DOWNLOAD=1 npm install --prefix "$memlab_dir" --no-audit --no-fund \
+      --loglevel=error memlab >&2
+  fi
+
+  dir="$v8dir/series"
+  series "$dir" "$MB" "$COUNT"
+  files=("$dir"/*.heapsnapshot)
+  first=${files[0]} last=${files[${#files[@]} - 1]}
+  if [ "$generated" = 1 ]; then
+    sed -n 's/^write_seconds=/v8_write_seconds=/p; s/^total_seconds=/v8_generate_seconds=/p
+      s/^peak_rss_mb=/v8_write_rss_mb=/p' "$dir/make_snapshots.out"
+  fi
+  printf 'v8_snapshots=%d\n' "${#files[@]}"
+  printf 'v8_file_mb=%.0f\n' "$(mb_of "$last")"
+  printf 'v8_nodes=%s\n' "$(nodes "$last")"
+  printf 'v8_leak_per_snapshot=%s\n' "$LEAK"
+
+  # show on the largest file: parse, graph, dominators; its time gives the
+  # parse rate (a lower bound unless the CLI reports the parse alone).
+  leakscope show show "$last"
+  if [ "$ls_ok" = 1 ]; then
+    parse_s=$(jq -r '.v8.parse_seconds // empty' "$work/show.out" 2> /dev/null || true)
+    printf 'leakscope_show_s=%.2f\nleakscope_show_rss_mb=%.0f\n' "$secs" "$rss_mb"
+    printf 'v8_parse_mb_per_s=%.0f\n' "$(echo "$(mb_of "$last") / ${parse_s:-$secs}" | bc -l)"
+    printf 'v8_bytes_per_node=%.1f\n' "$(echo "$rss_mb * 1000000 / $(nodes "$last")" | bc -l)"
+  fi
+  leakscope diff diff "$first" "$last" --top 100000
+  if [ "$ls_ok" = 1 ]; then
+    printf 'leakscope_diff_s=%.2f\nleakscope_diff_rss_mb=%.0f\n' "$secs" "$rss_mb"
+    # The leak's row must count exactly the connections opened in between.
+    new=$(jq -r --arg c "$leaked" '[.rows[] | select(.group == "class" and .name == $c)][0].new // 0' \
+      "$work/diff.out" 2> /dev/null || echo unreadable)
+    [ "$new" = $(((${#files[@]} - 1) * LEAK)) ] && diff_named=yes || diff_named=no
+    printf 'leakscope_diff_leak_new=%s\nleakscope_diff_named_leak=%s\n' "$new" "$diff_named"
+  fi
+  leakscope trend trend "${files[@]}"
+  ls_trend_ok=$ls_ok ls_secs=$secs ls_rss=$rss_mb
+  if [ "$ls_ok" = 1 ]; then
+    top=$(jq -r '.suspects[0].name // "none"' "$work/trend.out" 2> /dev/null || echo unreadable)
+    printf 'leakscope_trend_s=%.2f\nleakscope_trend_cpu_s=%.2f\n' "$secs" "$cpu"
+    printf 'leakscope_trend_rss_mb=%.0f\n' "$rss_mb"
+    printf 'leakscope_first_suspect=%s\n' "$top"
+    printf 'leakscope_named_leak=%s\n' "$([ "$top" = "$leaked" ] && echo yes || echo no)"
+  else
+    printf 'leakscope_trend=error\nleakscope_named_leak=no\n'
+  fi
+
+  memlab series "$dir"
+  printf 'memlab_version=%s\n' "$(jq -r .version "$memlab_dir/node_modules/memlab/package.json")"
+  printf 'memlab_outcome=%s\nmemlab_s=%.2f\nmemlab_cpu_s=%.2f\n' "$ml_outcome" "$secs" "$cpu"
+  printf 'memlab_rss_mb=%.0f\n' "$rss_mb"
+  printf 'memlab_named_leak=%s\nmemlab_named_holder=%s\n' "$ml_named" "$ml_named_holder"
+  if [ "$ls_trend_ok" = 1 ] && [ "$ml_outcome" = ok ]; then
+    printf 'ratio_vs_memlab_time=%.1f\n' "$(echo "$secs / $ls_secs" | bc -l)"
+    printf 'ratio_vs_memlab_rss=%.3f\n' "$(echo "$ls_rss / $rss_mb" | bc -l)"
+  else
+    printf 'ratio_vs_memlab_time=unavailable\nratio_vs_memlab_rss=unavailable\n'
+  fi
+
+  if [ "${V8_BENCH_2GB:-0}" = 1 ]; then
+    # Two snapshots (memlab's unbound-object takes two or more), ~2 GB each.
+    dir="$v8dir/big"
+    series "$dir" "$BIG_MB" 2
+    files=("$dir"/*.heapsnapshot)
+    if [ "$generated" = 1 ]; then
+      sed -n 's/^write_seconds=/v8_2gb_write_seconds=/p; s/^peak_rss_mb=/v8_2gb_write_rss_mb=/p' \
+        "$dir/make_snapshots.out"
+    fi
+    printf 'v8_2gb_file_mb=%.0f\nv8_2gb_nodes=%s\n' "$(mb_of "${files[1]}")" "$(nodes "${files[1]}")"
+    big_figures() {  # CMD: the figures of the leakscope command just run
+      if [ "$ls_ok" = 1 ]; then
+        printf 'leakscope_2gb_%s_s=%.2f\nleakscope_2gb_%s_rss_mb=%.0f\n' "$1" "$secs" "$1" "$rss_mb"
+      else
+        printf 'leakscope_2gb_%s=error\n' "$1"
+      fi
+    }
+    leakscope big-show show "${files[1]}"
+    big_figures show
+    leakscope big-diff diff "${files[@]}" --top 100000
+    big_figures diff
+    memlab big "$dir"
+    printf 'memlab_2gb_outcome=%s\nmemlab_2gb_s=%.2f\nmemlab_2gb_cpu_s=%.2f\n' "$ml_outcome" \
+      "$secs" "$cpu"
+    printf 'memlab_2gb_rss_mb=%.0f\n' "$rss_mb"
+    printf 'memlab_2gb_named_leak=%s\n' "$ml_named"
+  fi
 fi
