@@ -1,6 +1,7 @@
 // leakscope — the offline snapshot analyser. A thin main: parse the command
 // line, load inputs, run one analysis, render it. Exit codes like diff(1):
 // 0 nothing flagged, 1 leak suspected, 2 usage or input error.
+#include <malloc.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -572,6 +573,11 @@ struct Session {
         continue;
       }
       use(std::move(*s), loaded++, ordered.size());
+      s.reset();
+      // What an input's analysis freed goes back to the system before the
+      // next is read: glibc keeps freed heap memory otherwise, and a series
+      // of big V8 snapshots would add each one's leftovers to the next's peak.
+      ::malloc_trim(0);
     }
     if (loaded < command.min_inputs) {
       throw InputFailure{"only " + std::to_string(loaded) + " of " +

@@ -190,6 +190,11 @@ void RunsBuilder::add(const Snapshot& s) {
   // it has two inputs, so no more than its first is ever kept whole.
   if (v.inputs == 1) {
     open_->first = s;
+    // The comparison weighs what the target's new objects hold, never the
+    // base's: a V8 base keeps only ids and sizes (8 bytes an object less
+    // while the next input loads).
+    for (ObjectClass& k : open_->first->classes) k.retained_of = {};
+    open_->first->v8.graph.reset();
   } else if (v.inputs == 2) {
     open_->comparison = compare(*open_->first, s, symbols_, options_.thresholds);
     open_->first.reset();

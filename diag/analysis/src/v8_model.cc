@@ -25,82 +25,57 @@ bool isEngineClass(v8::NodeType t, std::string_view name) {
   }
 }
 
-// Sorts a class's objects by id (V8 writes them in heap order), keeping each
-// object's retained size beside it.
-void sortById(ObjectClass& k) {
-  std::vector<std::uint32_t> order(k.objects.size());
-  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return k.objects[a].id < k.objects[b].id; });
-  std::vector<TrackedObject> objects(order.size());
-  std::vector<std::uint64_t> retained(order.size());
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    objects[i] = k.objects[order[i]];
-    retained[i] = k.retained_of[order[i]];
+// The counted nodes (self size > 0) in id order: a radix sort of the 32-bit
+// ids in two 16-bit passes, linear where a comparison sort of millions of
+// objects per class took a third of the load. Listing instances in this
+// order leaves every class's objects sorted by id.
+std::vector<std::uint32_t> nodesById(const v8::Graph& g) {
+  std::vector<std::uint32_t> order;
+  order.reserve(g.nodeCount());
+  for (std::uint32_t n = 0; n < g.nodeCount(); ++n) {
+    if (g.self_size[n] > 0) order.push_back(n);
   }
-  k.objects = std::move(objects);
-  k.retained_of = std::move(retained);
+  std::vector<std::uint32_t> tmp(order.size());
+  for (const int shift : {0, 16}) {
+    std::vector<std::size_t> start(std::size_t{1} << 16 | 1, 0);
+    for (std::uint32_t n : order) ++start[((g.id[n] >> shift) & 0xffff) + 1];
+    for (std::size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
+    for (std::uint32_t n : order) tmp[start[(g.id[n] >> shift) & 0xffff]++] = n;
+    order.swap(tmp);
+  }
+  return order;
 }
 
-// Per class: how many instances (self size > 0), their sizes and distance.
-// Reserving first keeps the instance vectors at their final size: a growing
-// vector would briefly need twice the memory.
-std::vector<ObjectClass> countClasses(const v8::Graph& g, const v8::Distances& d,
-                                      const v8::Classes& cls,
-                                      const std::vector<std::uint64_t>& class_retained,
-                                      const std::vector<std::uint64_t>& node_retained) {
-  std::vector<ObjectClass> out(cls.names.size());
-  std::vector<std::size_t> count(cls.names.size(), 0);
-  for (std::size_t n = 0; n < g.nodeCount(); ++n) {
-    if (g.self_size[n] > 0) ++count[cls.of[n]];
-  }
-  for (std::size_t c = 0; c < out.size(); ++c) {
-    out[c].name = cls.names[c];
-    out[c].retained_bytes = static_cast<std::int64_t>(class_retained[c]);
-    out[c].distance = ObjectClass::kNoDistance;
-    out[c].objects.reserve(count[c]);
-    out[c].retained_of.reserve(count[c]);
-  }
-  for (std::size_t n = 0; n < g.nodeCount(); ++n) {
-    if (g.self_size[n] == 0) continue;
-    ObjectClass& k = out[cls.of[n]];
-    TrackedObject o;
-    o.id = g.id[n];
-    o.bytes = static_cast<std::int64_t>(g.self_size[n]);
-    k.objects.push_back(o);
-    k.retained_of.push_back(node_retained[n]);
-    k.live_bytes += o.bytes;
-    k.engine = isEngineClass(g.type[n], k.name);
-    const std::uint32_t dist = d.distance[n];
-    if (dist < v8::kSystemDistance) k.distance = std::min(k.distance, dist);
-  }
-  std::erase_if(out, [](const ObjectClass& k) { return k.objects.empty(); });
-  for (ObjectClass& k : out) {
-    k.live = static_cast<std::int64_t>(k.objects.size());
-    sortById(k);
-  }
-  std::sort(out.begin(), out.end(),
-            [](const ObjectClass& a, const ObjectClass& b) { return a.name < b.name; });
-  return out;
-}
-
-// Classes and their retained sizes need the dominator tree only for a
-// moment; of it only each node's retained size is kept, until the instances
-// are listed.
+// What the classes need of the graph, computed in the order that keeps the
+// peak low: classes and their distance first, then (distances freed unless
+// kept) the dominator tree, of which only each node's retained size stays
+// until the instances are listed.
 struct ClassFigures {
   v8::Classes classes;
-  std::vector<std::uint64_t> retained;
+  std::vector<std::uint32_t> distance;  // per class, the nearest instance's
+  std::vector<std::uint64_t> retained;  // per class
   std::vector<std::uint64_t> node_retained;
   std::size_t unreachable = 0;
 };
-ClassFigures classFigures(const v8::Graph& g) {
-  ClassFigures f;
+
+std::vector<std::uint32_t> classDistances(const v8::Graph& g, const v8::Distances& d,
+                                          const v8::Classes& cls) {
+  std::vector<std::uint32_t> out(cls.names.size(), ObjectClass::kNoDistance);
+  for (std::size_t n = 0; n < g.nodeCount(); ++n) {
+    const std::uint32_t dist = d.distance[n];
+    if (g.self_size[n] > 0 && dist < v8::kSystemDistance) {
+      out[cls.of[n]] = std::min(out[cls.of[n]], dist);
+    }
+  }
+  return out;
+}
+
+void addDominators(const v8::Graph& g, ClassFigures& f) {
   v8::Dominators dom;
   {
     const v8::Retainers r = v8::buildRetainers(g);
     dom = v8::computeDominators(g, r);
   }
-  f.classes = v8::classify(g);
   f.retained = v8::classRetained(g, dom, f.classes);
   f.unreachable = dom.unreachable;
   // What V8's compiled code alone holds (allocation-site boilerplates,
@@ -111,7 +86,40 @@ ClassFigures classFigures(const v8::Graph& g) {
     if (d != v8::kNone && d != n && g.type[d] == v8::NodeType::kCode) dom.retained[n] = 0;
   }
   f.node_retained = std::move(dom.retained);
-  return f;
+}
+
+// Per class: how many instances (self size > 0), their sizes and distance.
+// Reserving first keeps the instance vectors at their final size: a growing
+// vector would briefly need twice the memory.
+std::vector<ObjectClass> countClasses(const v8::Graph& g, const ClassFigures& f) {
+  const v8::Classes& cls = f.classes;
+  std::vector<ObjectClass> out(cls.names.size());
+  std::vector<std::size_t> count(cls.names.size(), 0);
+  for (std::size_t n = 0; n < g.nodeCount(); ++n) {
+    if (g.self_size[n] > 0) ++count[cls.of[n]];
+  }
+  for (std::size_t c = 0; c < out.size(); ++c) {
+    out[c].name = cls.names[c];
+    out[c].retained_bytes = static_cast<std::int64_t>(f.retained[c]);
+    out[c].distance = f.distance[c];
+    out[c].objects.reserve(count[c]);
+    out[c].retained_of.reserve(count[c]);
+  }
+  for (const std::uint32_t n : nodesById(g)) {
+    ObjectClass& k = out[cls.of[n]];
+    TrackedObject o;
+    o.id = g.id[n];
+    o.bytes = static_cast<std::int64_t>(g.self_size[n]);
+    k.objects.push_back(o);
+    k.retained_of.push_back(f.node_retained[n]);
+    k.live_bytes += o.bytes;
+    k.engine = isEngineClass(g.type[n], k.name);
+  }
+  std::erase_if(out, [](const ObjectClass& k) { return k.objects.empty(); });
+  for (ObjectClass& k : out) k.live = static_cast<std::int64_t>(k.objects.size());
+  std::sort(out.begin(), out.end(),
+            [](const ObjectClass& a, const ObjectClass& b) { return a.name < b.name; });
+  return out;
 }
 
 }  // namespace
@@ -130,10 +138,14 @@ Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOption
   s.source = SourceKind::kV8HeapSnapshot;
   phase("distances");
   v8::Distances d = v8::computeDistances(g);
+  ClassFigures f;
+  f.classes = v8::classify(g);
+  f.distance = classDistances(g, d, f.classes);
+  if (!options.keep_graph) d = v8::Distances{};  // the dominators' peak is the load's
   phase("dominators");
-  ClassFigures f = classFigures(g);
+  addDominators(g, f);
   phase("classes");
-  s.classes = countClasses(g, d, f.classes, f.retained, f.node_retained);
+  s.classes = countClasses(g, f);
   f.node_retained = {};
   const StringId no_label = symbols.intern("");
   for (ObjectClass& k : s.classes) {
