@@ -709,6 +709,12 @@ TEST(V8, ShowListsClassesAndRetainersPrintsTheirPaths) {
   EXPECT_EQ(j["classes"][0]["name"], "Foo");  // the largest retained size first
   EXPECT_EQ(j["classes"][0]["retained_bytes"], 156);
   EXPECT_EQ(j["v8"]["nodes"], 5);
+  // The same file gzip-compressed (and named otherwise) reads the same.
+  TempDir dir;
+  gzipFile(v8, dir.path() + "/snap.json.gz");
+  const CliRun gz = leakscope({"show", "--json", dir.path() + "/snap.json.gz"}, "/");
+  ASSERT_EQ(gz.status, 0) << gz.err;
+  EXPECT_EQ(json::parse(gz.out)["classes"], j["classes"]);
   const CliRun r = leakscope({"retainers", "--json", "--class", "Node / TLSWrap", v8}, "/");
   ASSERT_EQ(r.status, 0) << r.err;
   const json paths = json::parse(r.out)["retainers"];
