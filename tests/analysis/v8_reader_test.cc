@@ -8,8 +8,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "byte_reader.h"
+#include "prefetch_reader.h"
 #include "test_support.h"
 #include "v8_reader.h"
 
@@ -484,3 +487,58 @@ TEST(V8Reader, ARealNodeSnapshotMatchesPythonsJson) {
 }
 
 }  // namespace
+
+// The read-ahead thread big inputs are read through: the same bytes in the
+// same order whatever the caller's and the thread's chunk sizes, the end
+// seen once, and the source's error passed through after its bytes.
+TEST(PrefetchReader, HandsOverEveryByteInOrderAndTheSourcesError) {
+  std::string bytes;
+  for (int i = 0; i < 100000; ++i) bytes.push_back(static_cast<char>('a' + i % 26));
+  for (std::size_t chunk :
+       {std::size_t{1}, std::size_t{7}, std::size_t{4096}, std::size_t{1} << 20}) {
+    la::MemoryReader source(bytes);
+    la::PrefetchReader ahead(source, chunk);
+    std::string out;
+    std::vector<char> buf(1000);
+    for (;;) {
+      auto got = ahead.read(buf.data(), 1 + out.size() % buf.size());
+      ASSERT_TRUE(got.ok());
+      if (*got == 0) break;
+      out.append(buf.data(), *got);
+    }
+    EXPECT_EQ(out, bytes) << "chunk " << chunk;
+    EXPECT_EQ(ahead.consumed(), bytes.size());
+    auto again = ahead.read(buf.data(), buf.size());
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(*again, 0u);
+  }
+  // A source that fails after some bytes.
+  class Failing final : public la::ByteReader {
+   public:
+    leakscope::core::Result<std::size_t> read(char* buf, std::size_t n) override {
+      if (given_ >= 10)
+        return leakscope::core::Error{leakscope::core::Errc::kIo, "read error: EIO"};
+      const std::size_t k = std::min<std::size_t>(n, 10 - given_);
+      std::memset(buf, 'x', k);
+      given_ += k;
+      return k;
+    }
+    std::uint64_t consumed() const override { return given_; }
+
+   private:
+    std::size_t given_ = 0;
+  } failing;
+  la::PrefetchReader ahead(failing, 4);
+  std::vector<char> buf(64);
+  std::size_t total = 0;
+  for (;;) {
+    auto got = ahead.read(buf.data(), buf.size());
+    if (!got.ok()) {
+      EXPECT_EQ(got.error().message, "read error: EIO");
+      break;
+    }
+    ASSERT_NE(*got, 0u) << "the error was lost";
+    total += *got;
+  }
+  EXPECT_EQ(total, 10u);
+}

@@ -14,6 +14,7 @@
 #include "byte_reader.h"
 #include "char_source.h"
 #include "input_format.h"
+#include "prefetch_reader.h"
 #include "readers.h"
 #include "safe_open.h"
 #include "v8_model.h"
@@ -232,9 +233,18 @@ InputHeader v8Header(const Input& in) {
   return h;
 }
 
+// Inputs this big are read ahead on a second thread (prefetch_reader.h);
+// small ones (tests, fuzzers' cases) are not worth a thread.
+constexpr std::uint64_t kPrefetchBytes = std::uint64_t{16} << 20;
+constexpr std::size_t kPrefetchChunk = std::size_t{4} << 20;
+
 Result<Snapshot> readV8(ByteReader& content, const Input& in, SymbolTable& symbols,
                         const LoadOptions& options) {
-  auto graph = v8::readGraph(content, {options.progress, in.size});
+  std::optional<PrefetchReader> ahead;
+  if (in.size >= kPrefetchBytes) ahead.emplace(content, kPrefetchChunk);
+  ByteReader& source = ahead ? static_cast<ByteReader&>(*ahead) : content;
+  auto graph = v8::readGraph(source, {options.progress, in.size});
+  ahead.reset();
   if (!graph) return Error{graph.error().code, in.path + ": " + graph.error().message};
   Snapshot s = snapshotFromGraph(std::move(*graph), symbols, options);
   const InputHeader h = v8Header(in);

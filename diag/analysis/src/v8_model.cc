@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <future>
 #include <regex>
 #include <string_view>
 
@@ -70,12 +71,12 @@ std::vector<std::uint32_t> classDistances(const v8::Graph& g, const v8::Distance
   return out;
 }
 
-void addDominators(const v8::Graph& g, ClassFigures& f) {
-  v8::Dominators dom;
-  {
-    const v8::Retainers r = v8::buildRetainers(g);
-    dom = v8::computeDominators(g, r);
-  }
+v8::Dominators dominatorsOf(const v8::Graph& g) {
+  const v8::Retainers r = v8::buildRetainers(g);
+  return v8::computeDominators(g, r);
+}
+
+void addDominators(const v8::Graph& g, v8::Dominators&& dom, ClassFigures& f) {
   f.retained = v8::classRetained(g, dom, f.classes);
   f.unreachable = dom.unreachable;
   // What V8's compiled code alone holds (allocation-site boilerplates,
@@ -136,14 +137,21 @@ Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOption
   };
   Snapshot s;
   s.source = SourceKind::kV8HeapSnapshot;
-  phase("distances");
-  v8::Distances d = v8::computeDistances(g);
-  ClassFigures f;
-  f.classes = v8::classify(g);
-  f.distance = classDistances(g, d, f.classes);
-  if (!options.keep_graph) d = v8::Distances{};  // the dominators' peak is the load's
+  // Distances and classes on one core while the dominator tree is built on
+  // the other: both only read the graph. The distances are freed (unless
+  // kept) long before the dominators' peak, which is the load's.
   phase("dominators");
-  addDominators(g, f);
+  ClassFigures f;
+  v8::Distances d;
+  auto classes = std::async(std::launch::async, [&] {
+    d = v8::computeDistances(g);
+    f.classes = v8::classify(g);
+    f.distance = classDistances(g, d, f.classes);
+    if (!options.keep_graph) d = v8::Distances{};
+  });
+  v8::Dominators dom = dominatorsOf(g);
+  classes.get();
+  addDominators(g, std::move(dom), f);
   phase("classes");
   s.classes = countClasses(g, f);
   f.node_retained = {};
