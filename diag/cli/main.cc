@@ -659,7 +659,8 @@ int runDiff(Session& session) {
 int runTrend(Session& session) {
   const Args& a = session.a;
   la::RunsBuilder builder(session.symbols, a.trend);
-  session.loadSeries([&](la::Snapshot&& s, std::size_t, std::size_t) { builder.add(s); });
+  session.loadSeries(
+      [&](la::Snapshot&& s, std::size_t, std::size_t) { builder.add(std::move(s)); });
   const la::RunsResult r = builder.finish();
   return present(
       a, !r.suspects.empty(), [&] { return la::runsJson(r, session.symbols, a.render); },

@@ -128,6 +128,15 @@ def case_seed_trend(binary, work):
         got = sorted(s.get("id") for s in g.get("survivors", []))
         c.expect(got == survivors, f"{cls} survivor ids {got}, counted {survivors}")
     check_big_string(c, snaps, trend)
+    # The report: the same verdict, the session class's charts and the
+    # paths that hold its survivors.
+    html = os.path.join(work, "report.html")
+    status, _ = leakscope(binary, "report", "--json", "--html", html, *files)
+    c.expect(status == 1, f"report exit {status}, expected 1")
+    page = open(html, encoding="utf-8").read() if os.path.exists(html) else ""
+    c.expect(f'data-group="class" data-name="{cls}"' in page, f"report: no suspect block for {cls}")
+    c.expect("Retained by" in page and "Provider.sessions" in page,
+             "report: no retaining path through Provider.sessions")
     return c
 
 

@@ -169,7 +169,11 @@ bool RunsBuilder::continues(const RunId& id) const {
          std::fabs(id.start_time_unix - cur.start_time_unix) < kSameStartSeconds;
 }
 
-void RunsBuilder::add(const Snapshot& s) {
+void RunsBuilder::add(const Snapshot& s) { add(s, nullptr); }
+
+void RunsBuilder::add(Snapshot&& s) { add(s, &s); }
+
+void RunsBuilder::add(const Snapshot& s, Snapshot* owned) {
   const RunId id = runIdOf(s);
   // V8 heap snapshots name no process inside; their ids only grow within
   // one, so ids that went backwards start another run.
@@ -189,7 +193,7 @@ void RunsBuilder::add(const Snapshot& s) {
   // A comparison is only wanted of a run that stays short: made as soon as
   // it has two inputs, so no more than its first is ever kept whole.
   if (v.inputs == 1) {
-    open_->first = s;
+    open_->first = owned != nullptr ? std::move(*owned) : s;
     // The comparison weighs what the target's new objects hold, never the
     // base's: a V8 base keeps only ids and sizes (8 bytes an object less
     // while the next input loads).

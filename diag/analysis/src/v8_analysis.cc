@@ -26,16 +26,22 @@ std::vector<RetainerPath> retainersIn(const V8Graph& kept, const std::string& na
       if (g.self_size[n] > 0 && v8::className(g, n) == name) nodes.push_back(n);
     }
   } else {
-    for (std::size_t i = 0; i < ids.size() && nodes.size() < kMaxPathObjects; ++i) {
-      const std::uint32_t n = kept.node(ids[i]);
-      if (n != v8::kNone) nodes.push_back(n);
-    }
+    nodes = kept.nodes(ids);
+    if (nodes.size() > kMaxPathObjects) nodes.resize(kMaxPathObjects);
   }
   std::vector<RetainerPath> out;
   for (const v8::PathCluster& c : v8::clusterPaths(g, kept.distances, nodes, max_paths)) {
     out.push_back({c.shape, c.count});
   }
   return out;
+}
+
+// A candidate's field: V8's ids fit (the reader checks), sizes are capped.
+std::uint32_t narrow(std::uint64_t v) {
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(v, 0xffffffffu));
+}
+std::uint32_t narrow(std::int64_t v) {
+  return narrow(static_cast<std::uint64_t>(std::max<std::int64_t>(v, 0)));
 }
 
 }  // namespace
@@ -108,7 +114,7 @@ void TrendBuilder::updateClassSurvivors(const Snapshot& s, bool first) {
     for (const ObjectClass& k : s.classes) {
       auto& c = class_survivors_[k.name];
       c.reserve(k.objects.size());
-      for (const TrackedObject& o : k.objects) c.push_back({o.id, o.bytes});
+      for (const TrackedObject& o : k.objects) c.push_back({narrow(o.id), narrow(o.bytes)});
     }
     return;
   }
@@ -123,7 +129,7 @@ void TrendBuilder::updateClassSurvivors(const Snapshot& s, bool first) {
     for (const ClassCandidate& c : cands) {
       while (j < k->objects.size() && k->objects[j].id < c.id) ++j;
       if (j < k->objects.size() && k->objects[j].id == c.id) {
-        cands[out++] = {c.id, k->objects[j].bytes};
+        cands[out++] = {c.id, narrow(k->objects[j].bytes)};
       }
     }
     cands.resize(out);

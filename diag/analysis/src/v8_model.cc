@@ -5,6 +5,7 @@
 #include <future>
 #include <regex>
 #include <string_view>
+#include <unordered_set>
 
 namespace leakscope::analysis {
 namespace {
@@ -125,10 +126,13 @@ std::vector<ObjectClass> countClasses(const v8::Graph& g, const ClassFigures& f)
 
 }  // namespace
 
-std::uint32_t V8Graph::node(std::uint64_t id) const {
-  auto it = std::lower_bound(by_id.begin(), by_id.end(), id,
-                             [](const auto& p, std::uint64_t v) { return p.first < v; });
-  return it != by_id.end() && it->first == id ? it->second : v8::kNone;
+std::vector<std::uint32_t> V8Graph::nodes(const std::vector<std::uint64_t>& ids) const {
+  const std::unordered_set<std::uint64_t> wanted(ids.begin(), ids.end());
+  std::vector<std::uint32_t> out;
+  for (std::uint32_t n = 0; n < graph.nodeCount(); ++n) {
+    if (wanted.count(graph.id[n]) != 0) out.push_back(n);
+  }
+  return out;
 }
 
 Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOptions& options) {
@@ -167,9 +171,6 @@ Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOption
   for (std::uint64_t b : g.self_size) s.v8.self_bytes += static_cast<std::int64_t>(b);
   if (options.keep_graph) {
     auto kept = std::make_shared<V8Graph>();
-    kept->by_id.reserve(g.nodeCount());
-    for (std::uint32_t n = 0; n < g.nodeCount(); ++n) kept->by_id.emplace_back(g.id[n], n);
-    std::sort(kept->by_id.begin(), kept->by_id.end());
     kept->graph = std::move(g);
     kept->distances = std::move(d);
     s.v8.graph = std::move(kept);

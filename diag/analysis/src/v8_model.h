@@ -14,14 +14,14 @@
 
 namespace leakscope::analysis {
 
-// What LoadOptions::keep_graph keeps: the graph, the shortest paths from
-// the roots, and (id, ordinal) pairs sorted by id to find an object's node.
+// What LoadOptions::keep_graph keeps: the graph and the shortest paths from
+// the roots.
 struct V8Graph {
   v8::Graph graph;
   v8::Distances distances;
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> by_id;
-  // The node of object `id`, or v8::kNone.
-  std::uint32_t node(std::uint64_t id) const;
+  // The nodes of objects `ids` (those found), in node order: one pass over
+  // the graph, no index kept for it.
+  std::vector<std::uint32_t> nodes(const std::vector<std::uint64_t>& ids) const;
 };
 
 // Computes distances, dominators and classes on `g` and returns the

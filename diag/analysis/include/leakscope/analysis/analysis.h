@@ -271,9 +271,11 @@ class TrendBuilder {
   };
   // A V8 object that has been alive in every snapshot so far (compact:
   // a class's candidates at first are all its instances).
+  // 8 bytes: V8's ids are 32-bit; a self size past 4 GiB (none V8 makes
+  // on its heap) would show as 4 GiB.
   struct ClassCandidate {
-    std::uint64_t id = 0;
-    std::int64_t bytes = 0;
+    std::uint32_t id = 0;
+    std::uint32_t bytes = 0;
   };
   Series& series(Group g, const std::string& name, std::optional<StackId> stack);
   // The steps of add(): one value per series for this snapshot.

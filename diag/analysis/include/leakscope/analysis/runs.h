@@ -75,6 +75,9 @@ class RunsBuilder {
  public:
   RunsBuilder(const SymbolTable& symbols, TrendOptions options);
   void add(const Snapshot& s);
+  // The same; a first input the run keeps (for a run that stays short) is
+  // moved rather than copied.
+  void add(Snapshot&& s);
   RunsResult finish();
 
  private:
@@ -88,6 +91,8 @@ class RunsBuilder {
     std::optional<Comparison> comparison;
   };
   bool continues(const RunId& id) const;
+  // add() with `owned` the same snapshot when the caller gave it away.
+  void add(const Snapshot& s, Snapshot* owned);
   void close();
 
   const SymbolTable& symbols_;
