@@ -88,6 +88,10 @@ class RunsBuilder {
     // While the run is short: its first input, then the comparison of its
     // first two (dropped when a third comes).
     std::optional<Snapshot> first;
+    // A V8 first input's objects, packed while the next input loads: per
+    // class (in `first->classes` order) id << 32 | self size (capped at
+    // 4 GiB), 8 bytes an object instead of 32.
+    std::vector<std::vector<std::uint64_t>> packed;
     std::optional<Comparison> comparison;
   };
   bool continues(const RunId& id) const;
