@@ -175,8 +175,9 @@ std::vector<std::vector<std::uint64_t>> packObjects(Snapshot& s) {
       p.push_back(o.id << 32 | bytes);
     }
     packed.push_back(std::move(p));
-    k.objects = {};
-    k.retained_of = {};
+    // Swapped with empty vectors: assigning {} would keep their capacity.
+    std::vector<TrackedObject>().swap(k.objects);
+    std::vector<std::uint64_t>().swap(k.retained_of);
   }
   return packed;
 }
@@ -189,7 +190,7 @@ void unpackObjects(Snapshot& s, std::vector<std::vector<std::uint64_t>>&& packed
       objects[i].id = packed[c][i] >> 32;
       objects[i].bytes = static_cast<std::int64_t>(packed[c][i] & 0xffffffff);
     }
-    packed[c] = {};
+    std::vector<std::uint64_t>().swap(packed[c]);
   }
 }
 
@@ -233,7 +234,12 @@ void RunsBuilder::add(const Snapshot& s, Snapshot* owned) {
   // A comparison is only wanted of a run that stays short: made as soon as
   // it has two inputs, so no more than its first is ever kept whole.
   if (v.inputs == 1) {
-    open_->first = owned != nullptr ? std::move(*owned) : s;
+    // (Not a conditional expression: its const result would be copied.)
+    if (owned != nullptr) {
+      open_->first = std::move(*owned);
+    } else {
+      open_->first = s;
+    }
     open_->packed = packObjects(*open_->first);
   } else if (v.inputs == 2) {
     unpackObjects(*open_->first, std::move(open_->packed));

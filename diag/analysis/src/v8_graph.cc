@@ -126,11 +126,19 @@ Retainers buildRetainers(const Graph& g) {
   const std::size_t n = g.nodeCount();
   Retainers r;
   r.user_owned = userOwnedNodes(g);
+  // Which edges retain, decided once (a bit each): the rules read edge
+  // names, and bucketIndex walks the edges twice.
+  NodeBits kept(g.edgeCount());
+  for (u32 from = 0; from < n; ++from) {
+    for (u32 e = g.first_edge[from]; e < g.first_edge[from + 1]; ++e) {
+      if (r.retains(g, from, e)) kept.set(e);
+    }
+  }
   // Sources in ordinal order, so each node's retainers come sorted.
   auto forEach = [&](auto emit) {
     for (u32 from = 0; from < n; ++from) {
       for (u32 e = g.first_edge[from]; e < g.first_edge[from + 1]; ++e) {
-        if (r.retains(g, from, e)) emit(g.edge_to[e], e, from);
+        if (kept.test(e)) emit(g.edge_to[e], e, from);
       }
     }
   };

@@ -93,15 +93,23 @@ void addDominators(const v8::Graph& g, v8::Dominators&& dom, ClassFigures& f) {
 // Per class: how many instances (self size > 0), their sizes and distance.
 // Reserving first keeps the instance vectors at their final size: a growing
 // vector would briefly need twice the memory.
-std::vector<ObjectClass> countClasses(const v8::Graph& g, const ClassFigures& f) {
+std::vector<ObjectClass> countClasses(const v8::Graph& g, const ClassFigures& f, StringId label) {
   const v8::Classes& cls = f.classes;
   std::vector<ObjectClass> out(cls.names.size());
   std::vector<std::size_t> count(cls.names.size(), 0);
+  std::vector<std::uint32_t> types(cls.names.size(), 0);  // a bit per node type seen
   for (std::size_t n = 0; n < g.nodeCount(); ++n) {
-    if (g.self_size[n] > 0) ++count[cls.of[n]];
+    if (g.self_size[n] == 0) continue;
+    ++count[cls.of[n]];
+    types[cls.of[n]] |= 1u << static_cast<unsigned>(g.type[n]);
   }
   for (std::size_t c = 0; c < out.size(); ++c) {
     out[c].name = cls.names[c];
+    for (unsigned t = 0; t < 32; ++t) {
+      if ((types[c] >> t & 1u) != 0 && isEngineClass(static_cast<v8::NodeType>(t), out[c].name)) {
+        out[c].engine = true;
+      }
+    }
     out[c].retained_bytes = static_cast<std::int64_t>(f.retained[c]);
     out[c].distance = f.distance[c];
     out[c].objects.reserve(count[c]);
@@ -112,10 +120,10 @@ std::vector<ObjectClass> countClasses(const v8::Graph& g, const ClassFigures& f)
     TrackedObject o;
     o.id = g.id[n];
     o.bytes = static_cast<std::int64_t>(g.self_size[n]);
+    o.label = label;
     k.objects.push_back(o);
     k.retained_of.push_back(f.node_retained[n]);
     k.live_bytes += o.bytes;
-    k.engine = isEngineClass(g.type[n], k.name);
   }
   std::erase_if(out, [](const ObjectClass& k) { return k.objects.empty(); });
   for (ObjectClass& k : out) k.live = static_cast<std::int64_t>(k.objects.size());
@@ -157,12 +165,8 @@ Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOption
   classes.get();
   addDominators(g, std::move(dom), f);
   phase("classes");
-  s.classes = countClasses(g, f);
-  f.node_retained = {};
-  const StringId no_label = symbols.intern("");
-  for (ObjectClass& k : s.classes) {
-    for (TrackedObject& o : k.objects) o.label = no_label;
-  }
+  s.classes = countClasses(g, f, symbols.intern(""));
+  std::vector<std::uint64_t>().swap(f.node_retained);  // `= {}` would keep its memory
   s.v8.nodes = g.nodeCount();
   s.v8.edges = g.edgeCount();
   s.v8.strings = g.stringCount();
