@@ -93,16 +93,31 @@ void addDominators(const v8::Graph& g, v8::Dominators&& dom, ClassFigures& f) {
 // Per class: how many instances (self size > 0), their sizes and distance.
 // Reserving first keeps the instance vectors at their final size: a growing
 // vector would briefly need twice the memory.
-std::vector<ObjectClass> countClasses(const v8::Graph& g, const ClassFigures& f, StringId label) {
-  const v8::Classes& cls = f.classes;
-  std::vector<ObjectClass> out(cls.names.size());
-  std::vector<std::size_t> count(cls.names.size(), 0);
-  std::vector<std::uint32_t> types(cls.names.size(), 0);  // a bit per node type seen
-  for (std::size_t n = 0; n < g.nodeCount(); ++n) {
-    if (g.self_size[n] == 0) continue;
-    ++count[cls.of[n]];
-    types[cls.of[n]] |= 1u << static_cast<unsigned>(g.type[n]);
+// The classes' shape before their instances are listed: how many each has
+// and the node types it has (a bit each), and the counted nodes in id order.
+// Needs only the graph and the classes, so it runs beside the dominators.
+struct ClassShape {
+  std::vector<std::size_t> count;
+  std::vector<std::uint32_t> types;
+  std::vector<std::uint32_t> by_id;
+};
+
+ClassShape classShape(const v8::Graph& g, const v8::Classes& cls) {
+  ClassShape shape{std::vector<std::size_t>(cls.names.size(), 0),
+                   std::vector<std::uint32_t>(cls.names.size(), 0), nodesById(g)};
+  for (const std::uint32_t n : shape.by_id) {
+    ++shape.count[cls.of[n]];
+    shape.types[cls.of[n]] |= 1u << static_cast<unsigned>(g.type[n]);
   }
+  return shape;
+}
+
+std::vector<ObjectClass> countClasses(const v8::Graph& g, const ClassFigures& f,
+                                      const ClassShape& shape, StringId label) {
+  const v8::Classes& cls = f.classes;
+  const std::vector<std::size_t>& count = shape.count;
+  const std::vector<std::uint32_t>& types = shape.types;
+  std::vector<ObjectClass> out(cls.names.size());
   for (std::size_t c = 0; c < out.size(); ++c) {
     out[c].name = cls.names[c];
     for (unsigned t = 0; t < 32; ++t) {
@@ -115,7 +130,7 @@ std::vector<ObjectClass> countClasses(const v8::Graph& g, const ClassFigures& f,
     out[c].objects.reserve(count[c]);
     out[c].retained_of.reserve(count[c]);
   }
-  for (const std::uint32_t n : nodesById(g)) {
+  for (const std::uint32_t n : shape.by_id) {
     ObjectClass& k = out[cls.of[n]];
     TrackedObject o;
     o.id = g.id[n];
@@ -155,17 +170,20 @@ Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOption
   phase("dominators");
   ClassFigures f;
   v8::Distances d;
+  ClassShape shape;
   auto classes = std::async(std::launch::async, [&] {
     d = v8::computeDistances(g);
     f.classes = v8::classify(g);
     f.distance = classDistances(g, d, f.classes);
     if (!options.keep_graph) d = v8::Distances{};
+    shape = classShape(g, f.classes);
   });
   v8::Dominators dom = dominatorsOf(g);
   classes.get();
   addDominators(g, std::move(dom), f);
   phase("classes");
-  s.classes = countClasses(g, f, symbols.intern(""));
+  s.classes = countClasses(g, f, shape, symbols.intern(""));
+  shape = ClassShape{};
   std::vector<std::uint64_t>().swap(f.node_retained);  // `= {}` would keep its memory
   s.v8.nodes = g.nodeCount();
   s.v8.edges = g.edgeCount();
