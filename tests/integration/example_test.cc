@@ -42,15 +42,7 @@ std::map<std::string, std::string> startFields(const std::string& line) {
   return out;
 }
 
-std::vector<std::string> snapshots(const std::string& dir) {
-  std::vector<std::string> out;
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".lsnap") out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+std::vector<std::string> snapshots(const std::string& dir) { return testing::lsnapFiles(dir); }
 
 json load(const std::string& path) {
   std::ifstream in(path);

@@ -157,15 +157,7 @@ MemoryCgroup::~MemoryCgroup() {
   eventually([&] { return ::rmdir(dir_.c_str()) == 0 || errno == ENOENT; }, 5000);
 }
 
-std::vector<std::string> snapshotFiles(const std::string& dir) {
-  std::vector<std::string> out;
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".lsnap") out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+std::vector<std::string> snapshotFiles(const std::string& dir) { return testing::lsnapFiles(dir); }
 
 // RSS as recorded in a memory_pressure snapshot, as a share of the limit it
 // recorded; -1 for any other snapshot.

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -221,6 +222,16 @@ TempDir::TempDir() {
   path_ = tmpl;
 }
 TempDir::~TempDir() { std::filesystem::remove_all(path_); }
+
+std::vector<std::string> lsnapFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  if (!std::filesystem::exists(dir)) return out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".lsnap") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 std::string readFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

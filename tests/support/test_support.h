@@ -12,6 +12,9 @@ namespace leakscope::testing {
 // replaced by `text`: the tests' own fixtures, never the code under test.
 std::string readFile(const std::string& path);
 void writeFile(const std::string& path, const std::string& text);
+// The `*.lsnap` files of a snapshot directory, sorted by name (none when it
+// does not exist yet).
+std::vector<std::string> lsnapFiles(const std::string& dir);
 
 // A loopback TCP port free a moment ago (0 on failure), for servers that
 // cannot bind port 0 and report theirs (MariaDB, Prometheus). Racy by

@@ -9,15 +9,16 @@
 #include "text_layout.h"
 
 namespace leakscope::analysis {
+
+std::string signedNum(double v) { return (v > 0 ? "+" : "") + formatCount(v); }
+std::string signedBytes(double v) { return (v > 0 ? "+" : "") + formatBytes(v); }
+
 namespace {
 
 using json = nlohmann::json;
 
 // Text from an input, inline in a view: escaped, on one line.
 std::string oneLine(std::string_view text) { return printable(text); }
-
-std::string signedNum(double v) { return (v > 0 ? "+" : "") + formatCount(v); }
-std::string signedBytes(double v) { return (v > 0 ? "+" : "") + formatBytes(v); }
 
 // Objects, sockets and bytes as JSON integers, also where the model holds
 // them as doubles (sampled heap figures are estimates, but no finer than

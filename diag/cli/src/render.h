@@ -78,6 +78,10 @@ void renderRetainers(std::ostream& out, const Snapshot& s, const std::string& na
 nlohmann::json retainersCommandJson(const Snapshot& s, const std::string& name,
                                     const std::vector<RetainerPath>& paths);
 
+// A change as the views write it: "+3", "-1.5 KiB" (no sign for zero).
+std::string signedNum(double v);
+std::string signedBytes(double v);
+
 // The file name of `path`: what the views show of an input.
 std::string shortPath(const std::string& path);
 

@@ -12,9 +12,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string signedBytes(double v) { return (v > 0 ? "+" : "") + formatBytes(v); }
-std::string signedNum(double v) { return (v > 0 ? "+" : "") + formatCount(v); }
-
 std::string distanceText(const ObjectClass& k) {
   return k.distance == ObjectClass::kNoDistance ? "-" : std::to_string(k.distance);
 }
@@ -137,9 +134,7 @@ void renderRetainers(std::ostream& out, const Snapshot& s, const std::string& na
   if (paths.empty()) {
     text << "  no path: " << (objects == 0 ? "no object of this class" : "not reachable") << "\n";
   } else {
-    for (const RetainerPath& p : paths) {
-      text << "  " << p.count << " of " << objects << ": " << elidePath(p.path) << "\n";
-    }
+    renderRetainerPaths(text, paths, objects, "  ");
     if (paths.size() == o.top) text << "  ... more shapes may exist (--top N)\n";
   }
   // fitText escapes what came from the input and wraps to the terminal.
