@@ -21,6 +21,7 @@
 #include "leakscope/analysis/runs.h"
 #include "leakscope/core/cli11.h"
 #include "output_file.h"
+#include "process_commands.h"
 #include "render.h"
 
 namespace la = leakscope::analysis;
@@ -361,6 +362,7 @@ struct Parsed {
 };
 
 std::string helpText(const std::string& command) {
+  if (const auto* pc = leakscope::cli::findProcessCommand(command); pc != nullptr) return pc->help;
   const Command* c = findCommand(command);
   return c != nullptr ? std::string(c->help) + kCommonOptions : kMainHelp;
 }
@@ -753,6 +755,12 @@ int fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   try {
+    // run and capture take their own command lines (process_commands.h).
+    if (argc > 1) {
+      if (const auto* pc = leakscope::cli::findProcessCommand(argv[1]); pc != nullptr) {
+        return pc->main(std::vector<std::string>(argv + 2, argv + argc));
+      }
+    }
     const Parsed p = parse(argc, argv);
     if (!p.print.empty()) {
       std::cout << p.print;

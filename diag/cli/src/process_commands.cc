@@ -1,0 +1,16 @@
+#include "process_commands.h"
+
+namespace leakscope::cli {
+
+// One entry per command; each lives in its own file (run_command.cc,
+// capture_command.cc).
+const std::vector<ProcessCommand> kProcessCommands = {};
+
+const ProcessCommand* findProcessCommand(const std::string& name) {
+  for (const ProcessCommand& c : kProcessCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace leakscope::cli

@@ -1,0 +1,26 @@
+// Commands that act on a live process instead of reading inputs:
+// `leakscope run` (start a program with the preload agent) and
+// `leakscope capture` (snapshot a process from the outside). Each parses its
+// own command line with CLI11 — `run` must stop at the program's own argv —
+// and returns the exit code (0 done, 2 usage or process error; `run` that
+// execs never returns).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace leakscope::cli {
+
+struct ProcessCommand {
+  const char* name;
+  const char* summary;  // one line for `leakscope --help`
+  const char* help;     // `leakscope NAME --help`
+  // args: everything after the command name.
+  int (*main)(const std::vector<std::string>& args);
+};
+
+// Defined in process_commands.cc: the table main.cc dispatches on.
+extern const std::vector<ProcessCommand> kProcessCommands;
+const ProcessCommand* findProcessCommand(const std::string& name);
+
+}  // namespace leakscope::cli
