@@ -1,5 +1,5 @@
 # Installing the diagnostics library so other projects can link it:
-#   find_package(leakscope CONFIG REQUIRED)  →  leakscope::diag (and ::core)
+#   find_package(leakscope CONFIG REQUIRED)  →  leakscope::diag (and ::collect, ::core)
 #   pkg-config --cflags --libs leakscope
 # and the `leakscope` CLI and example. tests/consumer/ builds an outside
 # project against an installed tree both ways (docs/instrumenting.md).
@@ -8,7 +8,7 @@ if(LEAKSCOPE_FUZZ)
 endif()
 include(CMakePackageConfigHelpers)
 
-install(TARGETS leakscope_core leakscope_diag EXPORT leakscopeTargets
+install(TARGETS leakscope_core leakscope_collect leakscope_diag EXPORT leakscopeTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/diag/core/include/leakscope

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <elf.h>
+#include <fcntl.h>
 #include <link.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,10 +15,6 @@
 #include <fstream>
 #include <sstream>
 
-#ifdef LEAKSCOPE_WITH_TCMALLOC
-#include <gperftools/malloc_extension.h>
-#endif
-
 #include "leakscope/core/unique_fd.h"
 
 namespace leakscope::diag {
@@ -29,13 +26,6 @@ std::string hostName() {
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) != 0) return {};
   return name;
-}
-
-std::string readFile(const char* path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::optional<std::string> readIfPresent(const std::string& path) {
@@ -121,33 +111,48 @@ std::uint64_t countDirEntries(const char* path) {
   return n;
 }
 
+// The hex GNU build id in the ELF notes [p, end); "" if none is there.
+std::string buildIdInNotes(const char* p, const char* end) {
+  while (p + sizeof(ElfW(Nhdr)) <= end) {
+    ElfW(Nhdr) nh;
+    std::memcpy(&nh, p, sizeof nh);
+    const char* name = p + sizeof nh;
+    const char* desc = name + ((nh.n_namesz + 3) & ~3u);
+    if (desc > end || nh.n_descsz > static_cast<std::size_t>(end - desc)) break;
+    if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
+      static const char kHex[] = "0123456789abcdef";
+      std::string out;
+      for (std::uint32_t k = 0; k < nh.n_descsz; ++k) {
+        const auto b = static_cast<unsigned char>(desc[k]);
+        out.push_back(kHex[b >> 4]);
+        out.push_back(kHex[b & 15]);
+      }
+      return out;
+    }
+    p = desc + ((nh.n_descsz + 3) & ~3u);
+  }
+  return {};
+}
+
 int findBuildId(dl_phdr_info* info, size_t, void* data) {
   auto* out = static_cast<std::string*>(data);
   // The first object dl_iterate_phdr reports is the main program.
-  for (int i = 0; i < info->dlpi_phnum; ++i) {
+  for (int i = 0; i < info->dlpi_phnum && out->empty(); ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_NOTE) continue;
     const char* p = reinterpret_cast<const char*>(info->dlpi_addr + ph.p_vaddr);
-    const char* end = p + ph.p_memsz;
-    while (p + sizeof(ElfW(Nhdr)) <= end) {
-      ElfW(Nhdr) nh;
-      std::memcpy(&nh, p, sizeof nh);
-      const char* name = p + sizeof nh;
-      const char* desc = name + ((nh.n_namesz + 3) & ~3u);
-      if (desc + nh.n_descsz > end) break;
-      if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
-        static const char kHex[] = "0123456789abcdef";
-        for (std::uint32_t k = 0; k < nh.n_descsz; ++k) {
-          const auto b = static_cast<unsigned char>(desc[k]);
-          out->push_back(kHex[b >> 4]);
-          out->push_back(kHex[b & 15]);
-        }
-        return 1;
-      }
-      p = desc + ((nh.n_descsz + 3) & ~3u);
-    }
+    *out = buildIdInNotes(p, p + ph.p_memsz);
   }
   return 1;  // only the main program
+}
+
+// The ELF class of this machine's word size, which ElfW() spells.
+constexpr unsigned char kElfClass = sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32;
+
+// Reads exactly `n` bytes at `offset`; false on a short read or an error.
+bool preadAll(int fd, void* buf, std::size_t n, std::uint64_t offset) {
+  const ssize_t got = pread(fd, buf, n, static_cast<off_t>(offset));
+  return got >= 0 && static_cast<std::size_t>(got) == n;
 }
 
 }  // namespace
@@ -159,6 +164,47 @@ std::string mainBuildId() {
     return s;
   }();
   return id;
+}
+
+std::string fileBuildId(const std::string& path) {
+  const core::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ElfW(Ehdr) eh{};
+  if (!fd.valid() || !preadAll(fd.get(), &eh, sizeof eh, 0)) return {};
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != kElfClass ||
+      eh.e_phentsize != sizeof(ElfW(Phdr))) {
+    return {};
+  }
+  for (ElfW(Half) i = 0; i < eh.e_phnum; ++i) {
+    ElfW(Phdr) ph{};
+    if (!preadAll(fd.get(), &ph, sizeof ph, eh.e_phoff + std::uint64_t{i} * sizeof ph)) return {};
+    // The build id note is a few dozen bytes; a huge "note" is not one.
+    if (ph.p_type != PT_NOTE || ph.p_filesz > (64u << 10)) continue;
+    std::string notes(ph.p_filesz, '\0');
+    if (!preadAll(fd.get(), notes.data(), notes.size(), ph.p_offset)) continue;
+    if (std::string id = buildIdInNotes(notes.data(), notes.data() + notes.size()); !id.empty()) {
+      return id;
+    }
+  }
+  return {};
+}
+
+std::string procDir(int pid) { return pid == 0 ? "/proc/self" : "/proc/" + std::to_string(pid); }
+
+std::optional<std::uint64_t> parseMaxOpenFiles(std::string_view limits) {
+  // "Max open files            1024                 1048576              files"
+  constexpr std::string_view kName = "Max open files";
+  for (std::string_view line : split(limits, '\n')) {
+    if (!line.starts_with(kName)) continue;
+    line.remove_prefix(kName.size());
+    while (line.starts_with(' ')) line.remove_prefix(1);
+    const std::string_view soft = line.substr(0, line.find(' '));
+    if (soft == "unlimited") return RLIM_INFINITY;
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(soft.data(), soft.data() + soft.size(), v);
+    if (soft.empty() || ec != std::errc() || end != soft.data() + soft.size()) return std::nullopt;
+    return v;
+  }
+  return std::nullopt;
 }
 
 const char* memoryLimitSourceName(MemoryLimitSource s) {
@@ -197,7 +243,7 @@ std::optional<std::uint64_t> parseMemTotal(std::string_view meminfo) {
   return std::nullopt;
 }
 
-Result<MemoryLimit> readMemoryLimit(const std::string& root) {
+Result<MemoryLimit> readMemoryLimit(const std::string& root, int pid) {
   const std::string meminfo_path = root + "/proc/meminfo";
   const auto meminfo = readIfPresent(meminfo_path);
   if (!meminfo) return Error{Errc::kIo, meminfo_path + ": cannot read"};
@@ -205,7 +251,9 @@ Result<MemoryLimit> readMemoryLimit(const std::string& root) {
   if (!total) return Error{Errc::kParse, meminfo_path + ": no 'MemTotal: N kB' line"};
   MemoryLimit best{*total, MemoryLimitSource::kMemTotal};
 
-  const std::string cgroups = readIfPresent(root + "/proc/self/cgroup").value_or("");
+  // The cgroup paths are shown relative to the reader's cgroup namespace, so
+  // they are looked up among the mounts this process sees.
+  const std::string cgroups = readIfPresent(root + procDir(pid) + "/cgroup").value_or("");
   const std::string mountinfo = readIfPresent(root + "/proc/self/mountinfo").value_or("");
   // Lines "hierarchy-id:controllers:path"; cgroup v2 is "0::path".
   for (std::string_view line : split(cgroups, '\n')) {
@@ -251,6 +299,7 @@ Result<ProcStat> parseProcStat(std::string_view text) {
     }
   }
   ProcStat st;
+  st.state = f[0].front();
   // Tick counts are far below 2^63; saturate rather than wrap on nonsense.
   st.cpu_ticks = v[0] > UINT64_MAX - v[1] ? UINT64_MAX : v[0] + v[1];
   st.threads = v[2];
@@ -284,55 +333,37 @@ std::optional<std::uint64_t> parseBootTime(std::string_view proc_stat) {
   return std::nullopt;
 }
 
-Result<ProcessStats> readProcessStats() {
+Result<ProcessStats> readProcessStats(int pid) {
+  const std::string dir = procDir(pid);
+  const auto stat_text = readIfPresent(dir + "/stat");
+  if (!stat_text) return Error{Errc::kIo, dir + "/stat: cannot read (no such process?)"};
+  const auto proc_stat = parseProcStat(*stat_text);
+  if (!proc_stat) return Error{Errc::kParse, dir + "/stat: " + proc_stat.error().message};
   ProcessStats s;
-  s.pid = getpid();
+  s.pid = pid == 0 ? getpid() : pid;
   char exe[4096];
-  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  const ssize_t n = readlink((dir + "/exe").c_str(), exe, sizeof exe - 1);
   if (n > 0) s.exe.assign(exe, static_cast<std::size_t>(n));
-  s.build_id = mainBuildId();
+  // Read from the file /proc/PID/exe opens (the running binary, even when
+  // replaced on disk or in another mount namespace).
+  s.build_id = pid == 0 ? mainBuildId() : fileBuildId(dir + "/exe");
   s.host = hostName();
 
-  const auto proc_stat = parseProcStat(readFile("/proc/self/stat"));
-  if (!proc_stat) return Error{Errc::kParse, "/proc/self/stat: " + proc_stat.error().message};
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   const auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
   s.cpu_seconds = static_cast<double>(proc_stat->cpu_ticks) / ticks;
   s.threads = proc_stat->threads;
   s.virtual_bytes = proc_stat->virtual_bytes;
   s.rss_bytes = proc_stat->rss_pages * page;
-  if (const auto boot = parseBootTime(readFile("/proc/stat"))) {
+  if (const auto boot = parseBootTime(readIfPresent("/proc/stat").value_or(""))) {
     s.start_time_unix =
         static_cast<double>(*boot) + static_cast<double>(proc_stat->start_ticks) / ticks;
   }
-  s.open_fds = countDirEntries("/proc/self/fd");
-  if (s.open_fds > 0) --s.open_fds;  // the directory handle opendir itself held
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) s.max_fds = rl.rlim_cur;
+  s.open_fds = countDirEntries((dir + "/fd").c_str());
+  // The directory handle opendir held was one of this process's own fds.
+  if (pid == 0 && s.open_fds > 0) --s.open_fds;
+  s.max_fds = parseMaxOpenFiles(readIfPresent(dir + "/limits").value_or("")).value_or(0);
   return s;
-}
-
-AllocatorStats readAllocatorStats() {
-  AllocatorStats a;
-#ifdef LEAKSCOPE_WITH_TCMALLOC
-  MallocExtension* m = MallocExtension::instance();
-  std::size_t v = 0;
-  if (!m->GetNumericProperty("generic.current_allocated_bytes", &v)) return a;
-  a.available = true;
-  a.name = "tcmalloc";
-  a.allocated_bytes = v;
-  auto get = [m](const char* name) -> std::uint64_t {
-    std::size_t x = 0;
-    return m->GetNumericProperty(name, &x) ? x : 0;
-  };
-  a.heap_bytes = get("generic.heap_size");
-  a.pageheap_free_bytes = get("tcmalloc.pageheap_free_bytes");
-  a.pageheap_unmapped_bytes = get("tcmalloc.pageheap_unmapped_bytes");
-  a.central_cache_free_bytes = get("tcmalloc.central_cache_free_bytes");
-  a.transfer_cache_free_bytes = get("tcmalloc.transfer_cache_free_bytes");
-  a.thread_cache_free_bytes = get("tcmalloc.thread_cache_free_bytes");
-#endif
-  return a;
 }
 
 }  // namespace leakscope::diag

@@ -14,6 +14,7 @@
 
 #include "leakscope/core/peer_name.h"
 #include "leakscope/core/unique_fd.h"
+#include "leakscope/diag/process.h"
 
 namespace leakscope::diag {
 namespace {
@@ -112,7 +113,9 @@ Result<std::vector<OwnSocket>> socketFds(const std::string& fd_dir) {
   std::vector<OwnSocket> out;
   const core::UniqueDir d(opendir(fd_dir.c_str()));
   if (d == nullptr) {
-    return Error{Errc::kIo, fd_dir + ": " + std::strerror(errno)};
+    const int err = errno;
+    return Error{err == EACCES || err == EPERM ? Errc::kPermission : Errc::kIo,
+                 fd_dir + ": " + std::strerror(err)};
   }
   while (dirent* e = readdir(d.get())) {
     int fd = 0;
@@ -232,8 +235,11 @@ Result<std::vector<OwnSocket>> listSockets(const std::string& fd_dir, const std:
   return fds;
 }
 
-Result<std::vector<OwnSocket>> listOwnSockets() {
-  return listSockets("/proc/self/fd", "/proc/self/net");
+Result<std::vector<OwnSocket>> listOwnSockets() { return listProcessSockets(0); }
+
+Result<std::vector<OwnSocket>> listProcessSockets(int pid) {
+  const std::string dir = procDir(pid);
+  return listSockets(dir + "/fd", dir + "/net");
 }
 
 void PeerNames::add(std::string pattern, std::string name) {

@@ -1,5 +1,11 @@
-// Process and allocator figures, read on demand from /proc/self and from
-// tcmalloc's MallocExtension. Thread-safe: no shared state.
+// Process and allocator figures, read on demand from /proc and from
+// tcmalloc's MallocExtension. The /proc readers take a pid: 0 (the default)
+// is this process (/proc/self), any other the process `leakscope capture`
+// looks at from the outside. Thread-safe: no shared state.
+//
+// Two libraries hold these: everything but readAllocatorStats() is in
+// leakscope::collect (no tcmalloc, so the `leakscope` CLI can link it);
+// readAllocatorStats() is in leakscope::diag, which runs on tcmalloc.
 #pragma once
 
 #include <cstdint>
@@ -14,22 +20,29 @@ namespace leakscope::diag {
 
 struct ProcessStats {
   int pid = 0;
-  std::string exe;             // /proc/self/exe target
-  std::string host;            // gethostname(); "" if it fails
+  std::string exe;             // /proc/PID/exe target; "" if it cannot be read
+  std::string host;            // gethostname() of this machine; "" if it fails
   std::string build_id;        // GNU build id of the main executable, hex; "" if none
   double start_time_unix = 0;  // seconds since the epoch
   std::uint64_t rss_bytes = 0;
   std::uint64_t virtual_bytes = 0;
   std::uint64_t open_fds = 0;
-  std::uint64_t max_fds = 0;  // RLIMIT_NOFILE soft limit
+  std::uint64_t max_fds = 0;  // RLIMIT_NOFILE soft limit (/proc/PID/limits)
   std::uint64_t threads = 0;
   double cpu_seconds = 0;  // user + system
 };
 
-Result<ProcessStats> readProcessStats();
+// The figures of process `pid` (0 = this one). Fails when /proc/PID/stat
+// cannot be read or parsed (the process does not exist, or is gone); the
+// error names the file.
+Result<ProcessStats> readProcessStats(int pid = 0);
+
+// "/proc/self" for pid 0, else "/proc/PID": the one place the readers spell it.
+std::string procDir(int pid);
 
 // The figures readProcessStats() takes from /proc/PID/stat.
 struct ProcStat {
+  char state = '?';               // R, S, D, Z (zombie), X (dead), ...
   std::uint64_t cpu_ticks = 0;    // utime + stime
   std::uint64_t threads = 0;      // num_threads
   std::uint64_t start_ticks = 0;  // starttime, clock ticks after boot
@@ -63,11 +76,13 @@ struct MemoryLimit {
   MemoryLimitSource source = MemoryLimitSource::kMemTotal;
 };
 
-// Reads /proc/self/cgroup, /proc/self/mountinfo, /proc/meminfo and the
-// cgroup files they lead to. `root` is prefixed to every path ("" = the real
-// files; tests pass a directory holding a fake tree). Fails only when
-// MemTotal cannot be read; unreadable cgroup files are skipped.
-Result<MemoryLimit> readMemoryLimit(const std::string& root = "");
+// Reads /proc/PID/cgroup (pid 0 = self), /proc/self/mountinfo (the mounts
+// are looked up in this process's mount namespace, where the files are then
+// read), /proc/meminfo and the cgroup files they lead to. `root` is prefixed
+// to every path ("" = the real files; tests pass a directory holding a fake
+// tree). Fails only when MemTotal cannot be read; unreadable cgroup files
+// are skipped.
+Result<MemoryLimit> readMemoryLimit(const std::string& root = "", int pid = 0);
 
 // The content of `memory.max` / `memory.limit_in_bytes`: bytes, or nullopt
 // for "max" and anything that is not a plain number.
@@ -75,8 +90,17 @@ std::optional<std::uint64_t> parseCgroupMemoryLimit(std::string_view text);
 // MemTotal of /proc/meminfo in bytes; nullopt if the line is missing.
 std::optional<std::uint64_t> parseMemTotal(std::string_view meminfo);
 
+// The soft limit of "Max open files" in the text of /proc/PID/limits
+// ("unlimited" is RLIM_INFINITY, as getrlimit says); nullopt if the line is
+// missing or malformed.
+std::optional<std::uint64_t> parseMaxOpenFiles(std::string_view limits);
+
 // The GNU build id of the main executable (from its loaded program headers).
 std::string mainBuildId();
+// The GNU build id of the ELF file at `path` (its PT_NOTE segments, read with
+// a few preads: cheap even for a 100 MB executable); "" if it has none or is
+// not a readable ELF file of this machine's word size.
+std::string fileBuildId(const std::string& path);
 
 // Allocator figures. `available` is false when the process does not run on
 // tcmalloc (e.g. the sanitizer build); the figures are then all zero.
@@ -92,6 +116,7 @@ struct AllocatorStats {
   std::uint64_t thread_cache_free_bytes = 0;    // tcmalloc.thread_cache_free_bytes
 };
 
+// In leakscope::diag (allocator_stats.cc), not leakscope::collect.
 AllocatorStats readAllocatorStats();
 
 }  // namespace leakscope::diag

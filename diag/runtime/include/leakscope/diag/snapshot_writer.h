@@ -41,6 +41,7 @@
 
 #include "leakscope/diag/heap_profile.h"
 #include "leakscope/diag/result.h"
+#include "leakscope/diag/snapshot_info.h"
 #include "leakscope/diag/sockets.h"
 
 namespace leakscope::diag {
@@ -64,21 +65,9 @@ inline constexpr int kTriggerCount = static_cast<int>(std::size(kAllTriggers));
 // trigger.reason and the trigger label of leakscope_snapshots_total.
 const char* triggerName(Trigger t);
 
-struct SnapshotInfo {
-  std::string path;
-  std::uint64_t sequence = 0;
-  std::uint64_t bytes = 0;
-  double duration_seconds = 0;
-  std::uint64_t objects = 0;
-  std::uint64_t sockets = 0;
-  std::uint64_t heap_sites = 0;
-  // Set when the snapshot was written but something around it failed
-  // (e.g. rotation could not remove an old file).
-  std::string warning;
-};
-
 class Symbolizer;
 class JsonWriter;
+class SnapshotFiles;
 
 class SnapshotWriter {
  public:
@@ -104,19 +93,14 @@ class SnapshotWriter {
   const SnapshotOptions& options() const { return options_; }
 
  private:
-  Result<SnapshotInfo> writeLocked(Trigger trigger, std::string_view detail);
   void writeDocument(JsonWriter& w, Trigger trigger, std::string_view detail,
                      std::chrono::steady_clock::time_point t0, SnapshotInfo& info);
-  // The directory is open as `dir_fd`; file names are relative to it.
-  Status rotate(int dir_fd, const std::string& just_written);
-  std::uint64_t nextSequence(int dir_fd);
-  std::string fileNameFor(std::uint64_t sequence) const;
 
   SnapshotOptions options_;
   std::mutex mu_;
-  std::uint64_t next_seq_ = 0;    // 0 = not yet scanned
-  std::string gperftools_dir_;    // full mode: gperftools' own dumps, emptied
-  std::string heap_unavailable_;  // why full mode could not start, or empty
+  std::unique_ptr<SnapshotFiles> files_;  // the directory's rules (snapshot_files.h)
+  std::string gperftools_dir_;            // full mode: gperftools' own dumps, emptied
+  std::string heap_unavailable_;          // why full mode could not start, or empty
   std::unique_ptr<HeapProfiler> heap_;
   std::unique_ptr<Symbolizer> symbolizer_;
 };

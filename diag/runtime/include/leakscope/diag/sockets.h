@@ -1,9 +1,10 @@
-// The process's own kernel sockets: every fd that is a socket, joined by inode
-// with the kernel's tables /proc/self/net/{tcp,tcp6,udp,udp6,unix}.
+// A process's kernel sockets: every fd that is a socket, joined by inode with
+// the kernel's tables /proc/PID/net/{tcp,tcp6,udp,udp6,unix} — the tables of
+// that process's network namespace.
 //
 // The line parsers are pure functions (tested against golden /proc lines);
-// `listOwnSockets()` reads /proc at the time of the call. Thread-safe: no
-// shared state.
+// `listOwnSockets()` and `listProcessSockets()` read /proc at the time of the
+// call. Thread-safe: no shared state.
 #pragma once
 
 #include <cstdint>
@@ -62,6 +63,10 @@ struct OwnSocket {
 
 // Enumerates /proc/self/fd and joins with the kernel tables. Sorted by fd.
 Result<std::vector<OwnSocket>> listOwnSockets();
+// The same for process `pid`, from the outside. An unreadable /proc/PID/fd
+// (another user's process) is Errc::kPermission, a missing one Errc::kIo;
+// the message names the directory.
+Result<std::vector<OwnSocket>> listProcessSockets(int pid);
 
 // The same, with the /proc directory given (tests point it at a fixture).
 Result<std::vector<OwnSocket>> listSockets(const std::string& fd_dir, const std::string& net_dir);
