@@ -49,6 +49,8 @@ Commands:
   report     one self-contained HTML page with charts (--html OUT.html)
   retainers  V8 heap snapshot: how the objects of a class are held
              (--class NAME)
+  capture    snapshot a running process from the outside (PID): sockets,
+             fds, RSS; --signal USR2 --wait GLOB also gets its heap snapshot
 
 Inputs are leakscope snapshots (.lsnap, written on kill -USR2), raw
 gperftools heap profiles (heapprofile or heap_v2) or V8 heap snapshots

@@ -23,4 +23,8 @@ struct ProcessCommand {
 extern const std::vector<ProcessCommand> kProcessCommands;
 const ProcessCommand* findProcessCommand(const std::string& name);
 
+// "leakscope: MESSAGE" on stderr as one printable line; returns 2 (the usage
+// or process error exit status), as main's errors do.
+int failLine(const std::string& message);
+
 }  // namespace leakscope::cli

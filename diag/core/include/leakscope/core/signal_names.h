@@ -1,0 +1,17 @@
+// Signal names as a person types them on a command line, and as messages
+// spell them. One rule for every front end that takes a signal option.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace leakscope::core {
+
+// "USR2", "SIGUSR2", "usr2" or "12" -> SIGUSR2; nullopt for anything that is
+// not a signal of this system (including 0, which only tests for a process).
+std::optional<int> signalNumber(std::string_view name);
+// "SIGUSR2"; "signal N" for a number without a name (the realtime ones).
+std::string signalName(int sig);
+
+}  // namespace leakscope::core
