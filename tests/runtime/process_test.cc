@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -47,12 +50,114 @@ TEST(ProcessStats, ReadsOwnFiguresFromProc) {
   close(c);
 }
 
+// A forked copy of this process that only waits, killed and reaped by the
+// destructor; it holds every fd the test had open when it was made.
+class PausedChild {
+ public:
+  PausedChild() : pid_(fork()) {
+    if (pid_ == 0) {
+      for (;;) pause();
+    }
+  }
+  ~PausedChild() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  PausedChild(const PausedChild&) = delete;
+  PausedChild& operator=(const PausedChild&) = delete;
+  int pid() const { return pid_; }
+
+ private:
+  int pid_;
+};
+
+std::uint64_t countFds(int pid) {
+  std::uint64_t n = 0;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+TEST(ProcessStats, ReadsAnotherProcessFromTheOutside) {
+  const int extra = open("/dev/null", O_RDONLY);
+  PausedChild child;
+  ASSERT_GT(child.pid(), 0);
+  auto other = readProcessStats(child.pid());
+  auto self = readProcessStats();
+  close(extra);
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  ASSERT_TRUE(self.ok());
+  EXPECT_EQ(other->pid, child.pid());
+  EXPECT_EQ(other->exe, self->exe);
+  // The build id read from the file /proc/PID/exe opens, not from memory.
+  EXPECT_EQ(other->build_id, mainBuildId());
+  EXPECT_FALSE(other->build_id.empty());
+  // No fd of the reader is counted: exactly what /proc/PID/fd lists.
+  EXPECT_EQ(other->open_fds, countFds(child.pid()));
+  EXPECT_EQ(other->threads, 1u);  // fork copies only the calling thread
+  EXPECT_GT(other->rss_bytes, 0u);
+  EXPECT_GE(other->start_time_unix, self->start_time_unix);
+  EXPECT_EQ(other->max_fds, self->max_fds);
+}
+
+TEST(ProcessStats, MaxFdsIsTheSoftNoFileLimit) {
+  rlimit rl{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  auto s = readProcessStats();
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->max_fds, rl.rlim_cur);
+}
+
+TEST(ProcessStats, AProcessThatIsGoneIsAnErrorNamingItsFile) {
+  int pid = 0;
+  {
+    PausedChild child;
+    pid = child.pid();
+  }  // killed and reaped: the pid is free
+  auto s = readProcessStats(pid);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("/proc/" + std::to_string(pid) + "/stat"), std::string::npos)
+      << s.error().message;
+}
+
+TEST(ProcessLimits, ParsesTheSoftMaxOpenFiles) {
+  const char* limits =
+      "Limit                     Soft Limit           Hard Limit           Units     \n"
+      "Max processes             127473               127473               processes \n"
+      "Max open files            1024                 1048576              files     \n"
+      "Max locked memory         8388608              8388608              bytes     \n";
+  EXPECT_EQ(parseMaxOpenFiles(limits), 1024u);
+  EXPECT_EQ(
+      parseMaxOpenFiles("Max open files            unlimited            unlimited    files\n"),
+      RLIM_INFINITY);
+  EXPECT_EQ(parseMaxOpenFiles("Max processes  10  10  processes\n"), std::nullopt);
+  EXPECT_EQ(parseMaxOpenFiles("Max open files            lots    1   files\n"), std::nullopt);
+  EXPECT_EQ(parseMaxOpenFiles(""), std::nullopt);
+}
+
+TEST(BuildId, ReadFromTheFileEqualsTheLoadedOne) {
+  EXPECT_EQ(fileBuildId("/proc/self/exe"), mainBuildId());
+  EXPECT_EQ(fileBuildId("/dev/null"), "");
+  EXPECT_EQ(fileBuildId("/nonexistent"), "");
+  testing::TempDir dir;
+  testing::writeFile(dir.path() + "/junk",
+                     "\x7f"
+                     "ELF but nothing after it");
+  EXPECT_EQ(fileBuildId(dir.path() + "/junk"), "");
+}
+
 TEST(ProcStat, ParsesFieldsAfterACommandNameWithParensAndSpaces) {
   // Fields 14, 15 (utime, stime), 20 (threads), 22 (starttime), 23 (vsize), 24 (rss).
   auto st =
       parseProcStat("4242 (a) (b c) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22\n");
   ASSERT_TRUE(st.ok()) << st.error().message;
   // Field N holds N - 3 here.
+  EXPECT_EQ(st->state, 'R');
   EXPECT_EQ(st->cpu_ticks, 11u + 12u);
   EXPECT_EQ(st->threads, 17u);
   EXPECT_EQ(st->start_ticks, 19u);
@@ -229,6 +334,21 @@ TEST(MemoryLimit, APathNotVisibleInThisNamespaceReadsTheMountItself) {
   ASSERT_TRUE(l.ok());
   EXPECT_EQ(l->bytes, 104857600u);
   EXPECT_EQ(l->source, MemoryLimitSource::kCgroup2);
+}
+
+TEST(MemoryLimit, AnotherProcessIsReadFromItsOwnCgroup) {
+  // This process is in /a (no limit); pid 4242 is in /b, limited.
+  FakeRoot f("0::/a\n", kV2Mounts);
+  f.write("/proc/4242/cgroup", "0::/b\n");
+  f.write("/sys/fs/cgroup/a/memory.max", "max\n");
+  f.write("/sys/fs/cgroup/b/memory.max", "268435456\n");
+  auto self = readMemoryLimit(f.root());
+  ASSERT_TRUE(self.ok());
+  EXPECT_EQ(self->source, MemoryLimitSource::kMemTotal);
+  auto other = readMemoryLimit(f.root(), 4242);
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  EXPECT_EQ(other->bytes, 268435456u);
+  EXPECT_EQ(other->source, MemoryLimitSource::kCgroup2);
 }
 
 TEST(MemoryLimit, NoMemInfoIsAnErrorNamingTheFile) {

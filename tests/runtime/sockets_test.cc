@@ -1,5 +1,11 @@
 #include "leakscope/diag/sockets.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <map>
+
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -168,6 +174,52 @@ TEST(ListOwnSockets, SeesARealEstablishedConnection) {
   EXPECT_TRUE(found_client);
   EXPECT_TRUE(found_server);
   EXPECT_TRUE(found_listener);
+}
+
+TEST(ListProcessSockets, SeesAnotherProcessesConnectionsByItsFds) {
+  leakscope::testing::LoopbackConnection conn;
+  ASSERT_TRUE(conn.ok());
+  const int pid = fork();  // the child holds the same three socket fds
+  if (pid == 0) {
+    for (;;) pause();
+  }
+  ASSERT_GT(pid, 0);
+  auto sockets = listProcessSockets(pid);
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(sockets.ok()) << sockets.error().message;
+  std::map<int, std::string> states;
+  for (const OwnSocket& s : *sockets) states[s.fd] = s.state + " " + s.local.str();
+  EXPECT_EQ(states[conn.listener], "LISTEN " + conn.address());
+  EXPECT_EQ(states[conn.server], "ESTABLISHED " + conn.address());
+  EXPECT_EQ(states[conn.client].substr(0, 12), "ESTABLISHED ");
+}
+
+TEST(ListProcessSockets, AnotherUsersProcessIsAPermissionErrorNamingItsFdDirectory) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  const int parent = getpid();
+  const int pid = fork();
+  if (pid == 0) {
+    // As nobody, this (root's) process's /proc/PID/fd is not ours to read.
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    auto r = listProcessSockets(parent);
+    if (r.ok()) _exit(4);
+    const bool named =
+        r.error().message.find("/proc/" + std::to_string(parent) + "/fd") != std::string::npos;
+    _exit(r.error().code == Errc::kPermission && named ? 0 : 5);
+  }
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "3: setuid failed, 4: read anyway, 5: wrong error";
+}
+
+TEST(ListProcessSockets, AMissingProcessIsAnIoError) {
+  auto r = listProcessSockets(0x3fffffff);  // above any pid_max
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kIo);
+  EXPECT_NE(r.error().message.find("/proc/1073741823/fd"), std::string::npos) << r.error().message;
 }
 
 TEST(PeerNames, MapsEndpointsToLowCardinalityNames) {
