@@ -20,38 +20,9 @@ namespace {
 
 using nlohmann::json;
 using testing::eventually;
+using testing::ForkedChild;
 using testing::LoopbackConnection;
 using testing::TempDir;
-
-// A forked copy of this process: waits (or exits at once when told), killed
-// and reaped by the destructor.
-class ForkedChild {
- public:
-  explicit ForkedChild(bool exit_at_once = false) : pid_(fork()) {
-    if (pid_ == 0) {
-      if (exit_at_once) _exit(0);
-      for (;;) pause();
-    }
-  }
-  ~ForkedChild() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  ForkedChild(const ForkedChild&) = delete;
-  ForkedChild& operator=(const ForkedChild&) = delete;
-  int pid() const { return pid_; }
-  // Dead but not reaped: what a supervisor that has not called wait() sees.
-  bool zombie() const {
-    const std::string stat = testing::readFile("/proc/" + std::to_string(pid_) + "/stat");
-    const std::size_t rp = stat.rfind(')');
-    return rp != std::string::npos && stat.size() > rp + 2 && stat[rp + 2] == 'Z';
-  }
-
- private:
-  int pid_;
-};
 
 std::vector<std::string> entries(const std::string& dir) {
   std::vector<std::string> out;

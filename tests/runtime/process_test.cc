@@ -50,29 +50,6 @@ TEST(ProcessStats, ReadsOwnFiguresFromProc) {
   close(c);
 }
 
-// A forked copy of this process that only waits, killed and reaped by the
-// destructor; it holds every fd the test had open when it was made.
-class PausedChild {
- public:
-  PausedChild() : pid_(fork()) {
-    if (pid_ == 0) {
-      for (;;) pause();
-    }
-  }
-  ~PausedChild() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  PausedChild(const PausedChild&) = delete;
-  PausedChild& operator=(const PausedChild&) = delete;
-  int pid() const { return pid_; }
-
- private:
-  int pid_;
-};
-
 std::uint64_t countFds(int pid) {
   std::uint64_t n = 0;
   for (const auto& e :
@@ -85,7 +62,7 @@ std::uint64_t countFds(int pid) {
 
 TEST(ProcessStats, ReadsAnotherProcessFromTheOutside) {
   const int extra = open("/dev/null", O_RDONLY);
-  PausedChild child;
+  testing::ForkedChild child;
   ASSERT_GT(child.pid(), 0);
   auto other = readProcessStats(child.pid());
   auto self = readProcessStats();
@@ -116,7 +93,7 @@ TEST(ProcessStats, MaxFdsIsTheSoftNoFileLimit) {
 TEST(ProcessStats, AProcessThatIsGoneIsAnErrorNamingItsFile) {
   int pid = 0;
   {
-    PausedChild child;
+    testing::ForkedChild child;
     pid = child.pid();
   }  // killed and reaped: the pid is free
   auto s = readProcessStats(pid);

@@ -179,14 +179,9 @@ TEST(ListOwnSockets, SeesARealEstablishedConnection) {
 TEST(ListProcessSockets, SeesAnotherProcessesConnectionsByItsFds) {
   leakscope::testing::LoopbackConnection conn;
   ASSERT_TRUE(conn.ok());
-  const int pid = fork();  // the child holds the same three socket fds
-  if (pid == 0) {
-    for (;;) pause();
-  }
-  ASSERT_GT(pid, 0);
-  auto sockets = listProcessSockets(pid);
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
+  leakscope::testing::ForkedChild child;  // holds the same three socket fds
+  ASSERT_GT(child.pid(), 0);
+  auto sockets = listProcessSockets(child.pid());
   ASSERT_TRUE(sockets.ok()) << sockets.error().message;
   std::map<int, std::string> states;
   for (const OwnSocket& s : *sockets) states[s.fd] = s.state + " " + s.local.str();

@@ -193,6 +193,26 @@ int Child::wait(int timeout_ms) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+ForkedChild::ForkedChild(bool exit_at_once) : pid_(fork()) {
+  if (pid_ == 0) {
+    if (exit_at_once) _exit(0);
+    for (;;) pause();
+  }
+}
+
+ForkedChild::~ForkedChild() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+bool ForkedChild::zombie() const {
+  const std::string stat = readFile("/proc/" + std::to_string(pid_) + "/stat");
+  const std::size_t rp = stat.rfind(')');
+  return rp != std::string::npos && stat.size() > rp + 2 && stat[rp + 2] == 'Z';
+}
+
 LoopbackConnection::LoopbackConnection() {
   listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listener < 0) return;

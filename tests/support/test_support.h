@@ -86,6 +86,25 @@ class LoopbackConnection {
   int port = 0;
 };
 
+// A forked copy of the test process that only waits (or, with
+// exit_at_once, exits at once and stays a zombie until the destructor),
+// holding every fd the test had open when it was made: a process whose
+// sockets and files are known, for the readers of another process's /proc.
+// Killed (SIGKILL) and reaped by the destructor.
+class ForkedChild {
+ public:
+  explicit ForkedChild(bool exit_at_once = false);
+  ~ForkedChild();
+  ForkedChild(const ForkedChild&) = delete;
+  ForkedChild& operator=(const ForkedChild&) = delete;
+  int pid() const { return pid_; }
+  // Dead but not reaped: what a parent that has not called wait() sees.
+  bool zombie() const;
+
+ private:
+  int pid_;
+};
+
 // A fresh temp dir, removed by the destructor.
 class TempDir {
  public:
