@@ -278,6 +278,14 @@ TEST(CaptureCommand, TheMemoryLimitIsThatOfTheProcessCgroup) {
   EXPECT_EQ(doc["process"]["memory_limit_source"], cgroup->v2() ? "cgroup2" : "cgroup1");
 }
 
+// capture links the runtime's tcmalloc-free half only (leakscope::collect):
+// the CLI must not start running on tcmalloc by reaching for the runtime.
+TEST(CaptureCommand, TheCliDoesNotRunOnTcmalloc) {
+  const Outcome ldd = run({"/usr/bin/ldd", kLeakscope});
+  ASSERT_EQ(ldd.status, 0) << ldd.err;
+  EXPECT_EQ(ldd.out.find("tcmalloc"), std::string::npos) << ldd.out;
+}
+
 // Exit 2, nothing on stdout, and one line on stderr holding `what`.
 void expectOneLineError(const Outcome& r, const std::string& what) {
   EXPECT_EQ(r.status, 2) << r.out << r.err;
