@@ -134,6 +134,12 @@ time, or V8 object ids that go backwards) are judged run by run: a leak in any r
 inputs gets their comparison's suspects, and a last line says what the
 restarts mean (near the memory limit each time: OOM kills).
 
+V8 heap snapshots may come with captures of the same process (leakscope
+capture PID): each kind is judged as a series of its own, one verdict, and
+each heap snapshot is joined with the capture of its pid nearest in time:
+"36 TLSSocket alive in the heap, 36 ESTABLISHED sockets to 127.0.0.1:8443"
+(docs/run-and-capture.md). Any other mix with a V8 heap snapshot is refused.
+
 Options:
   --memory-limit SIZE  project when the process reaches SIZE instead of the
                        limit the snapshots recorded (2G = 2GiB = 2*2^30;
@@ -171,7 +177,8 @@ chart of each suspect's growth across the series, the process' memory, the
 comparison of the first and last input, and the socket view. Takes trend's
 options (--memory-limit, --min-objects, --min-bytes, --survivors, --skip-bad).
 Exit status as for trend. With two inputs (of a run) the verdict is their
-comparison's, as diff gives it: a trend needs three.
+comparison's, as diff gives it: a trend needs three. V8 heap snapshots with
+captures of the same process: both verdicts and a table of their join.
 
 Example:
   leakscope report --html leak.html snapshots/*.lsnap
