@@ -14,11 +14,9 @@ or openssl.
 
 import collections
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -194,24 +192,7 @@ CASES = {
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in CASES:
-        print(f"usage: capture_join_test.py {{{'|'.join(CASES)}}} LEAKSCOPE", file=sys.stderr)
-        return 2
-    for tool in ("node", "ss", "openssl"):
-        if shutil.which(tool) is None:
-            print(f"SKIP: no {tool} on PATH")
-            return replay.SKIP
-    with tempfile.TemporaryDirectory(prefix="leakscope-capture-") as work:
-        try:
-            check = CASES[sys.argv[1]](sys.argv[2], work)
-        except (AssertionError, replay.ReplayError, subprocess.SubprocessError, OSError) as e:
-            print(f"FAIL: {e}", file=sys.stderr)
-            return 1
-    for f in check.failures:
-        print(f"FAIL: {f}", file=sys.stderr)
-    if not check.failures:
-        print(f"PASS: {sys.argv[1]}")
-    return 1 if check.failures else 0
+    return node_test.run_main(CASES, "capture_join_test.py", ("node", "ss", "openssl"))
 
 
 if __name__ == "__main__":
