@@ -635,38 +635,39 @@ struct SocketSeries {
 class SeriesJudge {
  public:
   SeriesJudge(const la::SymbolTable& symbols, const la::TrendOptions& options)
-      : heap_(symbols, options), other_(symbols, options) {}
+      : heap_(symbols, options), others_(symbols, options) {}
 
   // Loads are in time order, so a refused mix is found at its second kind.
   // `S`: a snapshot to copy from, or to move from (trend).
   template <typename S>
   void add(S&& s) {
     const bool v8 = s.source == la::SourceKind::kV8HeapSnapshot;
-    if (!v8 && !la::isCapture(s) && other_path_.empty()) other_path_ = s.path;
-    if (v8 && v8_path_.empty()) v8_path_ = s.path;
-    if (!v8_path_.empty() && !other_path_.empty()) {
-      throw InputFailure{
-          other_path_ + " (a " + la::sourceName(s.source) +
-          (s.source == la::SourceKind::kSnapshot ? " written by the program itself" : "") +
-          ") and " + v8_path_ +
-          " (a V8 heap snapshot) in one series: V8 heap snapshots mix only with "
-          "captures (leakscope capture PID)"};
+    if (!v8 && !la::isCapture(s) && other_.empty()) {
+      other_ = s.path + (s.source == la::SourceKind::kSnapshot
+                             ? " (a snapshot the program wrote itself, not a capture)"
+                             : std::string(" (a ") + la::sourceName(s.source) + ")");
+    }
+    if (v8 && v8_.empty()) v8_ = s.path + " (a V8 heap snapshot)";
+    if (!v8_.empty() && !other_.empty()) {
+      throw InputFailure{other_ + " and " + v8_ +
+                         " in one series: V8 heap snapshots mix only with captures (leakscope "
+                         "capture PID)"};
     }
     join_.add(s);
-    (v8 ? heap_ : other_).add(std::forward<S>(s));
+    (v8 ? heap_ : others_).add(std::forward<S>(s));
     (v8 ? heap_inputs_ : other_inputs_)++;
   }
   bool mixed() const { return heap_inputs_ > 0 && other_inputs_ > 0; }
   // One kind of input: its runs.
-  la::RunsResult finishSingle() { return heap_inputs_ > 0 ? heap_.finish() : other_.finish(); }
-  la::MixedResult finishMixed() { return {heap_.finish(), other_.finish(), join_.finish()}; }
+  la::RunsResult finishSingle() { return heap_inputs_ > 0 ? heap_.finish() : others_.finish(); }
+  la::MixedResult finishMixed() { return {heap_.finish(), others_.finish(), join_.finish()}; }
 
  private:
-  la::RunsBuilder heap_, other_;
+  la::RunsBuilder heap_, others_;  // V8 heap snapshots; everything else
   la::JoinBuilder join_;
   std::size_t heap_inputs_ = 0, other_inputs_ = 0;
-  // The first input of each kind that must not mix, to name them.
-  std::string v8_path_, other_path_;
+  // The first input of each kind that must not mix, named with its kind.
+  std::string v8_, other_;
 };
 
 // Writes a command's result, as JSON with --json or else as its text view,
