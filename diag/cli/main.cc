@@ -18,6 +18,7 @@
 
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
+#include "leakscope/analysis/join.h"
 #include "leakscope/analysis/runs.h"
 #include "leakscope/core/cli11.h"
 #include "output_file.h"
@@ -135,6 +136,12 @@ time, or V8 object ids that go backwards) are judged run by run: a leak in any r
 inputs gets their comparison's suspects, and a last line says what the
 restarts mean (near the memory limit each time: OOM kills).
 
+V8 heap snapshots may come with captures of the same process (leakscope
+capture PID): each kind is judged as a series of its own, one verdict, and
+each heap snapshot is joined with the capture of its pid nearest in time:
+"36 TLSSocket alive in the heap, 36 ESTABLISHED sockets to 127.0.0.1:8443"
+(docs/run-and-capture.md). Any other mix with a V8 heap snapshot is refused.
+
 Options:
   --memory-limit SIZE  project when the process reaches SIZE instead of the
                        limit the snapshots recorded (2G = 2GiB = 2*2^30;
@@ -172,7 +179,8 @@ chart of each suspect's growth across the series, the process' memory, the
 comparison of the first and last input, and the socket view. Takes trend's
 options (--memory-limit, --min-objects, --min-bytes, --survivors, --skip-bad).
 Exit status as for trend. With two inputs (of a run) the verdict is their
-comparison's, as diff gives it: a trend needs three.
+comparison's, as diff gives it: a trend needs three. V8 heap snapshots with
+captures of the same process: both verdicts and a table of their join.
 
 Example:
   leakscope report --html leak.html snapshots/*.lsnap
@@ -621,6 +629,49 @@ struct SocketSeries {
   bool any_ = false;
 };
 
+// What trend and report judge a series with. V8 heap snapshots and captures
+// (`leakscope capture`) may come in one series: each kind is then a series
+// of its own, judged on its own, and the heap snapshots are joined with the
+// captures (join.h). Any other mix is refused: a heap snapshot beside a
+// program's own snapshots or profiles has nothing to be judged with.
+class SeriesJudge {
+ public:
+  SeriesJudge(const la::SymbolTable& symbols, const la::TrendOptions& options)
+      : heap_(symbols, options), others_(symbols, options) {}
+
+  // Loads are in time order, so a refused mix is found at its second kind.
+  // `S`: a snapshot to copy from, or to move from (trend).
+  template <typename S>
+  void add(S&& s) {
+    const bool v8 = s.source == la::SourceKind::kV8HeapSnapshot;
+    if (!v8 && !la::isCapture(s) && other_.empty()) {
+      other_ = s.path + (s.source == la::SourceKind::kSnapshot
+                             ? " (a snapshot the program wrote itself, not a capture)"
+                             : std::string(" (a ") + la::sourceName(s.source) + ")");
+    }
+    if (v8 && v8_.empty()) v8_ = s.path + " (a V8 heap snapshot)";
+    if (!v8_.empty() && !other_.empty()) {
+      throw InputFailure{other_ + " and " + v8_ +
+                         " in one series: V8 heap snapshots mix only with captures (leakscope "
+                         "capture PID)"};
+    }
+    join_.add(s);
+    (v8 ? heap_ : others_).add(std::forward<S>(s));
+    (v8 ? heap_inputs_ : other_inputs_)++;
+  }
+  bool mixed() const { return heap_inputs_ > 0 && other_inputs_ > 0; }
+  // One kind of input: its runs.
+  la::RunsResult finishSingle() { return heap_inputs_ > 0 ? heap_.finish() : others_.finish(); }
+  la::MixedResult finishMixed() { return {heap_.finish(), others_.finish(), join_.finish()}; }
+
+ private:
+  la::RunsBuilder heap_, others_;  // V8 heap snapshots; everything else
+  la::JoinBuilder join_;
+  std::size_t heap_inputs_ = 0, other_inputs_ = 0;
+  // The first input of each kind that must not mix, named with its kind.
+  std::string v8_, other_;
+};
+
 // Writes a command's result, as JSON with --json or else as its text view,
 // and returns the exit code: 1 when it has suspects.
 template <typename ToJson, typename RenderText>
@@ -659,13 +710,19 @@ int runDiff(Session& session) {
 
 // One input in memory at a time: the builder keeps each group's series, not
 // the snapshots. Each run of the process (pid + start time) is judged on its
-// own; a leak in any run is a suspect.
+// own; a leak in any run is a suspect. Heap snapshots beside captures are
+// two series and their join.
 int runTrend(Session& session) {
   const Args& a = session.a;
-  la::RunsBuilder builder(session.symbols, a.trend);
-  session.loadSeries(
-      [&](la::Snapshot&& s, std::size_t, std::size_t) { builder.add(std::move(s)); });
-  const la::RunsResult r = builder.finish();
+  SeriesJudge judge(session.symbols, a.trend);
+  session.loadSeries([&](la::Snapshot&& s, std::size_t, std::size_t) { judge.add(std::move(s)); });
+  if (judge.mixed()) {
+    const la::MixedResult m = judge.finishMixed();
+    return present(
+        a, m.suspect(), [&] { return la::mixedJson(m, session.symbols, a.render); },
+        [&](std::ostream& out) { la::renderMixed(out, m, session.symbols, a.render); });
+  }
+  const la::RunsResult r = judge.finishSingle();
   return present(
       a, !r.suspects.empty(), [&] { return la::runsJson(r, session.symbols, a.render); },
       [&](std::ostream& out) { la::renderRuns(out, r, session.symbols, a.render); });
@@ -683,34 +740,45 @@ int runSockets(Session& session) {
       [&](std::ostream& out) { la::renderSockets(out, r, a.render); });
 }
 
-// The verdict of each run of the series (a trend, or for two inputs their
-// comparison), and from the same single read the comparison of its first and
-// last input and its socket view; written as one HTML page.
-int runReport(Session& session) {
-  const Args& a = session.a;
-  la::RunsBuilder builder(session.symbols, a.trend);
+// What a report keeps of one kind of input: its first whole (for the
+// comparison of first and last) and its socket view.
+struct ReportSeries {
   la::Snapshot first;
-  SocketSeries series;
-  session.loadSeries([&](la::Snapshot&& s, std::size_t i, std::size_t) {
-    builder.add(s);
-    if (i == 0) first = s;
-    series.add(std::move(s));
-  });
-  const la::RunsResult r = builder.finish();
-  const auto& th = a.trend.thresholds;
-  const la::Comparison c = la::compare(first, series.last, session.symbols, th);
-  const la::SocketsResult sockets = la::analyseSockets(series.views(), session.symbols, th);
-  const std::string html = la::renderHtmlReport(r, c, sockets, session.symbols, a.render);
+  SocketSeries sockets;
+  std::size_t count = 0;
+
+  void add(la::Snapshot&& s) {
+    if (count++ == 0) first = s;
+    sockets.add(std::move(s));
+  }
+};
+
+// Writes the page and says so (or prints its JSON); the exit code as
+// trend's. `mixed`: heap snapshots beside captures, `r` then the heap
+// snapshots' runs.
+int writeReport(const Session& session, const la::RunsResult& r, const la::Comparison& c,
+                const la::SocketsResult& sockets, const la::MixedResult* mixed) {
+  const Args& a = session.a;
+  const std::string html = la::renderHtmlReport(r, c, sockets, session.symbols, a.render, mixed);
   if (auto written = la::writeFileReplacing(a.html, html); !written.ok()) {
     throw InputFailure{written.error().message};
   }
   auto toJson = [&] {
-    auto j = la::runsJson(r, session.symbols, a.render);
+    auto j = mixed != nullptr ? la::mixedJson(*mixed, session.symbols, a.render)
+                              : la::runsJson(r, session.symbols, a.render);
     j["command"] = "report";
     j["html"] = a.html;
     return j;
   };
-  return present(a, !r.suspects.empty(), toJson, [&](std::ostream& out) {
+  const bool suspect = mixed != nullptr ? mixed->suspect() : !r.suspects.empty();
+  return present(a, suspect, toJson, [&](std::ostream& out) {
+    if (mixed != nullptr) {
+      out << "wrote " << la::printable(a.html) << ": " << mixed->heap.points.size()
+          << " heap snapshots and " << mixed->captures.points.size() << " captures; "
+          << la::printable(mixed->summary()) << "\n";
+      la::renderJoin(out, mixed->join);
+      return;
+    }
     out << "wrote " << la::printable(a.html) << ": " << r.suspects.size() << " suspect(s) over "
         << r.points.size() << " inputs";
     if (!r.single() || r.runs.front().method != la::RunMethod::kTrend) {
@@ -718,6 +786,33 @@ int runReport(Session& session) {
     }
     out << "\n";
   });
+}
+
+// The verdict of each run of the series (a trend, or for two inputs their
+// comparison), and from the same single read the comparison of its first and
+// last input and its socket view; written as one HTML page. Heap snapshots
+// beside captures: the comparison is the heap snapshots', the socket view
+// the captures'.
+int runReport(Session& session) {
+  const Args& a = session.a;
+  SeriesJudge judge(session.symbols, a.trend);
+  ReportSeries heap, other;
+  session.loadSeries([&](la::Snapshot&& s, std::size_t, std::size_t) {
+    judge.add(s);
+    (s.source == la::SourceKind::kV8HeapSnapshot ? heap : other).add(std::move(s));
+  });
+  const auto& th = a.trend.thresholds;
+  if (!judge.mixed()) {
+    const ReportSeries& only = heap.count > 0 ? heap : other;
+    const la::RunsResult r = judge.finishSingle();
+    const la::Comparison c = la::compare(only.first, only.sockets.last, session.symbols, th);
+    const auto sockets = la::analyseSockets(only.sockets.views(), session.symbols, th);
+    return writeReport(session, r, c, sockets, nullptr);
+  }
+  const la::MixedResult m = judge.finishMixed();
+  const la::Comparison c = la::compare(heap.first, heap.sockets.last, session.symbols, th);
+  const auto sockets = la::analyseSockets(other.sockets.views(), session.symbols, th);
+  return writeReport(session, m.heap, c, sockets, &m);
 }
 
 int runRetainers(Session& session) {

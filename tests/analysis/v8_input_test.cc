@@ -394,4 +394,37 @@ TEST(V8Input, RetainersOfAClassNeedTheGraphKept) {
   EXPECT_TRUE(la::classRetainers(dropped, "Session", {}, 5).empty());
 }
 
+// Socket objects are the objects holding a TCP handle (v8_sockets.cc):
+// directly, or through a TLSWrap over one; whatever their class is called.
+// A net.Socket over a pipe (process.stdin) and the handle class's prototype
+// (also of class TCP) are not. One TCP handle held twice counts once.
+TEST(V8Input, SocketObjectsAreThoseHoldingATcpHandle) {
+  SnapshotText t;
+  const auto root = t.add({"synthetic", "", 1, 0, {}});
+  const auto global = t.add({"object", "Global", 3, 100, {}});
+  t.edge(root, {"shortcut", "global", global});
+  auto object = [&](const std::string& cls, std::uint32_t id) {
+    const auto n = t.add({"object", cls, id, 40, {}});
+    t.edge(global, {"property", "o" + std::to_string(id), n});
+    return n;
+  };
+  const auto tcp1 = object("TCP", 11), tcp2 = object("TCP", 13), proto = object("TCP", 15);
+  const auto wrap = object("TLSWrap", 17), pipe = object("Pipe", 19);
+  t.edge(wrap, {"property", "_parent", tcp1});
+  t.edge(object("TLSSocket", 21), {"property", "<symbol kHandle>", wrap});
+  t.edge(object("Socket", 23), {"property", "_handle", tcp2});           // Node < 14's name
+  t.edge(object("Socket", 25), {"property", "<symbol kHandle>", pipe});  // process.stdin
+  t.edge(object("MySocket", 27), {"property", "<symbol kHandle>", tcp2});
+  t.edge(object("Socket", 29), {"property", "other", tcp1});  // not its handle
+  (void)proto;
+  la::SymbolTable sy;
+  auto s = la::parseInput(t.str(), "x.heapsnapshot", sy, {});
+  ASSERT_TRUE(s) << s.error().message;
+  std::vector<std::pair<std::string, std::int64_t>> got;
+  for (const auto& c : s->v8.socket_classes) got.emplace_back(c.name, c.objects);
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, std::int64_t>>{
+                     {"MySocket", 1}, {"Socket", 1}, {"TLSSocket", 1}}));
+  EXPECT_EQ(s->v8.tcp_handles, 2);
+}
+
 }  // namespace

@@ -12,6 +12,7 @@ stderr), 77 skip when no `node` is on PATH.
 import collections
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -257,16 +258,21 @@ CASES = {
 }
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in CASES:
-        print(f"usage: node_test.py {{{'|'.join(CASES)}}} LEAKSCOPE", file=sys.stderr)
+def run_main(cases, script, tools=("node",)):
+    """The main of a test script: runs the case argv[1] names with the
+    leakscope binary argv[2] in a temporary directory; exit 0 pass, 1 fail
+    (each failure on stderr), 2 usage, 77 skip when a tool is missing."""
+    if len(sys.argv) != 3 or sys.argv[1] not in cases:
+        print(f"usage: {script} {{{'|'.join(cases)}}} LEAKSCOPE", file=sys.stderr)
         return 2
-    if replay.node_binary() is None:
-        print("SKIP: no node on PATH (scripts/setup.sh installs Debian's nodejs)")
-        return replay.SKIP
+    for tool in tools:
+        if shutil.which(tool) is None:
+            hint = " (scripts/setup.sh installs Debian's nodejs)" if tool == "node" else ""
+            print(f"SKIP: no {tool} on PATH{hint}")
+            return replay.SKIP
     with tempfile.TemporaryDirectory(prefix="leakscope-node-") as work:
         try:
-            check = CASES[sys.argv[1]](sys.argv[2], work)
+            check = cases[sys.argv[1]](sys.argv[2], work)
         except (AssertionError, replay.ReplayError, subprocess.SubprocessError, OSError) as e:
             print(f"FAIL: {e}", file=sys.stderr)
             return 1
@@ -275,6 +281,10 @@ def main():
     if not check.failures:
         print(f"PASS: {sys.argv[1]}")
     return 1 if check.failures else 0
+
+
+def main():
+    return run_main(CASES, "node_test.py")
 
 
 if __name__ == "__main__":

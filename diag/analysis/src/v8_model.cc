@@ -182,6 +182,7 @@ Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOption
   classes.get();
   addDominators(g, std::move(dom), f);
   phase("classes");
+  countSocketHolders(g, f.classes, s.v8);
   s.classes = countClasses(g, f, shape, symbols.intern(""));
   shape = ClassShape{};
   std::vector<std::uint64_t>().swap(f.node_retained);  // `= {}` would keep its memory

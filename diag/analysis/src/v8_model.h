@@ -30,6 +30,10 @@ struct V8Graph {
 // each step.
 Snapshot snapshotFromGraph(v8::Graph&& g, SymbolTable& symbols, const LoadOptions& options);
 
+// The objects that hold a TCP connection's handle, per class, and the
+// distinct handles (v8_sockets.cc has the rule), into `facts`.
+void countSocketHolders(const v8::Graph& g, const v8::Classes& c, V8Facts& facts);
+
 // What a Node.js file name says (Heap.YYYYMMDD.HHMMSS.PID.TID.SEQ.heapsnapshot,
 // as --heapsnapshot-signal and v8.writeHeapSnapshot() name them): the pid,
 // the sequence number and the local time the name was made (ns since the

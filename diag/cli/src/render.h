@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "leakscope/analysis/analysis.h"
+#include "leakscope/analysis/join.h"
 #include "leakscope/analysis/model.h"
 #include "leakscope/analysis/runs.h"
 #include "leakscope/analysis/text.h"
@@ -55,12 +56,31 @@ nlohmann::json pointsJson(const std::vector<SeriesPoint>& points);
 void renderSockets(std::ostream& out, const SocketsResult& s, const RenderOptions& o);
 nlohmann::json socketsJson(const SocketsResult& s, const RenderOptions& o);
 
+// trend and report over V8 heap snapshots beside captures of the same
+// process (join.h): each series judged on its own, one verdict, the join.
+struct MixedResult {
+  RunsResult heap;      // the V8 heap snapshots
+  RunsResult captures;  // the captures
+  JoinResult join;
+  bool suspect() const { return !heap.suspects.empty() || !captures.suspects.empty(); }
+  // "heap snapshots: ...; captures: ..."
+  std::string summary() const;
+};
+void renderMixed(std::ostream& out, const MixedResult& m, const SymbolTable& symbols,
+                 const RenderOptions& o);
+nlohmann::json mixedJson(const MixedResult& m, const SymbolTable& symbols, const RenderOptions& o);
+// The last pair's line and where heap and kernel disagree, then the notes.
+void renderJoin(std::ostream& out, const JoinResult& j);
+nlohmann::json joinJson(const JoinResult& j);
+
 // One HTML page, no external resources: the verdict of each run (the trend's
 // suspects, or for a run of two inputs the comparison's) with charts of their
-// growth, the comparison of the first and last input, the socket view.
+// growth, the comparison of the first and last input, the socket view. For
+// a mixed series (`mixed`), `runs` are the heap snapshots' and the page adds
+// the captures' verdict and the join.
 std::string renderHtmlReport(const RunsResult& runs, const Comparison& comparison,
                              const SocketsResult& sockets, const SymbolTable& symbols,
-                             const RenderOptions& o);
+                             const RenderOptions& o, const MixedResult* mixed = nullptr);
 
 // ---- V8 heap snapshots (render_v8.cc) ----
 void showV8Source(std::ostream& out, const Snapshot& s);

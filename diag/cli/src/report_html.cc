@@ -648,19 +648,58 @@ void writeFoot(std::ostream& h) {
        "</script>\n</body></html>\n";
 }
 
+// A mixed series: under the heap snapshots' verdict, the captures' and the
+// last pair's line (what the reader checks first).
+void writeMixedVerdict(std::ostream& h, const MixedResult& m) {
+  h << "<div class=\"verdict " << (m.captures.suspects.empty() ? "good" : "bad")
+    << "\" id=\"captures-verdict\">Captures: " << esc(m.captures.summary) << "</div>\n";
+  if (m.join.pairs.empty()) return;
+  const JoinPair& p = m.join.pairs.back();
+  h << "<p id=\"join-line\"><b>Heap and kernel</b> (pid " << p.pid << "): " << esc(p.line);
+  for (const std::string& d : p.disagreements) h << "; but " << esc(d);
+  h << "</p>\n";
+}
+
+// Each heap snapshot beside the capture of its pid nearest in time.
+void writeJoin(std::ostream& h, const JoinResult& j) {
+  h << "<h2>Heap snapshots and captures</h2><table id=\"join\"><tr><th>heap snapshot</th>"
+       "<th>capture</th><th>apart</th><th>socket objects</th><th>TCP sockets</th><th>"
+       "agree</th></tr>\n";
+  for (const JoinPair& p : j.pairs) {
+    std::string classes, groups;
+    for (const HeapSocketClass& c : p.classes) {
+      classes += (classes.empty() ? "" : ", ") + std::to_string(c.objects) + " " + c.name;
+    }
+    for (const JoinSocketGroup& g : p.groups) {
+      groups +=
+          (groups.empty() ? "" : ", ") + std::to_string(g.count) + " " + g.state + " " + g.name;
+    }
+    h << "<tr><td><code>" << esc(shortPath(p.heap_path)) << "</code></td><td><code>"
+      << esc(shortPath(p.capture_path)) << "</code></td><td>"
+      << esc(formatDuration(std::abs(p.seconds_apart))) << "</td><td>" << esc(classes)
+      << "</td><td>" << esc(groups) << "</td><td>"
+      << (p.disagreements.empty() ? "yes" : esc(p.disagreements.front())) << "</td></tr>\n";
+  }
+  h << "</table>\n";
+  for (const std::string& n : j.notes) h << "<p class=\"muted\">" << esc(n) << "</p>\n";
+}
+
 }  // namespace
 
 std::string renderHtmlReport(const RunsResult& r, const Comparison& c, const SocketsResult& s,
-                             const SymbolTable& symbols, const RenderOptions& o) {
+                             const SymbolTable& symbols, const RenderOptions& o,
+                             const MixedResult* mixed) {
   std::ostringstream h;
   writeHead(h);
   writeSummary(h, r);
+  if (mixed != nullptr) writeMixedVerdict(h, *mixed);
   writeProcess(h, r.points);
   writeMemory(h, r, timeAxis(r.points));
   writeSuspects(h, r, symbols);
   writeUncertain(h, r);
   writeNotPersisted(h, r);
   writeComparison(h, c, o);
+  if (mixed != nullptr) writeJoin(h, mixed->join);
   writeSockets(h, s, o);
   writeFoot(h);
   return h.str();

@@ -167,6 +167,14 @@ struct ObjectClass : TrackedKind {
 // paths.
 struct V8Graph;
 
+// The objects of one class that hold a TCP connection's handle in a V8 heap
+// snapshot (Node: net.Socket and its subclasses such as TLSSocket; rule in
+// docs/node.md, "Joining captures with heap snapshots").
+struct HeapSocketClass {
+  std::string name;
+  std::int64_t objects = 0;
+};
+
 struct V8Facts {
   std::uint64_t nodes = 0;
   std::uint64_t edges = 0;
@@ -176,6 +184,10 @@ struct V8Facts {
   std::uint64_t unreachable = 0;
   std::uint32_t max_js_id = 0;  // ids only grow within one isolate
   std::int64_t self_bytes = 0;  // all nodes
+  // Socket objects by class, most objects first, and the distinct TCP
+  // handles they hold: one per kernel TCP socket of the process.
+  std::vector<HeapSocketClass> socket_classes;
+  std::int64_t tcp_handles = 0;
   std::shared_ptr<const V8Graph> graph;
 };
 
