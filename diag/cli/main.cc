@@ -49,6 +49,8 @@ Commands:
   report     one self-contained HTML page with charts (--html OUT.html)
   retainers  V8 heap snapshot: how the objects of a class are held
              (--class NAME)
+  run        start a program with the preload agent: snapshots of a daemon
+             that was never rebuilt (leakscope run -- CMD ARGS...)
 
 Inputs are leakscope snapshots (.lsnap, written on kill -USR2), raw
 gperftools heap profiles (heapprofile or heap_v2) or V8 heap snapshots

@@ -4,7 +4,10 @@ namespace leakscope::cli {
 
 // One entry per command; each lives in its own file (run_command.cc,
 // capture_command.cc).
-const std::vector<ProcessCommand> kProcessCommands = {};
+const std::vector<ProcessCommand> kProcessCommands = {
+    {"run", "start a program with the preload agent (no rebuild): snapshots on a signal", kRunHelp,
+     runCommand},
+};
 
 const ProcessCommand* findProcessCommand(const std::string& name) {
   for (const ProcessCommand& c : kProcessCommands) {

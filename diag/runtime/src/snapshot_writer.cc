@@ -620,7 +620,10 @@ SnapshotWriter::SnapshotWriter(SnapshotOptions options) : options_(std::move(opt
   // started and every snapshot says why.
   HeapMode mode = options_.heap_mode;
   std::string prefix;
-  if (mode == HeapMode::kFull) {
+  if (!options_.heap_unavailable_reason.empty()) {
+    heap_unavailable_ = options_.heap_unavailable_reason;
+    mode = HeapMode::kOff;
+  } else if (mode == HeapMode::kFull) {
     if (auto scratch = prepareScratchDir(options_.dir); scratch.ok()) {
       gperftools_dir_ = *scratch;
       prefix = gperftools_dir_ + "/heap";
