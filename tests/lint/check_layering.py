@@ -25,6 +25,7 @@ STAGES = [
     ("diag/analysis/", "analysis"),
     ("diag/cli/", "cli"),
     ("diag/examples/", "examples"),
+    ("diag/preload/", "preload"),
     ("daemon/push/", "push"),
     ("daemon/", "daemon"),
 ]
@@ -34,6 +35,7 @@ ALLOWED = {
     "analysis": {"core", "analysis"},
     "cli": {"core", "analysis", "cli"},
     "examples": {"core", "runtime", "examples"},
+    "preload": {"core", "runtime", "preload"},
     "push": {"core", "runtime", "push"},
     "daemon": {"core", "runtime", "push", "daemon"},
 }
@@ -49,6 +51,7 @@ PRIVATE_ROOTS = {
     "runtime": ["diag/runtime/src"],
     "analysis": ["diag/analysis/src"],
     "cli": ["diag/cli/src"],
+    "preload": ["diag/preload/src"],
     "push": ["daemon/push/src"],
     "daemon": ["daemon/src"],
 }
@@ -117,6 +120,7 @@ def self_test(root):
         ("diag/analysis/src/model.cc", '#include "render.h"', "resolves neither"),
         ("diag/runtime/src/tracked.cc", '#include "leakscope/analysis/model.h"', "runtime -> analysis"),
         ("daemon/push/src/pool.cc", '#include "store.h"', "resolves neither"),
+        ("diag/preload/src/agent.cc", '#include "leakscope/analysis/model.h"', "preload -> analysis"),
     ]
     ok = True
     for path, include, expect in plants:
