@@ -24,6 +24,7 @@
 #include "agent.h"
 #include "leakscope/core/agent_env.h"
 #include "leakscope/diag/heap_profile.h"
+#include "leakscope/diag/snapshot_writer.h"
 
 namespace leakscope::preload {
 namespace {
@@ -33,16 +34,6 @@ Agent* g_agent = nullptr;
 std::string baseName(const std::string& path) {
   const std::size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-std::string programName() {
-  char exe[4096];
-  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return "process";
-  // A binary replaced on disk reads "name (deleted)".
-  std::string name = baseName(std::string(exe, static_cast<std::size_t>(n)));
-  if (const std::size_t sp = name.find(' '); sp != std::string::npos) name.resize(sp);
-  return name.empty() ? "process" : name;
 }
 
 // The file that defines `symbol` for the whole process (the first in the
@@ -111,9 +102,10 @@ diag::Result<diag::Config> configFrom(const core::AgentSettings& s) {
                        std::string(core::kEnvSnapshotDir) + " is not set: the agent stays off"};
   }
   auto mode = diag::parseHeapMode(s.heap);
-  if (!mode.ok())
+  if (!mode.ok()) {
     return diag::Error{mode.error().code,
                        std::string(core::kEnvHeap) + ": " + mode.error().message};
+  }
   diag::Config c;
   c.snapshot_dir = s.snapshot_dir;
   c.snapshot_signal = s.signal;
@@ -155,7 +147,7 @@ __attribute__((constructor)) void agentStart() {
   auto settings = core::readAgentSettings([](const char* n) { return std::getenv(n); });
   if (settings.ok() && !settings->follow_exec) dropFromPreload();
   g_agent = new Agent;  // never freed: see agent.h
-  g_agent->program = programName();
+  g_agent->program = diag::defaultSnapshotName();
   if (!settings.ok()) {
     log(settings.error().message + "; the agent stays off");
     return;

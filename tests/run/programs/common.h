@@ -18,11 +18,11 @@ static inline void wait_for_signal(int sig) {
 }
 
 /* One line on stdout, flushed: what the test waits for. */
-#define SAY(...)          \
-  do {                    \
-    printf(__VA_ARGS__);  \
-    putchar('\n');        \
-    fflush(stdout);       \
+#define SAY(...)         \
+  do {                   \
+    printf(__VA_ARGS__); \
+    putchar('\n');       \
+    fflush(stdout);      \
   } while (0)
 
 #endif

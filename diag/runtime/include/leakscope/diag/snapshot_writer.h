@@ -56,6 +56,10 @@ struct SnapshotOptions {
   std::string heap_unavailable_reason;
 };
 
+// The executable's file name ("process" if unknown): the default name, and
+// what the preload agent names its snapshots by (PROGRAM.PID).
+std::string defaultSnapshotName();
+
 // What made a snapshot: SIGUSR2, Runtime::snapshot(), the interval, or RSS
 // first crossing a fraction of the memory limit (memory_pressure.h).
 enum class Trigger { kSignal, kApi, kInterval, kMemoryPressure };
