@@ -15,6 +15,12 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/diag/core/include/leakscope
   ${PROJECT_SOURCE_DIR}/diag/runtime/include/leakscope
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS leakscope leakscope-example RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The preload agents of `leakscope run`, which finds them in the libdir
+# relative to its own bindir (diag/cli/CMakeLists.txt).
+if(TARGET leakscope_preload)
+  install(TARGETS leakscope_preload leakscope_preload_noheap
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 
 set(config_dir ${CMAKE_INSTALL_LIBDIR}/cmake/leakscope)
 install(EXPORT leakscopeTargets NAMESPACE leakscope:: DESTINATION ${config_dir})

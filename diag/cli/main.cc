@@ -50,6 +50,8 @@ Commands:
   report     one self-contained HTML page with charts (--html OUT.html)
   retainers  V8 heap snapshot: how the objects of a class are held
              (--class NAME)
+  run        start a program with the preload agent: snapshots of a daemon
+             that was never rebuilt (leakscope run -- CMD ARGS...)
   capture    snapshot a running process from the outside (PID): sockets,
              fds, RSS; --signal USR2 --wait GLOB also gets its heap snapshot
 

@@ -13,6 +13,9 @@ TEST(SignalNames, TakesNamesWithOrWithoutSigAndNumbers) {
   EXPECT_EQ(signalNumber("SigTerm"), SIGTERM);
   EXPECT_EQ(signalNumber("12"), 12);
   EXPECT_EQ(signalNumber("HUP"), SIGHUP);
+  EXPECT_EQ(signalNumber("RTMIN+3"), SIGRTMIN + 3);
+  EXPECT_EQ(signalNumber("sigrtmax-1"), SIGRTMAX - 1);
+  EXPECT_EQ(signalNumber("RTMIN"), SIGRTMIN);
 }
 
 TEST(SignalNames, RefusesWhatIsNoSignal) {
@@ -23,11 +26,14 @@ TEST(SignalNames, RefusesWhatIsNoSignal) {
   EXPECT_EQ(signalNumber("-1"), std::nullopt);
   EXPECT_EQ(signalNumber("65"), std::nullopt);
   EXPECT_EQ(signalNumber("USR2 "), std::nullopt);
+  EXPECT_EQ(signalNumber("RTMIN+999"), std::nullopt);
+  EXPECT_EQ(signalNumber("RTMIN3"), std::nullopt);
 }
 
 TEST(SignalNames, SpellsThemForMessages) {
   EXPECT_EQ(signalName(SIGUSR2), "SIGUSR2");
-  EXPECT_EQ(signalName(SIGRTMIN + 1), "signal " + std::to_string(SIGRTMIN + 1));
+  EXPECT_EQ(signalName(SIGRTMIN + 1), "SIGRTMIN+1");
+  EXPECT_EQ(signalName(SIGRTMIN), "SIGRTMIN");
 }
 
 }  // namespace

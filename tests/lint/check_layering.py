@@ -25,6 +25,7 @@ STAGES = [
     ("diag/analysis/", "analysis"),
     ("diag/cli/", "cli"),
     ("diag/examples/", "examples"),
+    ("diag/preload/", "preload"),
     ("daemon/push/", "push"),
     ("daemon/", "daemon"),
 ]
@@ -34,6 +35,7 @@ ALLOWED = {
     "analysis": {"core", "analysis"},
     "cli": {"core", "analysis", "cli"},
     "examples": {"core", "runtime", "examples"},
+    "preload": {"core", "runtime", "preload"},
     "push": {"core", "runtime", "push"},
     "daemon": {"core", "runtime", "push", "daemon"},
 }
@@ -61,6 +63,7 @@ PRIVATE_ROOTS = {
     "runtime": ["diag/runtime/src"],
     "analysis": ["diag/analysis/src"],
     "cli": ["diag/cli/src"],
+    "preload": ["diag/preload/src"],
     "push": ["daemon/push/src"],
     "daemon": ["daemon/src"],
 }
@@ -132,6 +135,7 @@ def self_test(root):
         ("diag/runtime/src/tracked.cc", '#include "leakscope/analysis/model.h"', "runtime -> analysis"),
         ("daemon/push/src/pool.cc", '#include "store.h"', "resolves neither"),
         ("diag/cli/src/capture_command.cc", '#include "leakscope/diag/runtime.h"', "cli -> runtime"),
+        ("diag/preload/src/agent.cc", '#include "leakscope/analysis/model.h"', "preload -> analysis"),
     ]
     ok = True
     for path, include, expect in plants:

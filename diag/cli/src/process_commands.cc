@@ -10,6 +10,8 @@ namespace leakscope::cli {
 // One entry per command; each lives in its own file (run_command.cc,
 // capture_command.cc).
 const std::vector<ProcessCommand> kProcessCommands = {
+    {"run", "start a program with the preload agent (no rebuild): snapshots on a signal", kRunHelp,
+     runCommand},
     {"capture", kCaptureSummary, kCaptureHelp, captureMain},
 };
 

@@ -19,6 +19,10 @@ struct ProcessCommand {
   int (*main)(const std::vector<std::string>& args);
 };
 
+// `leakscope run` (run_command.cc).
+extern const char kRunHelp[];
+int runCommand(const std::vector<std::string>& args);
+
 // Defined in process_commands.cc: the table main.cc dispatches on.
 extern const std::vector<ProcessCommand> kProcessCommands;
 const ProcessCommand* findProcessCommand(const std::string& name);

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -16,6 +15,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "leakscope/core/agent_env.h"
 #include "leakscope/core/signals.h"
 #include "leakscope/core/unique_fd.h"
 #include "leakscope/diag/metrics.h"
@@ -71,39 +71,6 @@ Status validateMemoryPressureFractions(const std::vector<double>& fractions) {
   return Ok{};
 }
 
-Status validateListenAddress(std::string_view address) {
-  const std::string a(address);
-  std::string_view host;
-  std::string_view port;
-  if (!address.empty() && address.front() == '[') {
-    const std::size_t close = address.find(']');
-    if (close == std::string_view::npos || close + 1 >= address.size() ||
-        address[close + 1] != ':') {
-      return Error{Errc::kInvalidArgument, "metrics address '" + a + "': expected [IPV6]:PORT"};
-    }
-    host = address.substr(1, close - 1);
-    port = address.substr(close + 2);
-  } else {
-    const std::size_t colon = address.rfind(':');
-    if (colon == std::string_view::npos) {
-      return Error{Errc::kInvalidArgument, "metrics address '" + a + "': expected HOST:PORT"};
-    }
-    host = address.substr(0, colon);
-    port = address.substr(colon + 1);
-  }
-  if (host.empty()) {
-    return Error{Errc::kInvalidArgument,
-                 "metrics address '" + a + "': empty host (use 127.0.0.1 to stay local)"};
-  }
-  unsigned value = 0;
-  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc() || p != port.data() + port.size() || value > 65535) {
-    return Error{Errc::kInvalidArgument,
-                 "metrics address '" + a + "': port '" + std::string(port) + "' is not 0-65535"};
-  }
-  return Ok{};
-}
-
 // The snapshot thread and the pipe that wakes it: byte 's' from the SIGUSR2
 // handler, 'q' from the destructor; a poll timeout runs the periodic jobs
 // that are due (interval snapshots, the memory-pressure check). One thread
@@ -119,7 +86,8 @@ class Runtime::SnapshotThread {
   // Returns false when it should not run again (it logged why).
   using Job = std::function<bool()>;
 
-  SnapshotThread(Take take, Log log) : take_(std::move(take)), log_(std::move(log)) {}
+  SnapshotThread(Take take, Log log, int signal)
+      : take_(std::move(take)), log_(std::move(log)), signal_name_(core::signalName(signal)) {}
   ~SnapshotThread();
   SnapshotThread(const SnapshotThread&) = delete;
   SnapshotThread& operator=(const SnapshotThread&) = delete;
@@ -131,8 +99,14 @@ class Runtime::SnapshotThread {
   // signal is ever delivered to it; it only reads the pipe. False (the reason
   // logged) when either fails.
   bool start();
-  // The write end, for the SIGUSR2 handler.
+  // The write end, for the signal handler.
   int signalFd() const { return write_.get(); }
+  // In a fork()ed child: closes the pipe so the child does not keep the
+  // parent's copy open; the thread object stays (it is not running here).
+  void closePipeInChild() {
+    read_.reset();
+    write_.reset();
+  }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -154,6 +128,7 @@ class Runtime::SnapshotThread {
 
   const Take take_;
   const Log log_;
+  const std::string signal_name_;   // the snapshot's trigger detail
   std::vector<Periodic> periodic_;  // touched only by the thread once started
   core::UniqueFd read_;
   core::UniqueFd write_;
@@ -169,7 +144,7 @@ bool Runtime::SnapshotThread::start() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
     log_(std::string("snapshot thread: pipe: ") + std::strerror(errno) +
-         "; SIGUSR2, interval and memory-pressure snapshots are off");
+         "; signal, interval and memory-pressure snapshots are off");
     return false;
   }
   read_ = core::UniqueFd(fds[0]);
@@ -179,7 +154,7 @@ bool Runtime::SnapshotThread::start() {
     thread_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
     log_(std::string("snapshot thread: ") + e.what() +
-         "; SIGUSR2, interval and memory-pressure snapshots are off");
+         "; signal, interval and memory-pressure snapshots are off");
   }
   return thread_.joinable();
 }
@@ -211,7 +186,7 @@ void Runtime::SnapshotThread::run() {
     }
     const Wakeup w = drainPipe();
     if (w.stop || stop_.load()) return;
-    if (w.signals > 0) take_(Trigger::kSignal, "SIGUSR2");
+    if (w.signals > 0) take_(Trigger::kSignal, signal_name_);
   }
 }
 
@@ -289,11 +264,12 @@ void Runtime::createSnapshotWriter() {
   o.max_bytes = config_.snapshot_max_bytes;
   o.heap_mode = config_.heap_mode;
   o.peer_names = config_.peer_names;
+  o.heap_unavailable_reason = config_.heap_unavailable_reason;
   writer_ = std::make_unique<SnapshotWriter>(std::move(o));
   if (Status s = writer_->prepareDir(); !s.ok()) {
     log(s.error().message + "; snapshots will fail until this is fixed");
   }
-  if (config_.heap_mode == HeapMode::kSampled) {
+  if (config_.heap_mode == HeapMode::kSampled && config_.heap_unavailable_reason.empty()) {
     if (activeSamplePeriod() == 0) {
       log("heap mode 'sampled' but TCMALLOC_SAMPLE_PARAMETER is not set: snapshots will have "
           "no heap sites (set it in the environment, or call ensureHeapSampling in main)");
@@ -303,7 +279,7 @@ void Runtime::createSnapshotWriter() {
   }
   snapshot_thread_ = std::make_unique<SnapshotThread>(
       [this](Trigger trigger, std::string_view detail) { takeSnapshot(trigger, detail); },
-      [this](const std::string& line) { log(line); });
+      [this](const std::string& line) { log(line); }, config_.snapshot_signal);
   addIntervalSnapshots();
   addMemoryPressureCheck();
 }
@@ -349,25 +325,45 @@ void Runtime::installSnapshotSignal() {
   sa.sa_handler = onSnapshotSignal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
-  if (sigaction(SIGUSR2, &sa, &g_old_action) == 0) {
+  if (sigaction(config_.snapshot_signal, &sa, &g_old_action) == 0) {
     handler_installed_ = true;
   } else {
-    log(std::string("sigaction(SIGUSR2): ") + std::strerror(errno));
+    log("sigaction(" + core::signalName(config_.snapshot_signal) + "): " + std::strerror(errno));
   }
+}
+
+// Puts back what was there before, except the default action, which for
+// SIGUSR2 is to terminate: a `kill -USR2` that lands during shutdown must not
+// turn a clean exit into a crash. Only while our handler is still the one in
+// place: a program that installed its own since keeps it.
+void Runtime::restoreSnapshotSignal() {
+  struct sigaction current {};
+  if (sigaction(config_.snapshot_signal, nullptr, &current) != 0 ||
+      current.sa_handler != onSnapshotSignal) {
+    return;
+  }
+  struct sigaction restore = g_old_action;
+  if (restore.sa_handler == SIG_DFL && (restore.sa_flags & SA_SIGINFO) == 0) {
+    restore.sa_handler = SIG_IGN;
+  }
+  sigaction(config_.snapshot_signal, &restore, nullptr);
+}
+
+void Runtime::abandonAfterFork(std::unique_ptr<Runtime> r) {
+  if (r == nullptr) return;
+  // The handler, inherited, would write into the parent's pipe copy: off
+  // until the next Runtime installs its own.
+  g_signal_fd.store(-1);
+  g_handlers_in_flight.store(0);
+  if (r->snapshot_thread_ != nullptr) r->snapshot_thread_->closePipeInChild();
+  g_runtime_alive.store(false);
+  // Never destroyed: ~SnapshotThread would join a thread that is not here.
+  [[maybe_unused]] Runtime* leaked = r.release();
 }
 
 Runtime::~Runtime() {
   http_.reset();  // no scrape runs while the rest goes
-  if (handler_installed_) {
-    // Put back what was there before, except the default action, which for
-    // SIGUSR2 is to terminate: a `kill -USR2` that lands during shutdown must
-    // not turn a clean exit into a crash.
-    struct sigaction restore = g_old_action;
-    if (restore.sa_handler == SIG_DFL && (restore.sa_flags & SA_SIGINFO) == 0) {
-      restore.sa_handler = SIG_IGN;
-    }
-    sigaction(SIGUSR2, &restore, nullptr);
-  }
+  if (handler_installed_) restoreSnapshotSignal();
   g_signal_fd.store(-1);
   while (g_handlers_in_flight.load() != 0) std::this_thread::yield();
   snapshot_thread_.reset();  // joins the thread (a snapshot in progress ends), closes the pipe

@@ -43,16 +43,6 @@ std::string baseName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-std::string defaultName() {
-  char exe[4096];
-  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return "process";
-  std::string name = baseName(std::string(exe, static_cast<std::size_t>(n)));
-  // A binary replaced on disk reads "name (deleted)".
-  if (const std::size_t sp = name.find(' '); sp != std::string::npos) name.resize(sp);
-  return name.empty() ? "process" : name;
-}
-
 // The scratch directory for gperftools' own dumps in full heap mode.
 constexpr const char* kScratchDir = ".gperftools";
 
@@ -264,6 +254,16 @@ std::uint64_t writeHeap(JsonWriter& w, HeapMode mode, Result<std::string>& text,
 
 }  // namespace
 
+std::string defaultSnapshotName() {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return "process";
+  std::string name = baseName(std::string(exe, static_cast<std::size_t>(n)));
+  // A binary replaced on disk reads "name (deleted)".
+  if (const std::size_t sp = name.find(' '); sp != std::string::npos) name.resize(sp);
+  return name.empty() ? "process" : name;
+}
+
 const char* triggerName(Trigger t) {
   switch (t) {
     case Trigger::kSignal:
@@ -279,7 +279,7 @@ const char* triggerName(Trigger t) {
 }
 
 SnapshotWriter::SnapshotWriter(SnapshotOptions options) : options_(std::move(options)) {
-  if (options_.name.empty()) options_.name = defaultName();
+  if (options_.name.empty()) options_.name = defaultSnapshotName();
   // With a trailing slash, O_NOFOLLOW would follow a link named like the dir.
   while (options_.dir.size() > 1 && options_.dir.back() == '/') options_.dir.pop_back();
   // Full mode: gperftools writes its own interval dumps next to its prefix,
@@ -289,7 +289,10 @@ SnapshotWriter::SnapshotWriter(SnapshotOptions options) : options_(std::move(opt
   // started and every snapshot says why.
   HeapMode mode = options_.heap_mode;
   std::string prefix;
-  if (mode == HeapMode::kFull) {
+  if (!options_.heap_unavailable_reason.empty()) {
+    heap_unavailable_ = options_.heap_unavailable_reason;
+    mode = HeapMode::kOff;
+  } else if (mode == HeapMode::kFull) {
     if (auto scratch = prepareScratchDir(options_.dir); scratch.ok()) {
       gperftools_dir_ = *scratch;
       prefix = gperftools_dir_ + "/heap";

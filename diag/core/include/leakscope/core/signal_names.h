@@ -8,10 +8,11 @@
 
 namespace leakscope::core {
 
-// "USR2", "SIGUSR2", "usr2" or "12" -> SIGUSR2; nullopt for anything that is
-// not a signal of this system (including 0, which only tests for a process).
+// "USR2", "SIGUSR2", "usr2", "12", "RTMIN+3", "SIGRTMAX-1" -> the number;
+// nullopt for anything that is not a signal of this system (including 0,
+// which only tests for a process).
 std::optional<int> signalNumber(std::string_view name);
-// "SIGUSR2"; "signal N" for a number without a name (the realtime ones).
+// SIGUSR2 -> "SIGUSR2", SIGRTMIN+3 -> "SIGRTMIN+3".
 std::string signalName(int sig);
 
 }  // namespace leakscope::core

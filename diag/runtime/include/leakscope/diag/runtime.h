@@ -1,7 +1,7 @@
 // Runtime: the part of leakscope a daemon starts in main. It owns
 //  - the snapshot thread: snapshots on SIGUSR2, on an interval, on request,
 //    and when RSS first crosses a fraction of the memory limit (checked on
-//    the same thread's timer, see memory_pressure.h); the SIGUSR2 handler
+//    the same thread's timer, see memory_pressure.h); the signal handler
 //    only writes one byte to a pipe, all work runs in a thread started with
 //    every signal blocked;
 //  - the /metrics endpoint (HttpServer: bounded connections, header size
@@ -10,10 +10,14 @@
 // Run-time problems never stop the daemon: an unwritable snapshot directory
 // or a metrics address that cannot be bound is logged with the reason and the
 // rest carries on (`metricsStatus()`, `snapshot()` return the error too).
-// Only one Runtime may exist at a time (SIGUSR2 is process-wide).
+// Only one Runtime may exist at a time (the snapshot signal is process-wide).
+// A program that installs its own handler for that signal later keeps it: the
+// destructor puts the old disposition back only while its own is in place.
 //
 // Thread-safety: all methods may be called from any thread.
 #pragma once
+
+#include <signal.h>
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "leakscope/core/listen_address.h"
 #include "leakscope/diag/heap_profile.h"
 #include "leakscope/diag/http_server.h"
 #include "leakscope/diag/result.h"
@@ -47,8 +52,15 @@ struct Config {
   std::uint64_t snapshot_keep = 0;                 // keep the newest N files (0 = all)
   std::uint64_t snapshot_max_bytes = 0;            // and at most this many bytes (0 = no limit)
   std::chrono::milliseconds snapshot_interval{0};  // 0 = no interval snapshots
-  bool snapshot_on_sigusr2 = true;
+  bool snapshot_on_sigusr2 = true;                 // on snapshot_signal, whichever it is
+  // The snapshot signal. SIGUSR2 unless the program uses that one itself
+  // (`leakscope run --signal`); core::parseSignal names the usable ones.
+  int snapshot_signal = SIGUSR2;
   HeapMode heap_mode = HeapMode::kSampled;
+  // Set when this process has no heap profile to give (the preload agent in
+  // a program on another allocator): written as the heap section's reason.
+  // Heap capture is off then, whatever heap_mode says.
+  std::string heap_unavailable_reason;
   // Snapshots before the OOM kill (trigger "memory_pressure"): one when RSS
   // first reaches each fraction of the memory limit (cgroup v2 memory.max,
   // cgroup v1 memory.limit_in_bytes, else MemTotal), and again only after RSS
@@ -70,8 +82,9 @@ struct Config {
   std::function<void(std::string_view)> log;
 };
 
-// Checks "HOST:PORT" / "[V6]:PORT" syntax; the error says what is wrong.
-Status validateListenAddress(std::string_view address);
+// Checks "HOST:PORT" / "[V6]:PORT" syntax (core: `leakscope run` checks
+// --metrics with it before the program starts).
+using core::validateListenAddress;
 // Each fraction in (0, 1], none twice; the error names the value.
 Status validateMemoryPressureFractions(const std::vector<double>& fractions);
 
@@ -90,6 +103,14 @@ class Runtime {
   std::string metricsAddress() const { return metrics_bound_; }
   const Status& metricsStatus() const { return metrics_status_; }
 
+  // For the child of a fork(), which has no threads but the caller: gives
+  // `r` up without its destructor (its snapshot thread exists only in the
+  // parent: joining it would fail) so that a new Runtime can start. Its pipe
+  // is closed; the object itself and a /metrics server's memory are left
+  // behind on purpose (freeing them would run code that expects the threads).
+  // The preload agent calls it from its pthread_atfork child handler.
+  static void abandonAfterFork(std::unique_ptr<Runtime> r);
+
   // Adds the daemon's own metrics to the same endpoint.
   void registerCollectable(const std::weak_ptr<prometheus::Collectable>& c);
   std::shared_ptr<DiagCollector> collector() const { return collector_; }
@@ -101,6 +122,7 @@ class Runtime {
   void startMetrics();
   void createSnapshotWriter();
   void installSnapshotSignal();
+  void restoreSnapshotSignal();
   // The periodic jobs of the snapshot thread: interval snapshots and the
   // memory-pressure check, as configured.
   void addIntervalSnapshots();

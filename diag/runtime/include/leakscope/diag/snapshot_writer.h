@@ -53,7 +53,13 @@ struct SnapshotOptions {
   std::uint64_t max_bytes = 0;  // keep at most this many bytes of files (0 = no limit)
   HeapMode heap_mode = HeapMode::kSampled;
   PeerNames peer_names;  // names written beside each socket's remote endpoint
+  // Non-empty: no heap capture; every snapshot's heap section gives this reason.
+  std::string heap_unavailable_reason;
 };
+
+// The executable's file name ("process" if unknown): the default name, and
+// what the preload agent names its snapshots by (PROGRAM.PID).
+std::string defaultSnapshotName();
 
 // What made a snapshot: SIGUSR2, Runtime::snapshot(), the interval, or RSS
 // first crossing a fraction of the memory limit (memory_pressure.h).
