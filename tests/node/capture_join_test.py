@@ -81,12 +81,17 @@ class Holder:
                 self.process.wait()
 
 
-def capture(binary, pid, work):
-    """`leakscope capture PID --out WORK`; the path of the file it wrote."""
-    status, out = node_test.leakscope(binary, "capture", str(pid), "--out", work, "--json")
+def capture(binary, holder, with_heap):
+    """`leakscope capture PID --out WORK`, with the heap snapshot at the same
+    moment when asked (`--signal USR2 --wait 'WORK/Heap.*.heapsnapshot'`, as a
+    user would run it): (capture path, heap snapshot path or None)."""
+    args = ["capture", str(holder.pid), "--out", holder.work, "--json"]
+    if with_heap:
+        args += ["--signal", "USR2", "--wait", os.path.join(holder.work, "Heap.*.heapsnapshot")]
+    status, out = node_test.leakscope(binary, *args)
     if status != 0:
-        raise RuntimeError(f"leakscope capture {pid}: exit {status}")
-    return out["capture"]
+        raise RuntimeError(f"leakscope {' '.join(args)}: exit {status}")
+    return out["capture"], out["heap_snapshot"]
 
 
 def run_steps(binary, work, with_heap=True):
@@ -94,7 +99,7 @@ def run_steps(binary, work, with_heap=True):
     holder = Holder(work)
     steps = []
     try:
-        for i, (keep, spike) in enumerate(STEPS, start=1):
+        for keep, spike in STEPS:
             # Node names its heap snapshots to the second: a step a second
             # apart is one the join can place.
             time.sleep(1.1)
@@ -102,8 +107,9 @@ def run_steps(binary, work, with_heap=True):
             if spike:
                 holder.send(f"spike {spike}")
             ss = ss_established(holder.pid)
-            cap = capture(binary, holder.pid, work)
-            heap = holder.heap_snapshot() if with_heap else None
+            cap, heap = capture(binary, holder, with_heap)
+            if with_heap and not (heap and os.path.getsize(heap) > 0):
+                raise RuntimeError(f"capture --signal USR2 --wait gave no heap snapshot: {heap!r}")
             steps.append((cap, heap, ss))
             if spike:
                 holder.send("drop")
