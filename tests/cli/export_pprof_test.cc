@@ -431,6 +431,33 @@ TEST(ExportPprof, LiveFullModeSnapshotOfTheExampleMatchesShowAndTheFile) {
   EXPECT_EQ(p.string_table(static_cast<int>(p.mapping(0).build_id())), snap["process"]["build_id"]);
 }
 
+// A raw profile from another machine: its executable's path does not exist
+// here, so its frames are module+offset until --binary names the file.
+TEST(ExportPprof, BinaryFlagSymbolizesARawProfileFromElsewhere) {
+  TempDir dir;
+  const auto profiles = fixtureProfiles("full", dir.path());
+  ASSERT_FALSE(profiles.empty());
+  const std::string fixture = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope-heap-fixture";
+  std::string text = readFile(profiles.back());
+  for (std::size_t at = 0; (at = text.find(fixture, at)) != std::string::npos;) {
+    text.replace(at, fixture.size(), "/opt/elsewhere/leakscope-heap-fixture");
+  }
+  const std::string moved = dir.path() + "/moved.heap";
+  writeFile(moved, text);
+  const auto without = topFlat(dir.path(), {exportOf(dir.path(), moved, "", "without.pb.gz")});
+  EXPECT_FALSE(without.count("::leakyRemember"));
+  const std::string out = dir.path() + "/with.pb.gz";
+  const CliRun r = leakscope({"export", "--format", "pprof", out, moved, "--binary", fixture});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto with = topFlat(dir.path(), {out});
+  ASSERT_TRUE(with.count("::leakyRemember"));
+  EXPECT_EQ(with.at("::leakyRemember"), 6291456) << "6 rounds of 1 MiB, exact";
+  const pp::Profile p = decode(out);
+  EXPECT_EQ(p.string_table(static_cast<int>(p.mapping(0).filename())),
+            "/opt/elsewhere/leakscope-heap-fixture")
+      << "the mapping keeps the path the profile names";
+}
+
 // ---- bad input: one line, exit 2, no file left behind ----------------------
 
 void expectOneLineError(const CliRun& r, const std::string& contains) {
