@@ -12,6 +12,9 @@ packages=(
   nlohmann-json3-dev
   # the CLI's gzip-compressed inputs
   zlib1g-dev
+  # `leakscope export --format pprof`: libprotobuf, protoc and pprof's published
+  # profile.proto; go (`go tool pprof`) reads the exports in the tests
+  libprotobuf-dev protobuf-compiler golang-github-google-pprof-dev golang-go
   # command lines of leakscope, pushdaemon, pushdaemon-admin, leakscope-example
   libcli11-dev
   # tests and benchmarks

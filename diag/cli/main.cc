@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "export_pprof.h"
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
 #include "leakscope/analysis/join.h"
@@ -50,6 +51,8 @@ Commands:
   report     one self-contained HTML page with charts (--html OUT.html)
   retainers  V8 heap snapshot: how the objects of a class are held
              (--class NAME)
+  export     a heap profile for go tool pprof, Pyroscope or Parca
+             (--format pprof OUT.pb.gz INPUT [--base BASE])
   run        start a program with the preload agent: snapshots of a daemon
              that was never rebuilt (leakscope run -- CMD ARGS...)
   capture    snapshot a running process from the outside (PID): sockets,
@@ -206,6 +209,28 @@ Example:
   leakscope retainers Heap.20261130.031502.4242.0.007.heapsnapshot --class ClientHttp2Session
 )";
 
+const char* kExportHelp = R"(Usage: leakscope export --format pprof OUT.pb.gz INPUT [--base BASE]
+
+Writes the heap profile of INPUT (a leakscope snapshot with a heap section,
+or a raw gperftools profile, symbolized as show does) as pprof's gzipped
+profile.proto, for go tool pprof, Grafana Pyroscope or Parca. Sample types
+inuse_objects and inuse_space (the default), plus alloc_objects and
+alloc_space for full profiles; a sampled profile's values are unsampled
+estimates, as show prints them. A snapshot's tracked kinds are samples of
+their own types, tracked_objects and tracked_space, labelled kind=NAME.
+With --base, the growth from BASE to INPUT per stack (negative where it
+shrank): the same as `go tool pprof -base BASE.pb.gz INPUT.pb.gz` and as
+leakscope diff BASE INPUT.
+
+Options:
+  --format pprof    the output format (pprof is the one there is)
+  --base BASE       write the growth since BASE (of the same kind as INPUT)
+
+Example:
+  leakscope export --format pprof heap.pb.gz app.000007.lsnap
+  go tool pprof -top heap.pb.gz
+)";
+
 // Binary units only, as the snapshots, the metrics and systemd's MemoryMax=
 // count: K = KiB = 1024. "GB" is refused rather than guessed: it means 10^9
 // to some (Kubernetes, disk vendors) and 2^30 to others, and a limit 7% off
@@ -264,6 +289,9 @@ struct Args {
   std::optional<std::size_t> width;  // --width; else the terminal's
   bool skip_bad = false;
   std::string class_name;  // retainers --class
+  std::string format;      // export --format
+  std::string output;      // export: OUT, its first positional argument
+  std::string base;        // export --base
   la::RenderOptions render;
   la::TrendOptions trend;
   std::vector<std::string> inputs;
@@ -276,6 +304,7 @@ int runTrend(Session& session);
 int runSockets(Session& session);
 int runReport(Session& session);
 int runRetainers(Session& session);
+int runExport(Session& session);
 
 // One entry per command: the name CLI11 registers it under (in this order),
 // its help text, how many inputs it takes (`inputs` names that in the usage
@@ -295,9 +324,10 @@ const Command kCommands[] = {
     {"trend", kTrendHelp, 3, SIZE_MAX, "three or more inputs", runTrend},
     {"sockets", kSocketsHelp, 1, SIZE_MAX, "one or more inputs", runSockets},
     {"report", kReportHelp, 2, SIZE_MAX, "two or more inputs", runReport},
-    {"retainers", kRetainersHelp, 1, 1, "one input", runRetainers}};
+    {"retainers", kRetainersHelp, 1, 1, "one input", runRetainers},
+    {"export", kExportHelp, 1, 1, "OUT.pb.gz and one input", runExport}};
 
-constexpr const char* kCommandList = "(show, diff, trend, sockets, report, retainers)";
+constexpr const char* kCommandList = "(show, diff, trend, sockets, report, retainers, export)";
 
 const Command* findCommand(const std::string& name) {
   for (const Command& c : kCommands) {
@@ -311,7 +341,7 @@ const Command* findCommand(const std::string& name) {
 // list, the minimum), one line.
 void addOptions(CLI::App& cmd, Args& a) {
   const std::string name = cmd.get_name();
-  const bool thresholds = name != "show" && name != "retainers";
+  const bool thresholds = name != "show" && name != "retainers" && name != "export";
   const bool series = name == "trend" || name == "report";
   cmd.add_flag("--json", a.json);
   if (series || name == "sockets") cmd.add_flag("--skip-bad", a.skip_bad);
@@ -324,6 +354,10 @@ void addOptions(CLI::App& cmd, Args& a) {
   cmd.add_option("--binary", a.binary);
   if (name == "report") cmd.add_option("--html", a.html);
   if (name == "retainers") cmd.add_option("--class", a.class_name);
+  if (name == "export") {
+    cmd.add_option("--format", a.format);
+    cmd.add_option("--base", a.base);
+  }
   if (thresholds) {
     cmd.add_option_function<std::string>("--min-objects", [&a](const std::string& v) {
       a.trend.thresholds.min_objects = parseCount("--min-objects", v, 1);
@@ -379,6 +413,24 @@ std::string helpText(const std::string& command) {
   return c != nullptr ? std::string(c->help) + kCommonOptions : kMainHelp;
 }
 
+// What a command requires beyond its options, said before the count of
+// inputs is checked (in run). export's OUT is its first positional
+// argument; the inputs follow.
+void commandArgs(Args& a) {
+  if (a.command == "report" && a.html.empty()) throw UsageError{"report needs --html OUT.html"};
+  if (a.command == "retainers" && a.class_name.empty()) {
+    throw UsageError{"retainers needs --class NAME (a class as 'leakscope show' lists it)"};
+  }
+  if (a.command != "export") return;
+  if (a.format.empty()) throw UsageError{"export needs --format pprof"};
+  if (a.format != "pprof") {
+    throw UsageError{"export: unknown --format '" + a.format + "' (pprof is the one there is)"};
+  }
+  if (a.inputs.empty()) throw UsageError{"export needs OUT.pb.gz and INPUT; see --help"};
+  a.output = a.inputs.front();
+  a.inputs.erase(a.inputs.begin());
+}
+
 Parsed parse(int argc, char** argv) {
   Parsed p;
   Args& a = p.args;
@@ -428,11 +480,7 @@ Parsed parse(int argc, char** argv) {
                      a.command + " --help"};
   }
   a.render.width = a.width.has_value() ? *a.width : viewWidth();
-  // Said before the count of inputs is checked (in run).
-  if (a.command == "report" && a.html.empty()) throw UsageError{"report needs --html OUT.html"};
-  if (a.command == "retainers" && a.class_name.empty()) {
-    throw UsageError{"retainers needs --class NAME (a class as 'leakscope show' lists it)"};
-  }
+  commandArgs(a);
   return p;
 }
 
@@ -832,6 +880,35 @@ int runRetainers(Session& session) {
   return present(
       a, false, [&] { return la::retainersCommandJson(s, a.class_name, paths); },
       [&](std::ostream& out) { la::renderRetainers(out, s, a.class_name, paths, a.render); });
+}
+
+// The heap profile of one input (minus --base's) as a gzipped
+// profile.proto, written whole or not at all (writeFileReplacing).
+int runExport(Session& session) {
+  const Args& a = session.a;
+  const la::Snapshot target = session.load(session.inputs.paths[0], 0, a.base.empty() ? 1 : 2);
+  std::optional<la::Snapshot> base;
+  if (!a.base.empty()) base = session.load(a.base, 1, 2);
+  auto pb = la::exportPprof(target, base ? &*base : nullptr, session.symbols);
+  if (!pb) throw InputFailure{pb.error().message};
+  if (auto written = la::writeFileReplacing(a.output, *pb); !written.ok()) {
+    throw InputFailure{written.error().message};
+  }
+  const std::string what = std::string(target.heap.exact() ? "full" : "sampled") + " heap profile" +
+                           (base ? ", growth since " + a.base : "");
+  return present(
+      a, false,
+      [&] {
+        return nlohmann::json{{"command", "export"},
+                              {"format", "pprof"},
+                              {"output", a.output},
+                              {"input", target.path},
+                              {"base", base ? nlohmann::json(a.base) : nlohmann::json()},
+                              {"suspects", nlohmann::json::array()}};
+      },
+      [&](std::ostream& out) {
+        out << "wrote " << la::printable(a.output) << " (pprof, " << la::printable(what) << ")\n";
+      });
 }
 
 int run(const Args& a) {

@@ -1,12 +1,13 @@
 // libFuzzer target: what `load` reads — format detection (byte order mark,
 // the formats named in errors), gzip inflation with its limit, the streaming
-// snapshot reader — then every analysis over what it accepted. Any crash,
-// sanitizer report or hang is a bug.
+// snapshot reader — then every analysis and the pprof export over what it
+// accepted. Any crash, sanitizer report or hang is a bug.
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
 #include <string_view>
 
+#include "export_pprof.h"
 #include "leakscope/analysis/analysis.h"
 #include "leakscope/analysis/input.h"
 #include "leakscope/analysis/runs.h"
@@ -39,5 +40,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       << la::runsJson(r, symbols, {}).dump()
       << la::renderHtmlReport(la::singleRun(t), c, k, symbols, {})
       << la::renderHtmlReport(r, c, k, symbols, {});
+  // The pprof export, alone and as a growth profile (refused when there is
+  // no heap profile: that must be an error, not a crash).
+  const la::Snapshot* bases[] = {nullptr, &other};
+  for (const la::Snapshot* base : bases) {
+    auto pb = la::exportPprof(*s, base, symbols);
+    if (pb) out << pb->size();
+  }
   return 0;
 }

@@ -98,4 +98,12 @@ void finishHeap(Heap& heap) {
   }
 }
 
+void markMainModule(Heap& heap, std::string_view path, const std::string& build_id) {
+  auto it = std::find_if(heap.modules.begin(), heap.modules.end(),
+                         [&](const HeapModule& m) { return m.path == path; });
+  if (it == heap.modules.end()) return;
+  if (it->build_id.empty()) it->build_id = build_id;
+  std::rotate(heap.modules.begin(), it, it + 1);
+}
+
 }  // namespace leakscope::analysis

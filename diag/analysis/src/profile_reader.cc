@@ -116,6 +116,8 @@ class OfflineSymbolizer {
       if (!added && m.offset == 0) it->second = m.start;
       modules_.push_back({m.start, m.end, m.path});
     }
+    main_path_ = main_path;
+    base_ = base;
     if (dwfl_ == nullptr) return;
     dwfl_report_begin(dwfl_.get());
     for (const auto& [path, b] : base) {
@@ -130,14 +132,34 @@ class OfflineSymbolizer {
       // libdwfl reads the descriptor it is given and owns it once the module
       // is reported; it never opens the path itself.
       const std::string& file = use_binary ? binary : path;
-      if (dwfl_report_elf(dwfl_.get(), path.c_str(), file.c_str(), fd->get(), b, false) !=
-          nullptr) {
+      Dwfl_Module* dm =
+          dwfl_report_elf(dwfl_.get(), path.c_str(), file.c_str(), fd->get(), b, false);
+      if (dm != nullptr) {
         (void)fd->release();
+        build_ids_[path] = buildId(dm);
       }
     }
     dwfl_report_end(dwfl_.get(), nullptr, nullptr);
     std::sort(modules_.begin(), modules_.end(),
               [](const Module& a, const Module& b) { return a.start < b.start; });
+  }
+
+  // The mapped files, main program first (the first file mapping of
+  // /proc/PID/maps), with the build id of the file symbolized from.
+  std::vector<HeapModule> heapModules() const {
+    std::vector<HeapModule> out;
+    for (const auto& [path, b] : base_) {
+      HeapModule h{baseName(path), path, b, 0, ""};
+      for (const Module& m : modules_) {
+        if (m.path == path) h.limit = std::max(h.limit, m.end);
+      }
+      if (auto it = build_ids_.find(path); it != build_ids_.end()) h.build_id = it->second;
+      out.push_back(std::move(h));
+    }
+    auto main = std::find_if(out.begin(), out.end(),
+                             [&](const HeapModule& h) { return h.path == main_path_; });
+    if (main != out.end()) std::rotate(out.begin(), main, main + 1);
+    return out;
   }
 
   // `with_line`: also look up file:line (the costly part; callers ask only
@@ -195,6 +217,23 @@ class OfflineSymbolizer {
   Dwfl_Callbacks callbacks_{};
   std::unique_ptr<Dwfl, DwflDeleter> dwfl_;
   std::vector<Module> modules_;
+  std::string main_path_;
+  std::map<std::string, std::uint64_t> base_;               // path -> load address
+  std::unordered_map<std::string, std::string> build_ids_;  // path -> hex, files read here
+
+  static std::string buildId(Dwfl_Module* dm) {
+    const unsigned char* bits = nullptr;
+    GElf_Addr vaddr = 0;
+    const int n = dwfl_module_build_id(dm, &bits, &vaddr);
+    std::string hex;
+    static constexpr char kDigits[] = "0123456789abcdef";
+    for (int i = 0; i < n; ++i) {
+      hex += kDigits[bits[i] >> 4];
+      hex += kDigits[bits[i] & 15];
+    }
+    return hex;
+  }
+
   struct Symbol {
     std::uint64_t start = 0;
     std::uint64_t size = 0;
@@ -330,6 +369,7 @@ Result<Snapshot> parseProfileText(std::string_view text, const std::string& path
   StackInterner stacks(sym, symbols);
 
   Snapshot s = profileSnapshot(path, p);
+  s.heap.modules = sym.heapModules();
   std::unordered_map<StackId, std::size_t> index;
   for (const core::HeapRecord& r : p.records) {
     const StackId stack = stacks.intern(r.stack);

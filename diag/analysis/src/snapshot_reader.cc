@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "char_source.h"
@@ -211,6 +212,7 @@ class Builder {
       site.alloc_bytes += r.alloc_bytes;
     }
     finishHeap(s_.heap);
+    markMainModule(s_.heap, s_.process.exe, s_.process.build_id);
     std::sort(s_.kinds.begin(), s_.kinds.end(),
               [](const TrackedKind& a, const TrackedKind& b) { return a.name < b.name; });
     return true;
@@ -389,8 +391,10 @@ class Builder {
     fi.function = f.str("function");
     fi.file = f.str("file");
     fi.line = static_cast<int>(std::clamp<std::int64_t>(f.i64("line"), 0, INT32_MAX));
-    fi.module = baseName(f.str("module"));
+    const std::string module = f.str("module");
+    fi.module = baseName(module);
     fi.module_offset = f.hex("module_offset");
+    noteModule(module, f.hex("address"), fi.module_offset);
     if (!error.empty()) return false;
     if (id < 0 || static_cast<std::uint64_t>(id) != index) {
       return fail("heap.frames[" + std::to_string(index) + "].id: " + std::to_string(id) +
@@ -428,6 +432,17 @@ class Builder {
     return error.empty();
   }
 
+  // The frames' modules, for pprof mappings: where each was loaded (a
+  // frame's address minus its offset) and how far its frames reach.
+  void noteModule(const std::string& path, std::uint64_t address, std::uint64_t offset) {
+    if (path.empty()) return;
+    auto [it, added] = module_index_.try_emplace(path, s_.heap.modules.size());
+    if (added) s_.heap.modules.push_back(HeapModule{baseName(path), path, 0, 0, ""});
+    HeapModule& m = s_.heap.modules[it->second];
+    if (m.start == 0 && address >= offset) m.start = address - offset;
+    if (address < UINT64_MAX) m.limit = std::max(m.limit, address + 1);
+  }
+
   struct RawSite {
     double inuse_objects = 0, inuse_bytes = 0, alloc_objects = 0, alloc_bytes = 0;
     std::vector<std::uint64_t> frames;
@@ -445,6 +460,7 @@ class Builder {
   std::vector<std::vector<TrackedObject>> pending_objects_;
   std::vector<StringId> frames_;
   std::vector<RawSite> raw_sites_;
+  std::unordered_map<std::string, std::size_t> module_index_;  // path -> heap.modules
 };
 
 // SAX events → small JSON values → Builder.

@@ -105,6 +105,17 @@ struct HeapSite {
   double alloc_bytes = 0;
 };
 
+// A file the profiled process had mapped, as far as the input tells: what a
+// pprof export's mappings are made of. Frames name it by `name`, the base
+// name (FrameInfo::module).
+struct HeapModule {
+  std::string name;
+  std::string path;
+  std::uint64_t start = 0;  // where its file offset 0 was mapped; 0 when unknown
+  std::uint64_t limit = 0;  // end of its highest mapping (or frame) seen
+  std::string build_id;     // hex; "" when the input does not say
+};
+
 struct Heap {
   bool available = false;
   std::string reason;  // why not available
@@ -114,6 +125,9 @@ struct Heap {
   double inuse_bytes = 0;  // sum of sites (estimated when sampled)
   double alloc_bytes = 0;
   std::vector<HeapSite> sites;  // one per stack, sorted by inuse_bytes descending
+  // The mapped files the frames lie in, the main executable first when the
+  // input says which it is.
+  std::vector<HeapModule> modules;
   bool exact() const { return mode == "full"; }
 };
 

@@ -17,6 +17,11 @@ namespace leakscope::analysis {
 // line (error messages).
 std::string printable(std::string_view text, bool keep_newlines = false);
 
+// `text` with each byte that is not part of valid UTF-8 replaced by U+FFFD:
+// for formats whose strings must be UTF-8 (profile.proto), where a library
+// path or symbol from a profile may not be.
+std::string validUtf8(std::string_view text);
+
 // The JSON text of `j` (indent as nlohmann's dump). Text that is not UTF-8
 // (a file name, a library path from a profile) is replaced by U+FFFD rather
 // than throwing.
