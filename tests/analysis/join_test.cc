@@ -96,6 +96,36 @@ TEST(Join, PairsByPidAndNearestTime) {
   EXPECT_TRUE(r.notes.empty());
 }
 
+// `leakscope capture --signal --wait` writes its capture after the dump is
+// complete, seconds later for a big heap, and names the heap snapshot's file:
+// that pairs them, even when the previous step's capture is nearer in time,
+// and a capture taken with one heap snapshot never pairs with another.
+TEST(Join, ACaptureTakenWithAHeapSnapshotPairsWithIt) {
+  la::JoinBuilder b;
+  la::Snapshot h1 = heap(7, 0, 2);
+  la::Snapshot h2 = heap(7, 3, 4);
+  la::Snapshot c1 = capture(7, 2'500'000'000, 2, "c1.lsnap");  // 1.5 s after h1's second
+  c1.heap_snapshot_file = h1.path;
+  la::Snapshot c2 = capture(7, 6 * kSecond, 4, "c2.lsnap");  // 2 s after h2's second
+  c2.heap_snapshot_file = h2.path;
+  for (auto* s : {&c2, &h2, &c1, &h1}) b.add(*s);
+  const la::JoinResult r = b.finish();
+  ASSERT_EQ(r.pairs.size(), 2u);
+  EXPECT_EQ(r.pairs[0].capture_path, "c1.lsnap");
+  EXPECT_EQ(r.pairs[1].capture_path, "c2.lsnap");  // by time, c1 (0.5 s before) was nearer
+  EXPECT_DOUBLE_EQ(r.pairs[1].seconds_apart, 2.0);
+
+  // A third heap snapshot with no capture of its own does not take theirs.
+  la::JoinBuilder b2;
+  for (auto* s : {&c1, &h1}) b2.add(*s);
+  b2.add(heap(7, 2, 3));
+  const la::JoinResult r2 = b2.finish();
+  ASSERT_EQ(r2.pairs.size(), 1u);
+  EXPECT_EQ(r2.pairs[0].heap_path, h1.path);
+  ASSERT_EQ(r2.notes.size(), 1u);
+  EXPECT_NE(r2.notes[0].find("no capture of pid 7"), std::string::npos) << r2.notes[0];
+}
+
 // A heap snapshot whose name gives no pid joins only when the captures are
 // of one process.
 TEST(Join, AFileWithoutAPidJoinsOnlyOneCapturedProcess) {

@@ -253,6 +253,8 @@ TEST(CaptureCommand, SignalAndWaitYieldsACompleteNodeHeapSnapshotAndTheCapture) 
   EXPECT_EQ(printed["pid"], node.pid());
   const json doc = readJson(lsnap);
   EXPECT_EQ(doc["trigger"]["detail"], "leakscope capture, sent SIGUSR2");
+  // The file name that pairs the two in trend and report (join.h).
+  EXPECT_EQ(doc["trigger"]["heap_snapshot"], heap.substr(heap.rfind('/') + 1));
   // Complete: the V8 reader takes it whole.
   const Outcome shown = run({kLeakscope, "show", heap});
   EXPECT_EQ(shown.status, 0) << shown.err;

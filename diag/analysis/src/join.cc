@@ -46,6 +46,11 @@ std::string endpointOf(const std::string& group) {
   return group;
 }
 
+std::string baseName(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 std::string plural(std::int64_t n, const std::string& one, const std::string& many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
@@ -69,7 +74,8 @@ void JoinBuilder::add(const Snapshot& s) {
     heaps_.push_back({s.path, s.process.pid, s.taken_unix_ns, named ? kNodeNameResolutionNs : 0,
                       s.v8.socket_classes, s.v8.tcp_handles});
   } else if (isCapture(s)) {
-    captures_.push_back({s.path, s.process.pid, s.taken_unix_ns, tcpGroups(s)});
+    captures_.push_back(
+        {s.path, s.process.pid, s.taken_unix_ns, s.heap_snapshot_file, tcpGroups(s)});
   }
 }
 
@@ -79,12 +85,26 @@ std::int64_t JoinBuilder::distance(const Heap& h, const Capture& c) {
   return std::max<std::int64_t>(0, c.taken_unix_ns - (h.taken_unix_ns + h.resolution_ns));
 }
 
+// `leakscope capture --signal --wait` writes its capture after the heap
+// snapshot is complete, which takes seconds for a big heap: the file name it
+// records pairs the two where times could not.
+const JoinBuilder::Capture* JoinBuilder::captureFor(const Heap& h, std::int64_t pid) const {
+  const std::string file = baseName(h.path);
+  for (const Capture& c : captures_) {
+    if (c.pid == pid && c.heap_file == file) return &c;
+  }
+  return nearest(h, pid);
+}
+
 // Of captures equally near (several in the second a Node file name gives),
-// the earliest: `leakscope capture --signal` captures before it signals.
+// the earliest. A capture taken with another heap snapshot of the series
+// belongs to that one.
 const JoinBuilder::Capture* JoinBuilder::nearest(const Heap& h, std::int64_t pid) const {
+  std::set<std::string> heap_files;
+  for (const Heap& other : heaps_) heap_files.insert(baseName(other.path));
   const Capture* best = nullptr;
   for (const Capture& c : captures_) {
-    if (c.pid != pid) continue;
+    if (c.pid != pid || (!c.heap_file.empty() && heap_files.contains(c.heap_file))) continue;
     const bool nearer =
         best == nullptr || distance(h, c) < distance(h, *best) ||
         (distance(h, c) == distance(h, *best) && c.taken_unix_ns < best->taken_unix_ns);
@@ -107,7 +127,7 @@ JoinResult JoinBuilder::finish() const {
     // be placed when the captures are of one process.
     std::int64_t pid = h->pid;
     if (pid == 0 && captured.size() == 1) pid = *captured.begin();
-    const Capture* c = pid == 0 ? nullptr : nearest(*h, pid);
+    const Capture* c = pid == 0 ? nullptr : captureFor(*h, pid);
     if (c == nullptr) {
       r.notes.push_back(h->path + ": not joined: " +
                         (pid == 0 ? "its name gives no pid (Node's Heap.*.PID.*.heapsnapshot) and "

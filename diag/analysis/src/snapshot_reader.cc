@@ -294,6 +294,7 @@ class Builder {
     s_.trigger = f.str("reason");
     const std::string detail = f.str("detail");
     if (!detail.empty()) s_.trigger += " (" + detail + ")";
+    s_.heap_snapshot_file = f.str("heap_snapshot");
   }
 
   void readProcess(const json& v) {

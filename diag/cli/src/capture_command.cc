@@ -222,7 +222,7 @@ int capture(const CaptureArgs& a) {
     heap = DumpWait(*target, a, *sig).run();
     detail += ", sent " + core::signalName(*sig);
   }
-  auto info = target->write(a.out, detail);
+  auto info = target->write(a.out, detail, heap);
   if (!info.ok()) throw CaptureFailure{info.error().message};
   print(a, *info, heap);
   return 0;

@@ -128,7 +128,11 @@ Result<bool> Capture::holdsOpen(const std::string& path) const {
   return false;
 }
 
-Result<SnapshotInfo> Capture::write(const std::string& dir, std::string_view detail) const {
+Result<SnapshotInfo> Capture::write(const std::string& dir, std::string_view detail,
+                                    std::string_view heap_snapshot) const {
+  const std::size_t slash = heap_snapshot.rfind('/');
+  const std::string_view heap_file =
+      slash == std::string_view::npos ? heap_snapshot : heap_snapshot.substr(slash + 1);
   SnapshotFiles files(dir, name_, 0, 0);
   const auto t0 = std::chrono::steady_clock::now();
   return files.write([&](JsonWriter& w, SnapshotInfo& info) -> Status {
@@ -139,7 +143,7 @@ Result<SnapshotInfo> Capture::write(const std::string& dir, std::string_view det
       return alive() ? accessError(pid_, sockets.error()) : Error{Errc::kIo, exitedMessage(pid_)};
     auto stats = readProcessStats(pid_);
     if (!stats.ok() || !alive()) return Error{Errc::kIo, exitedMessage(pid_)};
-    writeHead(w, info.sequence, name_, kCaptureReason, detail);
+    writeHead(w, info.sequence, name_, kCaptureReason, detail, heap_file);
     writeProcess(w, stats, pid_);
     writeUnavailableParts(w);
     info.sockets = writeSockets(w, sockets, PeerNames{}, {});

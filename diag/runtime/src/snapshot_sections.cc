@@ -30,7 +30,7 @@ std::string utcString(std::int64_t unix_ns) {
 }  // namespace
 
 void writeHead(JsonWriter& w, std::uint64_t sequence, std::string_view name,
-               std::string_view reason, std::string_view detail) {
+               std::string_view reason, std::string_view detail, std::string_view heap_snapshot) {
   const std::int64_t unix_ns = clockNs(CLOCK_REALTIME);
   const std::int64_t mono_ns = clockNs(CLOCK_MONOTONIC);
   w.beginObject()
@@ -44,7 +44,9 @@ void writeHead(JsonWriter& w, std::uint64_t sequence, std::string_view name,
       .field("monotonic_ns", mono_ns)
       .field("utc", utcString(unix_ns))
       .endObject();
-  w.key("trigger").beginObject().field("reason", reason).field("detail", detail).endObject();
+  w.key("trigger").beginObject().field("reason", reason).field("detail", detail);
+  if (!heap_snapshot.empty()) w.field("heap_snapshot", heap_snapshot);
+  w.endObject();
 }
 
 void writeProcess(JsonWriter& w, const Result<ProcessStats>& stats, int pid) {

@@ -20,9 +20,11 @@ namespace leakscope::diag {
 
 // Opens the document's object and writes everything before "process".
 // `reason` is trigger.reason ("signal", ..., "capture"); `detail` is written
-// verbatim, so never put a secret in it.
+// verbatim, so never put a secret in it. `heap_snapshot` (a capture's): the
+// file name of the heap snapshot taken with it, as trigger.heap_snapshot.
 void writeHead(JsonWriter& w, std::uint64_t sequence, std::string_view name,
-               std::string_view reason, std::string_view detail);
+               std::string_view reason, std::string_view detail,
+               std::string_view heap_snapshot = {});
 // "process": the figures of `stats`, and the memory limit of process `pid`
 // (0 = this one); when `stats` is an error, the pid and the error's message.
 void writeProcess(JsonWriter& w, const Result<ProcessStats>& stats, int pid);

@@ -70,9 +70,13 @@ class JoinBuilder {
     std::string path;
     std::int64_t pid = 0;
     std::int64_t taken_unix_ns = 0;
+    std::string heap_file;  // the heap snapshot taken with it (trigger.heap_snapshot), if any
     std::vector<JoinSocketGroup> groups;
   };
   static std::int64_t distance(const Heap& h, const Capture& c);
+  // The capture taken with `h` (it names h's file), else the nearest of its
+  // pid that was not taken with another of the heap snapshots.
+  const Capture* captureFor(const Heap& h, std::int64_t pid) const;
   const Capture* nearest(const Heap& h, std::int64_t pid) const;
   std::vector<Heap> heaps_;
   std::vector<Capture> captures_;

@@ -213,6 +213,9 @@ struct Snapshot {
   std::int64_t taken_unix_ns = 0;  // raw profiles: the file's mtime
   std::string utc;
   std::string trigger;
+  // A capture's trigger.heap_snapshot: the file name of the V8 heap snapshot
+  // taken with it (`leakscope capture --signal --wait`); "" otherwise.
+  std::string heap_snapshot_file;
   ProcessInfo process;
   bool allocator_available = false;
   std::int64_t allocated_bytes = 0;

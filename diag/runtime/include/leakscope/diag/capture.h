@@ -48,8 +48,12 @@ class Capture {
 
   // Writes one capture into `dir` (created 0700 if missing). `detail` is
   // trigger.detail, verbatim. If the process exits before the file is
-  // complete, nothing is written and the error says so.
-  Result<SnapshotInfo> write(const std::string& dir, std::string_view detail) const;
+  // complete, nothing is written and the error says so. `heap_snapshot`: the
+  // path of the heap snapshot the process wrote just before (capture
+  // --signal --wait); its file name goes into trigger.heap_snapshot, so the
+  // join pairs the two however long the dump took.
+  Result<SnapshotInfo> write(const std::string& dir, std::string_view detail,
+                             std::string_view heap_snapshot = {}) const;
 
  private:
   Capture(int pid, std::uint64_t start_ticks, std::string name)
