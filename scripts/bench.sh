@@ -28,15 +28,24 @@
 #                               MEMLAB_TIMEOUT=1800 s. Snapshots are kept in
 #                               build/bench/v8/ (V8_BENCH_DIR) and reused;
 #                               --fresh rewrites them.
+#   scripts/bench.sh preload    leakscope run's agent in nginx (1 worker, TLS +
+#                               HTTP/2, heap sampled at the default period):
+#                               h2load requests/s with and without the agent
+#                               (and on tcmalloc alone), interleaved rounds
+#                               (LEAKSCOPE_BENCH_ROUNDS=5),
+#                               medians and ratio; the longest stall a snapshot
+#                               causes: a one-connection probe's slowest
+#                               request with a snapshot signal to the worker
+#                               every 200 ms vs without (PROBE_SECONDS=10)
 #
 # Builds build/ (RelWithDebInfo) first. Results go to stdout; progress to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; }
 suite="${1:-}"
 case "$suite" in
-  diag|diff|transport|e2e|v8) ;;
+  diag|diff|transport|e2e|v8|preload) ;;
   -h|--help) usage; exit 0 ;;
   *) usage >&2; echo "bench.sh: unknown suite '${suite}'" >&2; exit 2 ;;
 esac
@@ -55,6 +64,9 @@ elif [ "$suite" = diff ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope snapshot_gen >&2
 elif [ "$suite" = v8 ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope >&2
+elif [ "$suite" = preload ]; then
+  cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target leakscope leakscope_preload \
+    leakscope_preload_noheap >&2
 elif [ "$suite" = e2e ]; then
   cmake --build build -j"${LEAKSCOPE_JOBS:-2}" --target push_bench mock-push-server pushdaemon \
     pushdaemon-admin >&2
@@ -558,4 +570,133 @@ if [ "$suite" = v8 ]; then
     printf 'memlab_2gb_rss_mb=%.0f\n' "$rss_mb"
     printf 'memlab_2gb_named_leak=%s\n' "$ml_named"
   fi
+fi
+
+if [ "$suite" = preload ]; then
+  # Three nginx masters with one worker each, from the tests' configuration
+  # (tests/run/nginx/nginx.conf.in): one plain (glibc malloc), one on
+  # tcmalloc with sampling but no agent (what the allocator swap alone
+  # costs), one under leakscope run with the heap sampled (the realistic
+  # case). h2load goes round them, plain, tcmalloc, agent, each round.
+  ROUNDS="${LEAKSCOPE_BENCH_ROUNDS:-5}"
+  N="${LEAKSCOPE_BENCH_REQUESTS:-100000}"
+  C="${LEAKSCOPE_BENCH_CONNECTIONS:-4}"
+  M="${LEAKSCOPE_BENCH_STREAMS:-10}"
+  PROBE_SECONDS="${PROBE_SECONDS:-10}"
+  for tool in nginx h2load openssl python3 jq; do
+    command -v "$tool" > /dev/null || { echo "bench: the preload suite needs $tool" >&2; exit 1; }
+  done
+  work=$(mktemp -d /tmp/leakscope-bench.XXXXXX)
+  masters=()
+  cleanup() {
+    for p in "${masters[@]}"; do kill -TERM "$p" 2> /dev/null || true; done
+    for p in "${masters[@]}"; do wait "$p" 2> /dev/null || true; done
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+  # site NAME: $work/NAME with the page, a certificate and nginx.conf; prints its port.
+  site() {
+    local dir="$work/$1" port user=""
+    port=$(free_port)
+    mkdir -p "$dir/htdocs"
+    head -c 4096 /dev/zero | tr '\0' x > "$dir/htdocs/index.html"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+      -days 1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2> /dev/null
+    [ "$(id -u)" = 0 ] && user="user root root;"
+    sed -e "s|@DIR@|$dir|g; s|@PORT@|$port|g; s|@WORKERS@|1|g; s|@USER@|$user|g" \
+      -e "s|@LISTEN@| ssl http2|g" \
+      -e "s|@TLS@|ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem;|g" \
+      tests/run/nginx/nginx.conf.in > "$dir/nginx.conf"
+    echo "$port"
+  }
+  nginx_args() { echo "-p $work/$1 -c $work/$1/nginx.conf -e $work/$1/error.log"; }
+  # rps PORT [REQUESTS]: h2load's requests/s (0 and its output when a request failed).
+  rps() {
+    local n="${2:-$N}"
+    h2load -n "$n" -c "$C" -m "$M" -t 1 "https://127.0.0.1:$1/index.html" > "$work/h2load.out"
+    grep -q "$n succeeded" "$work/h2load.out" || { cat "$work/h2load.out" >&2; echo 0; return; }
+    sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$work/h2load.out"
+  }
+  serving() {
+    for _ in $(seq 100); do
+      h2load -n 1 "https://127.0.0.1:$1/index.html" 2> /dev/null | grep -q "1 succeeded" && return 0
+      sleep 0.1
+    done
+    echo "bench: nginx on port $1 does not serve" >&2
+    exit 1
+  }
+  median() { sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+
+  plain_port=$(site plain)
+  tcmalloc_port=$(site tcmalloc)
+  agent_port=$(site agent)
+  # shellcheck disable=SC2046
+  nginx $(nginx_args plain) 2> "$work/plain.err" &
+  masters+=($!)
+  # shellcheck disable=SC2046
+  LD_PRELOAD=libtcmalloc.so.4 TCMALLOC_SAMPLE_PARAMETER=524288 \
+    nginx $(nginx_args tcmalloc) 2> "$work/tcmalloc.err" &
+  masters+=($!)
+  # nginx uses USR1 and USR2 itself: the snapshot signal is RTMIN+3.
+  # shellcheck disable=SC2046
+  build/bin/leakscope run --snapshot-dir "$work/snaps" --signal RTMIN+3 -- \
+    nginx $(nginx_args agent) 2> "$work/agent.err" &
+  agent_master=$!
+  masters+=("$agent_master")
+  serving "$plain_port"; serving "$tcmalloc_port"; serving "$agent_port"
+  worker=$(pgrep -P "$agent_master" | head -1)
+  grep -q "libleakscope-preload.so" "/proc/$worker/maps" \
+    || { echo "bench: the agent is not in nginx's worker" >&2; exit 1; }
+
+  echo "bench: warm-up, then $ROUNDS rounds of h2load -n $N -c $C -m $M: plain, tcmalloc, agent" >&2
+  for port in "$plain_port" "$tcmalloc_port" "$agent_port"; do rps "$port" 10000 > /dev/null; done
+  : > "$work/plain.rps"; : > "$work/tcmalloc.rps"; : > "$work/agent.rps"
+  for _ in $(seq "$ROUNDS"); do
+    rps "$plain_port" >> "$work/plain.rps"
+    rps "$tcmalloc_port" >> "$work/tcmalloc.rps"
+    rps "$agent_port" >> "$work/agent.rps"
+  done
+  plain_rps=$(median < "$work/plain.rps")
+  tcmalloc_rps=$(median < "$work/tcmalloc.rps")
+  agent_rps=$(median < "$work/agent.rps")
+
+  echo "bench: stall probe, ${PROBE_SECONDS} s without snapshots, then with one every 200 ms" >&2
+  python3 tests/bench/preload_probe.py --tls "$agent_port" "$PROBE_SECONDS" > "$work/quiet.out"
+  python3 tests/bench/preload_probe.py --tls "$agent_port" "$PROBE_SECONDS" > "$work/snap.out" &
+  probe=$!
+  while kill -0 "$probe" 2> /dev/null; do kill -s RTMIN+3 "$worker"; sleep 0.2; done
+  wait "$probe"
+  get() { sed -n "s/^$1=//p" "$2"; }
+  quiet_max=$(get max_ms "$work/quiet.out")
+  snap_max=$(get max_ms "$work/snap.out")
+  snapshots=$(find "$work/snaps" -name "nginx.$worker.*.lsnap" | wc -l)
+  writer_max=$(jq -s 'map(.writer.duration_seconds) | max' "$work/snaps"/nginx."$worker".*.lsnap)
+  heap_sites=$(jq '.heap.sites | length' "$(ls "$work/snaps"/nginx."$worker".*.lsnap | tail -1)")
+
+  printf 'preload_requests=%s\npreload_connections=%s\npreload_streams=%s\npreload_rounds=%s\n' \
+    "$N" "$C" "$M" "$ROUNDS"
+  printf 'preload_plain_rps_rounds=%s\n' "$(paste -sd, "$work/plain.rps")"
+  printf 'preload_tcmalloc_rps_rounds=%s\n' "$(paste -sd, "$work/tcmalloc.rps")"
+  printf 'preload_agent_rps_rounds=%s\n' "$(paste -sd, "$work/agent.rps")"
+  printf 'preload_plain_rps=%.0f\npreload_tcmalloc_rps=%.0f\npreload_agent_rps=%.0f\n' \
+    "$plain_rps" "$tcmalloc_rps" "$agent_rps"
+  # With the agent against without it (nginx on its own glibc malloc): the goal is >= 0.97.
+  printf 'preload_rps_ratio=%.3f\n' "$(echo "$agent_rps / $plain_rps" | bc -l)"
+  # The same, split: tcmalloc with sampling alone, and the agent on top of it.
+  printf 'preload_tcmalloc_vs_plain=%.3f\n' "$(echo "$tcmalloc_rps / $plain_rps" | bc -l)"
+  printf 'preload_agent_vs_tcmalloc=%.3f\n' "$(echo "$agent_rps / $tcmalloc_rps" | bc -l)"
+  printf 'probe_requests_quiet=%s\nprobe_requests_snapshots=%s\n' "$(get requests "$work/quiet.out")" \
+    "$(get requests "$work/snap.out")"
+  printf 'probe_p50_ms_quiet=%s\nprobe_p50_ms_snapshots=%s\n' "$(get p50_ms "$work/quiet.out")" \
+    "$(get p50_ms "$work/snap.out")"
+  printf 'probe_p99_ms_quiet=%s\nprobe_p99_ms_snapshots=%s\n' "$(get p99_ms "$work/quiet.out")" \
+    "$(get p99_ms "$work/snap.out")"
+  printf 'probe_max_ms_quiet=%s\nprobe_max_ms_snapshots=%s\n' "$quiet_max" "$snap_max"
+  # The slowest request with snapshots minus the slowest without: what the
+  # snapshots added to the worst case (it can be below the writer's time: the
+  # worker only waits for the snapshot thread where they share a core or a lock).
+  printf 'snapshot_stall_ms_max=%.3f\n' "$(echo "$snap_max - $quiet_max" | bc -l)"
+  printf 'snapshots=%s\nsnapshot_heap_sites=%s\n' "$snapshots" "$heap_sites"
+  printf 'snapshot_writer_ms_max=%.1f\n' "$(echo "$writer_max * 1000" | bc -l)"
 fi

@@ -28,9 +28,10 @@ packages=(
   chromium
   # wired in by the transport and daemon issues
   libnghttp2-dev nghttp2-client libssl-dev libevent-dev
-  # leakscope run's tests: a program on jemalloc (the allocator clash) and a
-  # third-party daemon under the agent (nghttpd, with h2load's traffic)
-  libjemalloc-dev nghttp2-server
+  # leakscope run's tests: a program on jemalloc (the allocator clash) and
+  # third-party daemons under the agent, with h2load's traffic (nghttpd on
+  # its jemalloc; nginx on the agent's tcmalloc, also scripts/bench.sh preload)
+  libjemalloc-dev nghttp2-server nginx-light
   default-libmysqlclient-dev mariadb-server
   # pushdaemon: its TOML configuration file (toml++, with line numbers for errors)
   libtomlplusplus-dev

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_support.h"
+#include "third_party.h"
 
 namespace leakscope {
 namespace {
@@ -19,22 +20,11 @@ namespace {
 using nlohmann::json;
 using testing::Child;
 using testing::eventually;
+using testing::makeCert;
+using testing::onPath;
 using testing::TempDir;
 
 const std::string kLeakscope = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope";
-
-bool onPath(const std::string& tool) {
-  Child which({"/usr/bin/which", tool});
-  return which.wait() == 0;
-}
-
-// A self-signed key and certificate for 127.0.0.1, made by the openssl CLI.
-bool makeCert(const std::string& dir) {
-  Child req({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1",
-             "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem"});
-  return req.wait(30000) == 0;
-}
 
 TEST(RunNghttpd, ServesH2loadTrafficWithSnapshotsOnItsOwnAllocator) {
   if (!onPath("nghttpd") || !onPath("h2load")) {

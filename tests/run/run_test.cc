@@ -340,6 +340,37 @@ TEST(Run, BadInputIsOneLineAndExit2) {
   }
 }
 
+// The agent's variables set by hand (a systemd unit), one of them bad: one
+// line on stderr naming the variable, and the program runs as if the agent
+// were not there (no snapshot directory, no handler for the signal).
+TEST(Agent, ABadVariableIsOneLineAndTheAgentStaysOff) {
+  const std::string preload =
+      std::string("libtcmalloc.so.4:") + LEAKSCOPE_BIN_DIR + "/../lib/libleakscope-preload.so";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"LEAKSCOPE_SIGNAL=USR9", "LEAKSCOPE_SIGNAL: signal 'USR9': not a signal name"},
+      {"LEAKSCOPE_INTERVAL=soon", "LEAKSCOPE_INTERVAL: duration 'soon'"},
+      {"LEAKSCOPE_KEEP=ten", "LEAKSCOPE_KEEP='ten': expected a whole number"},
+      {"LEAKSCOPE_HEAP=most", "LEAKSCOPE_HEAP: heap mode 'most' is not one of"},
+  };
+  for (const auto& [bad, says] : cases) {
+    TempDir tmp;
+    const std::string dir = tmp.path() + "/snaps";
+    Child child({program("allocating")},
+                {"LD_PRELOAD=" + preload, "LEAKSCOPE_SNAPSHOT_DIR=" + dir, bad});
+    const int pid = pidIn(child.waitForLine("allocating pid="));
+    ASSERT_EQ(pid, child.pid()) << bad << ": " << child.err();
+    const std::string err = child.err();
+    EXPECT_TRUE(err.starts_with("leakscope: allocating (pid " + std::to_string(pid) + "): " + says))
+        << err;
+    EXPECT_TRUE(err.ends_with("; the agent stays off\n")) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_FALSE(fs::exists(dir)) << bad;
+    // No handler for SIGUSR2: its default action ends the program.
+    kill(pid, SIGUSR2);
+    EXPECT_EQ(child.wait(), 128 + SIGUSR2) << bad;
+  }
+}
+
 TEST(Run, HelpExplainsWithAnExample) {
   const Ran r = leakscope({"run", "--help"});
   EXPECT_EQ(r.status, 0);

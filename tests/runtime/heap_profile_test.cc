@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 namespace leakscope::diag {
@@ -44,6 +45,26 @@ TEST(HeapProfiler, SampledCaptureSeesALiveAllocationSite) {
   }
   EXPECT_GT(estimated, 0.5 * 64 * 256 * 1024);
   EXPECT_LT(estimated, 2.0 * 64 * 256 * 1024);
+#endif
+}
+
+// A program may clear its environment after start (nginx's workers keep only
+// TZ): tcmalloc samples on with the period it read, and so do snapshots.
+TEST(HeapProfiler, SamplingOutlivesTheEnvironmentItStartedWith) {
+#ifndef LEAKSCOPE_WITH_TCMALLOC
+  GTEST_SKIP() << "this build does not use tcmalloc";
+#else
+  const char* set = std::getenv("TCMALLOC_SAMPLE_PARAMETER");
+  ASSERT_NE(set, nullptr) << "ctest sets TCMALLOC_SAMPLE_PARAMETER for this test";
+  const std::string saved = set;
+  const std::int64_t period = activeSamplePeriod();
+  ASSERT_GT(period, 0);
+  ASSERT_EQ(unsetenv("TCMALLOC_SAMPLE_PARAMETER"), 0);
+  const std::int64_t after = activeSamplePeriod();
+  auto text = HeapProfiler(HeapMode::kSampled, "").captureText();
+  ASSERT_EQ(setenv("TCMALLOC_SAMPLE_PARAMETER", saved.c_str(), 1), 0);
+  EXPECT_EQ(after, period);
+  EXPECT_TRUE(text.ok()) << text.error().message;
 #endif
 }
 

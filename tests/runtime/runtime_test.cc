@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -258,6 +259,76 @@ TEST(Runtime, Sigusr2AfterShutdownDoesNotKillTheProcess) {
   struct sigaction now {};
   sigaction(SIGUSR2, nullptr, &now);
   EXPECT_EQ(now.sa_handler, SIG_IGN);
+}
+
+extern "C" void programsOwnHandler(int) {}
+
+// A program that installs its own handler for the snapshot signal while the
+// Runtime lives keeps it: the destructor puts the old disposition back only
+// while the Runtime's own handler is the one in place.
+TEST(Runtime, AHandlerTheProgramInstalledSinceIsKeptAtDestruction) {
+  TempDir tmp;
+  struct sigaction before {};
+  ASSERT_EQ(sigaction(SIGUSR2, nullptr, &before), 0);
+  {
+    Config c;
+    c.snapshot_dir = tmp.path() + "/snaps";
+    c.heap_mode = HeapMode::kOff;
+    c.metrics_address = "";
+    Runtime rt(c);
+    struct sigaction own {};
+    own.sa_handler = programsOwnHandler;
+    sigemptyset(&own.sa_mask);
+    ASSERT_EQ(sigaction(SIGUSR2, &own, nullptr), 0);
+  }
+  struct sigaction now {};
+  ASSERT_EQ(sigaction(SIGUSR2, nullptr, &now), 0);
+  ASSERT_EQ(sigaction(SIGUSR2, &before, nullptr), 0);  // for the tests after this one
+  EXPECT_EQ(now.sa_handler, programsOwnHandler);
+}
+
+// A listening TCP socket on 127.0.0.1:`port` among this process's fds.
+bool listensOn(int port) {
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(e.path().filename().string());
+    int accepting = 0;
+    socklen_t len = sizeof accepting;
+    sockaddr_in a{};
+    socklen_t alen = sizeof a;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting != 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &alen) == 0 && a.sin_family == AF_INET &&
+        ntohs(a.sin_port) == port) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The /metrics port stays the parent's: a fork()ed child that abandons the
+// Runtime (the preload agent's workers) keeps no copy of the listening
+// socket, so a child outliving its parent does not hold the port; the
+// parent still serves.
+TEST(Runtime, AbandonedInAForkedChildItClosesOnlyTheChildsListeningSocket) {
+  Config c;
+  c.heap_mode = HeapMode::kOff;
+  c.metrics_address = "127.0.0.1:0";
+  auto rt = std::make_unique<Runtime>(c);
+  const std::string address = rt->metricsAddress();
+  ASSERT_FALSE(address.empty());
+  const int port = std::stoi(address.substr(address.rfind(':') + 1));
+  ASSERT_TRUE(listensOn(port));
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    Runtime::abandonAfterFork(std::move(rt));
+    _exit(listensOn(port) ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the child still listens on " << address;
+  EXPECT_TRUE(listensOn(port));
+  EXPECT_TRUE(httpGet(address, "/metrics").has_value());
 }
 
 TEST(Runtime, OnlyOneMayExist) {

@@ -99,7 +99,7 @@ void log(const std::string& line) {
 diag::Result<diag::Config> configFrom(const core::AgentSettings& s) {
   if (s.snapshot_dir.empty()) {
     return diag::Error{diag::Errc::kInvalidArgument,
-                       std::string(core::kEnvSnapshotDir) + " is not set: the agent stays off"};
+                       std::string(core::kEnvSnapshotDir) + " is not set"};
   }
   auto mode = diag::parseHeapMode(s.heap);
   if (!mode.ok()) {
@@ -148,13 +148,10 @@ __attribute__((constructor)) void agentStart() {
   if (settings.ok() && !settings->follow_exec) dropFromPreload();
   g_agent = new Agent;  // never freed: see agent.h
   g_agent->program = diag::defaultSnapshotName();
-  if (!settings.ok()) {
-    log(settings.error().message + "; the agent stays off");
-    return;
-  }
-  auto config = configFrom(*settings);
+  // One line, naming the variable; the program runs as if we were not here.
+  auto config = settings.ok() ? configFrom(*settings) : settings.error();
   if (!config.ok()) {
-    log(config.error().message);
+    log(config.error().message + "; the agent stays off");
     return;
   }
   g_agent->config = std::move(*config);

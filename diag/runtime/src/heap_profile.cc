@@ -35,7 +35,9 @@ Result<HeapMode> parseHeapMode(std::string_view name) {
                "heap mode '" + std::string(name) + "' is not one of: sampled, full, off"};
 }
 
-std::int64_t activeSamplePeriod() {
+namespace {
+
+std::int64_t samplePeriodInEnvironment() {
 #ifdef LEAKSCOPE_WITH_TCMALLOC
   const char* v = std::getenv("TCMALLOC_SAMPLE_PARAMETER");
   if (v == nullptr) return 0;
@@ -47,6 +49,22 @@ std::int64_t activeSamplePeriod() {
   return 0;
 #endif
 }
+
+}  // namespace
+
+// Read once, as tcmalloc reads it: a program may clear its environment later
+// (nginx's workers keep only TZ), and tcmalloc samples on with the period it
+// started with.
+std::int64_t activeSamplePeriod() {
+  static const std::int64_t at_start = samplePeriodInEnvironment();
+  return at_start;
+}
+
+namespace {
+// ...and read at load time at the latest, before any main: whichever comes
+// first, this or a constructor's call (the preload agent's), reads it.
+[[maybe_unused]] const std::int64_t g_read_at_load = activeSamplePeriod();
+}  // namespace
 
 void primeHeapSampler() {
 #ifdef LEAKSCOPE_WITH_TCMALLOC

@@ -157,6 +157,12 @@ class HttpServer::Impl {
   Status bind(std::string_view address);
   Status run();
   const std::string& address() const { return address_; }
+  // By number, not through the listener: libevent's lock may have been held
+  // by the loop thread at the fork, and that thread is not in the child.
+  void closeListenerInForkedChild() {
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    listen_fd_ = -1;
+  }
 
  private:
   struct Conn {
@@ -193,6 +199,7 @@ class HttpServer::Impl {
   const Handler handler_;
   const Log log_;
   std::string address_;
+  int listen_fd_ = -1;  // the listener's socket, owned by listener_
   ThrottledLog full_log_, fd_log_, accept_log_, timeout_log_, head_log_;
   core::UniqueFd stop_read_, stop_write_;
   // Teardown order (reverse of declaration) matters: the connections'
@@ -259,7 +266,8 @@ Status HttpServer::Impl::bind(std::string_view address) {
     return Error{Errc::kIo, "cannot listen on " + a + ": " + std::strerror(errno)};
   }
   evconnlistener_set_error_cb(listener_.get(), &Impl::onAcceptError);
-  address_ = boundAddress(evconnlistener_get_fd(listener_.get()));
+  listen_fd_ = evconnlistener_get_fd(listener_.get());
+  address_ = boundAddress(listen_fd_);
   return Ok{};
 }
 
@@ -495,6 +503,8 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() = default;
 
 const std::string& HttpServer::address() const { return impl_->address(); }
+
+void HttpServer::closeListenerInForkedChild() { impl_->closeListenerInForkedChild(); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(std::string_view address,
                                                       const HttpLimits& limits, Handler handler,

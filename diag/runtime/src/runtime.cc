@@ -356,6 +356,8 @@ void Runtime::abandonAfterFork(std::unique_ptr<Runtime> r) {
   g_signal_fd.store(-1);
   g_handlers_in_flight.store(0);
   if (r->snapshot_thread_ != nullptr) r->snapshot_thread_->closePipeInChild();
+  // The port is the parent's: a worker that outlives it must not hold it.
+  if (r->http_ != nullptr) r->http_->closeListenerInForkedChild();
   g_runtime_alive.store(false);
   // Never destroyed: ~SnapshotThread would join a thread that is not here.
   [[maybe_unused]] Runtime* leaked = r.release();

@@ -28,7 +28,9 @@ const char* heapModeName(HeapMode mode);
 Result<HeapMode> parseHeapMode(std::string_view name);
 
 // The sampling period tcmalloc runs with in this process (from the
-// environment it started with); 0 when sampling is off.
+// environment it started with, read at load time: clearing or changing
+// TCMALLOC_SAMPLE_PARAMETER later changes neither tcmalloc nor this); 0 when
+// sampling is off.
 std::int64_t activeSamplePeriod();
 
 // For mode `sampled`: if this process was not started with

@@ -76,6 +76,13 @@ class HttpServer {
   // "127.0.0.1:PORT" / "[::1]:PORT" as bound.
   const std::string& address() const;
 
+  // In the child of a fork(): closes the child's copy of the listening
+  // socket, so that a child outliving its parent does not keep the port
+  // (the parent's copy stays open and serving). Nothing else is touched: the
+  // server's thread is not in the child, and the object must then be
+  // abandoned, never used or destroyed there (Runtime::abandonAfterFork).
+  void closeListenerInForkedChild();
+
  private:
   class Impl;
   explicit HttpServer(std::unique_ptr<Impl> impl);

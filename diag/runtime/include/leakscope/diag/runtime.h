@@ -106,8 +106,9 @@ class Runtime {
   // For the child of a fork(), which has no threads but the caller: gives
   // `r` up without its destructor (its snapshot thread exists only in the
   // parent: joining it would fail) so that a new Runtime can start. Its pipe
-  // is closed; the object itself and a /metrics server's memory are left
-  // behind on purpose (freeing them would run code that expects the threads).
+  // and the child's copy of the /metrics listening socket are closed; the
+  // object itself and the /metrics server's memory are left behind on
+  // purpose (freeing them would run code that expects the threads).
   // The preload agent calls it from its pthread_atfork child handler.
   static void abandonAfterFork(std::unique_ptr<Runtime> r);
 
