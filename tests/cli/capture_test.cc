@@ -293,7 +293,7 @@ void expectOneLineError(const Outcome& r, const std::string& what) {
   EXPECT_EQ(r.status, 2) << r.out << r.err;
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_TRUE(r.err.starts_with("leakscope: ")) << r.err;
+  EXPECT_TRUE(r.err.starts_with("leakscope capture: ")) << r.err;
   EXPECT_NE(r.err.find(what), std::string::npos) << "want '" << what << "' in: " << r.err;
 }
 

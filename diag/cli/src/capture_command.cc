@@ -237,9 +237,9 @@ int captureMain(const std::vector<std::string>& args) {
     std::cout << kCaptureHelp;
     return 0;
   } catch (const CLI::ParseError& e) {
-    return failLine(std::string(e.what()) + "; see leakscope capture --help");
+    return failLine("capture", std::string(e.what()) + "; see leakscope capture --help");
   } catch (const CaptureFailure& e) {
-    return failLine(e.message);
+    return failLine("capture", e.message);
   }
 }
 

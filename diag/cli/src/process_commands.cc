@@ -22,8 +22,8 @@ const ProcessCommand* findProcessCommand(const std::string& name) {
   return nullptr;
 }
 
-int failLine(const std::string& message) {
-  std::cerr << "leakscope: " << analysis::printable(message) << "\n";
+int failLine(const std::string& command, const std::string& message) {
+  std::cerr << "leakscope " << command << ": " << analysis::printable(message) << "\n";
   return 2;
 }
 

@@ -27,8 +27,8 @@ int runCommand(const std::vector<std::string>& args);
 extern const std::vector<ProcessCommand> kProcessCommands;
 const ProcessCommand* findProcessCommand(const std::string& name);
 
-// "leakscope: MESSAGE" on stderr as one printable line; returns 2 (the usage
-// or process error exit status), as main's errors do.
-int failLine(const std::string& message);
+// "leakscope COMMAND: MESSAGE" on stderr as one printable line; returns 2
+// (the usage or process error exit status), as main's errors do.
+int failLine(const std::string& command, const std::string& message);
 
 }  // namespace leakscope::cli

@@ -71,7 +71,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kExitUsage = 2;
 
 struct RunOptions {
   core::AgentSettings agent;
@@ -179,10 +178,8 @@ std::vector<std::string> environmentFor(const Plan& plan) {
   return out;
 }
 
-int fail(const std::string& message) {
-  std::cerr << "leakscope run: " << message << "\n";
-  return kExitUsage;
-}
+// One printable line (a command named with a newline stays one line).
+int fail(const std::string& message) { return failLine("run", message); }
 
 // Settles the options that need more than CLI11's checks; "" when fine.
 std::string settle(RunOptions& o) {
