@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,13 @@ struct Fixture {
     return -1;
   }
 };
+
+// Frames drawn with a name (not the root, not "other").
+std::size_t named(const la::FlameTree& t) {
+  return static_cast<std::size_t>(
+      std::count_if(t.frames.begin(), t.frames.end(),
+                    [](const la::FlameFrame& f) { return f.frame.has_value(); }));
+}
 
 TEST(FlameTree, WidthIsTheGrowthOfTheStacksThroughAFrameAllocatingFunctionFirst) {
   Fixture x;
@@ -128,10 +136,7 @@ TEST(FlameTree, TinyFramesAndFramesBeyondTheCapFoldIntoOtherPerParent) {
   la::FlameOptions few;
   few.max_frames = 3;
   const la::FlameTree capped = buildFlameTree(x.c, x.symbols, la::FlameSide::kGrown, few);
-  std::size_t named = 0;
-  for (const la::FlameFrame& f : capped.frames)
-    if (f.frame) ++named;
-  EXPECT_EQ(named, 3u);
+  EXPECT_EQ(named(capped), 3u);
   const long medium = x.child(capped, 0, "medium");
   ASSERT_GE(medium, 0);
   const auto& under_medium = capped.frames[static_cast<std::size_t>(medium)].children;
@@ -151,10 +156,7 @@ TEST(FlameTree, ManyStacksStayUnderTheCap) {
   la::FlameOptions all;
   all.min_share = 0;
   const la::FlameTree t = buildFlameTree(x.c, x.symbols, la::FlameSide::kGrown, all);
-  std::size_t named = 0;
-  for (const la::FlameFrame& f : t.frames)
-    if (f.frame) ++named;
-  EXPECT_EQ(named, all.max_frames);
+  EXPECT_EQ(named(t), all.max_frames);
   EXPECT_EQ(t.folded, 3 * 3000u - all.max_frames);
   const std::string page = renderFlameSection(x.c, x.symbols);
   EXPECT_LT(page.size(), 2'000'000u);
