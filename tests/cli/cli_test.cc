@@ -1025,6 +1025,151 @@ TEST(ReportHtml, IsSelfContainedAndRendersTheSuspectsChartsInHeadlessChromium) {
   EXPECT_EQ(image.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
 }
 
+// ---- the flame graph (issue #16 part 3) ----
+
+// One frame of a flame graph as the browser left it after the page's script.
+struct DomFrame {
+  std::string cls, id, name, style;
+  double width = 0;
+};
+
+// Attribute `name` of the tag text `tag` ("" when absent).
+std::string attrOf(const std::string& tag, const std::string& name) {
+  auto at = tag.find(" " + name + "=\"");
+  if (at == std::string::npos) return {};
+  at += name.size() + 3;
+  return tag.substr(at, tag.find('"', at) - at);
+}
+
+// The frames of the flame graph `svg_id` in the dumped DOM, in page order.
+std::vector<DomFrame> flameFrames(const std::string& dom, const std::string& svg_id) {
+  std::vector<DomFrame> out;
+  const auto start = dom.find("id=\"" + svg_id + "\"");
+  if (start == std::string::npos) return out;
+  const auto end = dom.find("</svg>", start);
+  for (auto at = dom.find("<g class=\"", start); at < end; at = dom.find("<g class=\"", at + 1)) {
+    // A frame's tag ends where its tooltip starts (labels may hold '>').
+    const std::string tag = dom.substr(at, dom.find("><title>", at) - at);
+    const auto rect = dom.find("<rect ", at);
+    DomFrame f{attrOf(tag, "class"), attrOf(tag, "id"), attrOf(tag, "data-n"),
+               attrOf(tag, "style")};
+    f.width = std::stod(attrOf(dom.substr(rect, dom.find('>', rect) - rect), "width"));
+    out.push_back(f);
+  }
+  return out;
+}
+
+// The widest frame below the root.
+const DomFrame* widest(const std::vector<DomFrame>& frames) {
+  const DomFrame* best = nullptr;
+  for (const DomFrame& f : frames) {
+    if (f.cls.find("root") != std::string::npos) continue;
+    if (best == nullptr || f.width > best->width) best = &f;
+  }
+  return best;
+}
+
+// The report of real gperftools profiles (the heap fixture, full mode) in
+// headless Chromium: the graph renders, the leaking function is its widest
+// frame, #search= highlights it with its share, #zoom= makes it fill the
+// width and hides what is not under it; a screenshot in the artifacts.
+TEST(ReportHtml, FlameGraphShowsTheLeakWidestAndSearchesAndZoomsInHeadlessChromium) {
+  ASSERT_FALSE(chromium().empty()) << "chromium is not installed (scripts/setup.sh installs it)";
+  TempDir dir;
+  const FixtureRun f = runFixture("full", dir.path());
+  ASSERT_EQ(f.profiles.size(), 6u);
+  const std::string html = dir.path() + "/report.html";
+  std::vector<std::string> args = {"report", "--html", html};
+  args.insert(args.end(), f.profiles.begin(), f.profiles.end());
+  const CliRun r = leakscope(args, dir.path());
+  ASSERT_EQ(r.status, 1) << r.err;
+  const std::string url = "file://" + html;
+
+  const CliRun plain = browse(url, {"--dump-dom"}, dir.path() + "/profile");
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  EXPECT_NE(plain.out.find("data-flame-ready=\"1\""), std::string::npos);
+  const std::vector<DomFrame> frames = flameFrames(plain.out, "flame-grown");
+  ASSERT_GT(frames.size(), 3u) << plain.out.substr(0, 3000);
+  const DomFrame* leak = widest(frames);
+  ASSERT_NE(leak, nullptr);
+  EXPECT_EQ(leak->name.rfind("(anonymous namespace)::leakyRemember()", 0), 0u) << leak->name;
+  EXPECT_GT(leak->width, 0.5 * 1200) << "5 MiB of about 7.4 MiB growth";
+
+  const CliRun found =
+      browse(url + "#search=leakyRemember", {"--dump-dom"}, dir.path() + "/profile");
+  ASSERT_EQ(found.status, 0) << found.err;
+  std::size_t matches = 0;
+  for (const DomFrame& g : flameFrames(found.out, "flame-grown")) {
+    const bool match = g.cls.find("match") != std::string::npos;
+    if (match) ++matches;
+    EXPECT_EQ(match, g.id == leak->id) << g.name;
+  }
+  EXPECT_EQ(matches, 1u);
+  // Five rounds of 1 MiB between the first and the last profile, exactly.
+  EXPECT_NE(found.out.find("data-matched-bytes=\"5242880\""), std::string::npos);
+  EXPECT_NE(found.out.find("Matched: 5.0 MiB of "), std::string::npos);
+
+  const CliRun zoomed = browse(url + "#zoom=" + leak->id, {"--dump-dom"}, dir.path() + "/profile");
+  ASSERT_EQ(zoomed.status, 0) << zoomed.err;
+  std::size_t hidden = 0;
+  for (const DomFrame& g : flameFrames(zoomed.out, "flame-grown")) {
+    if (g.id == leak->id) {
+      EXPECT_GE(g.width, 1199.0) << "the zoomed frame fills the width";
+    }
+    if (g.style.find("display: none") != std::string::npos) ++hidden;
+  }
+  EXPECT_GT(hidden, 0u) << "boundedCache's frames are not under leakyRemember";
+
+  const std::string artifacts = std::string(LEAKSCOPE_BIN_DIR) + "/../test-artifacts";
+  ::mkdir(artifacts.c_str(), 0755);
+  const std::string png = artifacts + "/flame.png";
+  std::remove(png.c_str());
+  const CliRun shot =
+      browse(url + "#search=leakyRemember",
+             {"--screenshot=" + png, "--window-size=1280,2000", "--hide-scrollbars"},
+             dir.path() + "/profile");
+  ASSERT_EQ(shot.status, 0) << shot.err;
+  EXPECT_EQ(readFile(png).substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+}
+
+// A function named like markup in a leakscope snapshot (the golden leak
+// series, renamed): shown as text, its script never runs, and the page's own
+// still does; the leaking allocation is still the widest frame.
+TEST(ReportHtml, FlameGraphShowsAFunctionNamedScriptAsTextInHeadlessChromium) {
+  ASSERT_FALSE(chromium().empty()) << "chromium is not installed (scripts/setup.sh installs it)";
+  TempDir dir;
+  const std::string real = "example::allocateReceiveBuffer(unsigned long)";
+  const std::string evil =
+      "<script>document.body.setAttribute('data-pwned','1')</script><img src=x "
+      "onerror=document.body.setAttribute('data-pwned','2')>";
+  std::vector<std::string> args = {"report", "--html", dir.path() + "/report.html"};
+  for (const std::string& golden : series(kData + "/leak")) {
+    std::string text = readFile(golden);
+    const auto at = text.find("\"function\":\"" + real + "\"");
+    ASSERT_NE(at, std::string::npos) << golden;
+    text.replace(at + 12, real.size(), evil);
+    const std::string copy = dir.path() + "/" + std::filesystem::path(golden).filename().string();
+    writeFile(copy, text);
+    args.push_back(copy);
+  }
+  const CliRun r = leakscope(args, dir.path());
+  ASSERT_EQ(r.status, 1) << r.err;
+  const CliRun dom =
+      browse("file://" + dir.path() + "/report.html", {"--dump-dom"}, dir.path() + "/profile");
+  ASSERT_EQ(dom.status, 0) << dom.err;
+  const auto body = dom.out.find("<body");
+  ASSERT_NE(body, std::string::npos);
+  const std::string body_tag = dom.out.substr(body, dom.out.find('>', body) - body);
+  EXPECT_EQ(body_tag.find("data-pwned"), std::string::npos) << body_tag;
+  EXPECT_NE(body_tag.find("data-flame-ready=\"1\""), std::string::npos) << body_tag;
+  const std::vector<DomFrame> frames = flameFrames(dom.out, "flame-grown");
+  const DomFrame* leak = widest(frames);
+  ASSERT_NE(leak, nullptr) << dom.out.substr(0, 3000);
+  // Shown as its text (the DOM dump re-escapes what it must).
+  EXPECT_NE(leak->name.find("document.body.setAttribute('data-pwned','1')"), std::string::npos)
+      << leak->name;
+}
+
 // Issue #13 item 8: the page says which process (pid, executable, host, build
 // id) the snapshots come from, puts them on a wall-clock time axis, names the
 // memory limit and when the RSS trend reaches it, and says how many survivors

@@ -9,40 +9,15 @@
 #include <iterator>
 #include <sstream>
 
+#include "flame_graph.h"
+#include "html.h"
 #include "render.h"
 
 namespace leakscope::analysis {
 namespace {
 
-// Text for HTML: control characters and invalid UTF-8 shown escaped (as in
-// the terminal views), then the HTML metacharacters as entities.
-std::string esc(const std::string& raw) {
-  const std::string s = printable(raw);
-  std::string o;
-  o.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        o += "&amp;";
-        break;
-      case '<':
-        o += "&lt;";
-        break;
-      case '>':
-        o += "&gt;";
-        break;
-      case '"':
-        o += "&quot;";
-        break;
-      case '\'':
-        o += "&#39;";
-        break;
-      default:
-        o += c;
-    }
-  }
-  return o;
-}
+// The page's one escaping rule (html.h), under the short name the writers use.
+std::string esc(const std::string& raw) { return htmlText(raw); }
 
 std::string fixed(double v, int digits = 1) {
   char buf[48];
@@ -698,6 +673,7 @@ std::string renderHtmlReport(const RunsResult& r, const Comparison& c, const Soc
   writeSuspects(h, r, symbols);
   writeUncertain(h, r);
   writeNotPersisted(h, r);
+  h << renderFlameSection(c, symbols);
   writeComparison(h, c, o);
   if (mixed != nullptr) writeJoin(h, mixed->join);
   writeSockets(h, s, o);
