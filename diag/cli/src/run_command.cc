@@ -71,7 +71,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 struct RunOptions {
   core::AgentSettings agent;
   std::string signal = "USR2";
