@@ -460,7 +460,8 @@ Parsed parse(int argc, char** argv) {
     return p;
   }
   if (version) {
-    p.print = std::string("leakscope ") + LEAKSCOPE_VERSION + " (reads snapshot format version " +
+    p.print = std::string("leakscope ") + LEAKSCOPE_VERSION +
+              " (reads snapshot format versions 1 to " +
               std::to_string(leakscope::core::kSnapshotVersion) + ")\n";
     return p;
   }

@@ -548,10 +548,10 @@ TEST(BadInput, NewerSnapshotVersionIsRefusedNamingBothVersions) {
   std::string text = readFile(kData + "/clean/leakscope-example.000001.lsnap");
   const auto at = text.find("\"version\":1");
   ASSERT_NE(at, std::string::npos);
-  text.replace(at, 11, "\"version\":2");
-  writeFile(dir.path() + "/v2.lsnap", text);
-  expectInputError(dir.path() + "/v2.lsnap",
-                   "snapshot version 2 is newer than this leakscope reads \\(version 1\\)");
+  text.replace(at, 11, "\"version\":3");
+  writeFile(dir.path() + "/v3.lsnap", text);
+  expectInputError(dir.path() + "/v3.lsnap",
+                   "snapshot version 3 is newer than this leakscope reads \\(version 2\\)");
 }
 
 TEST(BadInput, WrongTypesAreNamedByJsonPath) {
