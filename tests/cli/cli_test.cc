@@ -731,7 +731,9 @@ TEST(V8, BadInputToRetainersIsOneLineAndExit2) {
   const CliRun lsnap =
       leakscope({"retainers", "--class", "X", kData + "/leak/leakscope-example.000002.lsnap"}, "/");
   EXPECT_EQ(lsnap.status, 2);
-  EXPECT_NE(lsnap.err.find("retainers reads V8 heap snapshots"), std::string::npos) << lsnap.err;
+  EXPECT_NE(lsnap.err.find("retainers --class reads V8 heap snapshots"), std::string::npos)
+      << lsnap.err;
+  EXPECT_NE(lsnap.err.find("(use --kind NAME)"), std::string::npos) << lsnap.err;
   const CliRun missing = leakscope({"retainers", v8}, "/");
   EXPECT_EQ(missing.status, 2);
   EXPECT_NE(missing.err.find("retainers needs --class NAME"), std::string::npos) << missing.err;
