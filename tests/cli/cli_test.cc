@@ -723,6 +723,43 @@ TEST(V8, ShowListsClassesAndRetainersPrintsTheirPaths) {
   EXPECT_NE(paths[0]["path"].get<std::string>().find("Foo"), std::string::npos) << paths[0];
 }
 
+// retainers --kind: a tracked kind's declared owners, in the V8 view's shape.
+TEST(Retainers, KindPrintsTheDeclaredOwnersFromTheRootByShape) {
+  const std::string file =
+      std::string(LEAKSCOPE_TEST_DATA) + "/hostile/accept/owner-loops-and-dangling-owners.lsnap";
+  const CliRun r = leakscope({"retainers", "--json", "--kind", "b", file}, "/");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["kind"], "b");
+  EXPECT_EQ(j["objects"], 2);
+  EXPECT_EQ(j["retainers"], json::parse(R"([{"count":1,"path":"(gone) \u2192 b"},
+                                            {"count":1,"path":"(owner loop) \u2192 a \u2192 b"}])"));
+  const CliRun text = leakscope({"retainers", "--width", "0", "--kind", "a", file}, "/");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("  1 of 2: (owner loop) \u2192 b \u2192 a\n"), std::string::npos)
+      << text.out;
+}
+
+TEST(Retainers, KindAndClassAreForTheirOwnInputsAndOneIsNeeded) {
+  const std::string v8 = std::string(LEAKSCOPE_TEST_DATA) + "/v8/node7.heapsnapshot";
+  const std::string lsnap = kData + "/leak/leakscope-example.000002.lsnap";
+  const CliRun on_v8 = leakscope({"retainers", "--kind", "x", v8}, "/");
+  EXPECT_EQ(on_v8.status, 2);
+  EXPECT_NE(on_v8.err.find("retainers --kind reads leakscope snapshots; this is a "
+                           "v8-heapsnapshot (use --class NAME)"),
+            std::string::npos)
+      << on_v8.err;
+  const CliRun both = leakscope({"retainers", "--kind", "x", "--class", "y", lsnap}, "/");
+  EXPECT_EQ(both.status, 2);
+  EXPECT_NE(both.err.find("one of them"), std::string::npos) << both.err;
+  const CliRun unknown = leakscope({"retainers", "--kind", "nope", lsnap}, "/");
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.err.find("no tracked kind 'nope'"), std::string::npos) << unknown.err;
+  for (const CliRun* r : {&on_v8, &both, &unknown}) {
+    EXPECT_EQ(std::count(r->err.begin(), r->err.end(), '\n'), 1) << r->err;
+  }
+}
+
 TEST(V8, BadInputToRetainersIsOneLineAndExit2) {
   const std::string v8 = std::string(LEAKSCOPE_TEST_DATA) + "/v8/node7.heapsnapshot";
   const CliRun unknown = leakscope({"retainers", "--class", "Nope", v8}, "/");
