@@ -1034,6 +1034,12 @@ TEST(ReportHtml, IsSelfContainedAndRendersTheSuspectsChartsInHeadlessChromium) {
   EXPECT_NE(page.find("data-name=\"example.connection\""), std::string::npos);
   EXPECT_NE(page.find("id=\"comparison\""), std::string::npos);
   EXPECT_NE(page.find("id=\"sockets\""), std::string::npos);
+  // The verdict's first line is the top of the chain: the connections that
+  // hold the growing sockets.
+  EXPECT_NE(page.find("id=\"verdict\"><span class=\"chain-top\">example.connection +19 per "
+                      "interval, holds 1 ESTABLISHED socket each</span><br>5 leak suspect(s)"),
+            std::string::npos)
+      << page.substr(page.find("id=\"verdict\""), 300);
 
   ASSERT_FALSE(chromium().empty()) << "chromium is not installed (scripts/setup.sh installs it)";
   // The DOM after load: the page's script counts the chart lines the browser
