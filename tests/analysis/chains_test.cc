@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -203,6 +205,33 @@ TEST(Chains, AnOwnerLoopBetweenSuspectsIsReportedNotFollowed) {
   bool noted = false;
   for (const auto& n : t.notes) noted = noted || n.rfind("owner loop: ", 0) == 0;
   EXPECT_TRUE(noted);
+}
+
+TEST(Chains, ADeepChainOfSuspectsIsCutIntoChainsOfBoundedDepth) {
+  // Kind kN's object is held by k(N+1)'s: 200 suspects in one line.
+  std::vector<Obj> v;
+  std::vector<la::Suspect> suspects;
+  for (std::uint64_t i = 1; i <= 200; ++i) {
+    v.push_back({"k" + std::to_string(i), i, i < 200 ? i + 1 : 0});
+    suspects.push_back({la::Group::kTracked, "k" + std::to_string(i), "", 1, 0, std::nullopt});
+  }
+  la::SymbolTable sy;
+  const la::Snapshot s = parse(snapshotText(v), sy);
+  const la::Ownership own(s, sy);
+  std::vector<std::string> notes;
+  const auto chains = la::buildChains(suspects, own, [](std::size_t) { return ""; }, notes);
+  std::vector<int> seen(suspects.size(), 0);
+  std::size_t deepest = 0;
+  for (const auto& c : chains) {
+    for (const auto& m : c.members) {
+      ++seen[m.suspect];
+      deepest = std::max(deepest, m.depth);
+    }
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 200);  // each in exactly one chain
+  EXPECT_EQ(deepest, 64u);
+  EXPECT_EQ(chains.size(), 4u);  // 200 = 3 x 65 + 5
+  EXPECT_TRUE(notes.empty());
 }
 
 TEST(Chains, WithoutOwnersEverySuspectIsAChainOfItsOwn) {

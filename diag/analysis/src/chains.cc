@@ -1,6 +1,7 @@
 #include "leakscope/analysis/chains.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <set>
 #include <unordered_set>
@@ -165,6 +166,10 @@ class ChainBuilder {
   }
 
   void cutLoops(std::vector<std::string>& notes);
+  // A chain of suspects deeper than kMaxDepth (a file may declare any) is
+  // cut into chains of at most that depth, so that no walk, recursion or
+  // summary grows with it.
+  void cutDeepChains();
   std::vector<Chain> chains(const Ownership& own,
                             const std::function<std::string(std::size_t)>& growth);
 
@@ -215,6 +220,27 @@ void ChainBuilder::cutLoops(std::vector<std::string>& notes) {
                     suspects_[top].name);
     parent_[top].reset();
   }
+}
+
+void ChainBuilder::cutDeepChains() {
+  const std::size_t n = suspects_.size();
+  constexpr std::size_t kUnknown = SIZE_MAX;
+  std::vector<std::size_t> depth(n, kUnknown);
+  std::vector<std::size_t> path;
+  for (std::size_t i = 0; i < n; ++i) {
+    // Up to a top or a suspect whose depth is known (no loops are left).
+    std::size_t cur = i;
+    while (depth[cur] == kUnknown && parent_[cur]) {
+      path.push_back(cur);
+      cur = *parent_[cur];
+    }
+    if (depth[cur] == kUnknown) depth[cur] = 0;
+    for (auto it = path.rbegin(); it != path.rend(); ++it) depth[*it] = depth[*parent_[*it]] + 1;
+    path.clear();
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (depth[i] > 0 && depth[i] % (kMaxDepth + 1) == 0) parent_[i].reset();
+  }
   for (std::size_t i = 0; i < n; ++i) {
     if (parent_[i]) children_[*parent_[i]].push_back(i);
   }
@@ -257,13 +283,15 @@ std::string ChainBuilder::branchText(std::size_t i, double each) const {
 std::vector<Chain> ChainBuilder::chains(const Ownership& own,
                                         const std::function<std::string(std::size_t)>& growth) {
   std::vector<std::size_t> tops;
+  std::vector<std::size_t> first(suspects_.size(), 0);
   for (std::size_t i = 0; i < suspects_.size(); ++i) {
     if (!parent_[i]) tops.push_back(i);
+    if (!parent_[i]) first[i] = firstOf(i);
   }
   // A chain that holds other suspects explains them: it comes first.
-  std::stable_sort(tops.begin(), tops.end(), [this](std::size_t a, std::size_t b) {
+  std::stable_sort(tops.begin(), tops.end(), [&](std::size_t a, std::size_t b) {
     if (children_[a].empty() != children_[b].empty()) return children_[b].empty();
-    return firstOf(a) < firstOf(b);
+    return first[a] < first[b];
   });
   std::vector<Chain> out;
   for (std::size_t top : tops) {
@@ -294,6 +322,7 @@ std::vector<Chain> buildChains(const std::vector<Suspect>& suspects, const Owner
                                std::vector<std::string>& notes) {
   ChainBuilder b(suspects, own);
   b.cutLoops(notes);
+  b.cutDeepChains();
   return b.chains(own, growth);
 }
 
