@@ -219,7 +219,8 @@ TEST(Chains, ADeepChainOfSuspectsIsCutIntoChainsOfBoundedDepth) {
   const la::Snapshot s = parse(snapshotText(v), sy);
   const la::Ownership own(s, sy);
   std::vector<std::string> notes;
-  const auto chains = la::buildChains(suspects, own, [](std::size_t) { return ""; }, notes);
+  const auto chains = la::buildChains(
+      suspects, own, [](std::size_t) { return ""; }, notes);
   std::vector<int> seen(suspects.size(), 0);
   std::size_t deepest = 0;
   for (const auto& c : chains) {

@@ -53,11 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const auto listening = la::listeningPorts(*s);
   for (const auto& sock : s->sockets) {
-    all.push_back({la::Group::kSocket, la::socketSeriesName(sock, listening), "", 1, 0,
-                   std::nullopt});
+    all.push_back(
+        {la::Group::kSocket, la::socketSeriesName(sock, listening), "", 1, 0, std::nullopt});
   }
   std::vector<std::string> notes;
-  for (const auto& ch : la::buildChains(all, own, [](std::size_t) { return std::string(); }, notes))
+  for (const auto& ch : la::buildChains(
+           all, own, [](std::size_t) { return std::string(); }, notes))
     out << ch.summary;
   // The pprof export, alone and as a growth profile (refused when there is
   // no heap profile: that must be an error, not a crash).

@@ -1,8 +1,8 @@
 #include "leakscope/analysis/chains.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <set>
 #include <unordered_set>
 
