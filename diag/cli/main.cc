@@ -137,6 +137,13 @@ survivors: object ids alive in every snapshot (with age, label and socket
 for tracked kinds); for a V8 class also the shortest retaining paths of its
 survivors in the last input, by shape.
 
+Suspects come in retainer chains: a tracked kind or socket group mostly held
+by another suspect's objects (owners the program declared, sockets by the
+fd their owner declared) is listed under it, and the chain's first line
+names its top with what it holds: "apns.provider +1 per interval, never
+destroyed, holds 3 apns.connection each -> 3 ESTABLISHED sockets each".
+Survivors say what holds them, up to a root (docs/cli.md, Retainer chains).
+
 Snapshots of several runs of the process (a restart: another pid or start
 time, or V8 object ids that go backwards) are judged run by run: a leak in any run is a suspect, a run of two
 inputs gets their comparison's suspects, and a last line says what the
