@@ -164,6 +164,34 @@ TEST(GoldenSnapshots, DiffCountsNewAndDeletedObjectsById) {
   EXPECT_NE(findSuspect(j, "tracked", "example.connection"), nullptr);
 }
 
+// Version-1 snapshots declare no owners, but every socket names the object
+// that declared its fd: diff and trend list the sockets under their kinds.
+TEST(GoldenSnapshots, DiffAndTrendChainTheSocketsUnderTheKindsThatHoldThem) {
+  const CliRun d = leakscope({"diff", "--json", "leak/leakscope-example.000001.lsnap",
+                              "leak/leakscope-example.000004.lsnap"});
+  const CliRun t =
+      leakscope({"trend", "--json", "leak/leakscope-example.000001.lsnap",
+                 "leak/leakscope-example.000002.lsnap", "leak/leakscope-example.000003.lsnap",
+                 "leak/leakscope-example.000004.lsnap"});
+  for (const CliRun* r : {&d, &t}) {
+    ASSERT_EQ(r->status, 1) << r->err;
+    const json j = json::parse(r->out);
+    ASSERT_EQ(j["chains"].size(), 3u) << j["chains"].dump(2);
+    const json& first = j["chains"][0];
+    ASSERT_EQ(first["members"].size(), 2u) << first.dump(2);
+    EXPECT_EQ(first["members"][0]["name"], "example.connection");
+    EXPECT_EQ(first["members"][1]["name"], "example-server ESTABLISHED");
+    EXPECT_EQ(first["members"][1]["depth"], 1);
+    EXPECT_EQ(first["members"][1]["each"], 1);
+    EXPECT_TRUE(first["held_by"].is_null());
+    EXPECT_EQ(j["chains"][2]["members"].size(), 1u);  // the heap site, alone
+  }
+  // No owner declared: the survivors' chains are empty, and so are the paths.
+  const json conns = *findSuspect(json::parse(t.out), "tracked", "example.connection");
+  EXPECT_EQ(conns["survivors"][0]["chain"], "");
+  EXPECT_TRUE(conns["retainers"].empty());
+}
+
 TEST(GoldenSnapshots, DiffOfTheCleanRunFlagsNothing) {
   const CliRun r = leakscope(
       {"diff", "clean/leakscope-example.000001.lsnap", "clean/leakscope-example.000004.lsnap"});
