@@ -32,6 +32,8 @@ class ApnsPlatformClient : public PlatformClient {
     return client_->shutdown(grace);
   }
   push::ClientStats stats() const override { return client_->stats(); }
+  diag::ObjectId trackedId() const override { return client_->trackedId(); }
+  void setOwner(diag::ObjectId owner) override { client_->setOwner(owner); }
 
  private:
   std::unique_ptr<push::ApnsClient> client_;
@@ -54,6 +56,8 @@ class FcmPlatformClient : public PlatformClient {
     return client_->shutdown(grace);
   }
   push::ClientStats stats() const override { return client_->stats(); }
+  diag::ObjectId trackedId() const override { return client_->trackedId(); }
+  void setOwner(diag::ObjectId owner) override { client_->setOwner(owner); }
 
  private:
   std::unique_ptr<push::FcmClient> client_;
@@ -95,7 +99,10 @@ push::RetryOptions retryOptions(const PlatformConfig& c) {
 ClientRegistry::ClientRegistry(push::EventLoop& loop,
                                std::shared_ptr<push::PushMetrics> push_metrics,
                                DaemonMetrics* metrics)
-    : loop_(loop), push_metrics_(std::move(push_metrics)), metrics_(metrics) {}
+    : loop_(loop),
+      push_metrics_(std::move(push_metrics)),
+      metrics_(metrics),
+      tracked_(diag::kind("pushdaemon.registry")) {}
 
 ClientRegistry::~ClientRegistry() { shutdownAll(); }
 
@@ -216,6 +223,8 @@ diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::clientFor(const Ap
     // The seed's bug, on purpose: the provider of the previous schedule is
     // dropped from the registry without shutdown(); it keeps its pool, its
     // connections and their buffers for the life of the process.
+    if (!leaked_tracked_) leaked_tracked_.emplace(diag::kind("pushdaemon.leak_drill"));
+    it->second.client->setOwner(leaked_tracked_->id());
     leaked_.push_back(std::move(it->second.client));
     clients_.erase(it);
   } else if (it != clients_.end()) {
@@ -232,6 +241,7 @@ diag::Result<std::shared_ptr<PlatformClient>> ClientRegistry::clientFor(const Ap
     return made.error();
   }
   metrics_->clientCreated(p);
+  (*made)->setOwner(tracked_.id());
   if (drill) {
     logWarn("clients", "LEAK DRILL: schedule " + std::to_string(schedule_id) + " gets a new " +
                            who + " client; " + std::to_string(leaked_.size()) +

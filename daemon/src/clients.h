@@ -15,6 +15,15 @@
 // as the seed's daemon believed. FCM stays managed: the same run shows one
 // platform leaking and one bounded.
 //
+// Who owns what, as snapshots show it (tracked owners, docs/pushdaemon.md):
+// each client's provider (`apns.provider`, `fcm.provider`) is owned by the
+// registry (`pushdaemon.registry`, one object) while it is in `clients_`,
+// and by the drill's list (`pushdaemon.leak_drill`, made at the first
+// abandoned client) once it is moved to `leaked_`; the connections are owned
+// by their provider, and their sockets by the connections (the fd each
+// declared). So `leakscope trend` shows the abandoned providers as the top
+// of the chain that holds the growing connections and sockets.
+//
 // Credentials: the key files named by the app rows are opened beneath
 // push.credentials_dir under the secret-file rule and parsed once into key
 // objects shared by every client made from them (credentials.h); a client
@@ -28,6 +37,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +45,7 @@
 #include "config.h"
 #include "credentials.h"
 #include "leakscope/diag/result.h"
+#include "leakscope/diag/tracked.h"
 #include "leakscope/push/apns.h"
 #include "leakscope/push/event_loop.h"
 #include "leakscope/push/fcm.h"
@@ -59,6 +70,10 @@ class PlatformClient {
                                    push::BatchCallback done) = 0;
   virtual diag::Status shutdown(std::chrono::milliseconds grace) = 0;
   virtual push::ClientStats stats() const = 0;
+  // The client's provider as a tracked object, and what holds it (the
+  // registry, or the leak drill's list): the retainer chain's links.
+  virtual diag::ObjectId trackedId() const = 0;
+  virtual void setOwner(diag::ObjectId owner) = 0;
 };
 
 class ClientRegistry {
@@ -135,6 +150,9 @@ class ClientRegistry {
   // The leak drill's abandoned clients: alive, connected, never shut down
   // before shutdownAll().
   std::vector<std::shared_ptr<PlatformClient>> leaked_;
+  // The owners of the providers in clients_ and in leaked_ (see the top).
+  diag::Tracked tracked_;
+  std::optional<diag::Tracked> leaked_tracked_;
 };
 
 }  // namespace pushdaemon

@@ -18,6 +18,7 @@
 
 #include "export_pprof.h"
 #include "leakscope/analysis/analysis.h"
+#include "leakscope/analysis/chains.h"
 #include "leakscope/analysis/input.h"
 #include "leakscope/analysis/join.h"
 #include "leakscope/analysis/runs.h"
@@ -49,8 +50,8 @@ Commands:
   trend      three or more inputs: steady growth (leaks) vs transient spikes
   sockets    netstat-like view of sockets across inputs, with their owners
   report     one self-contained HTML page with charts (--html OUT.html)
-  retainers  V8 heap snapshot: how the objects of a class are held
-             (--class NAME)
+  retainers  how the objects of a V8 class (--class NAME) or of a tracked
+             kind (--kind NAME) are held
   export     a heap profile for go tool pprof, Pyroscope or Parca
              (--format pprof OUT.pb.gz INPUT [--base BASE])
   run        start a program with the preload agent: snapshots of a daemon
@@ -136,6 +137,13 @@ survivors: object ids alive in every snapshot (with age, label and socket
 for tracked kinds); for a V8 class also the shortest retaining paths of its
 survivors in the last input, by shape.
 
+Suspects come in retainer chains: a tracked kind or socket group mostly held
+by another suspect's objects (owners the program declared, sockets by the
+fd their owner declared) is listed under it, and the chain's first line
+names its top with what it holds: "apns.provider +1 per interval, never
+destroyed, holds 3 apns.connection each -> 3 ESTABLISHED sockets each".
+Survivors say what holds them, up to a root (docs/cli.md, Retainer chains).
+
 Snapshots of several runs of the process (a restart: another pid or start
 time, or V8 object ids that go backwards) are judged run by run: a leak in any run is a suspect, a run of two
 inputs gets their comparison's suspects, and a last line says what the
@@ -191,9 +199,18 @@ Example:
   leakscope report --html leak.html snapshots/*.lsnap
 )";
 
-const char* kRetainersHelp = R"(Usage: leakscope retainers --class NAME [OPTIONS] INPUT
+const char* kRetainersHelp =
+    R"(Usage: leakscope retainers (--class NAME | --kind NAME) [OPTIONS] INPUT
 
-For a V8 heap snapshot: how the objects of class NAME are held. Each
+--kind, for a leakscope snapshot: how the objects of tracked kind NAME are
+held, by the owners the program declared (Tracked::setOwner, snapshot
+version 2). Each object's owners up to a root, by kind, grouped by shape,
+most shared first, in the same notation:
+  pushdaemon.leak_drill → apns.provider → apns.connection
+(gone) starts a path whose owner was released before the object, (owner
+loop) one whose owners loop back.
+
+--class, for a V8 heap snapshot: how the objects of class NAME are held. Each
 object's shortest path from the GC roots (over strong edges), grouped by
 shape (paths that differ only in array indexes are one), most shared first,
 with how many objects share it, in DevTools' notation:
@@ -204,9 +221,11 @@ is shown as its first step, "…" and its last six (--json has it whole).
 
 Options:
   --class NAME      the class, as show lists it (e.g. TLSSocket, (array))
+  --kind NAME       the tracked kind, as show lists it (e.g. apns.connection)
 
-Example:
+Examples:
   leakscope retainers Heap.20261130.031502.4242.0.007.heapsnapshot --class ClientHttp2Session
+  leakscope retainers --kind apns.connection snapshots/pushdaemon.000005.lsnap
 )";
 
 const char* kExportHelp = R"(Usage: leakscope export --format pprof OUT.pb.gz INPUT [--base BASE]
@@ -289,6 +308,7 @@ struct Args {
   std::optional<std::size_t> width;  // --width; else the terminal's
   bool skip_bad = false;
   std::string class_name;  // retainers --class
+  std::string kind_name;   // retainers --kind
   std::string format;      // export --format
   std::string output;      // export: OUT, its first positional argument
   std::string base;        // export --base
@@ -353,7 +373,10 @@ void addOptions(CLI::App& cmd, Args& a) {
   });
   cmd.add_option("--binary", a.binary);
   if (name == "report") cmd.add_option("--html", a.html);
-  if (name == "retainers") cmd.add_option("--class", a.class_name);
+  if (name == "retainers") {
+    cmd.add_option("--class", a.class_name);
+    cmd.add_option("--kind", a.kind_name);
+  }
   if (name == "export") {
     cmd.add_option("--format", a.format);
     cmd.add_option("--base", a.base);
@@ -418,8 +441,10 @@ std::string helpText(const std::string& command) {
 // argument; the inputs follow.
 void commandArgs(Args& a) {
   if (a.command == "report" && a.html.empty()) throw UsageError{"report needs --html OUT.html"};
-  if (a.command == "retainers" && a.class_name.empty()) {
-    throw UsageError{"retainers needs --class NAME (a class as 'leakscope show' lists it)"};
+  if (a.command == "retainers" && a.class_name.empty() == a.kind_name.empty()) {
+    throw UsageError{
+        "retainers needs --class NAME (a V8 class) or --kind NAME (a tracked kind), one of them, "
+        "as 'leakscope show' lists them"};
   }
   if (a.command != "export") return;
   if (a.format.empty()) throw UsageError{"export needs --format pprof"};
@@ -460,7 +485,8 @@ Parsed parse(int argc, char** argv) {
     return p;
   }
   if (version) {
-    p.print = std::string("leakscope ") + LEAKSCOPE_VERSION + " (reads snapshot format version " +
+    p.print = std::string("leakscope ") + LEAKSCOPE_VERSION +
+              " (reads snapshot format versions 1 to " +
               std::to_string(leakscope::core::kSnapshotVersion) + ")\n";
     return p;
   }
@@ -865,12 +891,36 @@ int runReport(Session& session) {
   return writeReport(session, m.heap, c, sockets, &m);
 }
 
+// retainers --kind: a leakscope snapshot's tracked kind, by declared owners.
+int runKindRetainers(Session& session, const la::Snapshot& s) {
+  const Args& a = session.a;
+  if (s.source != la::SourceKind::kSnapshot) {
+    throw InputFailure{s.path + ": retainers --kind reads leakscope snapshots; this is a " +
+                       la::sourceName(s.source) +
+                       (s.source == la::SourceKind::kV8HeapSnapshot ? " (use --class NAME)" : "")};
+  }
+  if (s.kind(a.kind_name) == nullptr) {
+    throw InputFailure{s.path + ": no tracked kind '" + a.kind_name +
+                       "' (names are as 'leakscope show' lists them, case-sensitive)"};
+  }
+  const la::Ownership owners(s, session.symbols);
+  const std::size_t objects = owners.objectCount(a.kind_name);
+  const auto paths = owners.retainers(a.kind_name, {}, a.render.top);
+  return present(
+      a, false, [&] { return la::kindRetainersJson(s, a.kind_name, objects, paths); },
+      [&](std::ostream& out) {
+        la::renderKindRetainers(out, s, a.kind_name, objects, paths, a.render);
+      });
+}
+
 int runRetainers(Session& session) {
   const Args& a = session.a;
   const la::Snapshot s = session.load(session.inputs.paths[0], 0, 1, true);
+  if (!a.kind_name.empty()) return runKindRetainers(session, s);
   if (s.source != la::SourceKind::kV8HeapSnapshot) {
-    throw InputFailure{s.path + ": retainers reads V8 heap snapshots (.heapsnapshot); this is a " +
-                       la::sourceName(s.source)};
+    throw InputFailure{s.path + ": retainers --class reads V8 heap snapshots (.heapsnapshot); " +
+                       "this is a " + la::sourceName(s.source) +
+                       (s.source == la::SourceKind::kSnapshot ? " (use --kind NAME)" : "")};
   }
   if (s.objectClass(a.class_name) == nullptr) {
     throw InputFailure{s.path + ": no object of class '" + a.class_name +

@@ -164,6 +164,34 @@ TEST(GoldenSnapshots, DiffCountsNewAndDeletedObjectsById) {
   EXPECT_NE(findSuspect(j, "tracked", "example.connection"), nullptr);
 }
 
+// Version-1 snapshots declare no owners, but every socket names the object
+// that declared its fd: diff and trend list the sockets under their kinds.
+TEST(GoldenSnapshots, DiffAndTrendChainTheSocketsUnderTheKindsThatHoldThem) {
+  const CliRun d = leakscope({"diff", "--json", "leak/leakscope-example.000001.lsnap",
+                              "leak/leakscope-example.000004.lsnap"});
+  const CliRun t =
+      leakscope({"trend", "--json", "leak/leakscope-example.000001.lsnap",
+                 "leak/leakscope-example.000002.lsnap", "leak/leakscope-example.000003.lsnap",
+                 "leak/leakscope-example.000004.lsnap"});
+  for (const CliRun* r : {&d, &t}) {
+    ASSERT_EQ(r->status, 1) << r->err;
+    const json j = json::parse(r->out);
+    ASSERT_EQ(j["chains"].size(), 3u) << j["chains"].dump(2);
+    const json& first = j["chains"][0];
+    ASSERT_EQ(first["members"].size(), 2u) << first.dump(2);
+    EXPECT_EQ(first["members"][0]["name"], "example.connection");
+    EXPECT_EQ(first["members"][1]["name"], "example-server ESTABLISHED");
+    EXPECT_EQ(first["members"][1]["depth"], 1);
+    EXPECT_EQ(first["members"][1]["each"], 1);
+    EXPECT_TRUE(first["held_by"].is_null());
+    EXPECT_EQ(j["chains"][2]["members"].size(), 1u);  // the heap site, alone
+  }
+  // No owner declared: the survivors' chains are empty, and so are the paths.
+  const json conns = *findSuspect(json::parse(t.out), "tracked", "example.connection");
+  EXPECT_EQ(conns["survivors"][0]["chain"], "");
+  EXPECT_TRUE(conns["retainers"].empty());
+}
+
 TEST(GoldenSnapshots, DiffOfTheCleanRunFlagsNothing) {
   const CliRun r = leakscope(
       {"diff", "clean/leakscope-example.000001.lsnap", "clean/leakscope-example.000004.lsnap"});
@@ -548,10 +576,10 @@ TEST(BadInput, NewerSnapshotVersionIsRefusedNamingBothVersions) {
   std::string text = readFile(kData + "/clean/leakscope-example.000001.lsnap");
   const auto at = text.find("\"version\":1");
   ASSERT_NE(at, std::string::npos);
-  text.replace(at, 11, "\"version\":2");
-  writeFile(dir.path() + "/v2.lsnap", text);
-  expectInputError(dir.path() + "/v2.lsnap",
-                   "snapshot version 2 is newer than this leakscope reads \\(version 1\\)");
+  text.replace(at, 11, "\"version\":3");
+  writeFile(dir.path() + "/v3.lsnap", text);
+  expectInputError(dir.path() + "/v3.lsnap",
+                   "snapshot version 3 is newer than this leakscope reads \\(version 2\\)");
 }
 
 TEST(BadInput, WrongTypesAreNamedByJsonPath) {
@@ -723,6 +751,43 @@ TEST(V8, ShowListsClassesAndRetainersPrintsTheirPaths) {
   EXPECT_NE(paths[0]["path"].get<std::string>().find("Foo"), std::string::npos) << paths[0];
 }
 
+// retainers --kind: a tracked kind's declared owners, in the V8 view's shape.
+TEST(Retainers, KindPrintsTheDeclaredOwnersFromTheRootByShape) {
+  const std::string file =
+      std::string(LEAKSCOPE_TEST_DATA) + "/hostile/accept/owner-loops-and-dangling-owners.lsnap";
+  const CliRun r = leakscope({"retainers", "--json", "--kind", "b", file}, "/");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["kind"], "b");
+  EXPECT_EQ(j["objects"], 2);
+  EXPECT_EQ(j["retainers"], json::parse(R"([{"count":1,"path":"(gone) \u2192 b"},
+                                            {"count":1,"path":"(owner loop) \u2192 a \u2192 b"}])"));
+  const CliRun text = leakscope({"retainers", "--width", "0", "--kind", "a", file}, "/");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("  1 of 2: (owner loop) \u2192 b \u2192 a\n"), std::string::npos)
+      << text.out;
+}
+
+TEST(Retainers, KindAndClassAreForTheirOwnInputsAndOneIsNeeded) {
+  const std::string v8 = std::string(LEAKSCOPE_TEST_DATA) + "/v8/node7.heapsnapshot";
+  const std::string lsnap = kData + "/leak/leakscope-example.000002.lsnap";
+  const CliRun on_v8 = leakscope({"retainers", "--kind", "x", v8}, "/");
+  EXPECT_EQ(on_v8.status, 2);
+  EXPECT_NE(on_v8.err.find("retainers --kind reads leakscope snapshots; this is a "
+                           "v8-heapsnapshot (use --class NAME)"),
+            std::string::npos)
+      << on_v8.err;
+  const CliRun both = leakscope({"retainers", "--kind", "x", "--class", "y", lsnap}, "/");
+  EXPECT_EQ(both.status, 2);
+  EXPECT_NE(both.err.find("one of them"), std::string::npos) << both.err;
+  const CliRun unknown = leakscope({"retainers", "--kind", "nope", lsnap}, "/");
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.err.find("no tracked kind 'nope'"), std::string::npos) << unknown.err;
+  for (const CliRun* r : {&on_v8, &both, &unknown}) {
+    EXPECT_EQ(std::count(r->err.begin(), r->err.end(), '\n'), 1) << r->err;
+  }
+}
+
 TEST(V8, BadInputToRetainersIsOneLineAndExit2) {
   const std::string v8 = std::string(LEAKSCOPE_TEST_DATA) + "/v8/node7.heapsnapshot";
   const CliRun unknown = leakscope({"retainers", "--class", "Nope", v8}, "/");
@@ -731,7 +796,9 @@ TEST(V8, BadInputToRetainersIsOneLineAndExit2) {
   const CliRun lsnap =
       leakscope({"retainers", "--class", "X", kData + "/leak/leakscope-example.000002.lsnap"}, "/");
   EXPECT_EQ(lsnap.status, 2);
-  EXPECT_NE(lsnap.err.find("retainers reads V8 heap snapshots"), std::string::npos) << lsnap.err;
+  EXPECT_NE(lsnap.err.find("retainers --class reads V8 heap snapshots"), std::string::npos)
+      << lsnap.err;
+  EXPECT_NE(lsnap.err.find("(use --kind NAME)"), std::string::npos) << lsnap.err;
   const CliRun missing = leakscope({"retainers", v8}, "/");
   EXPECT_EQ(missing.status, 2);
   EXPECT_NE(missing.err.find("retainers needs --class NAME"), std::string::npos) << missing.err;
@@ -995,6 +1062,12 @@ TEST(ReportHtml, IsSelfContainedAndRendersTheSuspectsChartsInHeadlessChromium) {
   EXPECT_NE(page.find("data-name=\"example.connection\""), std::string::npos);
   EXPECT_NE(page.find("id=\"comparison\""), std::string::npos);
   EXPECT_NE(page.find("id=\"sockets\""), std::string::npos);
+  // The verdict's first line is the top of the chain: the connections that
+  // hold the growing sockets.
+  EXPECT_NE(page.find("id=\"verdict\"><span class=\"chain-top\">example.connection +19 per "
+                      "interval, holds 1 ESTABLISHED socket each</span><br>5 leak suspect(s)"),
+            std::string::npos)
+      << page.substr(page.find("id=\"verdict\""), 300);
 
   ASSERT_FALSE(chromium().empty()) << "chromium is not installed (scripts/setup.sh installs it)";
   // The DOM after load: the page's script counts the chart lines the browser

@@ -7,6 +7,9 @@
 //    exactly the pool's max_connections per schedule; the connections of the
 //    first schedule are the survivors, each holding an ESTABLISHED socket to
 //    the mock's port, and the mock counts the same open connections.
+//    The verdict's first line is the chain's top (issue #16): the abandoned
+//    `apns.provider`s, held by the drill's list, each holding its
+//    connections, each holding its socket.
 //  - Drill off: trend exits 0, and neither the mock nor the daemon's own
 //    metric ever sees more open APNs connections than the pool's maximum.
 #include <signal.h>
@@ -54,6 +57,7 @@ struct Drill {
   int trend_status = -1;
   nlohmann::json trend;
   std::string trend_err;
+  std::string trend_text;  // the same trend, as text
   std::string log;
   int exit_status = -1;
   int mock_open_after_exit = -1;
@@ -142,6 +146,10 @@ void LeakDrill::runTrend(Drill& r) const {
   r.trend_status = trend.wait(30000);
   r.trend = nlohmann::json::parse(trend.out(), nullptr, false);
   r.trend_err = trend.err();
+  argv[2] = "--width=0";  // for --json: text, lines unwrapped
+  Child text(argv);
+  text.wait(30000);
+  r.trend_text = text.out();
 }
 
 const nlohmann::json* suspect(const nlohmann::json& trend, const std::string& group,
@@ -188,6 +196,37 @@ TEST_F(LeakDrill, TrendNamesTheApnsConnectionsEveryScheduleLeavesOpen) {
   // FCM is not drilled: its pool stays bounded and is not a suspect.
   EXPECT_EQ(suspect(r.trend, "tracked", "fcm.connection"), nullptr);
 
+  // One chain explains them: the providers the drill's list abandoned hold
+  // the connections, which hold the sockets to the mock.
+  const std::string sockets_to_mock =
+      "other (127.0.0.1:" + std::to_string(r.mock_port) + ") ESTABLISHED";
+  ASSERT_FALSE(r.trend["chains"].empty()) << r.trend.dump(2);
+  const nlohmann::json& chain = r.trend["chains"][0];
+  ASSERT_EQ(chain["members"].size(), 3u) << chain.dump(2);
+  EXPECT_EQ(chain["members"][0]["name"], "apns.provider");
+  EXPECT_EQ(chain["members"][1]["name"], "apns.connection");
+  EXPECT_EQ(chain["members"][1]["depth"], 1);
+  EXPECT_EQ(chain["members"][1]["each"], kApnsMax);
+  EXPECT_EQ(chain["members"][2]["name"], sockets_to_mock);
+  EXPECT_EQ(chain["members"][2]["depth"], 2);
+  EXPECT_EQ(chain["held_by"], "pushdaemon.leak_drill");
+  const std::string top = "apns.provider +1 per interval, never destroyed, holds " +
+                          std::to_string(kApnsMax) + " apns.connection each \u2192 " +
+                          std::to_string(kApnsMax) + " ESTABLISHED sockets each";
+  EXPECT_EQ(chain["summary"], top);
+  // The text verdict's first line is that top.
+  const auto verdict = r.trend_text.find("Leak suspects");
+  ASSERT_NE(verdict, std::string::npos) << r.trend_text;
+  const auto line = r.trend_text.find('\n', verdict) + 1;
+  EXPECT_EQ(r.trend_text.substr(line, r.trend_text.find('\n', line) - line), "  \u25b8 " + top)
+      << r.trend_text;
+  // The first schedule's connections: held by its provider, held by the list.
+  for (const auto& s : (*conns)["survivors"]) {
+    const std::string held = s.value("chain", "");
+    EXPECT_EQ(held.rfind("pushdaemon.leak_drill#", 0), 0u) << held;
+    EXPECT_NE(held.find(" \u2192 apns.provider#"), std::string::npos) << held;
+  }
+
   // Every figure agrees after every schedule: leakscope's tracked objects,
   // the transport's own gauge, and the connections the mock has open (all
   // of the daemon's connections go to the mock).
@@ -225,6 +264,7 @@ TEST_F(LeakDrill, WithoutTheDrillTrendIsCleanAndConnectionsStayWithinThePool) {
   EXPECT_EQ(r.trend_status, 0) << r.trend_err << r.trend.dump(2);
   ASSERT_TRUE(r.trend.is_object()) << r.trend_err;
   EXPECT_TRUE(r.trend["suspects"].empty()) << r.trend["suspects"].dump(2);
+  EXPECT_TRUE(r.trend["chains"].empty()) << r.trend["chains"].dump(2);
   for (int i = 0; i < kSchedules; ++i) {
     const AfterSchedule& a = r.after[std::size_t(i)];
     SCOPED_TRACE("after schedule " + std::to_string(i + 1));

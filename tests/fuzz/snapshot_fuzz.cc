@@ -9,6 +9,7 @@
 
 #include "export_pprof.h"
 #include "leakscope/analysis/analysis.h"
+#include "leakscope/analysis/chains.h"
 #include "leakscope/analysis/input.h"
 #include "leakscope/analysis/runs.h"
 #include "render.h"
@@ -40,6 +41,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       << la::runsJson(r, symbols, {}).dump()
       << la::renderHtmlReport(la::singleRun(t), c, k, symbols, {})
       << la::renderHtmlReport(r, c, k, symbols, {});
+  // Retainer chains: every kind's paths, every object's chain, and chains of
+  // suspects made of every kind and socket group (owner loops, dangling
+  // owners and deep chains must end).
+  const la::Ownership own(*s, symbols);
+  std::vector<la::Suspect> all;
+  for (const auto& kind : s->kinds) {
+    for (const auto& p : own.retainers(kind.name, {}, 5)) out << p.path << p.count;
+    for (const auto& o : kind.objects) out << own.chainOf(o.id);
+    all.push_back({la::Group::kTracked, kind.name, "", 1, 0, std::nullopt});
+  }
+  const auto listening = la::listeningPorts(*s);
+  for (const auto& sock : s->sockets) {
+    all.push_back(
+        {la::Group::kSocket, la::socketSeriesName(sock, listening), "", 1, 0, std::nullopt});
+  }
+  std::vector<std::string> notes;
+  for (const auto& ch : la::buildChains(
+           all, own, [](std::size_t) { return std::string(); }, notes))
+    out << ch.summary;
   // The pprof export, alone and as a growth profile (refused when there is
   // no heap profile: that must be an error, not a crash).
   const la::Snapshot* bases[] = {nullptr, &other};

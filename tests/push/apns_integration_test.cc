@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -154,6 +155,49 @@ TEST_F(ApnsIntegration, ShutdownLeavesZeroConnectionsOnBothSides) {
       << mock().stats().dump();
   EXPECT_EQ(mock().stats()["peak_open_connections"], 3);
   EXPECT_EQ(client->send(notification(deviceToken(1)), nullptr), push::Admission::kShutDown);
+}
+
+// The retainer chain as the daemon really holds it (issue #16): in a
+// snapshot the runtime writes, each connection's owner is its client's
+// provider, each socket's owner one of the connections, and the provider's
+// owner whatever setOwner() named.
+TEST_F(ApnsIntegration, SnapshotsShowEachConnectionOwnedByItsProviderAndEachSocketByItsConnection) {
+  ASSERT_TRUE(startMock({"--max-concurrent-streams", "2"}));
+  ASSERT_TRUE(mock().faults({{"delay_ms", 100}}));
+  auto config = clientConfig();
+  config.pool.max_connections = 3;
+  auto* client = connect(config);
+  ASSERT_TRUE(client);
+  ASSERT_NE(client->trackedId(), diag::ObjectId{});
+  diag::Tracked registry(diag::kind("test.registry"));
+  client->setOwner(registry.id());
+  std::vector<push::ApnsNotification> batch;
+  for (int i = 0; i < 30; ++i) batch.push_back(notification(deviceToken(std::uint64_t(i))));
+  for (const auto& o : client->sendBatch(batch)) EXPECT_EQ(o.kind, OutcomeKind::kSuccess);
+  ASSERT_EQ(client->stats().open_connections, 3u);
+
+  const nlohmann::json snap = snapshotOfThisProcess();
+  ASSERT_TRUE(snap.is_object());
+  const auto providers = objectsOf(snap, "apns.provider");
+  ASSERT_EQ(providers.size(), 1u);
+  EXPECT_EQ(providers[0]["id"], client->trackedId().value);
+  EXPECT_EQ(providers[0]["owner"], registry.id().value);
+  const auto conns = objectsOf(snap, "apns.connection");
+  ASSERT_EQ(conns.size(), 3u);
+  std::set<std::uint64_t> conn_ids;
+  for (const auto& c : conns) {
+    EXPECT_EQ(c["owner"], client->trackedId().value) << c.dump();
+    conn_ids.insert(c["id"].get<std::uint64_t>());
+  }
+  const auto socks = socketsToPort(snap, mock().port());
+  ASSERT_EQ(socks.size(), 3u);
+  std::set<std::uint64_t> socket_owners;
+  for (const auto& s : socks) {
+    ASSERT_TRUE(s["owner"].is_number_unsigned()) << s.dump();
+    socket_owners.insert(s["owner"].get<std::uint64_t>());
+  }
+  EXPECT_EQ(socket_owners, conn_ids);  // one socket per connection
+  ASSERT_TRUE(client->shutdown(seconds(5)));
 }
 
 TEST_F(ApnsIntegration, EveryStatusClassMapsToItsOutcome) {

@@ -181,6 +181,26 @@ TEST_F(FcmIntegration, ShutdownClosesBothPoolsOnBothSides) {
   EXPECT_TRUE(eventually([&] { return mock().stats()["open_connections"] == 0; }, 5000));
 }
 
+// Both pools' connections name the FCM provider as their owner (issue #16).
+TEST_F(FcmIntegration, BothPoolsConnectionsAreOwnedByTheProvider) {
+  ASSERT_TRUE(startMock());
+  auto* client = connect();
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->sendBatch({message("reg-1")})[0].kind, OutcomeKind::kSuccess);
+  const nlohmann::json snap = snapshotOfThisProcess();
+  ASSERT_TRUE(snap.is_object());
+  const auto providers = objectsOf(snap, "fcm.provider");
+  ASSERT_EQ(providers.size(), 1u);
+  EXPECT_EQ(providers[0]["id"], client->trackedId().value);
+  EXPECT_TRUE(providers[0]["owner"].is_null());
+  for (const char* kind : {"fcm.connection", "oauth.connection"}) {
+    const auto conns = objectsOf(snap, kind);
+    ASSERT_EQ(conns.size(), 1u) << kind;
+    EXPECT_EQ(conns[0]["owner"], client->trackedId().value) << kind;
+  }
+  ASSERT_TRUE(client->shutdown());
+}
+
 TEST_F(FcmIntegration, ServiceAccountProblemsAreReportedAtCreate) {
   ASSERT_TRUE(startMock());
   auto config = clientConfig();

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "leakscope/diag/snapshot_writer.h"
 #include "leakscope/diag/sockets.h"
 
 namespace leakscope::testing {
@@ -243,6 +244,40 @@ int socketsTo(int port) {
   int n = 0;
   for (const auto& s : *socks) n += s.remote.port == port ? 1 : 0;
   return n;
+}
+
+nlohmann::json snapshotOfThisProcess() {
+  TempDir dir;
+  leakscope::diag::SnapshotOptions o;
+  o.dir = dir.path() + "/snaps";
+  o.name = "push-test";
+  o.heap_mode = leakscope::diag::HeapMode::kOff;
+  leakscope::diag::SnapshotWriter w(o);
+  auto info = w.write(leakscope::diag::Trigger::kApi, "push test");
+  if (!info.ok()) {
+    ADD_FAILURE() << info.error().message;
+    return nullptr;
+  }
+  std::ifstream in(info->path);
+  return nlohmann::json::parse(in, nullptr, false);
+}
+
+std::vector<nlohmann::json> objectsOf(const nlohmann::json& snapshot, const std::string& kind) {
+  std::vector<nlohmann::json> out;
+  for (const auto& k : snapshot.at("tracked")) {
+    if (k.at("kind").get<std::string>() != kind) continue;
+    for (const auto& o : k.at("objects")) out.push_back(o);
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> socketsToPort(const nlohmann::json& snapshot, int port) {
+  std::vector<nlohmann::json> out;
+  const std::string suffix = ":" + std::to_string(port);
+  for (const auto& s : snapshot.at("sockets")) {
+    if (s.at("remote").get<std::string>().ends_with(suffix)) out.push_back(s);
+  }
+  return out;
 }
 
 }  // namespace leakscope::testing

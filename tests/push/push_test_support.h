@@ -128,6 +128,15 @@ std::unique_ptr<push::FcmClient> makeClient(push::EventLoop& loop, push::FcmConf
 // Sockets of this process connected to `port` (-1: cannot read them).
 int socketsTo(int port);
 
+// A snapshot of this process (heap off) written by the runtime's writer into
+// a temp dir, as JSON: what `leakscope` would read. Null on failure (the
+// failure is reported).
+nlohmann::json snapshotOfThisProcess();
+// The snapshot's tracked objects of `kind`, and its sockets connected to
+// `port`.
+std::vector<nlohmann::json> objectsOf(const nlohmann::json& snapshot, const std::string& kind);
+std::vector<nlohmann::json> socketsToPort(const nlohmann::json& snapshot, int port);
+
 // Each id's records in the mock's /control/received, by token.
 std::map<std::string, int> receivedCounts(const nlohmann::json& received, int status = -1);
 

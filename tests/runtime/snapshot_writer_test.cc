@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -63,7 +65,7 @@ TEST_F(SnapshotWriterTest, WritesAVersionedSelfContainedDocument) {
 
   const auto j = load(info->path);
   EXPECT_EQ(j["format"], "leakscope-snapshot");
-  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["version"], 2);
   EXPECT_EQ(j["trigger"]["reason"], "api");
   EXPECT_EQ(j["trigger"]["detail"], "unit test");
   EXPECT_EQ(j["process"]["pid"], getpid());
@@ -139,6 +141,29 @@ TEST_F(SnapshotWriterTest, JoinsSocketsToTheirOwningObjects) {
     EXPECT_EQ(s["owner"], conn.id().value);
   }
   EXPECT_TRUE(found);
+}
+
+TEST_F(SnapshotWriterTest, WritesEachObjectsOwnerOrNull) {
+  Tracked pool(kind("snaptest.chain.pool"), "pool");
+  Tracked conn(kind("snaptest.chain.connection"), pool, "apns");
+  auto gone = std::make_unique<Tracked>(kind("snaptest.chain.pool"), "gone");
+  Tracked orphan(kind("snaptest.chain.connection"), *gone, "orphan");
+  const std::uint64_t gone_id = gone->id().value;
+  gone.reset();
+  SnapshotWriter w(options());
+  auto info = w.write(Trigger::kApi);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  const auto j = load(info->path);
+  std::map<std::uint64_t, nlohmann::json> owner_of;
+  for (const auto& k : j["tracked"]) {
+    for (const auto& o : k["objects"]) owner_of[o["id"].get<std::uint64_t>()] = o["owner"];
+  }
+  ASSERT_EQ(owner_of.count(pool.id().value), 1u);
+  EXPECT_TRUE(owner_of[pool.id().value].is_null());
+  EXPECT_EQ(owner_of[conn.id().value], pool.id().value);
+  // The owner was released first: its id stays, naming no live object.
+  EXPECT_EQ(owner_of[orphan.id().value], gone_id);
+  EXPECT_EQ(owner_of.count(gone_id), 0u);
 }
 
 TEST_F(SnapshotWriterTest, SequenceContinuesAfterExistingFiles) {

@@ -83,6 +83,37 @@ TEST(Tracked, RecordsCarryLabelBytesFdAndBirth) {
   EXPECT_EQ(k.liveBytes(), 8192u);
 }
 
+TEST(Tracked, OwnerIsSetAtConstructionChangedAndCleared) {
+  Kind& pools = kind("test.owner.pool");
+  Kind& conns = kind("test.owner.connection");
+  Tracked pool_a(pools, "a");
+  Tracked pool_b(pools, "b");
+  Tracked c(conns, pool_a, "peer", 7);
+  EXPECT_EQ(c.owner(), pool_a.id());
+  ASSERT_EQ(liveObjects(conns).size(), 1u);
+  EXPECT_EQ(liveObjects(conns)[0].owner, pool_a.id());
+  EXPECT_EQ(liveObjects(conns)[0].label, "peer");
+  EXPECT_EQ(liveObjects(conns)[0].bytes, 7u);
+  c.setOwner(pool_b);  // moved to another owner
+  EXPECT_EQ(liveObjects(conns)[0].owner, pool_b.id());
+  c.setOwner(ObjectId{});  // cleared
+  EXPECT_EQ(liveObjects(conns)[0].owner, ObjectId{});
+  Tracked unowned(conns);
+  EXPECT_EQ(unowned.owner(), ObjectId{});
+}
+
+TEST(Tracked, AnOwnerReleasedFirstLeavesADanglingId) {
+  Kind& pools = kind("test.dangling.pool");
+  Kind& conns = kind("test.dangling.connection");
+  auto pool = std::make_unique<Tracked>(pools, "p");
+  const ObjectId pool_id = pool->id();
+  Tracked c(conns, *pool);
+  pool.reset();
+  EXPECT_TRUE(liveObjects(pools).empty());
+  ASSERT_EQ(liveObjects(conns).size(), 1u);
+  EXPECT_EQ(liveObjects(conns)[0].owner, pool_id);
+}
+
 TEST(Tracked, BytesCallbackIsAskedAtReadTimeAndOverridesSetBytes) {
   Kind& k = kind("test.callback");
   std::uint64_t buffered = 1000;

@@ -73,7 +73,8 @@ class ApnsClient::Impl final : public detail::ClientCore {
                             config.pool.instrument, config.metrics, config.clock}),
         tokens_(std::move(tokens)),
         pool_(std::make_unique<detail::Pool>(loop, "apns", config.endpoint, config.pool,
-                                             std::move(ctx), upstreamShared(), *this)) {}
+                                             std::move(ctx), upstreamShared(), *this,
+                                             trackedId())) {}
 
   ~Impl() override = default;
 
@@ -209,5 +210,9 @@ diag::Status ApnsClient::shutdown(std::chrono::milliseconds grace) {
 ClientStats ApnsClient::stats() const { return impl_->stats(); }
 
 std::shared_ptr<PushMetrics> ApnsClient::metrics() const { return impl_->metrics(); }
+
+diag::ObjectId ApnsClient::trackedId() const { return impl_->trackedId(); }
+
+void ApnsClient::setOwner(diag::ObjectId owner) { impl_->setTrackedOwner(owner); }
 
 }  // namespace leakscope::push

@@ -75,6 +75,12 @@ class ClientCore : public ExchangeHandler {
   bool shutDown() const;
   ClientStats stats() const;
   std::shared_ptr<PushMetrics> metrics() const { return metrics_; }
+  // The provider's tracked id (ObjectId{} when not instrumented), and the
+  // tracked object that holds the client (a registry; any thread).
+  diag::ObjectId trackedId() const { return provider_ ? provider_->id() : diag::ObjectId{}; }
+  void setTrackedOwner(diag::ObjectId owner) {
+    if (provider_) provider_->setOwner(owner);
+  }
   EventLoop& loop() { return loop_; }
 
   void onExchangeDone(std::unique_ptr<Exchange> ex, ExchangeResult result) override;

@@ -251,6 +251,7 @@ Connection::Connection(EventLoop& loop, ConnectionSettings settings, ConnectionO
     : loop_(loop), settings_(std::move(settings)), owner_(owner), id_(id) {
   if (diag::Kind* k = settings_.tracked_kind) {
     tracked_.emplace(*k, settings_.endpoint.host);
+    tracked_->setOwner(settings_.tracked_owner);
     tracked_->setBytesCallback([this] { return retainedBytes(); });
   }
   if (UpstreamStats* s = settings_.stats) s->cxOpened();

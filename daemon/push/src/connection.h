@@ -79,6 +79,9 @@ struct ConnectionSettings {
   SSL_CTX* ssl_ctx = nullptr;
   UpstreamStats* stats = nullptr;
   diag::Kind* tracked_kind = nullptr;
+  // The tracked object that holds the connection (its client's provider):
+  // the next link of the retainer chain socket → connection → provider.
+  diag::ObjectId tracked_owner;
   // PoolOptions::max_streams_per_connection (at least 1), connect_timeout,
   // idle_timeout (0: never) and ping_interval (0: no pings) / ping_timeout.
   std::uint32_t max_streams = 1;

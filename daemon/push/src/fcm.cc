@@ -84,11 +84,11 @@ class FcmClient::Impl final : public detail::ClientCore {
         path_("/v1/projects/" + config.project_id + "/messages:send"),
         oauth_handler_(*this),
         pool_(std::make_unique<detail::Pool>(loop, "fcm", config.endpoint, config.pool, ctx,
-                                             upstreamShared(), *this)),
+                                             upstreamShared(), *this, trackedId())),
         oauth_pool_(std::make_unique<detail::Pool>(
             loop, "oauth", Endpoint{sa_.token_host, sa_.token_port, config.oauth_connect_address},
             config.oauth_pool, ctx, config.pool.instrument ? metrics()->upstream("oauth") : nullptr,
-            oauth_handler_)) {}
+            oauth_handler_, trackedId())) {}
 
   std::unique_ptr<Job> makeJob(FcmNotification n, OutcomeCallback done) const {
     auto job = std::make_unique<Job>();
@@ -406,5 +406,9 @@ diag::Status FcmClient::shutdown(std::chrono::milliseconds grace) { return impl_
 ClientStats FcmClient::stats() const { return impl_->stats(); }
 
 std::shared_ptr<PushMetrics> FcmClient::metrics() const { return impl_->metrics(); }
+
+diag::ObjectId FcmClient::trackedId() const { return impl_->trackedId(); }
+
+void FcmClient::setOwner(diag::ObjectId owner) { impl_->setTrackedOwner(owner); }
 
 }  // namespace leakscope::push

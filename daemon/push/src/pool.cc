@@ -22,7 +22,7 @@ EventPtr newEvent(event_base* base, short what, event_callback_fn fn, void* arg)
 
 Pool::Pool(EventLoop& loop, std::string component, Endpoint endpoint, PoolOptions options,
            std::shared_ptr<SSL_CTX> ctx, std::shared_ptr<UpstreamStats> stats,
-           ExchangeHandler& handler)
+           ExchangeHandler& handler, diag::ObjectId owner)
     : loop_(loop),
       component_(std::move(component)),
       endpoint_(std::move(endpoint)),
@@ -39,6 +39,7 @@ Pool::Pool(EventLoop& loop, std::string component, Endpoint endpoint, PoolOption
                                             .ssl_ctx = ctx_.get(),
                                             .stats = stats_.get(),
                                             .tracked_kind = kind_,
+                                            .tracked_owner = owner,
                                             .max_streams = options_.max_streams_per_connection,
                                             .connect_timeout = options_.connect_timeout,
                                             .idle_timeout = options_.idle_timeout,

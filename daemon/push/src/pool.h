@@ -47,10 +47,11 @@ namespace leakscope::push::detail {
 class Pool : public ConnectionOwner {
  public:
   // `component` names metrics and the tracked kind "<component>.connection".
-  // `stats` may be null (instrumentation off).
+  // `stats` may be null (instrumentation off). `owner`: the tracked object
+  // its connections name as their owner (the client's provider).
   Pool(EventLoop& loop, std::string component, Endpoint endpoint, PoolOptions options,
-       std::shared_ptr<SSL_CTX> ctx, std::shared_ptr<UpstreamStats> stats,
-       ExchangeHandler& handler);
+       std::shared_ptr<SSL_CTX> ctx, std::shared_ptr<UpstreamStats> stats, ExchangeHandler& handler,
+       diag::ObjectId owner = {});
   // Closes what is still open without calling the handler. Shut down first.
   ~Pool();
   Pool(const Pool&) = delete;

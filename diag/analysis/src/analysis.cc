@@ -1,5 +1,7 @@
 #include "leakscope/analysis/analysis.h"
 
+#include "leakscope/analysis/chains.h"
+
 #include "leakscope/analysis/units.h"
 #include "leakscope/core/peer_name.h"
 
@@ -384,6 +386,10 @@ std::string socketGroupName(const Socket& s, const std::set<std::string>& listen
   return peer;
 }
 
+std::string socketSeriesName(const Socket& s, const std::set<std::string>& listening) {
+  return socketGroupName(s, listening) + (s.state.empty() ? "" : " " + s.state);
+}
+
 std::string siteName(const SymbolTable& symbols, StackId stack) {
   const auto& frames = symbols.stack(stack);
   if (frames.empty()) return "(no stack)";
@@ -631,6 +637,24 @@ std::vector<CompareRow> compareSockets(const Snapshot& base, const Snapshot& tar
   return sockets;
 }
 
+// A chain top's growth between BASE and TARGET, and its fate: "+4,
+// never destroyed".
+std::string compareGrowth(const Comparison& c, const Snapshot& target, const Suspect& s) {
+  if (s.group == Group::kHeap || s.group == Group::kClass || s.delta_count == 0) {
+    return signedBytes(s.delta_bytes);
+  }
+  std::string text = signedCount(s.delta_count);
+  const TrackedKind* k = s.group == Group::kTracked ? target.kind(s.name) : nullptr;
+  if (k == nullptr || !c.same_process) return text;
+  if (k->destroyed_total == 0) return text + ", never destroyed";
+  for (const CompareRow& r : c.rows) {
+    if (r.group == Group::kTracked && r.name == s.name && r.destroyed == 0) {
+      return text + ", none destroyed in between";
+    }
+  }
+  return text;
+}
+
 }  // namespace
 
 Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTable& symbols,
@@ -692,6 +716,10 @@ Comparison compare(const Snapshot& base, const Snapshot& target, const SymbolTab
     if (a.delta_bytes != b.delta_bytes) return a.delta_bytes > b.delta_bytes;
     return a.delta_count > b.delta_count;
   });
+  const Ownership owners(target, symbols);
+  c.chains = buildChains(
+      c.suspects, owners, [&](std::size_t i) { return compareGrowth(c, target, c.suspects[i]); },
+      c.notes);
   return c;
 }
 
@@ -716,7 +744,10 @@ TrendBuilder::Series& TrendBuilder::series(Group g, const std::string& name,
 }
 
 void TrendBuilder::addTracked(const Snapshot& s) {
+  if (s.source == SourceKind::kSnapshot) last_ownership_ = std::make_shared<Ownership>(s, symbols_);
   for (const TrackedKind& k : s.kinds) {
+    auto [d, added] = destroyed_.try_emplace(k.name, k.destroyed_total, k.destroyed_total);
+    d->second.second = k.destroyed_total;
     Series& se = series(Group::kTracked, k.name, std::nullopt);
     double bytes = 0;
     for (const auto& o : k.objects) bytes += static_cast<double>(o.bytes);
@@ -755,7 +786,7 @@ void TrendBuilder::addSockets(const Snapshot& s) {
   const auto listening = listeningPorts(s);
   std::map<std::string, double> socket_counts;
   for (const Socket& k : s.sockets) {
-    socket_counts[socketGroupName(k, listening) + (k.state.empty() ? "" : " " + k.state)] += 1;
+    socket_counts[socketSeriesName(k, listening)] += 1;
   }
   for (const auto& [name, count] : socket_counts) {
     Series& se = series(Group::kSocket, name, std::nullopt);
@@ -1011,7 +1042,17 @@ void TrendBuilder::addSurvivors(TrendGroup& g) const {
     sv.bytes = o.bytes;
     sv.fd = o.fd;
     sv.socket = cands[i].socket;
+    if (last_ownership_) sv.chain = last_ownership_->chainOf(o.id);
     g.survivors.push_back(sv);
+  }
+  if (g.verdict == Verdict::kSteady && last_ownership_ && last_ownership_->any()) {
+    std::vector<std::uint64_t> ids;
+    for (const Candidate& c : cands) ids.push_back(c.object.id);
+    auto paths = last_ownership_->retainers(g.name, ids, options_.max_retainer_paths);
+    // Paths that are the kind alone say nothing: no owner was declared.
+    const bool owned = std::any_of(paths.begin(), paths.end(),
+                                   [&](const RetainerPath& p) { return p.path != g.name; });
+    if (owned) g.retainers = std::move(paths);
   }
   if (g.verdict == Verdict::kSteady && g.survivor_count > 0) {
     g.reason += "; " + std::to_string(g.survivor_count) + " object(s) alive in every snapshot";
@@ -1084,13 +1125,31 @@ TrendResult TrendBuilder::finish() {
     r.groups.push_back(std::move(g));
   }
   sortGroups(r.groups, timed);
+  std::vector<const TrendGroup*> steady;  // r.suspects[i] is *steady[i]
   for (const TrendGroup& g : r.groups) {
     if (g.verdict != Verdict::kSteady) continue;
     const std::vector<double>& held = g.group == Group::kClass ? g.retained : g.bytes;
     r.suspects.push_back({g.group, g.name, g.reason, g.counts.back() - g.counts.front(),
                           held.back() - held.front(), g.stack});
+    steady.push_back(&g);
   }
+  const Ownership none;
+  r.chains = buildChains(
+      r.suspects, last_ownership_ ? *last_ownership_ : none,
+      [&](std::size_t i) { return chainGrowth(*steady[i]); }, r.notes);
   return r;
+}
+
+std::string TrendBuilder::chainGrowth(const TrendGroup& g) const {
+  const bool by_count = g.group != Group::kHeap && g.growth_count_per_interval != 0;
+  std::string s = (by_count ? signedCount(g.growth_count_per_interval)
+                            : signedBytes(g.growth_bytes_per_interval)) +
+                  " per interval";
+  const auto d = destroyed_.find(g.name);
+  if (g.group != Group::kTracked || !survivors_valid_ || d == destroyed_.end()) return s;
+  if (d->second.second == 0) return s + ", never destroyed";
+  if (d->second.second == d->second.first) return s + ", none destroyed during the series";
+  return s;
 }
 
 // ---- sockets ------------------------------------------------------------

@@ -220,7 +220,7 @@ class Builder {
 
  private:
   // false: stop reading (the error is set). Unknown keys are ignored: a
-  // reader of version 1 reads any version-1 file.
+  // reader of version N reads any file of version N or older.
   bool readTopLevel(const std::string& key, json& v) {
     if (key == "format") return readFormat(v);
     if (key == "version") return readVersion(v);
@@ -362,6 +362,8 @@ class Builder {
     o.bytes = f.count("bytes");
     o.label = symbols_.intern(f.str("label"));
     o.fd = static_cast<std::int32_t>(std::clamp<std::int64_t>(f.i64("fd", -1), -1, INT32_MAX));
+    // Version 2; absent (version 1) or null: no owner declared.
+    if (f.has("owner") && !v["owner"].is_null()) o.owner = f.u64("owner");
     if (outer >= pending_objects_.size()) pending_objects_.resize(outer + 1);
     pending_objects_[outer].push_back(o);
     return error.empty();

@@ -90,20 +90,22 @@ std::string describeFacts(const SocketFacts& f) {
   return out;
 }
 
+// `chains`: diff's (in chain order, each under its holder); none: in order.
 void printSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
-                   const SymbolTable& symbols) {
+                   const SymbolTable& symbols, const std::vector<Chain>& chains = {}) {
   if (suspects.empty()) {
     out << "No leak suspected.\n";
     return;
   }
   out << "Leak suspects (" << suspects.size() << "):\n";
-  for (std::size_t i = 0; i < suspects.size(); ++i) {
+  std::size_t number = 0;
+  forEachChainMember(out, chains, suspects.size(), [&](std::size_t i, std::size_t depth) {
     const Suspect& s = suspects[i];
-    out << "  " << i + 1 << ". [" << groupName(s.group) << "] " << oneLine(s.name) << "\n     "
-        << oneLine(s.reason) << "\n";
+    out << chainMemberHeader(++number, depth, s.group, s.name) << "\n     " << oneLine(s.reason)
+        << "\n";
     if (s.stack) out << "     at " << oneLine(describeStack(symbols, *s.stack, 6)) << "\n";
     if (s.socket) out << "     " << oneLine(describeFacts(*s.socket)) << "\n";
-  }
+  });
 }
 
 }  // namespace
@@ -315,7 +317,7 @@ static void renderCompareText(std::ostream& out, const Comparison& c, const Symb
   }
   renderClassComparison(out, c, o);
   out << "\n";
-  printSuspects(out, c.suspects, symbols);
+  printSuspects(out, c.suspects, symbols, c.chains);
 }
 
 json compareJson(const Comparison& c, const SymbolTable& symbols, const RenderOptions& o) {
@@ -355,6 +357,7 @@ json compareJson(const Comparison& c, const SymbolTable& symbols, const RenderOp
   json suspects = json::array();
   for (const auto& s : c.suspects) suspects.push_back(suspectJson(s, symbols));
   j["suspects"] = suspects;
+  j["chains"] = chainsJson(c.chains, c.suspects);
   return j;
 }
 
@@ -457,6 +460,22 @@ void trendSurvivors(std::ostream& out, const TrendGroup& g, const RenderOptions&
   if (g.survivor_count > rows) {
     out << "       \u2026 " << g.survivor_count - rows << " more (--survivors N)\n";
   }
+  // What holds the survivors, up to a root: each distinct chain once.
+  std::vector<std::pair<std::string, std::size_t>> chains;
+  for (std::size_t i = 0; i < rows; ++i) {
+    const std::string& c = g.survivors[i].chain;
+    if (c.empty()) continue;
+    auto it =
+        std::find_if(chains.begin(), chains.end(), [&](const auto& e) { return e.first == c; });
+    if (it == chains.end()) {
+      chains.emplace_back(c, 1);
+    } else {
+      ++it->second;
+    }
+  }
+  for (const auto& [chain, n] : chains) {
+    out << "       " << n << " of " << rows << " held by " << oneLine(chain) << "\n";
+  }
 }
 
 std::size_t countVerdict(const TrendResult& t, Verdict v) {
@@ -476,10 +495,13 @@ void trendSuspects(std::ostream& out, const TrendResult& t, const SymbolTable& s
   } else {
     out << "Leak suspects — steady growth (" << t.suspects.size() << "):\n";
   }
+  std::vector<const TrendGroup*> steady;  // t.suspects[i] is *steady[i]
   for (const TrendGroup& g : t.groups) {
-    if (g.verdict != Verdict::kSteady) continue;
-    ++index;
-    out << "  " << index << ". [" << groupName(g.group) << "] " << oneLine(g.name) << "\n";
+    if (g.verdict == Verdict::kSteady) steady.push_back(&g);
+  }
+  forEachChainMember(out, t.chains, steady.size(), [&](std::size_t i, std::size_t depth) {
+    const TrendGroup& g = *steady[i];
+    out << chainMemberHeader(++index, depth, g.group, g.name) << "\n";
     out << "     " << oneLine(g.reason) << "\n";
     out << "     growth " << rateText(g, timed) << "\n";
     if (g.stack) out << "     at " << oneLine(describeStack(symbols, *g.stack, 6)) << "\n";
@@ -489,10 +511,11 @@ void trendSuspects(std::ostream& out, const TrendResult& t, const SymbolTable& s
     }
     if (g.survivor_count > 0) trendSurvivors(out, g, o);
     if (!g.retainers.empty()) {
-      out << "     retained by (shortest paths from the GC roots):\n";
+      out << (g.group == Group::kClass ? "     retained by (shortest paths from the GC roots):\n"
+                                       : "     held by (declared owners, from the root):\n");
       renderRetainerPaths(out, g.retainers, g.survivor_count, "       ");
     }
-  }
+  });
 }
 
 // Growth that did not persist: freed later, levelled off, or only in the
@@ -589,12 +612,14 @@ static void addObjectFacts(json& x, const TrendGroup& g) {
     x["added_retained_bytes"] = whole(g.added_retained_bytes);
   }
   if (g.group != Group::kTracked && g.group != Group::kClass) return;
+  if (g.group == Group::kTracked) x["retainers"] = retainersJson(g.retainers);
   x["survivor_count"] = g.survivor_count;
   json sv = json::array();
   for (const Survivor& s : g.survivors) {
     json e = {{"id", s.id}, {"age_seconds", s.age_seconds}, {"label", s.label}, {"bytes", s.bytes}};
     e["fd"] = s.fd >= 0 ? json(s.fd) : json(nullptr);
     if (!s.socket.empty()) e["socket"] = s.socket;
+    if (g.group == Group::kTracked) e["chain"] = s.chain;
     sv.push_back(std::move(e));
   }
   x["survivors"] = sv;
@@ -643,6 +668,7 @@ json trendJson(const TrendResult& t, const SymbolTable& symbols, const RenderOpt
     }
   }
   j["suspects"] = suspects;
+  j["chains"] = chainsJson(t.chains, t.suspects);
   j["uncertain"] = uncertain;
   j["not_suspects"] = others;
   return j;

@@ -2,6 +2,7 @@
 // machines (schema in docs/cli.md), and the self-contained HTML report.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -50,6 +51,24 @@ void renderSuspects(std::ostream& out, const std::vector<Suspect>& suspects,
                     const SymbolTable& symbols);
 // Suspects as diff's JSON lists them.
 nlohmann::json suspectsJson(const std::vector<Suspect>& suspects, const SymbolTable& symbols);
+// Suspects in chain order (render_chains.cc): each chain's top line (when
+// it holds another suspect or a kind holds it), then `member(suspect,
+// depth)` for each of its members; in suspect order when there are no
+// chains.
+void forEachChainMember(std::ostream& out, const std::vector<Chain>& chains, std::size_t suspects,
+                        const std::function<void(std::size_t, std::size_t)>& member);
+// "  2. ↳ [tracked] apns.connection": a suspect's first line, under its
+// holder when `depth` > 0.
+std::string chainMemberHeader(std::size_t number, std::size_t depth, Group g,
+                              const std::string& name);
+// trend's and diff's `chains[]`.
+nlohmann::json chainsJson(const std::vector<Chain>& chains, const std::vector<Suspect>& suspects);
+// `leakscope retainers --kind`: a tracked kind's chains, as the V8 view.
+void renderKindRetainers(std::ostream& out, const Snapshot& s, const std::string& kind,
+                         std::size_t objects, const std::vector<RetainerPath>& paths,
+                         const RenderOptions& o);
+nlohmann::json kindRetainersJson(const Snapshot& s, const std::string& kind, std::size_t objects,
+                                 const std::vector<RetainerPath>& paths);
 // The trend JSON's `inputs[]`.
 nlohmann::json pointsJson(const std::vector<SeriesPoint>& points);
 

@@ -291,8 +291,12 @@ void writeTrendVerdict(std::ostream& h, const TrendResult& t) {
   } else if (t.suspects.empty()) {
     h << "<div class=\"verdict good\" id=\"verdict\">No steady growth: no leak suspected.</div>\n";
   } else {
-    h << "<div class=\"verdict bad\" id=\"verdict\">" << t.suspects.size()
-      << " leak suspect(s) with steady growth: ";
+    h << "<div class=\"verdict bad\" id=\"verdict\">";
+    // The first line: the top of the chain that holds other suspects.
+    if (!t.chains.empty() && (t.chains[0].members.size() > 1 || !t.chains[0].held_by.empty())) {
+      h << "<span class=\"chain-top\">" << esc(t.chains[0].summary) << "</span><br>";
+    }
+    h << t.suspects.size() << " leak suspect(s) with steady growth: ";
     for (std::size_t i = 0; i < t.suspects.size() && i < 5; ++i) {
       h << (i ? ", " : "") << esc(t.suspects[i].name);
     }

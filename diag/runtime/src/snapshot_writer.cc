@@ -123,6 +123,12 @@ std::uint64_t writeTracked(JsonWriter& w, std::unordered_map<int, std::uint64_t>
         } else {
           w.null();
         }
+        w.key("owner");
+        if (r.owner.value != 0) {
+          w.value(r.owner.value);
+        } else {
+          w.null();
+        }
         w.endObject();
         ++live;
         bytes += r.bytes;

@@ -102,6 +102,11 @@ Tracked::Tracked(Kind& k, std::string label, std::uint64_t bytes)
   s.created.fetch_add(1, std::memory_order_release);
 }
 
+Tracked::Tracked(Kind& k, const Tracked& owner, std::string label, std::uint64_t bytes)
+    : Tracked(k, std::move(label), bytes) {
+  setOwner(owner);
+}
+
 Kind::Shard& Tracked::shard() const { return kind_->shards_[id_.value % Kind::kShards]; }
 
 void Tracked::release() {
@@ -166,6 +171,7 @@ ObjectRecord Tracked::record() const {
   r.label = label_;
   r.bytes = bytes_fn_ ? bytes_fn_() : bytes_.load(std::memory_order_relaxed);
   r.fd = fd_.load(std::memory_order_relaxed);
+  r.owner = ObjectId{owner_.load(std::memory_order_relaxed)};
   return r;
 }
 

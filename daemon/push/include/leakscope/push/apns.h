@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "leakscope/diag/result.h"
+#include "leakscope/diag/tracked.h"
 #include "leakscope/push/client.h"
 #include "leakscope/push/event_loop.h"
 #include "leakscope/push/jwt.h"
@@ -110,6 +111,13 @@ class ApnsClient {
 
   ClientStats stats() const;
   std::shared_ptr<PushMetrics> metrics() const;
+
+  // The provider's tracked id (ObjectId{} with PoolOptions::instrument
+  // off): its connections name it as their owner. setOwner() names the
+  // tracked object that holds this client (a registry), so that snapshots
+  // show the chain connection → provider → registry. Any thread.
+  diag::ObjectId trackedId() const;
+  void setOwner(diag::ObjectId owner);
 
   class Impl;
   // Use create(); Impl is private to the library.

@@ -19,6 +19,8 @@
 
 namespace leakscope::analysis {
 
+class Ownership;  // chains.h
+
 enum class Group { kTracked, kHeap, kSocket, kClass };
 const char* groupName(Group g);
 
@@ -33,6 +35,9 @@ std::string socketPeerName(const Socket& s, const std::set<std::string>& listeni
 // remote, the protocol and local end.
 std::string socketGroupName(const Socket& s, const std::set<std::string>& listening_ports);
 std::set<std::string> listeningPorts(const Snapshot& s);
+// The group trend and diff count a socket in: its group name and state
+// ("other (17.188.1.1:443) ESTABLISHED").
+std::string socketSeriesName(const Socket& s, const std::set<std::string>& listening_ports);
 
 // Thresholds shared by diff and trend: growth below them is noise.
 struct Thresholds {
@@ -103,12 +108,31 @@ struct Suspect {
   std::optional<SocketFacts> socket = std::nullopt;  // suspects of analyseSockets
 };
 
+// Retainer chains (chains.h): suspects grouped by who holds whom, as the
+// program declared owners. A member: its index in the result's `suspects`,
+// its depth under the chain's top (0: the top), and how many of its objects
+// (or sockets) each object of the top holds.
+struct ChainMember {
+  std::size_t suspect = 0;
+  std::size_t depth = 0;
+  double each = 0;
+};
+
+struct Chain {
+  std::vector<ChainMember> members;  // the top first, then what it holds, depth first
+  // The top with what it holds: "apns.provider +1 per interval, never
+  // destroyed, holds 3 apns.connection each → 3 ESTABLISHED sockets each".
+  std::string summary;
+  std::string held_by;  // the kind that holds the top (no suspect), "" for none
+};
+
 struct Comparison {
   std::string base, target;
   double interval_seconds = 0;
   bool same_process = true;
   std::vector<CompareRow> rows;  // tracked, heap, socket rows; each group sorted by growth
   std::vector<Suspect> suspects;
+  std::vector<Chain> chains;  // every suspect in exactly one chain
   std::vector<std::string> notes;
 };
 
@@ -136,6 +160,9 @@ struct Survivor {
   std::int64_t bytes = 0;
   std::int32_t fd = -1;
   std::string socket;  // "tcp 127.0.0.1:5000 -> 17.188.1.1:443 ESTABLISHED" in the last snapshot
+  // Tracked objects: what holds it in the last snapshot, root first
+  // (Ownership::chainOf); "" when it has no owner.
+  std::string chain;
 };
 
 // Sampled heap sites: the claim a verdict stands on, e.g. "growth in the
@@ -233,6 +260,7 @@ struct TrendResult {
   std::vector<SeriesPoint> points;
   std::vector<TrendGroup> groups;  // every group, suspects first
   std::vector<Suspect> suspects;   // the steady ones, most growth (bytes/h) first
+  std::vector<Chain> chains;       // every suspect in exactly one chain
   std::vector<std::string> notes;
   double span_seconds = 0;
   // Projection of the process' memory when a limit is known.
@@ -294,8 +322,11 @@ class TrendBuilder {
   // its verdict becomes flat.
   static void tooSmallToLeak(TrendGroup& g, const Thresholds& t, double heap_bytes);
   void updateSurvivors(const Snapshot& s, bool first);
-  // A tracked kind's objects alive in every snapshot, oldest first.
+  // A tracked kind's objects alive in every snapshot, oldest first, with
+  // what holds them.
   void addSurvivors(TrendGroup& g) const;
+  // A chain top's growth and fate: "+1 per interval, never destroyed".
+  std::string chainGrowth(const TrendGroup& g) const;
 
   const SymbolTable& symbols_;
   TrendOptions options_;
@@ -311,6 +342,10 @@ class TrendBuilder {
   // The first V8 snapshot's highest JS id: objects above it were added since.
   std::optional<std::uint32_t> first_max_id_;
   std::vector<std::string> notes_;
+  // The last snapshot's owners (leakscope snapshots only), and each tracked
+  // kind's destroyed_total in the first and the last snapshot.
+  std::shared_ptr<const Ownership> last_ownership_;
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> destroyed_;
 };
 
 // ---- V8 retainers -------------------------------------------------------

@@ -70,6 +70,9 @@ struct TrackedObject {
   std::int64_t bytes = 0;
   StringId label = 0;
   std::int32_t fd = -1;  // -1: none declared
+  // The id of the tracked object that holds this one (snapshot version 2);
+  // 0: none declared. May name an object no longer alive.
+  std::uint64_t owner = 0;
 };
 
 struct TrackedKind {

@@ -10,6 +10,8 @@
 namespace leakscope::core {
 
 inline constexpr std::string_view kSnapshotFormat = "leakscope-snapshot";
-inline constexpr int kSnapshotVersion = 1;
+inline constexpr int kSnapshotVersion = 2;
+// Version 2 added each tracked object's `owner`. Readers still read version 1
+// (no owners).
 
 }  // namespace leakscope::core

@@ -1,6 +1,6 @@
 // `leakscope capture PID`: a snapshot of another process, taken from the
 // outside, in any language. The file is an ordinary leakscope-snapshot
-// version 1 document (docs/snapshot-format.md) with trigger.reason
+// current-version document (docs/snapshot-format.md) with trigger.reason
 // "capture": the process's figures (/proc/PID), the memory limit of its
 // cgroup, its sockets joined with its network namespace's tables, and no
 // allocator figures, tracked objects or heap profile (those need the

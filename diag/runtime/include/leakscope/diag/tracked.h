@@ -8,10 +8,19 @@
 // written to snapshots), the bytes it retains, and optionally the fd of the
 // socket it owns, so snapshots can join objects to kernel sockets.
 //
+// An object may name its owner: the tracked object that holds it (a
+// connection's pool or client, a client's registry). Snapshots record the
+// owner's id, so `leakscope trend` and `diff` can show a growing kind under
+// the growing kind that holds it (a chain: provider → connection → socket),
+// and name the top of the chain as the cause. The owner is only an id: an
+// owner released before its objects leaves a dangling id, which readers take
+// as "owner gone".
+//
 //   static leakscope::diag::Kind& kConn = leakscope::diag::kind("apns.connection");
 //   class Connection {
 //     leakscope::diag::Tracked tracked_{kConn, "api.push.apple.com"};
 //   };
+//   Connection::Connection(Pool& pool) { tracked_.setOwner(pool.tracked()); }
 //
 // Thread-safety: everything here is safe to call from any thread. The hot path
 // (construct + destroy) is one atomic id increment, one clock read, and a lock
@@ -45,6 +54,7 @@ struct ObjectRecord {
   std::string label;
   std::uint64_t bytes = 0;
   int fd = -1;
+  ObjectId owner;  // 0: none declared
 };
 
 class Tracked;
@@ -109,6 +119,8 @@ std::vector<Kind*> allKinds();
 class Tracked {
  public:
   explicit Tracked(Kind& kind, std::string label = {}, std::uint64_t bytes = 0);
+  // The same, owned by `owner` from the start.
+  Tracked(Kind& kind, const Tracked& owner, std::string label = {}, std::uint64_t bytes = 0);
   ~Tracked() { release(); }
   Tracked(const Tracked&) = delete;
   Tracked& operator=(const Tracked&) = delete;
@@ -137,6 +149,14 @@ class Tracked {
 
   void setLabel(std::string label);
 
+  // The tracked object that holds this one (ObjectId{}: none). May change
+  // at any time (a client moved from a registry to another list); an atomic
+  // store, like setFd. The owner is not kept alive or told: once it is
+  // released, snapshots name an id no live object has.
+  void setOwner(const Tracked& owner) { setOwner(owner.id()); }
+  void setOwner(ObjectId owner) { owner_.store(owner.value, std::memory_order_relaxed); }
+  ObjectId owner() const { return ObjectId{owner_.load(std::memory_order_relaxed)}; }
+
  private:
   friend class Kind;
   Kind::Shard& shard() const;
@@ -148,6 +168,7 @@ class Tracked {
   std::string label_;  // guarded by the shard lock
   std::atomic<std::uint64_t> bytes_;
   std::atomic<int> fd_{-1};
+  std::atomic<std::uint64_t> owner_{0};
   std::function<std::uint64_t()> bytes_fn_;  // guarded by the shard lock
   Tracked* prev_ = nullptr;
   Tracked* next_ = nullptr;
