@@ -810,6 +810,22 @@ TEST(V8, BadInputToRetainersIsOneLineAndExit2) {
   }
 }
 
+// A class name with raw bytes that are not UTF-8 (a V8 string as the file
+// has it) is printed with U+FFFD in --json: valid JSON, exit 0, never the
+// serializer's exception (fuzz.snapshot found it).
+TEST(V8, RawBytesThatAreNotUtf8AreReplacedInTheJson) {
+  const std::string v8 = std::string(LEAKSCOPE_TEST_DATA) + "/v8/raw-invalid-utf8.heapsnapshot";
+  const CliRun r = leakscope({"show", "--json", v8}, "/");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json out = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(out.is_discarded()) << r.out.substr(0, 300);
+  bool replaced = false;
+  for (const json& c : out["classes"]) {
+    replaced = replaced || c["name"].get<std::string>().find("\xef\xbf\xbd") != std::string::npos;
+  }
+  EXPECT_TRUE(replaced) << r.out.substr(0, 600);
+}
+
 TEST(Inputs, OtherFormatsAreNamedInTheError) {
   TempDir dir;
   writeFile(dir.path() + "/app.heapsnapshot",

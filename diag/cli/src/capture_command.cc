@@ -201,7 +201,7 @@ void print(const CaptureArgs& a, const diag::SnapshotInfo& info, const std::stri
                      {"sockets", info.sockets},
                      {"heap_snapshot", nullptr}};
     if (!heap.empty()) j["heap_snapshot"] = heap;
-    std::cout << j.dump(2) << "\n";
+    std::cout << analysis::dumpJson(j, 2) << "\n";
     return;
   }
   std::cout << analysis::printable(info.path) << "\n";
