@@ -267,7 +267,11 @@ run() {
        | join(", ")) as $others
     | if $status == 1 and $c != null then
         ($c.survivors | map(.socket | capture(" -> (?<peer>[^ ]+) (?<state>[A-Z_]+)$"))) as $s
-        | "leakscope trend exit 1: \($c.name) \($c.verdict), \($c.objects | map(tostring) | join(" -> ")) live"
+        | (.chains[0] // {}) as $top
+        | "leakscope trend exit 1: "
+          + (if $top.summary then "\($top.summary)"
+               + (if $top.held_by then " (held by \($top.held_by))" else "" end) + "; " else "" end)
+          + "\($c.name) \($c.verdict), \($c.objects | map(tostring) | join(" -> ")) live"
           + " (+\($c.growth_objects_per_interval) per schedule; pool max \($max)); \($c.survivor_count) survivors from the first"
           + " snapshot, \([$s[] | select(.state == "ESTABLISHED" and .peer == "127.0.0.1:" + $port)] | length)"
           + " of them ESTABLISHED to the push server 127.0.0.1:\($port); also flagged: \($others)"
