@@ -6,20 +6,14 @@
 // from pprof's profile.proto and held to the schema's rules.
 #include <gtest/gtest.h>
 #include <profile.pb.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <zlib.h>
-#include <csignal>
 
 #include <cmath>
-#include <cstdlib>
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
-#include <sstream>
 
+#include "pprof_check.h"
 #include "test_support.h"
 
 namespace {
@@ -27,214 +21,24 @@ namespace {
 namespace fs = std::filesystem;
 namespace pp = perftools::profiles;
 using json = nlohmann::json;
+using leakscope::testing::byPprofName;
 using leakscope::testing::Child;
+using leakscope::testing::CliRun;
+using leakscope::testing::decodePprof;
+using leakscope::testing::diffRows;
+using leakscope::testing::expectSameFlat;
+using leakscope::testing::expectValidProfile;
+using leakscope::testing::exportPprof;
 using leakscope::testing::readFile;
+using leakscope::testing::runLeakscope;
+using leakscope::testing::sampleTypeName;
+using leakscope::testing::showJson;
 using leakscope::testing::TempDir;
+using leakscope::testing::topFlat;
 using leakscope::testing::writeFile;
 
-const std::string kBin = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope";
 const std::string kData = LEAKSCOPE_TEST_DATA;
 const std::string kLeak = kData + "/snapshots/leak/leakscope-example.00000";
-
-struct CliRun {
-  int status = -1;
-  std::string out, err;
-};
-
-CliRun run(const std::vector<std::string>& argv) {
-  Child c(argv);
-  CliRun r;
-  r.status = c.wait(120000);
-  r.out = c.out();
-  r.err = c.err();
-  return r;
-}
-
-CliRun leakscope(std::vector<std::string> args) {
-  args.insert(args.begin(), kBin);
-  return run(args);
-}
-
-std::string goBinary() {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    if (::access((dir + "/go").c_str(), X_OK) == 0) return dir + "/go";
-  }
-  return "";
-}
-
-// `go tool pprof ARGS...` with its caches in `home` and no network.
-CliRun pprof(const std::string& home, std::vector<std::string> args) {
-  const std::string go = goBinary();
-  EXPECT_FALSE(go.empty()) << "go not on PATH: scripts/setup.sh installs golang-go";
-  std::vector<std::string> argv = {
-      "/usr/bin/env", "HOME=" + home, "GOCACHE=" + home + "/gocache", "GOPATH=" + home + "/gopath",
-      "GOPROXY=off",  "GOFLAGS=",     "PPROF_TMPDIR=" + home,         go,
-      "tool",         "pprof"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run(argv);
-}
-
-// pprof's default display of a demangled C++ name (internal/symbolizer
-// Demangle: parameter and template lists removed), so that leakscope's
-// names can be compared with what -top prints.
-std::string pprofName(std::string name) {
-  if (name.find("::") == std::string::npos && name.find_first_of("<>[]") == std::string::npos) {
-    return name;
-  }
-  for (const char* pair : {"()", "<>"}) {
-    std::string out;
-    int depth = 0;
-    for (char c : name) {
-      if (c == pair[0]) ++depth;
-      if (depth == 0) out += c;
-      if (c == pair[1] && --depth < 0) return name;  // unbalanced: pprof keeps it
-    }
-    name = out;
-  }
-  return name;
-}
-
-// `-top` rows: function name -> flat value in bytes (-unit=B), every node
-// (-nodefraction=0), positive or negative.
-std::map<std::string, long long> topFlat(const std::string& home,
-                                         const std::vector<std::string>& args) {
-  std::vector<std::string> a = {"-top", "-unit=B", "-nodefraction=0", "-nodecount=100000"};
-  a.insert(a.end(), args.begin(), args.end());
-  const CliRun r = pprof(home, a);
-  EXPECT_EQ(r.status, 0) << r.err;
-  std::map<std::string, long long> out;
-  std::istringstream in(r.out);
-  std::string line;
-  bool rows = false;
-  while (std::getline(in, line)) {
-    if (line.find("flat  flat%") != std::string::npos) {
-      rows = true;
-      continue;
-    }
-    if (!rows) continue;
-    std::istringstream f(line);
-    std::string flat, pct, sum, cum, cum_pct, name;
-    f >> flat >> pct >> sum >> cum >> cum_pct;
-    std::getline(f >> std::ws, name);
-    if (!flat.empty() && flat.back() == 'B') flat.pop_back();
-    const long long v = std::stoll(flat);
-    if (v != 0) out[name] += v;
-  }
-  return out;
-}
-
-// Sums a leakscope view's rows by the name pprof would print; `count` is how
-// many rows each name merges (each rounded on its own: the tolerance).
-struct Flat {
-  std::map<std::string, long long> bytes;
-  std::map<std::string, long long> rows;
-};
-
-Flat byPprofName(const json& rows, const char* value) {
-  Flat f;
-  for (const auto& r : rows) {
-    const std::string n = pprofName(r["name"].get<std::string>());
-    f.bytes[n] += std::llround(r[value].get<double>());
-    ++f.rows[n];
-  }
-  return f;
-}
-
-// Every function pprof shows has the bytes leakscope shows for it, and the
-// reverse; `slack` bytes per merged row (1: each side rounds its own
-// estimate to whole bytes; 0 for exact figures).
-void expectSameFlat(const std::map<std::string, long long>& got, const Flat& want, long long slack,
-                    const std::string& what) {
-  for (const auto& [name, bytes] : want.bytes) {
-    if (bytes == 0) continue;
-    ASSERT_TRUE(got.count(name)) << what << ": pprof lacks " << name;
-    EXPECT_LE(std::llabs(got.at(name) - bytes), slack * want.rows.at(name))
-        << what << ": " << name << " pprof " << got.at(name) << " leakscope " << bytes;
-  }
-  for (const auto& [name, bytes] : got) {
-    if (name.rfind("[tracked]", 0) == 0) continue;
-    EXPECT_TRUE(want.bytes.count(name)) << what << ": pprof has " << name << " " << bytes;
-  }
-}
-
-std::string gunzip(const std::string& gz) {
-  z_stream z{};
-  EXPECT_EQ(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
-  std::string out;
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-  z.avail_in = static_cast<uInt>(gz.size());
-  char buf[65536];
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof buf;
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.append(buf, sizeof buf - z.avail_out);
-  }
-  inflateEnd(&z);
-  EXPECT_EQ(rc, Z_STREAM_END) << "not a complete gzip stream";
-  return out;
-}
-
-pp::Profile decode(const std::string& path) {
-  pp::Profile p;
-  EXPECT_TRUE(p.ParseFromString(gunzip(readFile(path)))) << path << ": not a Profile";
-  return p;
-}
-
-std::string typeName(const pp::Profile& p, int i) {
-  return p.string_table(static_cast<int>(p.sample_type(i).type()));
-}
-
-// profile.proto's rules: string_table[0] == "", ids non-zero and unique,
-// every id and string index referenced exists, one value per sample type.
-void expectValidProfile(const pp::Profile& p) {
-  const auto strings = static_cast<std::int64_t>(p.string_table_size());
-  ASSERT_GT(strings, 0);
-  EXPECT_EQ(p.string_table(0), "");
-  auto str = [&](std::int64_t i) { EXPECT_TRUE(i >= 0 && i < strings) << "string " << i; };
-  std::set<std::uint64_t> mappings, locations, functions;
-  for (const auto& m : p.mapping()) {
-    EXPECT_NE(m.id(), 0u);
-    EXPECT_TRUE(mappings.insert(m.id()).second) << "mapping id " << m.id() << " twice";
-    EXPECT_LE(m.memory_start(), m.memory_limit());
-    str(m.filename());
-    str(m.build_id());
-  }
-  for (const auto& f : p.function()) {
-    EXPECT_NE(f.id(), 0u);
-    EXPECT_TRUE(functions.insert(f.id()).second) << "function id " << f.id() << " twice";
-    str(f.name());
-    str(f.system_name());
-    str(f.filename());
-  }
-  for (const auto& l : p.location()) {
-    EXPECT_NE(l.id(), 0u);
-    EXPECT_TRUE(locations.insert(l.id()).second) << "location id " << l.id() << " twice";
-    EXPECT_TRUE(l.mapping_id() == 0 || mappings.count(l.mapping_id())) << l.mapping_id();
-    ASSERT_GT(l.line_size(), 0);
-    for (const auto& line : l.line()) EXPECT_TRUE(functions.count(line.function_id()));
-  }
-  for (const auto& s : p.sample()) {
-    EXPECT_EQ(s.value_size(), p.sample_type_size());
-    ASSERT_GT(s.location_id_size(), 0);
-    for (auto id : s.location_id()) EXPECT_TRUE(locations.count(id)) << "location " << id;
-    for (const auto& l : s.label()) {
-      str(l.key());
-      str(l.str());
-    }
-  }
-  for (const auto& t : p.sample_type()) {
-    str(t.type());
-    str(t.unit());
-  }
-  EXPECT_EQ(p.string_table(static_cast<int>(p.default_sample_type())), "inuse_space");
-  EXPECT_EQ(p.string_table(static_cast<int>(p.period_type().type())), "space");
-  EXPECT_EQ(p.string_table(static_cast<int>(p.period_type().unit())), "bytes");
-}
 
 std::vector<std::string> fixtureProfiles(const std::string& mode, const std::string& dir) {
   Child c(
@@ -246,24 +50,6 @@ std::vector<std::string> fixtureProfiles(const std::string& mode, const std::str
   return out;
 }
 
-json showJson(const std::string& input) {
-  const CliRun r = leakscope({"show", "--json", "--top", "100000", input});
-  EXPECT_LE(r.status, 1) << r.err;
-  return json::parse(r.out);
-}
-
-// An export, its file, and the check that it was written with exit 0.
-std::string exportOf(const std::string& dir, const std::string& input, const std::string& base,
-                     const std::string& name) {
-  const std::string out = dir + "/" + name;
-  std::vector<std::string> args = {"export", "--format", "pprof", out, input};
-  if (!base.empty()) args.insert(args.end(), {"--base", base});
-  const CliRun r = leakscope(args);
-  EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.err, "");
-  return out;
-}
-
 // show's heap sites against pprof -top; then diff's heap rows against both
 // pprof -base and our --base export. Full: exact; sampled: 1 byte per site
 // (each side rounds its own unsampled estimate).
@@ -271,36 +57,32 @@ void expectPprofAgrees(const std::string& mode) {
   TempDir dir;
   const auto profiles = fixtureProfiles(mode, dir.path());
   ASSERT_EQ(profiles.size(), 6u);
-  ASSERT_GT(decode(exportOf(dir.path(), profiles[5], "", "check.pb.gz")).sample_size(), 0);
+  ASSERT_GT(decodePprof(exportPprof(dir.path(), profiles[5], "", "check.pb.gz")).sample_size(), 0);
   const long long slack = mode == "full" ? 0 : 1;
-  const std::string last = exportOf(dir.path(), profiles[5], "", "last.pb.gz");
+  const std::string last = exportPprof(dir.path(), profiles[5], "", "last.pb.gz");
   const auto top = topFlat(dir.path(), {"-sample_index=inuse_space", last});
   expectSameFlat(top, byPprofName(showJson(profiles[5])["heap"]["top_sites"], "inuse_bytes"), slack,
                  mode + " show");
   EXPECT_TRUE(top.count("::leakyRemember")) << "the leak is a top function";
 
-  const std::string first = exportOf(dir.path(), profiles[1], "", "first.pb.gz");
-  const std::string growth = exportOf(dir.path(), profiles[5], profiles[1], "growth.pb.gz");
+  const std::string first = exportPprof(dir.path(), profiles[1], "", "first.pb.gz");
+  const std::string growth = exportPprof(dir.path(), profiles[5], profiles[1], "growth.pb.gz");
   const auto pprof_base = topFlat(dir.path(), {"-sample_index=inuse_space", "-base", first, last});
   const auto ours = topFlat(dir.path(), {"-sample_index=inuse_space", growth});
   EXPECT_EQ(ours, pprof_base) << "--base and pprof -base differ";
-  const CliRun diff = leakscope({"diff", "--json", "--top", "100000", profiles[1], profiles[5]});
+  const CliRun diff = runLeakscope({"diff", "--json", "--top", "100000", profiles[1], profiles[5]});
   ASSERT_LE(diff.status, 1) << diff.err;
-  json heap_rows = json::array();
-  const json d = json::parse(diff.out);
-  for (const auto& row : d["rows"]) {
-    if (row["group"] == "heap") heap_rows.push_back(row);
-  }
   // diff rounds the difference, the export each side: at most 1 byte apart.
-  expectSameFlat(ours, byPprofName(heap_rows, "delta_bytes"), slack, mode + " diff");
+  expectSameFlat(ours, byPprofName(diffRows(json::parse(diff.out), "heap"), "delta_bytes"), slack,
+                 mode + " diff");
   EXPECT_LT(ours.at("::transientSpike"), 0) << "a freed spike is negative growth";
   EXPECT_GT(ours.at("::leakyRemember"), 0);
 
-  const pp::Profile p = decode(last);
+  const pp::Profile p = decodePprof(last);
   expectValidProfile(p);
-  expectValidProfile(decode(growth));
+  expectValidProfile(decodePprof(growth));
   std::vector<std::string> types;
-  for (int i = 0; i < p.sample_type_size(); ++i) types.push_back(typeName(p, i));
+  for (int i = 0; i < p.sample_type_size(); ++i) types.push_back(sampleTypeName(p, i));
   if (mode == "full") {
     EXPECT_EQ(types, (std::vector<std::string>{"inuse_objects", "inuse_space", "alloc_objects",
                                                "alloc_space"}));
@@ -326,7 +108,7 @@ TEST(ExportPprof, SampledFixtureProfileTopAndGrowthMatchShowAndDiff) {
 TEST(ExportPprof, ExampleSnapshotHeapAndTrackedKindsMatchShow) {
   TempDir dir;
   const std::string input = kLeak + "4.lsnap";
-  const std::string out = exportOf(dir.path(), input, "", "example.pb.gz");
+  const std::string out = exportPprof(dir.path(), input, "", "example.pb.gz");
   const json show = showJson(input);
   const auto heap = topFlat(dir.path(), {out});  // inuse_space is the default
   expectSameFlat(heap, byPprofName(show["heap"]["top_sites"], "inuse_bytes"), 1, "example show");
@@ -340,7 +122,7 @@ TEST(ExportPprof, ExampleSnapshotHeapAndTrackedKindsMatchShow) {
     ASSERT_TRUE(tracked.count(frame)) << frame;
     EXPECT_EQ(tracked.at(frame), k["live_bytes"].get<long long>()) << frame;
   }
-  const pp::Profile p = decode(out);
+  const pp::Profile p = decodePprof(out);
   expectValidProfile(p);
   // Each kind's sample carries kind=NAME and its live count.
   std::map<std::string, long long> live;
@@ -363,27 +145,21 @@ TEST(ExportPprof, ExampleSnapshotHeapAndTrackedKindsMatchShow) {
 TEST(ExportPprof, ExampleSnapshotGrowthMatchesDiffForHeapAndTrackedKinds) {
   TempDir dir;
   const std::string base = kLeak + "1.lsnap", target = kLeak + "4.lsnap";
-  const std::string out = exportOf(dir.path(), target, base, "growth.pb.gz");
-  const CliRun diff = leakscope({"diff", "--json", "--top", "100000", base, target});
+  const std::string out = exportPprof(dir.path(), target, base, "growth.pb.gz");
+  const CliRun diff = runLeakscope({"diff", "--json", "--top", "100000", base, target});
   ASSERT_EQ(diff.status, 1) << diff.err;
-  json heap = json::array(), tracked = json::array();
   const json d = json::parse(diff.out);
-  for (auto row : d["rows"]) {
-    if (row["group"] == "heap") heap.push_back(row);
-    if (row["group"] == "tracked") {
-      row["name"] = "[tracked] " + row["name"].get<std::string>();
-      tracked.push_back(row);
-    }
-  }
-  expectSameFlat(topFlat(dir.path(), {out}), byPprofName(heap, "delta_bytes"), 1, "heap");
+  expectSameFlat(topFlat(dir.path(), {out}), byPprofName(diffRows(d, "heap"), "delta_bytes"), 1,
+                 "heap");
   const auto kinds = topFlat(dir.path(), {"-sample_index=tracked_space", out});
-  for (const auto& row : tracked) {
+  for (const auto& row : diffRows(d, "tracked")) {
+    const std::string frame = "[tracked] " + row["name"].get<std::string>();
     const long long want = std::llround(row["delta_bytes"].get<double>());
     if (want == 0) continue;
-    ASSERT_TRUE(kinds.count(row["name"])) << row;
-    EXPECT_EQ(kinds.at(row["name"]), want) << row;
+    ASSERT_TRUE(kinds.count(frame)) << row;
+    EXPECT_EQ(kinds.at(frame), want) << row;
   }
-  expectValidProfile(decode(out));
+  expectValidProfile(decodePprof(out));
 }
 
 // A snapshot the running example program writes now, in full heap mode:
@@ -402,7 +178,7 @@ TEST(ExportPprof, LiveFullModeSnapshotOfTheExampleMatchesShowAndTheFile) {
   const std::string input = leakscope::testing::lsnapFiles(snaps).front();
   const json snap = json::parse(readFile(input));
   ASSERT_EQ(snap["heap"]["mode"], "full") << snap["heap"].dump();
-  const std::string out = exportOf(dir.path(), input, "", "live.pb.gz");
+  const std::string out = exportPprof(dir.path(), input, "", "live.pb.gz");
 
   const json show = showJson(input);
   expectSameFlat(topFlat(dir.path(), {out}), byPprofName(show["heap"]["top_sites"], "inuse_bytes"),
@@ -424,7 +200,7 @@ TEST(ExportPprof, LiveFullModeSnapshotOfTheExampleMatchesShowAndTheFile) {
   const auto tracked = topFlat(dir.path(), {"-sample_index=tracked_space", out});
   EXPECT_TRUE(tracked.count("[tracked] example.connection")) << "tracked kinds exported";
 
-  const pp::Profile p = decode(out);
+  const pp::Profile p = decodePprof(out);
   expectValidProfile(p);
   ASSERT_EQ(p.sample_type_size(), 6) << "inuse, alloc and tracked";
   EXPECT_EQ(p.string_table(static_cast<int>(p.mapping(0).filename())), snap["process"]["exe"]);
@@ -444,15 +220,15 @@ TEST(ExportPprof, BinaryFlagSymbolizesARawProfileFromElsewhere) {
   }
   const std::string moved = dir.path() + "/moved.heap";
   writeFile(moved, text);
-  const auto without = topFlat(dir.path(), {exportOf(dir.path(), moved, "", "without.pb.gz")});
+  const auto without = topFlat(dir.path(), {exportPprof(dir.path(), moved, "", "without.pb.gz")});
   EXPECT_FALSE(without.count("::leakyRemember"));
   const std::string out = dir.path() + "/with.pb.gz";
-  const CliRun r = leakscope({"export", "--format", "pprof", out, moved, "--binary", fixture});
+  const CliRun r = runLeakscope({"export", "--format", "pprof", out, moved, "--binary", fixture});
   ASSERT_EQ(r.status, 0) << r.err;
   const auto with = topFlat(dir.path(), {out});
   ASSERT_TRUE(with.count("::leakyRemember"));
   EXPECT_EQ(with.at("::leakyRemember"), 6291456) << "6 rounds of 1 MiB, exact";
-  const pp::Profile p = decode(out);
+  const pp::Profile p = decodePprof(out);
   EXPECT_EQ(p.string_table(static_cast<int>(p.mapping(0).filename())),
             "/opt/elsewhere/leakscope-heap-fixture")
       << "the mapping keeps the path the profile names";
@@ -471,23 +247,24 @@ void expectOneLineError(const CliRun& r, const std::string& contains) {
 TEST(ExportPprof, UnknownOrMissingFormatIsAUsageError) {
   TempDir dir;
   const std::string out = dir.path() + "/x.pb.gz";
-  expectOneLineError(leakscope({"export", "--format", "svg", out, kLeak + "1.lsnap"}),
+  expectOneLineError(runLeakscope({"export", "--format", "svg", out, kLeak + "1.lsnap"}),
                      "unknown --format 'svg'");
-  expectOneLineError(leakscope({"export", out, kLeak + "1.lsnap"}), "export needs --format pprof");
-  expectOneLineError(leakscope({"export", "--format", "pprof", out}), "takes OUT.pb.gz and one");
+  expectOneLineError(runLeakscope({"export", out, kLeak + "1.lsnap"}),
+                     "export needs --format pprof");
+  expectOneLineError(runLeakscope({"export", "--format", "pprof", out}), "takes OUT.pb.gz and one");
   EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(ExportPprof, UnwritableOutputLeavesNoFile) {
   TempDir dir;
-  expectOneLineError(leakscope({"export", "--format", "pprof", dir.path() + "/no/such/x.pb.gz",
-                                kLeak + "1.lsnap"}),
+  expectOneLineError(runLeakscope({"export", "--format", "pprof", dir.path() + "/no/such/x.pb.gz",
+                                   kLeak + "1.lsnap"}),
                      "cannot write");
   // A directory where the file should go: the rename fails, the temp file goes.
   fs::create_directory(dir.path() + "/taken");
   writeFile(dir.path() + "/taken/keep", "x");
   expectOneLineError(
-      leakscope({"export", "--format", "pprof", dir.path() + "/taken", kLeak + "1.lsnap"}),
+      runLeakscope({"export", "--format", "pprof", dir.path() + "/taken", kLeak + "1.lsnap"}),
       "cannot write");
   std::vector<std::string> left;
   for (const auto& e : fs::directory_iterator(dir.path())) left.push_back(e.path().filename());
@@ -498,13 +275,13 @@ TEST(ExportPprof, InputsWithoutAHeapProfileAreRefused) {
   TempDir dir;
   const std::string out = dir.path() + "/x.pb.gz";
   const CliRun v8 =
-      leakscope({"export", "--format", "pprof", out, kData + "/v8/node5.heapsnapshot"});
+      runLeakscope({"export", "--format", "pprof", out, kData + "/v8/node5.heapsnapshot"});
   expectOneLineError(v8, "a V8 heap snapshot has no native heap profile to export");
   // The example's snapshot with its heap section as written with heap off.
   json snap = json::parse(readFile(kLeak + "1.lsnap"));
   snap["heap"] = {{"mode", "off"}, {"available", false}, {"reason", "heap mode is off"}};
   writeFile(dir.path() + "/off.lsnap", snap.dump());
-  expectOneLineError(leakscope({"export", "--format", "pprof", out, dir.path() + "/off.lsnap"}),
+  expectOneLineError(runLeakscope({"export", "--format", "pprof", out, dir.path() + "/off.lsnap"}),
                      "no heap profile to export (heap mode is off)");
   EXPECT_FALSE(fs::exists(out));
 }
@@ -519,11 +296,11 @@ TEST(ExportPprof, ABaseOfAnotherKindIsRefused) {
   ASSERT_FALSE(sampled.empty());
   const std::string out = dir.path() + "/x.pb.gz";
   expectOneLineError(
-      leakscope({"export", "--format", "pprof", out, full.back(), "--base", sampled.front()}),
+      runLeakscope({"export", "--format", "pprof", out, full.back(), "--base", sampled.front()}),
       "a growth profile needs two of the same kind");
-  expectOneLineError(
-      leakscope({"export", "--format", "pprof", out, kLeak + "4.lsnap", "--base", sampled.front()}),
-      "heap-profile with a sampled heap profile");
+  expectOneLineError(runLeakscope({"export", "--format", "pprof", out, kLeak + "4.lsnap", "--base",
+                                   sampled.front()}),
+                     "heap-profile with a sampled heap profile");
   EXPECT_FALSE(fs::exists(out));
 }
 
@@ -537,12 +314,12 @@ TEST(ExportPprof, FuzzSeedsNeverCrashIt) {
       if (!e.is_regular_file()) continue;
       ++files;
       const CliRun r =
-          leakscope({"export", "--format", "pprof", dir.path() + "/x.pb.gz", e.path()});
+          runLeakscope({"export", "--format", "pprof", dir.path() + "/x.pb.gz", e.path()});
       EXPECT_TRUE(r.status == 0 || r.status == 2) << e.path() << ": " << r.status << r.err;
       if (r.status == 2) {
         EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << e.path() << ": " << r.err;
       }
-      if (r.status == 0) expectValidProfile(decode(dir.path() + "/x.pb.gz"));
+      if (r.status == 0) expectValidProfile(decodePprof(dir.path() + "/x.pb.gz"));
     }
   }
   EXPECT_GT(files, 10u);

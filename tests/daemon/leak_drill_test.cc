@@ -12,9 +12,15 @@
 //    connections, each holding its socket.
 //  - Drill off: trend exits 0, and neither the mock nor the daemon's own
 //    metric ever sees more open APNs connections than the pool's maximum.
+//  - pprof (issue #16): the drill's last snapshot, exported with `leakscope
+//    export --format pprof`, reads in `go tool pprof -top` with the heap
+//    bytes per function and the tracked kinds' counts and bytes `leakscope
+//    show` gives; its growth since the first snapshot (`--base`) with the
+//    heap bytes `leakscope diff` gives.
 #include <signal.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -22,6 +28,7 @@
 
 #include "daemon_test_support.h"
 #include "gtest/gtest.h"
+#include "pprof_check.h"
 
 namespace leakscope::testing {
 namespace {
@@ -65,7 +72,7 @@ struct Drill {
 
 class LeakDrill : public DaemonStackTest {
  protected:
-  void runDrill(bool drill, Drill& r);
+  void runDrill(bool drill, Drill& r, const Settings& extra = {});
   void addAppWithTokens();
   void runSchedules(DaemonProcess& d, Drill& r);
   AfterSchedule sample(const DaemonProcess& d) const;
@@ -76,18 +83,20 @@ class LeakDrill : public DaemonStackTest {
 };
 
 // Runs kSchedules schedules (APNs and FCM tokens) through one daemon, with
-// a snapshot after each, and `leakscope trend --json` over the snapshots.
-void LeakDrill::runDrill(bool drill, Drill& r) {
+// a snapshot after each, and `leakscope trend --json` over the snapshots;
+// `extra` settings override the drill's.
+void LeakDrill::runDrill(bool drill, Drill& r, const Settings& extra) {
   r.mock_port = mock_.port();
   ASSERT_NO_FATAL_FAILURE(addAppWithTokens());
   // Few streams per connection: every schedule keeps requests queued long
   // enough for its pool to open all of its connections.
-  DaemonProcess d(db_, mock_, dir_.path(),
-                  {{"apns.max_connections", std::to_string(kApnsMax)},
-                   {"apns.max_streams", "10"},
-                   {"fcm.max_connections", std::to_string(kFcmMax)},
-                   {"daemon.leak_drill", drill ? "true" : "false"},
-                   {"daemon.log_level", "\"info\""}});
+  Settings settings = {{"apns.max_connections", std::to_string(kApnsMax)},
+                       {"apns.max_streams", "10"},
+                       {"fcm.max_connections", std::to_string(kFcmMax)},
+                       {"daemon.leak_drill", drill ? "true" : "false"},
+                       {"daemon.log_level", "\"info\""}};
+  for (const auto& [key, value] : extra) settings[key] = value;
+  DaemonProcess d(db_, mock_, dir_.path(), settings);
   ASSERT_TRUE(d.start()) << d.log();
   ASSERT_NO_FATAL_FAILURE(runSchedules(d, r));
   r.mock_peak = mock_.stats().value("peak_open_connections", -1);
@@ -280,6 +289,73 @@ TEST_F(LeakDrill, WithoutTheDrillTrendIsCleanAndConnectionsStayWithinThePool) {
   EXPECT_EQ(r.log.find("LEAK DRILL"), std::string::npos);
   EXPECT_EQ(r.exit_status, 0) << r.log;
   EXPECT_EQ(r.mock_open_after_exit, 0);
+}
+
+// `go tool pprof -top` on the export of a pushdaemon snapshot: per function
+// the heap bytes of show's top sites (the daemon's heap is sampled: each
+// side rounds its own unsampled estimate, so 1 byte per site apart at most),
+// and per tracked kind exactly show's live count (tracked_objects) and live
+// bytes (tracked_space), under its `[tracked] KIND` frame.
+void expectPprofTopMatchesShow(const std::string& home, const std::string& snapshot) {
+  const std::string out = exportPprof(home, snapshot, "", "last.pb.gz");
+  const nlohmann::json show = showJson(snapshot);
+  ASSERT_EQ(show["heap"]["mode"], "sampled") << show["heap"].dump();
+  ASSERT_FALSE(show["heap"]["top_sites"].empty()) << show["heap"].dump();
+  const TopFlat heap = topFlat(home, {"-sample_index=inuse_space", out});
+  expectSameFlat(heap, byPprofName(show["heap"]["top_sites"], "inuse_bytes"), 1, "show heap");
+  const TopFlat objects = topFlat(home, {"-sample_index=tracked_objects", out});
+  const TopFlat space = topFlat(home, {"-sample_index=tracked_space", out});
+  ASSERT_FALSE(show["tracked"].empty());
+  std::size_t live_kinds = 0;
+  for (const auto& k : show["tracked"]) {
+    const std::string frame = "[tracked] " + k["kind"].get<std::string>();
+    const auto live = k["live"].get<long long>(), bytes = k["live_bytes"].get<long long>();
+    EXPECT_EQ(objects.count(frame) ? objects.at(frame) : 0, live) << frame;
+    EXPECT_EQ(space.count(frame) ? space.at(frame) : 0, bytes) << frame;
+    if (live != 0) ++live_kinds;
+  }
+  EXPECT_EQ(objects.size(), live_kinds) << "one frame per live kind, no other";
+  ASSERT_TRUE(objects.count("[tracked] apns.connection")) << "the leaking kind is exported";
+  EXPECT_EQ(objects.at("[tracked] apns.connection"), kSchedules * kApnsMax);
+  expectValidProfile(decodePprof(out));
+}
+
+// The growth profile (`--base FIRST`) against `leakscope diff FIRST LAST`:
+// per function the heap rows' delta_bytes (diff rounds the difference, the
+// export each side: 1 byte per site apart at most), and the kinds' growth.
+void expectPprofGrowthMatchesDiff(const std::string& home, const std::string& first,
+                                  const std::string& last) {
+  const std::string growth = exportPprof(home, last, first, "growth.pb.gz");
+  const CliRun diff = runLeakscope({"diff", "--json", "--top", "100000", first, last});
+  ASSERT_EQ(diff.status, 1) << "the drill's growth is a leak\n" << diff.err << diff.out;
+  const nlohmann::json d = nlohmann::json::parse(diff.out);
+  ASSERT_FALSE(diffRows(d, "heap").empty()) << diff.out;
+  expectSameFlat(topFlat(home, {"-sample_index=inuse_space", growth}),
+                 byPprofName(diffRows(d, "heap"), "delta_bytes"), 1, "diff heap");
+  const TopFlat kinds = topFlat(home, {"-sample_index=tracked_space", growth});
+  for (const auto& row : diffRows(d, "tracked")) {
+    const std::string frame = "[tracked] " + row["name"].get<std::string>();
+    const long long want = std::llround(row["delta_bytes"].get<double>());
+    EXPECT_EQ(kinds.count(frame) ? kinds.at(frame) : 0, want) << row;
+  }
+  const TopFlat grown = topFlat(home, {"-sample_index=tracked_objects", growth});
+  ASSERT_TRUE(grown.count("[tracked] apns.connection"));
+  EXPECT_EQ(grown.at("[tracked] apns.connection"), (kSchedules - 1) * kApnsMax);
+  expectValidProfile(decodePprof(growth));
+}
+
+TEST_F(LeakDrill, PprofExportOfItsSnapshotsMatchesShowAndDiff) {
+  Drill r;
+  // tcmalloc samples every 4 KiB instead of 512 KiB: dozens of the daemon's
+  // heap sites (TLS, HTTP/2, MariaDB, its own code) to compare by name, and
+  // heap growth between the first and the last snapshot always sampled.
+  runDrill(true, r, {{"diag.heap_sample_bytes", "4096"}});
+  if (HasFatalFailure()) return;
+  const std::vector<std::string> snaps = snapshots(snapshotDir());
+  ASSERT_EQ(snaps.size(), std::size_t(kSchedules));
+  TempDir home;  // the exports, and go's caches
+  expectPprofTopMatchesShow(home.path(), snaps.back());
+  expectPprofGrowthMatchesDiff(home.path(), snaps.front(), snaps.back());
 }
 
 }  // namespace
