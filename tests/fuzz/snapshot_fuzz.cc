@@ -39,8 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   la::renderRuns(out, r, symbols, {});
   // As the CLI prints them (dumpJson): names from the input may hold bytes
   // that are not UTF-8 (a V8 string's raw bytes), replaced on output.
-  out << la::dumpJson(la::compareJson(c, symbols, {})) << la::dumpJson(la::trendJson(t, symbols, {}))
-      << la::dumpJson(la::runsJson(r, symbols, {}))
+  out << la::dumpJson(la::compareJson(c, symbols, {}))
+      << la::dumpJson(la::trendJson(t, symbols, {})) << la::dumpJson(la::runsJson(r, symbols, {}))
       << la::renderHtmlReport(la::singleRun(t), c, k, symbols, {})
       << la::renderHtmlReport(r, c, k, symbols, {});
   // Retainer chains: every kind's paths, every object's chain, and chains of
