@@ -583,6 +583,9 @@ if [ "$suite" = preload ]; then
   C="${LEAKSCOPE_BENCH_CONNECTIONS:-4}"
   M="${LEAKSCOPE_BENCH_STREAMS:-10}"
   PROBE_SECONDS="${PROBE_SECONDS:-10}"
+  # The sampling period of both the tcmalloc contender and the agent: run's
+  # default (2 MiB) unless LEAKSCOPE_BENCH_SAMPLE says otherwise.
+  SAMPLE="${LEAKSCOPE_BENCH_SAMPLE:-2097152}"
   for tool in nginx h2load openssl python3 jq; do
     command -v "$tool" > /dev/null || { echo "bench: the preload suite needs $tool" >&2; exit 1; }
   done
@@ -635,12 +638,12 @@ if [ "$suite" = preload ]; then
   nginx $(nginx_args plain) 2> "$work/plain.err" &
   masters+=($!)
   # shellcheck disable=SC2046
-  LD_PRELOAD=libtcmalloc.so.4 TCMALLOC_SAMPLE_PARAMETER=524288 \
+  LD_PRELOAD=libtcmalloc.so.4 TCMALLOC_SAMPLE_PARAMETER="$SAMPLE" \
     nginx $(nginx_args tcmalloc) 2> "$work/tcmalloc.err" &
   masters+=($!)
   # nginx uses USR1 and USR2 itself: the snapshot signal is RTMIN+3.
   # shellcheck disable=SC2046
-  build/bin/leakscope run --snapshot-dir "$work/snaps" --signal RTMIN+3 -- \
+  build/bin/leakscope run --snapshot-dir "$work/snaps" --signal RTMIN+3 --sample-period "$SAMPLE" -- \
     nginx $(nginx_args agent) 2> "$work/agent.err" &
   agent_master=$!
   masters+=("$agent_master")
@@ -676,6 +679,7 @@ if [ "$suite" = preload ]; then
 
   printf 'preload_requests=%s\npreload_connections=%s\npreload_streams=%s\npreload_rounds=%s\n' \
     "$N" "$C" "$M" "$ROUNDS"
+  printf 'preload_sample_period=%s\n' "$SAMPLE"
   printf 'preload_plain_rps_rounds=%s\n' "$(paste -sd, "$work/plain.rps")"
   printf 'preload_tcmalloc_rps_rounds=%s\n' "$(paste -sd, "$work/tcmalloc.rps")"
   printf 'preload_agent_rps_rounds=%s\n' "$(paste -sd, "$work/agent.rps")"

@@ -1209,6 +1209,17 @@ TEST(ReportHtml, FlameGraphShowsTheLeakWidestAndSearchesAndZoomsInHeadlessChromi
   }
   EXPECT_GT(hidden, 0u) << "boundedCache's frames are not under leakyRemember";
 
+  // And a real click: the left button pressed and released on the frame
+  // (DevTools protocol over a pipe, tests/cli/flame_click.py) zooms it.
+  Child click({"/usr/bin/python3", std::string(LEAKSCOPE_TEST_DATA) + "/../cli/flame_click.py",
+               chromium(), url, leak->id});
+  ASSERT_EQ(click.wait(90000), 0) << click.err();
+  const json clicked = json::parse(click.out(), nullptr, false);
+  ASSERT_FALSE(clicked.is_discarded()) << click.out();
+  EXPECT_LT(clicked["width_before"].get<double>(), 1199.0) << clicked.dump();
+  EXPECT_GE(clicked["width_after"].get<double>(), 1199.0) << clicked.dump();
+  EXPECT_EQ(clicked["data_zoom"], leak->id) << clicked.dump();
+
   const std::string artifacts = std::string(LEAKSCOPE_BIN_DIR) + "/../test-artifacts";
   ::mkdir(artifacts.c_str(), 0755);
   const std::string png = artifacts + "/flame.png";

@@ -43,7 +43,9 @@ Options:
                          only after a fork)
   --heap MODE            sampled (default), full (every allocation; slow) or
                          off (no tcmalloc is added; the allocator is left alone)
-  --sample-period BYTES  tcmalloc sampling period (default 524288)
+  --sample-period BYTES  tcmalloc sampling period (default 2097152, 2 MiB, as
+                         Google's tcmalloc samples: each sample costs a stack
+                         walk; lower it to see small leaks sooner)
   --keep N               keep the newest N snapshots per process (default all)
   --max-bytes BYTES      and at most this many bytes of them
   --follow-exec          programs CMD execs get the agent too (default: the
@@ -75,7 +77,11 @@ struct RunOptions {
   core::AgentSettings agent;
   std::string signal = "USR2";
   std::string interval = "0";
-  std::uint64_t sample_period = 512 * 1024;
+  // 2 MiB, the default of Google's tcmalloc: gperftools walks the stack with
+  // libunwind at each sample, and at 512 KiB that cost nginx 8 % of its
+  // requests/s (docs/benchmarks.md, preload). A leak that threatens a daemon
+  // grows by far more than 2 MiB between snapshots.
+  std::uint64_t sample_period = 2 * 1024 * 1024;
   std::vector<std::string> command;  // CMD ARGS...
 };
 
