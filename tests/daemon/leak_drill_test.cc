@@ -39,16 +39,6 @@ constexpr int kFcmMax = 2;   // fcm.max_connections
 constexpr int kApnsTokens = 1500;
 constexpr int kFcmTokens = 100;
 
-std::vector<std::string> snapshots(const std::string& dir) {
-  std::vector<std::string> out;
-  if (!std::filesystem::exists(dir)) return out;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().extension() == ".lsnap") out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 struct AfterSchedule {
   double tracked_apns = -1;  // leakscope_tracked_objects{kind="apns.connection"}
   double cx_active = -1;     // pushdaemon_apns_upstream_cx_active
@@ -127,7 +117,7 @@ void LeakDrill::runSchedules(DaemonProcess& d, Drill& r) {
         << d.log();
     r.after.push_back(sample(d));
     d.signal(SIGUSR2);
-    ASSERT_TRUE(eventually([&] { return snapshots(snapshotDir()).size() == std::size_t(i); }))
+    ASSERT_TRUE(eventually([&] { return lsnapFiles(snapshotDir()).size() == std::size_t(i); }))
         << "snapshot " << i << " was not written\n"
         << d.log();
   }
@@ -150,7 +140,7 @@ AfterSchedule LeakDrill::sample(const DaemonProcess& d) const {
 void LeakDrill::runTrend(Drill& r) const {
   std::vector<std::string> argv = {std::string(LEAKSCOPE_BIN_DIR) + "/leakscope", "trend", "--json",
                                    "--survivors", "100"};
-  for (const auto& s : snapshots(snapshotDir())) argv.push_back(s);
+  for (const auto& s : lsnapFiles(snapshotDir())) argv.push_back(s);
   Child trend(argv);
   r.trend_status = trend.wait(30000);
   r.trend = nlohmann::json::parse(trend.out(), nullptr, false);
@@ -351,7 +341,7 @@ TEST_F(LeakDrill, PprofExportOfItsSnapshotsMatchesShowAndDiff) {
   // heap growth between the first and the last snapshot always sampled.
   runDrill(true, r, {{"diag.heap_sample_bytes", "4096"}});
   if (HasFatalFailure()) return;
-  const std::vector<std::string> snaps = snapshots(snapshotDir());
+  const std::vector<std::string> snaps = lsnapFiles(snapshotDir());
   ASSERT_EQ(snaps.size(), std::size_t(kSchedules));
   TempDir home;  // the exports, and go's caches
   expectPprofTopMatchesShow(home.path(), snaps.back());
