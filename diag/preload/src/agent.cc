@@ -10,7 +10,10 @@
 // program on another allocator — a second allocator in one process is never
 // an option, so that agent writes snapshots without a heap profile.
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -23,6 +26,7 @@
 
 #include "agent.h"
 #include "leakscope/core/agent_env.h"
+#include "leakscope/core/watch_protocol.h"
 #include "leakscope/diag/heap_profile.h"
 #include "leakscope/diag/snapshot_writer.h"
 
@@ -114,9 +118,36 @@ diag::Result<diag::Config> configFrom(const core::AgentSettings& s) {
   c.snapshot_max_bytes = s.max_bytes;
   c.metrics_address = s.metrics;  // "" unless asked: nothing listens by default
   c.heap_mode = *mode;
+  // The Runtime starts its thread at the first request unless something
+  // needs it sooner (interval or memory-pressure jobs of its own, /metrics).
+  c.snapshot_thread_on_demand = true;
   if (c.heap_mode != diag::HeapMode::kOff) c.heap_unavailable_reason = heapUnavailableReason();
   c.log = [](std::string_view line) { log(std::string(line)); };
   return c;
+}
+
+// `leakscope run`'s watcher (core/watch_protocol.h), when there is one: it
+// runs the jobs on a clock (interval, memory pressure), so the Runtime has
+// none and can start its thread on demand. /metrics needs the thread anyway:
+// then the Runtime runs them itself and the watcher is not told of us.
+void linkWatcher(const core::AgentSettings& s) {
+  const char* text = std::getenv(core::kEnvWatcher);
+  if (text == nullptr || *text == '\0') return;
+  auto address = core::parseWatcherAddress(text);
+  struct stat st {};
+  if (!address.ok() || fstat(address->fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    log((address.ok() ? std::string(core::kEnvWatcher) + ": fd " + std::to_string(address->fd) +
+                            " is not the watcher's socket"
+                      : address.error().message) +
+        "; interval and memory-pressure snapshots come from this process");
+    return;
+  }
+  if (!s.follow_exec) fcntl(address->fd, F_SETFD, FD_CLOEXEC);
+  if (!s.metrics.empty()) return;
+  g_agent->watcher = WatcherLink{address->fd, st.st_dev, st.st_ino};
+  g_agent->config.watcher_pid = address->pid;
+  g_agent->config.snapshot_interval = std::chrono::milliseconds(0);
+  g_agent->config.memory_pressure_fractions.clear();
 }
 
 // A Runtime for this process, named by its pid so that the processes of one
@@ -128,7 +159,9 @@ void startRuntime() {
     g_agent->runtime = std::make_unique<diag::Runtime>(g_agent->config);
   } catch (const std::exception& e) {
     log(std::string("not started: ") + e.what());
+    return;
   }
+  if (!g_agent->signal_taken.load()) g_agent->watcher.send(static_cast<std::int32_t>(getpid()));
 }
 
 // The child of a fork() has one thread, the one that forked: the parent's
@@ -155,6 +188,7 @@ __attribute__((constructor)) void agentStart() {
     return;
   }
   g_agent->config = std::move(*config);
+  linkWatcher(*settings);
   // This thread (the program's main) allocated before tcmalloc read the
   // sampling period; see primeHeapSampler.
   if (g_agent->config.heap_unavailable_reason.empty()) diag::primeHeapSampler();
@@ -173,6 +207,16 @@ __attribute__((destructor)) void agentStop() {
 }
 
 }  // namespace
+
+void WatcherLink::send(std::int32_t record) const {
+  if (fd < 0) return;
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino) return;
+  // A socket, not a pipe: MSG_NOSIGNAL, so a watcher that is gone can never
+  // SIGPIPE the program.
+  [[maybe_unused]] const ssize_t n =
+      ::send(fd, &record, sizeof record, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
 
 Agent* agent() {
   // Only a fully set-up agent is visible to the signal watch.

@@ -36,7 +36,8 @@ void noteProgramDisposition(int sig) {
       !a->config.snapshot_on_sigusr2) {
     return;
   }
-  if (a->signal_taken.exchange(true)) return;  // said once
+  if (a->signal_taken.exchange(true)) return;             // said once
+  a->watcher.send(-static_cast<std::int32_t>(getpid()));  // no more signals from it
   const std::string name = core::signalName(sig);
   char line[512];
   const int n =

@@ -44,6 +44,18 @@ std::string pressureDetail(std::uint64_t rss_bytes, const MemoryLimit& limit, do
   return buf;
 }
 
+std::string pressureDetailNow(double fraction) {
+  auto stats = readProcessStats();
+  auto limit = readMemoryLimit();
+  if (!stats.ok() || !limit.ok()) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "crossed %g%% of the memory limit (seen by leakscope-watch)",
+                  fraction * 100);
+    return buf;
+  }
+  return pressureDetail(stats->rss_bytes, *limit, fraction);
+}
+
 Result<MemoryPressureCheck> MemoryPressureCheck::open(std::vector<double> fractions) {
   core::UniqueFd statm(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
   if (!statm.valid()) {

@@ -92,5 +92,8 @@ class MemoryPressureCheck {
 
 // The trigger detail of a memory-pressure snapshot (see check()).
 std::string pressureDetail(std::uint64_t rss_bytes, const MemoryLimit& limit, double fraction);
+// The same for a crossing someone else saw (leakscope run's watcher): this
+// process's RSS and limit now, read once.
+std::string pressureDetailNow(double fraction);
 
 }  // namespace leakscope::diag

@@ -18,8 +18,10 @@
 #include "leakscope/core/agent_env.h"
 #include "leakscope/core/signals.h"
 #include "leakscope/core/unique_fd.h"
+#include "leakscope/core/watch_protocol.h"
 #include "leakscope/diag/metrics.h"
 #include "memory_pressure.h"
+#include "thread_on_demand.h"
 
 namespace leakscope::diag {
 namespace {
@@ -34,17 +36,44 @@ std::atomic<int> g_signal_fd{-1};
 std::atomic<int> g_handlers_in_flight{0};
 struct sigaction g_old_action {};
 
-constexpr char kSignalByte = 's';
+// What the pipe carries to the snapshot thread: one byte per request.
+constexpr char kSignalByte = 's';    // the snapshot signal, from anyone
+constexpr char kIntervalByte = 'i';  // the watcher: an interval snapshot is due
+constexpr char kPressureByte = 'm';  // the watcher: a memory-limit fraction was crossed
 constexpr char kStopByte = 'q';
 
-extern "C" void onSnapshotSignal(int) {
+// The watcher whose sigqueue() values are requests (core/watch_protocol.h),
+// the fraction of its last memory-pressure request, and the on-demand start
+// (null once started or when the thread started with the Runtime).
+std::atomic<pid_t> g_watcher_pid{0};
+std::atomic<int> g_pressure_permille{0};
+std::atomic<ThreadOnDemand*> g_on_demand{nullptr};
+
+// The byte for one delivery of the snapshot signal; 0 for the on-demand
+// start's own retry, which asks for nothing.
+char requestByte(const siginfo_t* info) {
+  if (info == nullptr) return kSignalByte;
+  if (info->si_code == SI_TIMER && info->si_value.sival_int == ThreadOnDemand::kRetryValue) {
+    return 0;
+  }
+  const pid_t watcher = g_watcher_pid.load();
+  if (info->si_code != SI_QUEUE || watcher <= 0 || info->si_pid != watcher) return kSignalByte;
+  const auto request = core::decodeWatchRequest(info->si_value.sival_int);
+  if (!request) return kSignalByte;
+  if (request->kind == core::WatchKind::kInterval) return kIntervalByte;
+  g_pressure_permille.store(request->permille);
+  return kPressureByte;
+}
+
+extern "C" void onSnapshotSignal(int, siginfo_t* info, void* context) {
   const int saved = errno;
   g_handlers_in_flight.fetch_add(1);
   const int fd = g_signal_fd.load();
   if (fd >= 0) {
-    const char b = kSignalByte;
     // A full pipe means snapshots are already pending: dropping is right.
-    [[maybe_unused]] const ssize_t n = ::write(fd, &b, 1);
+    if (const char b = requestByte(info); b != 0) [[maybe_unused]]
+      const ssize_t n = ::write(fd, &b, 1);
+    if (ThreadOnDemand* start = g_on_demand.load(); start != nullptr) start->request(context);
   }
   g_handlers_in_flight.fetch_sub(1);
   errno = saved;
@@ -71,11 +100,14 @@ Status validateMemoryPressureFractions(const std::vector<double>& fractions) {
   return Ok{};
 }
 
-// The snapshot thread and the pipe that wakes it: byte 's' from the SIGUSR2
-// handler, 'q' from the destructor; a poll timeout runs the periodic jobs
-// that are due (interval snapshots, the memory-pressure check). One thread
-// for all of them: a check is one read of /proc/self/statm, and snapshots
-// are serialized by the writer anyway.
+// The snapshot thread and the pipe that wakes it: a byte per request from
+// the signal handler (kSignalByte, kIntervalByte, kPressureByte), 'q' from
+// the destructor; a poll timeout runs the periodic jobs that are due
+// (interval snapshots, the memory-pressure check). One thread for all of
+// them: a check is one read of /proc/self/statm, and snapshots are
+// serialized by the writer anyway.
+// The thread starts with the Runtime, or, on demand, from the handler of the
+// first request (thread_on_demand.h); requests wait in the pipe until then.
 // The destructor stops and joins the thread, then the pipe closes (members).
 // addPeriodic(), start() and the destructor run in the thread that owns the
 // Runtime.
@@ -87,7 +119,10 @@ class Runtime::SnapshotThread {
   using Job = std::function<bool()>;
 
   SnapshotThread(Take take, Log log, int signal)
-      : take_(std::move(take)), log_(std::move(log)), signal_name_(core::signalName(signal)) {}
+      : take_(std::move(take)),
+        log_(std::move(log)),
+        signal_(signal),
+        signal_name_(core::signalName(signal)) {}
   ~SnapshotThread();
   SnapshotThread(const SnapshotThread&) = delete;
   SnapshotThread& operator=(const SnapshotThread&) = delete;
@@ -95,10 +130,15 @@ class Runtime::SnapshotThread {
   // Before start(): run `job` every `every`, timed from the end of its
   // previous run (a slow snapshot delays the next one, never piles them up).
   void addPeriodic(std::chrono::milliseconds every, Job job);
+  bool hasPeriodic() const { return !periodic_.empty(); }
   // Opens the pipe and starts the thread with every signal blocked, so no
-  // signal is ever delivered to it; it only reads the pipe. False (the reason
-  // logged) when either fails.
-  bool start();
+  // signal is ever delivered to it; it only reads the pipe. With
+  // `on_demand` (and no periodic jobs) only prepares the start, which the
+  // signal handler makes (onDemand()). False (the reason logged) when the
+  // pipe or the thread cannot be had.
+  bool start(bool on_demand);
+  // The on-demand start for the handler; null when the thread started at once.
+  ThreadOnDemand* onDemand() const { return on_demand_.get(); }
   // The write end, for the signal handler.
   int signalFd() const { return write_.get(); }
   // In a fork()ed child: closes the pipe so the child does not keep the
@@ -119,28 +159,42 @@ class Runtime::SnapshotThread {
   struct Wakeup {
     bool stop = false;
     std::uint64_t signals = 0;
+    std::uint64_t intervals = 0;
+    std::uint64_t pressure = 0;
   };
 
+  static void* body(void* self);
+  bool startNow();
+  bool running() const;
   void run();
+  void serve(const Wakeup& w);
   int msUntilNextJob() const;  // poll's timeout; -1 = no jobs
   void runDueJobs();
   Wakeup drainPipe();
 
   const Take take_;
   const Log log_;
+  const int signal_;
   const std::string signal_name_;   // the snapshot's trigger detail
   std::vector<Periodic> periodic_;  // touched only by the thread once started
   core::UniqueFd read_;
   core::UniqueFd write_;
   std::atomic<bool> stop_{false};
-  std::thread thread_;  // last: started after everything it uses exists
+  std::unique_ptr<ThreadOnDemand> on_demand_;
+  pthread_t thread_{};
+  bool started_now_ = false;
 };
 
 void Runtime::SnapshotThread::addPeriodic(std::chrono::milliseconds every, Job job) {
   periodic_.push_back(Periodic{every, std::move(job), Clock::now() + every});
 }
 
-bool Runtime::SnapshotThread::start() {
+void* Runtime::SnapshotThread::body(void* self) {
+  static_cast<SnapshotThread*>(self)->run();
+  return nullptr;
+}
+
+bool Runtime::SnapshotThread::start(bool on_demand) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
     log_(std::string("snapshot thread: pipe: ") + std::strerror(errno) +
@@ -149,18 +203,32 @@ bool Runtime::SnapshotThread::start() {
   }
   read_ = core::UniqueFd(fds[0]);
   write_ = core::UniqueFd(fds[1]);
-  try {
-    const core::SignalsBlocked blocked = core::blockAllSignals();  // the thread inherits the mask
-    thread_ = std::thread([this] { run(); });
-  } catch (const std::system_error& e) {
-    log_(std::string("snapshot thread: ") + e.what() +
-         "; signal, interval and memory-pressure snapshots are off");
+  if (on_demand && periodic_.empty()) {
+    on_demand_ = std::make_unique<ThreadOnDemand>(signal_, &SnapshotThread::body, this);
+    if (on_demand_->usable()) return true;
+    on_demand_.reset();  // no rule for this platform, or no timer: start now
   }
-  return thread_.joinable();
+  return startNow();
+}
+
+bool Runtime::SnapshotThread::startNow() {
+  const core::SignalsBlocked blocked = core::blockAllSignals();  // the thread inherits the mask
+  const int err = pthread_create(&thread_, nullptr, &SnapshotThread::body, this);
+  if (err != 0) {
+    log_(std::string("snapshot thread: ") + std::strerror(err) +
+         "; signal, interval and memory-pressure snapshots are off");
+    return false;
+  }
+  started_now_ = true;
+  return true;
+}
+
+bool Runtime::SnapshotThread::running() const {
+  return started_now_ || (on_demand_ != nullptr && on_demand_->started());
 }
 
 Runtime::SnapshotThread::~SnapshotThread() {
-  if (!thread_.joinable()) return;
+  if (!running()) return;
   // The flag, not the byte, is what stops the thread: the pipe may be full
   // after a burst of signals, and then the byte cannot be written — but a
   // full pipe wakes the thread anyway.
@@ -168,7 +236,7 @@ Runtime::SnapshotThread::~SnapshotThread() {
   const char b = kStopByte;
   while (::write(write_.get(), &b, 1) < 0 && errno == EINTR) {
   }
-  thread_.join();
+  pthread_join(started_now_ ? thread_ : on_demand_->thread(), nullptr);
 }
 
 void Runtime::SnapshotThread::run() {
@@ -186,7 +254,16 @@ void Runtime::SnapshotThread::run() {
     }
     const Wakeup w = drainPipe();
     if (w.stop || stop_.load()) return;
-    if (w.signals > 0) take_(Trigger::kSignal, signal_name_);
+    serve(w);
+  }
+}
+
+// One snapshot per kind of request, however many arrived.
+void Runtime::SnapshotThread::serve(const Wakeup& w) {
+  if (w.signals > 0) take_(Trigger::kSignal, signal_name_);
+  if (w.intervals > 0) take_(Trigger::kInterval, "interval (leakscope-watch)");
+  if (w.pressure > 0) {
+    take_(Trigger::kMemoryPressure, pressureDetailNow(g_pressure_permille.load() / 1000.0));
   }
 }
 
@@ -217,7 +294,7 @@ void Runtime::SnapshotThread::runDueJobs() {
   }
 }
 
-// Drain: a burst of signals becomes one snapshot.
+// Drain: a burst of requests becomes one snapshot of each kind.
 Runtime::SnapshotThread::Wakeup Runtime::SnapshotThread::drainPipe() {
   Wakeup w;
   char buf[256];
@@ -225,8 +302,10 @@ Runtime::SnapshotThread::Wakeup Runtime::SnapshotThread::drainPipe() {
     const ssize_t got = ::read(read_.get(), buf, sizeof buf);
     if (got <= 0) break;
     for (ssize_t i = 0; i < got; ++i) {
-      if (buf[i] == kStopByte) w.stop = true;
-      if (buf[i] == kSignalByte) ++w.signals;
+      w.stop = w.stop || buf[i] == kStopByte;
+      w.signals += buf[i] == kSignalByte ? 1 : 0;
+      w.intervals += buf[i] == kIntervalByte ? 1 : 0;
+      w.pressure += buf[i] == kPressureByte ? 1 : 0;
     }
   }
   return w;
@@ -251,7 +330,12 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
 
   alive_guard.armed = false;  // nothing below throws
 
-  if (snapshot_thread_ == nullptr || !snapshot_thread_->start()) return;
+  // On demand only where nothing else needs the thread sooner: a job on a
+  // clock here (the watcher runs those for the agent) or the /metrics server.
+  const bool on_demand = config_.snapshot_thread_on_demand && config_.snapshot_on_sigusr2 &&
+                         config_.metrics_address.empty();
+  if (snapshot_thread_ == nullptr || !snapshot_thread_->start(on_demand)) return;
+  g_watcher_pid.store(config_.watcher_pid);
   if (config_.snapshot_on_sigusr2) installSnapshotSignal();
 }
 
@@ -321,10 +405,13 @@ void Runtime::addMemoryPressureCheck() {
 
 void Runtime::installSnapshotSignal() {
   g_signal_fd.store(snapshot_thread_->signalFd());
+  g_on_demand.store(snapshot_thread_->onDemand());
   struct sigaction sa {};
-  sa.sa_handler = onSnapshotSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
+  sa.sa_sigaction = onSnapshotSignal;
+  // Every signal blocked while it runs: a thread it starts inherits that
+  // mask, so no signal is ever delivered to the snapshot thread.
+  sigfillset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
   if (sigaction(config_.snapshot_signal, &sa, &g_old_action) == 0) {
     handler_installed_ = true;
   } else {
@@ -339,7 +426,7 @@ void Runtime::installSnapshotSignal() {
 void Runtime::restoreSnapshotSignal() {
   struct sigaction current {};
   if (sigaction(config_.snapshot_signal, nullptr, &current) != 0 ||
-      current.sa_handler != onSnapshotSignal) {
+      (current.sa_flags & SA_SIGINFO) == 0 || current.sa_sigaction != onSnapshotSignal) {
     return;
   }
   struct sigaction restore = g_old_action;
@@ -354,6 +441,7 @@ void Runtime::abandonAfterFork(std::unique_ptr<Runtime> r) {
   // The handler, inherited, would write into the parent's pipe copy: off
   // until the next Runtime installs its own.
   g_signal_fd.store(-1);
+  g_on_demand.store(nullptr);  // its timer is the parent's (timers are not inherited)
   g_handlers_in_flight.store(0);
   if (r->snapshot_thread_ != nullptr) r->snapshot_thread_->closePipeInChild();
   // The port is the parent's: a worker that outlives it must not hold it.
@@ -367,6 +455,7 @@ Runtime::~Runtime() {
   http_.reset();  // no scrape runs while the rest goes
   if (handler_installed_) restoreSnapshotSignal();
   g_signal_fd.store(-1);
+  g_on_demand.store(nullptr);
   while (g_handlers_in_flight.load() != 0) std::this_thread::yield();
   snapshot_thread_.reset();  // joins the thread (a snapshot in progress ends), closes the pipe
   g_runtime_alive.store(false);

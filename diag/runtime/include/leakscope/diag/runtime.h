@@ -56,6 +56,17 @@ struct Config {
   // The snapshot signal. SIGUSR2 unless the program uses that one itself
   // (`leakscope run --signal`); core::parseSignal names the usable ones.
   int snapshot_signal = SIGUSR2;
+  // Start the snapshot thread only when the first snapshot is asked for,
+  // from the signal's handler at a point where that is safe (the preload
+  // agent: until then the program has no thread of ours, and glibc and the
+  // kernel stay on their single-threaded paths). Only when nothing needs the
+  // thread sooner: no interval, no memory-pressure check, no /metrics. On a
+  // platform without the rule (not x86-64) the thread starts at once.
+  bool snapshot_thread_on_demand = false;
+  // `leakscope run`'s watcher (core/watch_protocol.h): its sigqueue()
+  // values on the snapshot signal ask for interval and memory-pressure
+  // snapshots. 0 = none; other senders' values are plain signals.
+  pid_t watcher_pid = 0;
   HeapMode heap_mode = HeapMode::kSampled;
   // Set when this process has no heap profile to give (the preload agent in
   // a program on another allocator): written as the heap section's reason.
