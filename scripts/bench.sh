@@ -617,7 +617,8 @@ if [ "$suite" = preload ]; then
   # rps PORT [REQUESTS]: h2load's requests/s (0 and its output when a request failed).
   rps() {
     local n="${2:-$N}"
-    h2load -n "$n" -c "$C" -m "$M" -t 1 "https://127.0.0.1:$1/index.html" > "$work/h2load.out"
+    "${client_cpu[@]}" h2load -n "$n" -c "$C" -m "$M" -t 1 "https://127.0.0.1:$1/index.html" \
+      > "$work/h2load.out"
     grep -q "$n succeeded" "$work/h2load.out" || { cat "$work/h2load.out" >&2; echo 0; return; }
     sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$work/h2load.out"
   }
@@ -634,35 +635,65 @@ if [ "$suite" = preload ]; then
   plain_port=$(site plain)
   tcmalloc_port=$(site tcmalloc)
   agent_port=$(site agent)
+  # On two or more CPUs the nginx workers share the last one and h2load has
+  # the first: each worker is then the bottleneck of its own rounds, and the
+  # scheduler's placement (h2load and a worker on one core, or not) stops
+  # being the largest noise in the figures.
+  server_cpu=() client_cpu=()
+  if [ "$(nproc)" -ge 2 ]; then
+    server_cpu=(taskset -c "$(($(nproc) - 1))")
+    client_cpu=(taskset -c 0)
+  fi
   # shellcheck disable=SC2046
-  nginx $(nginx_args plain) 2> "$work/plain.err" &
-  masters+=($!)
+  "${server_cpu[@]}" nginx $(nginx_args plain) 2> "$work/plain.err" &
+  plain_master=$!
+  masters+=("$plain_master")
   # shellcheck disable=SC2046
   LD_PRELOAD=libtcmalloc.so.4 TCMALLOC_SAMPLE_PARAMETER="$SAMPLE" \
-    nginx $(nginx_args tcmalloc) 2> "$work/tcmalloc.err" &
-  masters+=($!)
+    "${server_cpu[@]}" nginx $(nginx_args tcmalloc) 2> "$work/tcmalloc.err" &
+  tcmalloc_master=$!
+  masters+=("$tcmalloc_master")
   # nginx uses USR1 and USR2 itself: the snapshot signal is RTMIN+3.
   # shellcheck disable=SC2046
-  build/bin/leakscope run --snapshot-dir "$work/snaps" --signal RTMIN+3 --sample-period "$SAMPLE" -- \
-    nginx $(nginx_args agent) 2> "$work/agent.err" &
+  "${server_cpu[@]}" build/bin/leakscope run --snapshot-dir "$work/snaps" --signal RTMIN+3 \
+    --sample-period "$SAMPLE" -- nginx $(nginx_args agent) 2> "$work/agent.err" &
   agent_master=$!
   masters+=("$agent_master")
   serving "$plain_port"; serving "$tcmalloc_port"; serving "$agent_port"
+  plain_worker=$(pgrep -P "$plain_master" | head -1)
+  tcmalloc_worker=$(pgrep -P "$tcmalloc_master" | head -1)
   worker=$(pgrep -P "$agent_master" | head -1)
   grep -q "libleakscope-preload.so" "/proc/$worker/maps" \
     || { echo "bench: the agent is not in nginx's worker" >&2; exit 1; }
 
   echo "bench: warm-up, then $ROUNDS rounds of h2load -n $N -c $C -m $M: plain, tcmalloc, agent" >&2
   for port in "$plain_port" "$tcmalloc_port" "$agent_port"; do rps "$port" 10000 > /dev/null; done
-  : > "$work/plain.rps"; : > "$work/tcmalloc.rps"; : > "$work/agent.rps"
+  # on_cpu PID: nanoseconds the process has run (/proc/PID/schedstat).
+  on_cpu() { cut -d' ' -f1 "/proc/$1/schedstat"; }
+  # round NAME PORT WORKER: one h2load run; its requests/s, and the requests
+  # per second of the worker's own CPU time (what the agent costs per request,
+  # whatever else the machine did meanwhile).
+  round() {
+    local before after
+    before=$(on_cpu "$3")
+    rps "$2" >> "$work/$1.rps"
+    after=$(on_cpu "$3")
+    echo "$N / (($after - $before) / 1000000000)" | bc -l >> "$work/$1.cpu"
+  }
+  for name in plain tcmalloc agent; do : > "$work/$name.rps"; : > "$work/$name.cpu"; done
   for _ in $(seq "$ROUNDS"); do
-    rps "$plain_port" >> "$work/plain.rps"
-    rps "$tcmalloc_port" >> "$work/tcmalloc.rps"
-    rps "$agent_port" >> "$work/agent.rps"
+    round plain "$plain_port" "$plain_worker"
+    round tcmalloc "$tcmalloc_port" "$tcmalloc_worker"
+    round agent "$agent_port" "$worker"
   done
   plain_rps=$(median < "$work/plain.rps")
   tcmalloc_rps=$(median < "$work/tcmalloc.rps")
   agent_rps=$(median < "$work/agent.rps")
+  plain_cpu=$(median < "$work/plain.cpu")
+  tcmalloc_cpu=$(median < "$work/tcmalloc.cpu")
+  agent_cpu=$(median < "$work/agent.cpu")
+  # Before any snapshot: the agent has started no thread in the worker.
+  agent_threads=$(awk '/^Threads:/ {print $2}' "/proc/$worker/status")
 
   echo "bench: stall probe, ${PROBE_SECONDS} s without snapshots, then with one every 200 ms" >&2
   python3 tests/bench/preload_probe.py --tls "$agent_port" "$PROBE_SECONDS" > "$work/quiet.out"
@@ -687,6 +718,10 @@ if [ "$suite" = preload ]; then
     "$plain_rps" "$tcmalloc_rps" "$agent_rps"
   # With the agent against without it (nginx on its own glibc malloc): the goal is >= 0.97.
   printf 'preload_rps_ratio=%.3f\n' "$(echo "$agent_rps / $plain_rps" | bc -l)"
+  printf 'preload_plain_rps_per_cpu=%.0f\npreload_tcmalloc_rps_per_cpu=%.0f\npreload_agent_rps_per_cpu=%.0f\n' \
+    "$plain_cpu" "$tcmalloc_cpu" "$agent_cpu"
+  printf 'preload_cpu_ratio=%.3f\n' "$(echo "$agent_cpu / $plain_cpu" | bc -l)"
+  printf 'preload_agent_worker_threads=%s\n' "$agent_threads"
   # The same, split: tcmalloc with sampling alone, and the agent on top of it.
   printf 'preload_tcmalloc_vs_plain=%.3f\n' "$(echo "$tcmalloc_rps / $plain_rps" | bc -l)"
   printf 'preload_agent_vs_tcmalloc=%.3f\n' "$(echo "$agent_rps / $tcmalloc_rps" | bc -l)"

@@ -10,7 +10,10 @@
 // process its snapshot signal with a value that says why.
 //
 //   run → program   LEAKSCOPE_WATCHER=PID:FD in the environment: the
-//                   watcher's pid and the write end of its registration pipe.
+//                   watcher's pid and the agent's end of a SOCK_SEQPACKET
+//                   socket pair (a socket, so the agent can send with
+//                   MSG_NOSIGNAL: a watcher that is gone never SIGPIPEs the
+//                   program).
 //   agent → watcher one int32 per record on FD: +pid "watch me" (the agent
 //                   has started in this process: at start and in each forked
 //                   child), -pid "stop sending me signals" (the program took
@@ -22,7 +25,7 @@
 //                   process catches that signal, so a process that exec'd a
 //                   program without the agent is never killed by it.
 //
-// The watcher exits when every write end of the pipe is closed and no
+// The watcher exits when every copy of the agents' end is closed and no
 // watched process is left.
 #pragma once
 
@@ -41,7 +44,7 @@ inline constexpr const char* kEnvWatcher = "LEAKSCOPE_WATCHER";
 
 struct WatcherAddress {
   pid_t pid = 0;  // the watcher: the only sender whose values are trusted
-  int fd = -1;    // registration pipe, write end
+  int fd = -1;    // the agents' end of the registration socket pair
 };
 
 // "PID:FD" both positive; the error names the variable and the text.
