@@ -49,6 +49,8 @@ ALLOWED_FILES = {
         "diag/runtime/include/leakscope/diag/capture.h",
         "diag/runtime/include/leakscope/diag/snapshot_info.h",
         "diag/runtime/include/leakscope/diag/result.h",
+        # `run` starts the watcher (leakscope::collect) beside the program.
+        "diag/runtime/include/leakscope/diag/watcher.h",
     },
 }
 # Public include roots, as the targets export them.

@@ -371,11 +371,95 @@ TEST(Agent, ABadVariableIsOneLineAndTheAgentStaysOff) {
   }
 }
 
+// The value of variable `name` in /proc/PID/environ, or nullopt.
+std::optional<std::string> environOf(int pid, const std::string& name) {
+  std::istringstream all(testing::readFile("/proc/" + std::to_string(pid) + "/environ"));
+  std::string entry;
+  while (std::getline(all, entry, '\0')) {
+    if (entry.starts_with(name + "=")) return entry.substr(name.size() + 1);
+  }
+  return std::nullopt;
+}
+
+std::string commOf(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string comm;
+  std::getline(in, comm);
+  return comm;
+}
+
+// The PPid: line of /proc/PID/status.
+int parentOf(int pid) {
+  std::smatch m;
+  const std::string status = testing::readFile("/proc/" + std::to_string(pid) + "/status");
+  return std::regex_search(status, m, std::regex("\nPPid:\\s*(\\d+)")) ? std::stoi(m[1]) : -1;
+}
+
+// What /proc/PID/fd/FD links to ("pipe:[1234]"), or "".
+std::string fdTarget(int pid, const std::string& fd) {
+  std::error_code ec;
+  return fs::read_symlink("/proc/" + std::to_string(pid) + "/fd/" + fd, ec).string();
+}
+
+TEST(Run, StartsTheWatcherBesideTheProgramAndItGoesWithIt) {
+  TempDir tmp;
+  auto child = runUnder({"--snapshot-dir", tmp.path() + "/snaps"}, "allocating");
+  const int pid = pidIn(child->waitForLine("allocating pid="));
+  ASSERT_GT(pid, 0) << child->err();
+  const auto address = environOf(pid, "LEAKSCOPE_WATCHER");
+  ASSERT_TRUE(address.has_value()) << child->err();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(*address, m, std::regex("(\\d+):(\\d+)"))) << *address;
+  const int watcher = std::stoi(m[1]);
+  const std::string fd = m[2];
+  EXPECT_EQ(commOf(watcher), "leakscope-watch");
+  // Nobody's child in the program's tree, in a session of its own.
+  EXPECT_NE(parentOf(watcher), pid);
+  EXPECT_NE(parentOf(watcher), child->pid());
+  EXPECT_NE(getsid(watcher), getsid(pid));
+  // The program holds one end of the registration socket pair; the watcher
+  // holds the other and nothing of the program's but stdio. Once the agent
+  // has registered, the watcher watches it: a pidfd and its statm.
+  const std::string own_end = fdTarget(pid, fd);
+  EXPECT_TRUE(own_end.starts_with("socket:")) << own_end;
+  auto heldByWatcher = [&] {
+    std::multiset<std::string> held;
+    for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(watcher) + "/fd")) {
+      const std::string n = e.path().filename();
+      const std::string target = fdTarget(watcher, n);
+      if (n == "0" || n == "1" || n == "2") continue;
+      held.insert(target.starts_with("socket:") && target != own_end ? "the other end" : target);
+    }
+    return held;
+  };
+  const std::multiset<std::string> expected = {"the other end", "anon_inode:[pidfd]",
+                                               "/proc/" + std::to_string(pid) + "/statm"};
+  EXPECT_TRUE(eventually([&] { return heldByWatcher() == expected; }))
+      << ::testing::PrintToString(heldByWatcher());
+  EXPECT_EQ(fdTarget(watcher, "0"), "/dev/null");
+  kill(pid, SIGTERM);
+  child->wait();
+  EXPECT_TRUE(eventually([&] { return commOf(watcher) != "leakscope-watch"; }))
+      << "the watcher outlived the program";
+}
+
+TEST(Run, NoWatcherWithMetricsAndNoInheritedAddress) {
+  TempDir tmp;
+  Child child({kLeakscope, "run", "--snapshot-dir", tmp.path() + "/snaps", "--metrics",
+               "127.0.0.1:0", "--", program("allocating")},
+              {"LEAKSCOPE_WATCHER=1:99"});
+  const int pid = pidIn(child.waitForLine("allocating pid="));
+  ASSERT_GT(pid, 0) << child.err();
+  EXPECT_EQ(environOf(pid, "LEAKSCOPE_WATCHER"), std::nullopt);
+  EXPECT_TRUE(environOf(pid, "LEAKSCOPE_METRICS").has_value());
+}
+
 TEST(Run, HelpExplainsWithAnExample) {
   const Ran r = leakscope({"run", "--help"});
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.out.find("Usage: leakscope run [OPTIONS] -- CMD [ARGS...]"), std::string::npos);
   EXPECT_NE(r.out.find("Example:"), std::string::npos);
+  EXPECT_NE(r.out.find("`leakscope-watch`"), std::string::npos);
   const Ran top = leakscope({"--help"});
   EXPECT_NE(top.out.find("  run "), std::string::npos);
 }

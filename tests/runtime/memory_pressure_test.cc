@@ -1,4 +1,5 @@
-// The memory-pressure state machine (diag/runtime/src/memory_pressure.h),
+// The memory-pressure state machine (leakscope/diag/memory_thresholds.h, with
+// the runtime's MemoryPressureCheck over it in diag/runtime/src/memory_pressure.h),
 // fed RSS readings against a limit of 1000 bytes so the fractions read as
 // plain numbers.
 #include "memory_pressure.h"

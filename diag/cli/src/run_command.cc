@@ -1,7 +1,8 @@
 // `leakscope run [OPTIONS] -- CMD ARGS...`: checks the options and the
-// program, puts the preload agent into its environment (LD_PRELOAD and the
-// LEAKSCOPE_* variables, core/agent_env.h) and execs it, so the pid the user
-// signals is the program's own. docs/run-and-capture.md.
+// program, starts the watcher beside it (watcher_start.h), puts the preload
+// agent into its environment (LD_PRELOAD and the LEAKSCOPE_* variables,
+// core/agent_env.h) and execs it, so the pid the user signals is the
+// program's own. docs/run-and-capture.md.
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,8 +17,10 @@
 #include "leakscope/core/agent_env.h"
 #include "leakscope/core/cli11.h"
 #include "leakscope/core/listen_address.h"
+#include "leakscope/core/watch_protocol.h"
 #include "process_commands.h"
 #include "program_inspect.h"
+#include "watcher_start.h"
 
 extern char** environ;
 
@@ -30,9 +33,16 @@ Starts an unmodified program with the leakscope agent preloaded
 was never rebuilt writes snapshots like an instrumented one: its sampled
 heap profile symbolized in-process, its kernel sockets, process and
 allocator figures. leakscope execs CMD: the pid stays the program's, and
-that is the pid to signal. Nothing runs until asked but the heap sampling
-and a once-a-second memory check (snapshots at 80/90/95 % of the memory
-limit).
+that is the pid to signal. Nothing runs in the program until asked but the
+heap sampling: the clock jobs run in the watcher, a small process
+`leakscope-watch` that run starts beside the program (not its child, in a
+session of its own). Once a second it reads each of the program's processes'
+/proc/PID/statm and sends the snapshot signal (sigqueue, with a value the
+agent reads) when RSS crosses 80/90/95 % of the memory limit and every
+--interval. The program gets no thread from leakscope until the first
+snapshot is asked for. With --metrics there is no watcher: the agent keeps
+a thread for the HTTP server and does those jobs itself. The watcher exits
+once the program and all its children have.
 
 Options:
   --snapshot-dir DIR     where snapshots go (default ./leakscope-snapshots),
@@ -40,7 +50,7 @@ Options:
   --signal SIG           snapshot signal: USR2 (default), SIGUSR1, RTMIN+3 ...
   --interval DURATION    also every DURATION (30s, 5m, 1h; default 0: never)
   --metrics HOST:PORT    serve /metrics there (default: none; first process
-                         only after a fork)
+                         only after a fork; no watcher then)
   --heap MODE            sampled (default), full (every allocation; slow) or
                          off (no tcmalloc is added; the allocator is left alone)
   --sample-period BYTES  tcmalloc sampling period (default 2097152, 2 MiB, as
@@ -166,6 +176,8 @@ std::vector<std::string> environmentFor(const Plan& plan) {
   for (const std::string& p : plan.preload) preload += (preload.empty() ? "" : ":") + p;
   auto replaced = [&](const std::string& entry) {
     const std::string key = entry.substr(0, entry.find('=') + 1);
+    // An inherited address is another run's watcher: never this program's.
+    if (key == std::string(core::kEnvWatcher) + "=") return true;
     if (key == "LD_PRELOAD=") {
       preload += ":" + entry.substr(key.size());
       return true;
@@ -207,6 +219,26 @@ std::string announce(const RunOptions& o, const std::string& program) {
   if (o.agent.interval.count() > 0) line += " and every " + o.interval;
   if (!o.agent.metrics.empty()) line += "; /metrics on " + o.agent.metrics;
   return line;
+}
+
+// Starts the watcher (not with --metrics: the agent then keeps a thread of
+// its own for the server and runs the clock jobs on it) and adds its address
+// to the program's environment. A watcher that cannot start leaves the
+// program to run as before, its agent doing those jobs itself.
+void addWatcher(const RunOptions& o, Plan& plan) {
+  if (!o.agent.metrics.empty()) return;
+  diag::WatcherOptions options;
+  options.signal = o.agent.signal;
+  options.interval = o.agent.interval;
+  auto watcher = startWatcher(options);
+  if (!watcher.ok()) {
+    std::cerr << "leakscope run: " << watcher.error().message
+              << "; the program runs without it (its agent does the interval and "
+                 "memory-pressure jobs itself)"
+              << std::endl;
+    return;
+  }
+  plan.env.push_back(std::string(core::kEnvWatcher) + "=" + core::formatWatcherAddress(*watcher));
 }
 
 bool asksForHelp(const std::vector<std::string>& args) {
@@ -263,6 +295,7 @@ int runCommand(const std::vector<std::string>& args) {
   auto plan = planFor(o, *program);
   if (!plan.ok()) return fail(plan.error().message);
   if (!plan->allocator_note.empty()) std::cerr << "leakscope run: " << plan->allocator_note << "\n";
+  addWatcher(o, *plan);
   std::cerr << announce(o, o.command[0]) << std::endl;
   return execWith(*path, o.command, environmentFor(*plan));
 }

@@ -81,25 +81,6 @@ extern "C" void onSnapshotSignal(int, siginfo_t* info, void* context) {
 
 }  // namespace
 
-Status validateMemoryPressureFractions(const std::vector<double>& fractions) {
-  for (std::size_t i = 0; i < fractions.size(); ++i) {
-    const double f = fractions[i];
-    std::ostringstream text;
-    text << f;
-    // !(f > 0) also catches NaN.
-    if (!(f > 0) || f > 1) {
-      return Error{Errc::kInvalidArgument, "memory-pressure fraction " + text.str() +
-                                               ": expected a fraction of the limit in (0, 1]"};
-    }
-    if (std::find(fractions.begin(), fractions.begin() + static_cast<std::ptrdiff_t>(i), f) !=
-        fractions.begin() + static_cast<std::ptrdiff_t>(i)) {
-      return Error{Errc::kInvalidArgument,
-                   "memory-pressure fraction " + text.str() + ": listed twice"};
-    }
-  }
-  return Ok{};
-}
-
 // The snapshot thread and the pipe that wakes it: a byte per request from
 // the signal handler (kSignalByte, kIntervalByte, kPressureByte), 'q' from
 // the destructor; a poll timeout runs the periodic jobs that are due

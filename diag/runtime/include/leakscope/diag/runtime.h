@@ -33,6 +33,7 @@
 #include "leakscope/core/listen_address.h"
 #include "leakscope/diag/heap_profile.h"
 #include "leakscope/diag/http_server.h"
+#include "leakscope/diag/memory_thresholds.h"
 #include "leakscope/diag/result.h"
 #include "leakscope/diag/snapshot_writer.h"
 #include "leakscope/diag/sockets.h"
@@ -78,9 +79,10 @@ struct Config {
   // fell 5 points of the limit below it. Checked every
   // memory_check_interval with one read of /proc/self/statm. Empty or an
   // interval of 0 turns it off; invalid fractions are logged and turn it off
-  // (validateMemoryPressureFractions).
-  std::vector<double> memory_pressure_fractions = {0.8, 0.9, 0.95};
-  std::chrono::milliseconds memory_check_interval{1000};
+  // (validateMemoryPressureFractions, memory_thresholds.h).
+  std::vector<double> memory_pressure_fractions{kDefaultMemoryPressureFractions.begin(),
+                                                kDefaultMemoryPressureFractions.end()};
+  std::chrono::milliseconds memory_check_interval = kDefaultMemoryCheckInterval;
 
   // Metrics. An empty address serves nothing (use collector() yourself).
   // "HOST:PORT" or "[V6]:PORT"; port 0 picks a free port (see metricsAddress()).
@@ -96,8 +98,7 @@ struct Config {
 // Checks "HOST:PORT" / "[V6]:PORT" syntax (core: `leakscope run` checks
 // --metrics with it before the program starts).
 using core::validateListenAddress;
-// Each fraction in (0, 1], none twice; the error names the value.
-Status validateMemoryPressureFractions(const std::vector<double>& fractions);
+// validateMemoryPressureFractions: memory_thresholds.h.
 
 class Runtime {
  public:
