@@ -31,8 +31,8 @@
 #   scripts/bench.sh preload    leakscope run's agent in nginx (1 worker, TLS +
 #                               HTTP/2, heap sampled at the default period):
 #                               h2load requests/s with and without the agent
-#                               (and on tcmalloc alone), interleaved rounds
-#                               (LEAKSCOPE_BENCH_ROUNDS=5),
+#                               (and on tcmalloc alone), rounds of fresh
+#                               nginx (LEAKSCOPE_BENCH_ROUNDS=5),
 #                               medians and ratio; the longest stall a snapshot
 #                               causes: a one-connection probe's slowest
 #                               request with a snapshot signal to the worker
@@ -644,47 +644,65 @@ if [ "$suite" = preload ]; then
     server_cpu=(taskset -c "$(($(nproc) - 1))")
     client_cpu=(taskset -c 0)
   fi
-  # shellcheck disable=SC2046
-  "${server_cpu[@]}" nginx $(nginx_args plain) 2> "$work/plain.err" &
-  plain_master=$!
-  masters+=("$plain_master")
-  # shellcheck disable=SC2046
-  LD_PRELOAD=libtcmalloc.so.4 TCMALLOC_SAMPLE_PARAMETER="$SAMPLE" \
-    "${server_cpu[@]}" nginx $(nginx_args tcmalloc) 2> "$work/tcmalloc.err" &
-  tcmalloc_master=$!
-  masters+=("$tcmalloc_master")
-  # nginx uses USR1 and USR2 itself: the snapshot signal is RTMIN+3.
-  # shellcheck disable=SC2046
-  "${server_cpu[@]}" build/bin/leakscope run --snapshot-dir "$work/snaps" --signal RTMIN+3 \
-    --sample-period "$SAMPLE" -- nginx $(nginx_args agent) 2> "$work/agent.err" &
-  agent_master=$!
-  masters+=("$agent_master")
-  serving "$plain_port"; serving "$tcmalloc_port"; serving "$agent_port"
-  plain_worker=$(pgrep -P "$plain_master" | head -1)
-  tcmalloc_worker=$(pgrep -P "$tcmalloc_master" | head -1)
-  worker=$(pgrep -P "$agent_master" | head -1)
-  grep -q "libleakscope-preload.so" "/proc/$worker/maps" \
-    || { echo "bench: the agent is not in nginx's worker" >&2; exit 1; }
-
-  echo "bench: warm-up, then $ROUNDS rounds of h2load -n $N -c $C -m $M: plain, tcmalloc, agent" >&2
-  for port in "$plain_port" "$tcmalloc_port" "$agent_port"; do rps "$port" 10000 > /dev/null; done
+  # start NAME: one nginx master of that contender, serving; sets
+  # NAME_master and NAME_worker.
+  start() {
+    case "$1" in
+      plain)
+        # shellcheck disable=SC2046
+        "${server_cpu[@]}" nginx $(nginx_args plain) 2>> "$work/plain.err" & ;;
+      tcmalloc)
+        # shellcheck disable=SC2046
+        LD_PRELOAD=libtcmalloc.so.4 TCMALLOC_SAMPLE_PARAMETER="$SAMPLE" \
+          "${server_cpu[@]}" nginx $(nginx_args tcmalloc) 2>> "$work/tcmalloc.err" & ;;
+      agent)
+        # nginx uses USR1 and USR2 itself: the snapshot signal is RTMIN+3.
+        # shellcheck disable=SC2046
+        "${server_cpu[@]}" build/bin/leakscope run --snapshot-dir "$work/snaps" \
+          --signal RTMIN+3 --sample-period "$SAMPLE" -- nginx $(nginx_args agent) \
+          2>> "$work/agent.err" & ;;
+    esac
+    local master=$! port_var="${1}_port"
+    masters+=("$master")
+    printf -v "${1}_master" '%s' "$master"
+    serving "${!port_var}"
+    printf -v "${1}_worker" '%s' "$(pgrep -P "$master" | head -1)"
+  }
+  stop() {
+    local master_var="${1}_master"
+    kill -TERM "${!master_var}"
+    wait "${!master_var}" 2> /dev/null || true
+  }
   # on_cpu PID: nanoseconds the process has run (/proc/PID/schedstat).
   on_cpu() { cut -d' ' -f1 "/proc/$1/schedstat"; }
-  # round NAME PORT WORKER: one h2load run; its requests/s, and the requests
-  # per second of the worker's own CPU time (what the agent costs per request,
-  # whatever else the machine did meanwhile).
+  # round NAME: one h2load run against that contender's nginx; its
+  # requests/s, and the requests per second of the worker's own CPU time
+  # (what the agent costs per request, whatever else the machine did).
   round() {
-    local before after
-    before=$(on_cpu "$3")
-    rps "$2" >> "$work/$1.rps"
-    after=$(on_cpu "$3")
+    local port_var="${1}_port" worker_var="${1}_worker" before after
+    before=$(on_cpu "${!worker_var}")
+    rps "${!port_var}" >> "$work/$1.rps"
+    after=$(on_cpu "${!worker_var}")
     echo "$N / (($after - $before) / 1000000000)" | bc -l >> "$work/$1.cpu"
   }
+
+  # Every round starts fresh nginx: two starts of one program differ by a
+  # few percent (where the loader and ASLR put code and data), and a run that
+  # kept one instance each would be decided by that luck.
+  echo "bench: $ROUNDS rounds, each: fresh nginx (plain, tcmalloc, agent), warm-up," \
+    "h2load -n $N -c $C -m $M against each" >&2
   for name in plain tcmalloc agent; do : > "$work/$name.rps"; : > "$work/$name.cpu"; done
+  agent_threads=0
   for _ in $(seq "$ROUNDS"); do
-    round plain "$plain_port" "$plain_worker"
-    round tcmalloc "$tcmalloc_port" "$tcmalloc_worker"
-    round agent "$agent_port" "$worker"
+    for name in plain tcmalloc agent; do start "$name"; done
+    grep -q "libleakscope-preload.so" "/proc/$agent_worker/maps" \
+      || { echo "bench: the agent is not in nginx's worker" >&2; exit 1; }
+    for port in "$plain_port" "$tcmalloc_port" "$agent_port"; do rps "$port" 10000 > /dev/null; done
+    for name in plain tcmalloc agent; do round "$name"; done
+    # Before any snapshot the agent has started no thread in the worker.
+    threads=$(awk '/^Threads:/ {print $2}' "/proc/$agent_worker/status")
+    [ "$threads" -gt "$agent_threads" ] && agent_threads=$threads
+    for name in plain tcmalloc agent; do stop "$name"; done
   done
   plain_rps=$(median < "$work/plain.rps")
   tcmalloc_rps=$(median < "$work/tcmalloc.rps")
@@ -692,9 +710,8 @@ if [ "$suite" = preload ]; then
   plain_cpu=$(median < "$work/plain.cpu")
   tcmalloc_cpu=$(median < "$work/tcmalloc.cpu")
   agent_cpu=$(median < "$work/agent.cpu")
-  # Before any snapshot: the agent has started no thread in the worker.
-  agent_threads=$(awk '/^Threads:/ {print $2}' "/proc/$worker/status")
-
+  start agent
+  worker=$agent_worker
   echo "bench: stall probe, ${PROBE_SECONDS} s without snapshots, then with one every 200 ms" >&2
   python3 tests/bench/preload_probe.py --tls "$agent_port" "$PROBE_SECONDS" > "$work/quiet.out"
   python3 tests/bench/preload_probe.py --tls "$agent_port" "$PROBE_SECONDS" > "$work/snap.out" &

@@ -2,25 +2,38 @@
 // program gets no thread of leakscope's until the first snapshot is asked
 // for, and that first snapshot comes wherever the program is — parked in a
 // system call, spinning in its own code, deep in malloc, or with its main
-// thread in pthread_join (tests/run/programs/busy.c).
+// thread in pthread_join (tests/run/programs/busy.c). The jobs on a clock
+// come from `leakscope-watch`, the watcher `run` starts: interval snapshots,
+// and memory-pressure snapshots before the OOM kill.
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <set>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "memory_cgroup.h"
 #include "test_support.h"
 
 namespace leakscope {
 namespace {
 
+using nlohmann::json;
 using testing::Child;
 using testing::eventually;
 using testing::TempDir;
 
 const std::string kLeakscope = std::string(LEAKSCOPE_BIN_DIR) + "/leakscope";
+const std::string kBusy = std::string(LEAKSCOPE_RUN_PROGRAMS) + "/busy";
+
+json load(const std::string& path) {
+  std::ifstream in(path);
+  return json::parse(in, nullptr, false);
+}
 
 int threadsOf(int pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -88,6 +101,59 @@ TEST(OnDemand, TheFirstSnapshotComesWhileTheProgramIsMostlyInsideMalloc) {
 }
 TEST(OnDemand, TheFirstSnapshotComesWhileTheMainThreadWaitsInPthreadJoin) {
   expectFirstSnapshotComes("join", 2);
+}
+
+TEST(OnDemand, IntervalSnapshotsComeFromTheWatcher) {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/snaps";
+  Child child({kLeakscope, "run", "--snapshot-dir", dir, "--interval", "300ms", "--", kBusy});
+  ASSERT_TRUE(child.waitForLine("busy pid=")) << child.err();
+  ASSERT_TRUE(eventually([&] { return testing::lsnapFiles(dir).size() >= 2; })) << child.err();
+  for (const std::string& f : testing::lsnapFiles(dir)) {
+    const json snap = load(f);
+    ASSERT_FALSE(snap.is_discarded()) << f;
+    EXPECT_EQ(snap["trigger"]["reason"], "interval") << f;
+    EXPECT_EQ(snap["trigger"]["detail"], "interval (leakscope-watch)") << f;
+  }
+}
+
+// The crossing the snapshot recorded: "...; crossed 90%" -> 90 (or -1).
+int crossedPercent(const json& snap) {
+  if (snap["trigger"]["reason"] != "memory_pressure") return -1;
+  std::smatch m;
+  const std::string detail = snap["trigger"]["detail"];
+  return std::regex_search(detail, m, std::regex("crossed (\\d+)%")) ? std::stoi(m[1]) : -1;
+}
+
+TEST(OnDemand, TheWatcherAsksForMemoryPressureSnapshotsBeforeTheKill) {
+  constexpr std::uint64_t kLimit = 160ull << 20;
+  std::string why;
+  const auto cgroup = testing::MemoryCgroup::create(kLimit, why);
+  if (cgroup == nullptr) GTEST_SKIP() << "no memory cgroup for this test: " << why;
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/snaps";
+  // The shell joins the cgroup and becomes `run`, which becomes the program:
+  // 10 MiB/s, so each 10 % of the limit takes longer than the watcher's
+  // one-second check and both the 80 % and the 90 % crossings are seen; an
+  // interval snapshot every 3 s gives `trend` its points along the way.
+  Child child({"/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", cgroup->dir() + "/cgroup.procs",
+               kLeakscope, "run", "--snapshot-dir", dir, "--interval", "3s", "--", kBusy, "grow"});
+  ASSERT_EQ(child.wait(60000), 128 + SIGKILL) << "expected the OOM kill; stderr:\n" << child.err();
+  EXPECT_GE(cgroup->oomKills(), 1u);
+  std::set<int> crossed;
+  for (const std::string& f : testing::lsnapFiles(dir)) {
+    const json snap = load(f);
+    ASSERT_FALSE(snap.is_discarded()) << f << " is not a complete snapshot";
+    EXPECT_EQ(snap["process"]["memory_limit_bytes"], kLimit) << f;
+    crossed.insert(crossedPercent(snap));
+  }
+  EXPECT_TRUE(crossed.count(80) == 1 && crossed.count(90) == 1)
+      << "memory-pressure snapshots at 80 % and 90 % wanted; got "
+      << ::testing::PrintToString(crossed);
+  // What the dead program left names its leak.
+  Child trend({kLeakscope, "trend", dir, "--json"});
+  ASSERT_EQ(trend.wait(60000), 1) << trend.err();
+  EXPECT_NE(trend.out().find("grow_forever"), std::string::npos) << trend.out();
 }
 
 }  // namespace
