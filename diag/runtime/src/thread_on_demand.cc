@@ -59,6 +59,16 @@ struct LoadContext {
   std::uintptr_t libc_base;
 };
 
+// libc's own syscall(), not an interposer's (a sanitizer's, another
+// preloaded library's): its file is what identifies libc.
+void* libcSyscall() {
+  void* handle = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  if (handle == nullptr) return nullptr;
+  void* fn = dlsym(handle, "syscall");
+  dlclose(handle);  // NOLOAD took a reference; libc stays
+  return fn;
+}
+
 bool unsafeName(std::string_view path) {
   const std::size_t slash = path.rfind('/');
   const std::string_view name = slash == std::string_view::npos ? path : path.substr(slash + 1);
@@ -79,7 +89,7 @@ void SafePoints::add(std::uintptr_t begin, std::uintptr_t end, bool libc) {
 SafePoints SafePoints::load() {
   SafePoints p;
 #if defined(__x86_64__) && defined(__linux__)
-  void* syscall_fn = dlsym(RTLD_DEFAULT, "syscall");
+  void* syscall_fn = libcSyscall();
   Dl_info info{};
   void* sym_entry = nullptr;
   if (syscall_fn != nullptr && dladdr1(syscall_fn, &info, &sym_entry, RTLD_DL_SYMENT) != 0 &&
