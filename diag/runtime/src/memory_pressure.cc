@@ -2,20 +2,20 @@
 
 #include <cstdio>
 
-#include "leakscope/diag/process.h"
-
 namespace leakscope::diag {
 
 std::string pressureDetailNow(double fraction) {
-  auto stats = readProcessStats();
-  auto limit = readMemoryLimit();
-  if (!stats.ok() || !limit.ok()) {
+  // One statm read and the limit: what the runtime's own check reads, not
+  // the whole of readProcessStats (the executable's build id, fds...).
+  auto self = ProcessPressure::open(0, {});
+  auto rss = self.ok() ? self->readRss() : Result<std::uint64_t>(self.error());
+  if (!rss.ok()) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "crossed %g%% of the memory limit (seen by leakscope-watch)",
                   fraction * 100);
     return buf;
   }
-  return pressureDetail(stats->rss_bytes, *limit, fraction);
+  return pressureDetail(*rss, self->limit(), fraction);
 }
 
 Result<MemoryPressureCheck> MemoryPressureCheck::open(std::vector<double> fractions) {

@@ -100,6 +100,11 @@ class ProcessPressure {
   // process is gone).
   Result<std::optional<Crossing>> check(Clock::time_point now);
 
+  // The parts of a check, for a reading without thresholds (the detail of a
+  // crossing the watcher saw): RSS now, and the limit as last read.
+  Result<std::uint64_t> readRss();
+  const MemoryLimit& limit() const { return limit_; }
+
  private:
   ProcessPressure(int pid, core::UniqueFd statm, MemoryLimit limit, Clock::time_point limit_read,
                   std::vector<double> fractions)
@@ -108,7 +113,6 @@ class ProcessPressure {
         limit_(limit),
         limit_read_(limit_read),
         thresholds_(std::move(fractions)) {}
-  Result<std::uint64_t> readRss();
 
   int pid_;
   core::UniqueFd statm_;
