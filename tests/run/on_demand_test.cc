@@ -146,6 +146,11 @@ TEST(OnDemand, TheWatcherAsksForMemoryPressureSnapshotsBeforeTheKill) {
     ASSERT_FALSE(snap.is_discarded()) << f << " is not a complete snapshot";
     EXPECT_EQ(snap["process"]["memory_limit_bytes"], kLimit) << f;
     crossed.insert(crossedPercent(snap));
+    // The detail is the process's own reading: "RSS 131.2 MiB = 82% of ...".
+    if (snap["trigger"]["reason"] == "memory_pressure") {
+      EXPECT_TRUE(snap["trigger"]["detail"].get<std::string>().starts_with("RSS "))
+          << snap["trigger"].dump();
+    }
   }
   EXPECT_TRUE(crossed.count(80) == 1 && crossed.count(90) == 1)
       << "memory-pressure snapshots at 80 % and 90 % wanted; got "
