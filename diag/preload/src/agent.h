@@ -21,7 +21,7 @@ struct WatcherLink {
   int fd = -1;
   dev_t dev = 0;
   ino_t ino = 0;
-  // Async-signal-safe: one int32 record, only while the fd is still the pipe.
+  // Async-signal-safe: one int32 record, only while the fd is still the socket.
   void send(std::int32_t record) const;
 };
 
