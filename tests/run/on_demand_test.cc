@@ -8,11 +8,13 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <regex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -135,29 +137,40 @@ TEST(OnDemand, TheWatcherAsksForMemoryPressureSnapshotsBeforeTheKill) {
   // The shell joins the cgroup and becomes `run`, which becomes the program:
   // 10 MiB/s, so each 10 % of the limit takes longer than the watcher's
   // one-second check and both the 80 % and the 90 % crossings are seen; an
-  // interval snapshot every 3 s gives `trend` its points along the way.
+  // interval snapshot every 2 s gives `trend` evenly spaced points along the
+  // way (it judges growth per interval: mixed with the pressure snapshots,
+  // 1 s apart near the end, the series read as unsteady in one run of four).
   Child child({"/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", cgroup->dir() + "/cgroup.procs",
-               kLeakscope, "run", "--snapshot-dir", dir, "--interval", "3s", "--", kBusy, "grow"});
+               kLeakscope, "run", "--snapshot-dir", dir, "--interval", "2s", "--sample-period",
+               "65536", "--", kBusy, "grow"});
   ASSERT_EQ(child.wait(60000), 128 + SIGKILL) << "expected the OOM kill; stderr:\n" << child.err();
   EXPECT_GE(cgroup->oomKills(), 1u);
-  std::set<int> crossed;
+  std::multiset<int> crossed;
+  std::vector<std::string> intervals;
   for (const std::string& f : testing::lsnapFiles(dir)) {
     const json snap = load(f);
     ASSERT_FALSE(snap.is_discarded()) << f << " is not a complete snapshot";
     EXPECT_EQ(snap["process"]["memory_limit_bytes"], kLimit) << f;
     crossed.insert(crossedPercent(snap));
+    if (snap["trigger"]["reason"] == "interval") intervals.push_back(f);
     // The detail is the process's own reading: "RSS 131.2 MiB = 82% of ...".
     if (snap["trigger"]["reason"] == "memory_pressure") {
       EXPECT_TRUE(snap["trigger"]["detail"].get<std::string>().starts_with("RSS "))
           << snap["trigger"].dump();
     }
   }
-  EXPECT_TRUE(crossed.count(80) == 1 && crossed.count(90) == 1)
-      << "memory-pressure snapshots at 80 % and 90 % wanted; got "
+  // One reading may jump two fractions (it is then named by the higher), so:
+  // two memory-pressure snapshots at >= 80 %, one of them at >= 90 %.
+  const auto at80 = std::count_if(crossed.begin(), crossed.end(), [](int p) { return p >= 80; });
+  EXPECT_TRUE(at80 >= 2 && *crossed.rbegin() >= 90)
+      << "memory-pressure snapshots at >= 80 % and >= 90 % wanted; got "
       << ::testing::PrintToString(crossed);
   // What the dead program left names its leak.
-  Child trend({kLeakscope, "trend", dir, "--json"});
-  ASSERT_EQ(trend.wait(60000), 1) << trend.err();
+  std::vector<std::string> argv = {kLeakscope, "trend", "--json"};
+  argv.insert(argv.end(), intervals.begin(), intervals.end());
+  ASSERT_GE(intervals.size(), 3u);
+  Child trend(argv);
+  ASSERT_EQ(trend.wait(60000), 1) << trend.err() << trend.out();
   EXPECT_NE(trend.out().find("grow_forever"), std::string::npos) << trend.out();
 }
 
